@@ -1,0 +1,409 @@
+"""config.yaml and rules.yaml: schemas, loading, validation, durations, secrets.
+
+Every problem in a file is reported at once, each naming the file and the key path or rule; a
+file with any error loads nothing. Unknown keys are warnings (``Loaded.warnings``), not errors,
+so that files written for the Go tool (or a newer version) still load.
+
+Secrets (Loki password and bearer token, the API token) may be written in the file, or come from
+environment variables, or from files named by ``*_file`` keys or ``*_FILE`` variables; the
+environment wins. They are ``SecretStr`` and never appear in reprs, logs or API responses.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+
+from sentinel.core.actions import validate_params
+from sentinel.core.durations import parse_duration
+from sentinel.core.model import Priority
+from sentinel.core.rules import LabelMatcher, PatternError, Rule, RuleSet, compile_pattern
+from sentinel.errors import ConfigError
+
+ENV_PREFIX = "KUBE_SENTINEL_"
+
+
+# Seconds, written in files as ``30s``, ``5m``, ``1h30m`` (or a bare number of seconds).
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
+
+class LokiConfig(Section):
+    url: str = "http://loki.monitoring:3100"
+    query: str = '{namespace=~".+"} |~ "(?i)(error|fatal|panic|exception|fail)"'
+    poll_interval: Duration = 30.0
+    lookback: Duration = 300.0
+    max_lookback: Duration = 3600.0
+    tenant_id: str = ""
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    password_file: str = ""
+    bearer_token: SecretStr = SecretStr("")
+    bearer_token_file: str = ""
+    tls_verify: bool = True
+    ca_file: str = ""
+    timeout: Duration = 30.0
+    page_limit: int = Field(default=1000, ge=1, le=5000)
+
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https://, got {v!r}")
+        return v.rstrip("/")
+
+    @field_validator("query")
+    @classmethod
+    def _query(cls, v: str) -> str:
+        if not v.strip().startswith("{"):
+            raise ValueError("must be a LogQL log query starting with a stream selector, like {namespace=~\".+\"}")
+        return v
+
+    @field_validator("poll_interval")
+    @classmethod
+    def _interval(cls, v: float) -> float:
+        if v < 1:
+            raise ValueError("must be at least 1s")
+        return v
+
+
+class KubernetesConfig(Section):
+    in_cluster: bool = True
+    kubeconfig: str = ""
+    context: str = ""
+
+
+class WebConfig(Section):
+    listen: str = ":8080"
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        parse_listen(v)
+        return v
+
+
+class RemediationConfig(Section):
+    enabled: bool = True
+    dry_run: bool = False
+    max_actions_per_hour: int = Field(default=50, ge=0)
+    per_workload_per_hour: int = Field(default=3, ge=0)
+    excluded_namespaces: list[str] = Field(default_factory=lambda: ["kube-system"])
+    breaker_threshold: int = Field(default=3, ge=1)
+    effectiveness_window: Duration = 300.0
+
+
+
+class StoreConfig(Section):
+    type: Literal["memory", "tinydb"] = "memory"
+    path: str = "data/sentinel.json"
+
+
+class ApiConfig(Section):
+    token: SecretStr = SecretStr("")
+    token_file: str = ""
+
+
+class LifecycleConfig(Section):
+    resolve_after: Duration = 3600.0
+    burst_factor: float = Field(default=5.0, gt=1)
+
+
+
+class RetentionConfig(Section):
+    max_age: Duration = 7 * 86400.0
+    max_groups: int = Field(default=100_000, ge=1)
+    max_records: int = Field(default=50_000, ge=1)
+
+
+
+class Config(Section):
+    loki: LokiConfig = Field(default_factory=LokiConfig)
+    kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
+    remediation: RemediationConfig = Field(default_factory=RemediationConfig)
+    rules_file: str = "/etc/kube-sentinel/rules.yaml"
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``":8080"`` -> ("0.0.0.0", 8080); ``"127.0.0.1:9000"`` -> ("127.0.0.1", 9000)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"listen address must be HOST:PORT or :PORT, got {value!r}")
+    return (host.strip("[]") or "0.0.0.0"), int(port)
+
+
+# -- rules ------------------------------------------------------------------------------------
+
+
+class MatchSpec(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    pattern: str = ""
+    keywords: list[str] = Field(default_factory=list)
+    labels: dict[str, str] = Field(default_factory=dict)
+    namespaces: list[str] = Field(default_factory=list)
+
+
+class RemediationSpec(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    action: str = "none"
+    params: dict[str, Any] = Field(default_factory=dict)
+    cooldown: Duration = 300.0
+
+
+
+class RuleSpec(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(min_length=1)
+    description: str = ""
+    match: MatchSpec
+    priority: Priority
+    remediation: RemediationSpec = Field(default_factory=RemediationSpec)
+    enabled: bool = True
+
+    @field_validator("priority", mode="before")
+    @classmethod
+    def _priority(cls, v: object) -> Priority:
+        return Priority.parse(v)
+
+
+class RulesFile(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    rules: list[Any] = Field(default_factory=list)
+
+
+# -- loading ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Loaded:
+    """A loaded file plus the warnings it produced (unknown keys, deprecated spellings)."""
+
+    config: Config
+    path: str
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LoadedRules:
+    ruleset: RuleSet
+    path: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def _read_yaml(path: str | Path, what: str) -> Any:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: {what} file not found") from None
+    except OSError as err:
+        raise ConfigError(f"{p}: cannot read {what} file: {err.strerror}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError(f"{p}: not valid YAML{where}: {problem}") from None
+
+
+def _loc(parts: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _problems(err: ValidationError, prefix: str = "") -> list[str]:
+    problems = []
+    for e in err.errors():
+        loc = _loc(tuple(e["loc"]))
+        msg = str(e["msg"]).removeprefix("Value error, ")
+        if e["type"] in ("string_type", "int_type", "bool_type", "float_type", "list_type", "dict_type",
+                         "int_parsing", "bool_parsing", "float_parsing", "model_type"):
+            msg = f"{msg} (got {type(e.get('input')).__name__} {e.get('input')!r})"
+        problems.append(f"{prefix}{loc}: {msg}")
+    return problems
+
+
+def _unknown_keys(model: BaseModel, prefix: str) -> list[str]:
+    warnings = []
+    for key in model.model_extra or {}:
+        warnings.append(f"{prefix}{key}: unknown key, ignored")
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            warnings.extend(_unknown_keys(value, f"{prefix}{name}."))
+    return warnings
+
+
+def _secret_from_env(config: Config, env: Mapping[str, str], base_dir: Path) -> list[str]:
+    """Fill secrets from ``KUBE_SENTINEL_*`` variables or ``*_file`` paths; returns problems."""
+    problems: list[str] = []
+
+    def pick(var: str, file_key: str, current: SecretStr) -> SecretStr:
+        if env.get(ENV_PREFIX + var):
+            return SecretStr(env[ENV_PREFIX + var])
+        file_path = env.get(ENV_PREFIX + var + "_FILE") or file_key
+        if file_path:
+            p = Path(file_path)
+            if not p.is_absolute():
+                p = base_dir / p
+            try:
+                return SecretStr(p.read_text(encoding="utf-8").strip())
+            except OSError as err:
+                problems.append(f"{var.lower()} file {p}: cannot read: {err.strerror}")
+        return current
+
+    config.loki.password = pick("LOKI_PASSWORD", config.loki.password_file, config.loki.password)
+    config.loki.bearer_token = pick("LOKI_BEARER_TOKEN", config.loki.bearer_token_file, config.loki.bearer_token)
+    config.api.token = pick("API_TOKEN", config.api.token_file, config.api.token)
+    if env.get(ENV_PREFIX + "LOKI_USERNAME"):
+        config.loki.username = env[ENV_PREFIX + "LOKI_USERNAME"]
+    if env.get(ENV_PREFIX + "LOKI_URL"):
+        config.loki.url = env[ENV_PREFIX + "LOKI_URL"].rstrip("/")
+    return problems
+
+
+def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Loaded:
+    """Load and validate config.yaml; ``ConfigError`` lists every problem, naming file and key."""
+    env = os.environ if env is None else env
+    data = _read_yaml(path, "config")
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"{path}: invalid configuration", problems=_problems(err)) from None
+    problems = _secret_from_env(config, env, Path(path).parent)
+    if problems:
+        raise ConfigError(f"{path}: invalid configuration", problems=problems)
+    warnings = [f"{path}: {w}" for w in _unknown_keys(config, "")]
+    if config.loki.max_lookback < config.loki.lookback:
+        warnings.append(f"{path}: loki.max_lookback is shorter than loki.lookback; using lookback")
+        config.loki.max_lookback = config.loki.lookback
+    return Loaded(config, str(path), warnings)
+
+
+def build_rule(spec: RuleSpec) -> Rule:
+    """A compiled rule; ``ValueError`` naming the field on a bad pattern, matcher or action."""
+    regex = None
+    if spec.match.pattern:
+        try:
+            regex = compile_pattern(spec.match.pattern)
+        except PatternError as err:
+            raise ValueError(f"match.pattern: invalid RE2 regex {err.pattern!r}: {err.reason}") from None
+    labels = []
+    for key, value in spec.match.labels.items():
+        try:
+            labels.append(LabelMatcher.build(key, str(value)))
+        except PatternError as err:
+            raise ValueError(f"match.labels.{key}: invalid RE2 regex {err.pattern!r}: {err.reason}") from None
+    allow = frozenset(n for n in spec.match.namespaces if not n.startswith("!"))
+    deny = frozenset(n[1:] for n in spec.match.namespaces if n.startswith("!"))
+    if not spec.match.pattern and not spec.match.keywords and not labels and not allow and not deny:
+        raise ValueError("match: needs at least one of pattern, keywords, labels, namespaces")
+    try:
+        params = validate_params(spec.remediation.action, spec.remediation.params)
+    except ValueError as err:
+        raise ValueError(f"remediation: {err}") from None
+    if spec.remediation.cooldown < 0:
+        raise ValueError("remediation.cooldown: must not be negative")
+    return Rule(
+        name=spec.name,
+        priority=spec.priority,
+        pattern=spec.match.pattern,
+        keywords=tuple(k.lower() for k in spec.match.keywords if k),
+        labels=tuple(labels),
+        namespaces_allow=allow,
+        namespaces_deny=deny,
+        action=spec.remediation.action,
+        params=params.model_dump(),
+        cooldown=spec.remediation.cooldown,
+        enabled=spec.enabled,
+        description=spec.description,
+        regex=regex,
+    )
+
+
+def parse_rules(data: Any, *, source: str) -> LoadedRules:
+    """Validate rules already parsed from YAML (or sent by the API); all problems at once."""
+    if data is None:
+        data = {"rules": []}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping with a 'rules' list")
+    try:
+        top = RulesFile.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"{source}: invalid rules", problems=_problems(err)) from None
+    warnings = [f"{source}: {k}: unknown key, ignored" for k in top.model_extra or {}]
+    problems: list[str] = []
+    rules: list[Rule] = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(top.rules):
+        label = f"rules[{i}]"
+        if isinstance(raw, dict) and isinstance(raw.get("name"), str):
+            label = f"rules[{i}] ({raw['name']})"
+        if not isinstance(raw, dict):
+            problems.append(f"{label}: must be a mapping, got {type(raw).__name__}")
+            continue
+        try:
+            spec = RuleSpec.model_validate(raw)
+        except ValidationError as err:
+            problems.extend(_problems(err, f"{label}."))
+            continue
+        if spec.name in seen:
+            problems.append(f"{label}.name: duplicate rule name {spec.name!r} (first at rules[{seen[spec.name]}])")
+            continue
+        seen[spec.name] = i
+        if spec.name == "default":
+            problems.append(f"{label}.name: 'default' is reserved for lines no rule matches")
+            continue
+        warnings.extend(f"{source}: {label}.{w}" for w in _unknown_keys(spec, ""))
+        try:
+            rules.append(build_rule(spec))
+        except ValueError as err:
+            problems.append(f"{label}.{err}")
+    if problems:
+        raise ConfigError(f"{source}: invalid rules", problems=problems)
+    return LoadedRules(RuleSet(rules, source=source), source, warnings)
+
+
+def load_rules(path: str | Path) -> LoadedRules:
+    return parse_rules(_read_yaml(path, "rules"), source=str(path))
+
+
+def resolve_rules_path(config_path: str | Path, config: Config, override: str | None) -> Path:
+    """``--rules`` wins; else ``rules_file`` (relative to the config file's folder)."""
+    if override:
+        return Path(override)
+    p = Path(config.rules_file)
+    return p if p.is_absolute() else Path(config_path).parent / p

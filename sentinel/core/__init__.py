@@ -1,0 +1,1 @@
+"""The pure core: parsing, fingerprinting, classification, impact and safety decisions. No I/O."""

@@ -1,0 +1,222 @@
+"""Domain values shared by every layer: log entries, error groups, priorities, decisions, audit records.
+
+Times are POSIX seconds (``float``) everywhere in the domain; Loki's nanosecond timestamps are
+converted at the edge. Records serialise to plain JSON-able dicts with ``to_dict`` / ``from_dict``
+so that the store can keep them as documents.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+PRIORITY_LABELS = {"P1": "critical", "P2": "high", "P3": "medium", "P4": "low"}
+
+
+class Priority(StrEnum):
+    """P1 (critical) .. P4 (low). ``rank`` 1 is the most urgent."""
+
+    P1 = "P1"
+    P2 = "P2"
+    P3 = "P3"
+    P4 = "P4"
+
+    @property
+    def label(self) -> str:
+        return PRIORITY_LABELS[self.value]
+
+    @property
+    def rank(self) -> int:
+        return int(self.value[1])
+
+    def raised(self) -> Priority:
+        """One level more urgent (P1 stays P1)."""
+        return Priority(f"P{max(1, self.rank - 1)}")
+
+    @classmethod
+    def parse(cls, value: object) -> Priority:
+        """Accept ``P1``..``P4`` (any case) or a name: critical, high, medium, low."""
+        if isinstance(value, Priority):
+            return value
+        if not isinstance(value, str):
+            raise ValueError(f"priority must be a string like P1 or critical, got {value!r}")
+        text = value.strip()
+        upper = text.upper()
+        if upper in PRIORITY_LABELS:
+            return cls(upper)
+        for key, name in PRIORITY_LABELS.items():
+            if text.lower() == name:
+                return cls(key)
+        raise ValueError(f"unknown priority {value!r}: use P1, P2, P3, P4 or critical, high, medium, low")
+
+
+class Status(StrEnum):
+    """Lifecycle of an error group."""
+
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    SNOOZED = "snoozed"
+    RESOLVED = "resolved"
+    REGRESSED = "regressed"
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One log line as a source delivers it: nanosecond timestamp, stream labels, raw line."""
+
+    ts_ns: int
+    labels: Mapping[str, str]
+    line: str
+
+    @property
+    def ts(self) -> float:
+        return self.ts_ns / 1e9
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """What parsing found in one entry."""
+
+    message: str
+    level: str
+    namespace: str
+    pod: str
+    container: str
+    workload: str
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """The template of a message and the stable key of its template."""
+
+    template: str
+    key: str
+
+
+@dataclass(slots=True)
+class GroupDelta:
+    """What one poll saw of one group: the pipeline aggregates entries into these, the store merges them."""
+
+    key: str
+    namespace: str
+    workload: str
+    container: str
+    template: str
+    rule: str
+    priority: Priority
+    count: int = 0
+    first_seen: float = 0.0
+    last_seen: float = 0.0
+    pods: dict[str, None] = field(default_factory=dict)
+    samples: list[str] = field(default_factory=list)
+    minute_counts: dict[int, int] = field(default_factory=dict)
+    level: str = ""
+
+
+@dataclass(slots=True)
+class ErrorGroup:
+    """One fingerprinted error: every occurrence of one template in one workload's container."""
+
+    id: str
+    namespace: str
+    workload: str
+    container: str
+    template: str
+    rule: str
+    priority: Priority
+    base_priority: Priority
+    count: int
+    first_seen: float
+    last_seen: float
+    pods: list[str] = field(default_factory=list)
+    pod_count: int = 0
+    samples: list[str] = field(default_factory=list)
+    minute_counts: dict[int, int] = field(default_factory=dict)
+    status: Status = Status.OPEN
+    status_changed_at: float = 0.0
+    status_by: str = ""
+    status_reason: str = ""
+    snooze_until: float | None = None
+    snooze_until_count: int | None = None
+    escalated: bool = False
+    escalation_reason: str = ""
+    impact: float = 0.0
+    remediations: int = 0
+    last_remediation_at: float | None = None
+    level: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["priority"] = self.priority.value
+        d["base_priority"] = self.base_priority.value
+        d["status"] = self.status.value
+        d["minute_counts"] = {str(k): v for k, v in self.minute_counts.items()}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ErrorGroup:
+        data = dict(d)
+        data["priority"] = Priority(data["priority"])
+        data["base_priority"] = Priority(data.get("base_priority", data["priority"]))
+        data["status"] = Status(data.get("status", "open"))
+        data["minute_counts"] = {int(k): int(v) for k, v in data.get("minute_counts", {}).items()}
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+class Result(StrEnum):
+    SUCCESS = "success"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What an action acts on: a pod or a workload."""
+
+    namespace: str
+    kind: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.kind}/{self.name}"
+
+
+@dataclass(slots=True)
+class RemediationRecord:
+    """One remediation attempt, allowed or refused: the audit log's row."""
+
+    id: str
+    time: float
+    group_id: str
+    rule: str
+    action: str
+    namespace: str
+    kind: str
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+    decision: str = "allowed"  # allowed | denied
+    reason: str = ""
+    dry_run: bool = False
+    result: Result = Result.SKIPPED
+    error: str = ""
+    duration_ms: float = 0.0
+    requested_by: str = "engine"
+    changes: dict[str, Any] = field(default_factory=dict)
+    effective: bool | None = None
+    workload: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["result"] = self.result.value
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RemediationRecord:
+        data = dict(d)
+        data["result"] = Result(data.get("result", "skipped"))
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})

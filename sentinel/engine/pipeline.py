@@ -1,0 +1,202 @@
+"""From log entries to group deltas: parse, fingerprint, classify, aggregate. The hot path.
+
+Everything here is computation over values; the only state is bounded caches (per stream labels,
+per message) that make repeated lines cheap. ``poll_once`` in ``sentinel.engine.runtime`` feeds
+pages from a source through :meth:`Pipeline.process` and hands the deltas to the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from sentinel.core.fingerprint import Fingerprinter
+from sentinel.core.model import Fingerprint, GroupDelta, LogEntry
+from sentinel.core.parsing import parse_message, workload_of
+from sentinel.core.rules import Rule, RuleSet
+
+MAX_SAMPLES_PER_DELTA = 5
+CACHE_LIMIT = 200_000
+
+
+def group_key(namespace: str, workload: str, container: str, template_key: str) -> str:
+    """The stored group id: namespace + workload + container + template key, hashed to 16 hex chars."""
+    raw = f"{namespace}\x00{workload}\x00{container}\x00{template_key}".encode()
+    return hashlib.blake2b(raw, digest_size=8).hexdigest()
+
+
+@dataclass(slots=True)
+class Batch:
+    """What one call to ``process`` produced."""
+
+    deltas: dict[str, GroupDelta] = field(default_factory=dict)
+    lines: int = 0
+    rule_hits: dict[str, int] = field(default_factory=dict)
+    last_ts_ns: int = 0
+
+    def merge(self, other: Batch) -> None:
+        for key, d in other.deltas.items():
+            mine = self.deltas.get(key)
+            if mine is None:
+                self.deltas[key] = d
+                continue
+            mine.count += d.count
+            mine.first_seen = min(mine.first_seen, d.first_seen)
+            mine.last_seen = max(mine.last_seen, d.last_seen)
+            mine.pods.update(d.pods)
+            mine.samples = (mine.samples + d.samples)[-MAX_SAMPLES_PER_DELTA:]
+            for m, n in d.minute_counts.items():
+                mine.minute_counts[m] = mine.minute_counts.get(m, 0) + n
+            mine.rule, mine.priority = d.rule, d.priority
+        self.lines += other.lines
+        for r, n in other.rule_hits.items():
+            self.rule_hits[r] = self.rule_hits.get(r, 0) + n
+        self.last_ts_ns = max(self.last_ts_ns, other.last_ts_ns)
+
+
+@dataclass(frozen=True, slots=True)
+class _Stream:
+    labels: Mapping[str, str]
+    namespace: str
+    pod: str
+    container: str
+    workload: str
+
+
+@dataclass(frozen=True, slots=True)
+class Explained:
+    """Why one line landed where it did (``analyze --explain``, the rule tester)."""
+
+    group: str
+    template: str
+    rule: str
+    priority: str
+    message: str
+    namespace: str
+    workload: str
+    container: str
+
+
+class Pipeline:
+    """Stateless apart from caches; one per rules version (``with_rules`` keeps the fingerprinter)."""
+
+    def __init__(self, *, rules: RuleSet, fingerprinter: Fingerprinter | None = None) -> None:
+        self.rules = rules
+        self.fingerprinter = fingerprinter or Fingerprinter()
+        self._streams: dict[int, _Stream] = {}
+        self._messages: dict[str, tuple[str, str]] = {}
+        self._classified: dict[tuple[str, str, int], Rule] = {}
+        self._contextual = any(r.contextual for r in rules.rules)
+
+    def with_rules(self, rules: RuleSet) -> Pipeline:
+        return Pipeline(rules=rules, fingerprinter=self.fingerprinter)
+
+    def _stream(self, labels: Mapping[str, str]) -> _Stream:
+        s = self._streams.get(id(labels))
+        if s is None or s.labels is not labels:
+            if len(self._streams) > CACHE_LIMIT:
+                self._streams.clear()
+            s = _Stream(
+                labels,
+                labels.get("namespace") or "",
+                labels.get("pod") or "",
+                labels.get("container") or "",
+                workload_of(labels),
+            )
+            self._streams[id(labels)] = s
+        return s
+
+    def _parse(self, line: str) -> tuple[str, str]:
+        found = self._messages.get(line)
+        if found is None:
+            if len(self._messages) > CACHE_LIMIT:
+                self._messages.clear()
+            found = parse_message(line)
+            self._messages[line] = found
+        return found
+
+    def _classify(self, message: str, stream: _Stream) -> Rule:
+        ctx = id(stream.labels) if self._contextual else 0
+        ns = stream.namespace if self._contextual else ""
+        key = (message, ns, ctx)
+        rule = self._classified.get(key)
+        if rule is None:
+            if len(self._classified) > CACHE_LIMIT:
+                self._classified.clear()
+            rule = self.rules.classify(message, namespace=stream.namespace, labels=stream.labels)
+            self._classified[key] = rule
+        return rule
+
+    def fingerprint(self, message: str) -> Fingerprint:
+        return self.fingerprinter.fingerprint(message)
+
+    def process(self, entries: Iterable[LogEntry]) -> Batch:
+        batch = Batch()
+        deltas = batch.deltas
+        hits = batch.rule_hits
+        fp = self.fingerprinter.fingerprint
+        keys: dict[tuple[int, str], str] = {}
+        last = 0
+        n = 0
+        for entry in entries:
+            n += 1
+            stream = self._stream(entry.labels)
+            message, level = self._parse(entry.line)
+            rule = self._classify(message, stream)
+            f = fp(message)
+            kk = (id(stream), f.key)
+            key = keys.get(kk)
+            if key is None:
+                key = group_key(stream.namespace, stream.workload, stream.container, f.key)
+                keys[kk] = key
+            ts_ns = entry.ts_ns
+            ts = ts_ns / 1e9
+            if ts_ns > last:
+                last = ts_ns
+            d = deltas.get(key)
+            if d is None:
+                d = GroupDelta(
+                    key=key,
+                    namespace=stream.namespace,
+                    workload=stream.workload,
+                    container=stream.container,
+                    template=f.template,
+                    rule=rule.name,
+                    priority=rule.priority,
+                    first_seen=ts,
+                    last_seen=ts,
+                    level=level,
+                )
+                deltas[key] = d
+            d.count += 1
+            if ts < d.first_seen:
+                d.first_seen = ts
+            elif ts > d.last_seen:
+                d.last_seen = ts
+            if stream.pod:
+                d.pods[stream.pod] = None
+            if len(d.samples) < MAX_SAMPLES_PER_DELTA:
+                d.samples.append(entry.line)
+            minute = int(ts // 60)
+            d.minute_counts[minute] = d.minute_counts.get(minute, 0) + 1
+            hits[rule.name] = hits.get(rule.name, 0) + 1
+        batch.lines = n
+        batch.last_ts_ns = last
+        return batch
+
+    def explain(self, entry: LogEntry) -> Explained:
+        stream = self._stream(entry.labels)
+        message, _level = self._parse(entry.line)
+        rule = self._classify(message, stream)
+        f = self.fingerprinter.fingerprint(message)
+        return Explained(
+            group=group_key(stream.namespace, stream.workload, stream.container, f.key),
+            template=f.template,
+            rule=rule.name,
+            priority=rule.priority.value,
+            message=message,
+            namespace=stream.namespace,
+            workload=stream.workload,
+            container=stream.container,
+        )

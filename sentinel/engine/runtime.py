@@ -1,0 +1,574 @@
+"""The process-wide Runtime: config, rules, store, source, remediation, events and the schedule.
+
+``Runtime.build(...)`` wires everything from the files; ``start()`` starts the scheduler;
+``poll_once()`` is one engine cycle (also what ``run --once`` does). The console and the API read
+through the runtime; they never open the store file themselves.
+
+Pages are separate script runs in Streamlit: they find the already-started runtime with
+:func:`current`. :func:`install` is called once by whoever built it (the CLI, the ASGI lifespan,
+or ``app.py`` for a bare ``streamlit run``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from sentinel.config import Config, Loaded, LoadedRules, load_config, load_rules, resolve_rules_path
+from sentinel.core.impact import LifecycleSettings, refresh
+from sentinel.core.model import ErrorGroup, LogEntry, RemediationRecord, Status
+from sentinel.core.policy import SafetyLimits
+from sentinel.core.rules import RuleSet
+from sentinel.engine.events import EventBus
+from sentinel.engine.pipeline import Batch, Pipeline
+from sentinel.engine.settings import RuntimeSettings, apply_update, from_stored, validate_update
+from sentinel.errors import ConfigError, LokiUnavailable, SentinelError, SourceError, cap
+from sentinel.remediation.remediator import Remediator
+from sentinel.store.base import GroupChange, Store
+from sentinel.store.memory import MemoryStore
+from sentinel.store.tinydb import TinyDBStore
+
+log = logging.getLogger(__name__)
+
+NS = 1_000_000_000
+READY_STALE_FACTOR = 3  # /ready fails when the last good poll is older than 3 poll intervals
+
+
+class Source(Protocol):
+    def fetch(self, start_ns: int, end_ns: int) -> Iterator[list[LogEntry]]: ...
+
+    def ready(self) -> tuple[bool, str]: ...
+
+
+@dataclass
+class Health:
+    """What the engine knows about itself; /ready, /metrics and the console read it."""
+
+    started_at: float = field(default_factory=time.time)
+    polls: int = 0
+    poll_errors: int = 0
+    consecutive_errors: int = 0
+    lines_read: int = 0
+    last_poll_at: float | None = None
+    last_success_at: float | None = None
+    last_duration: float = 0.0
+    last_error: str = ""
+    last_lines: int = 0
+    last_window: tuple[float, float] | None = None
+    rules_loaded_at: float | None = None
+    rules_error: str = ""
+    cluster: str = "not configured"
+    leader: bool = True
+    poll_durations: list[float] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "started_at": self.started_at,
+            "polls": self.polls,
+            "poll_errors": self.poll_errors,
+            "consecutive_errors": self.consecutive_errors,
+            "lines_read": self.lines_read,
+            "last_poll_at": self.last_poll_at,
+            "last_success_at": self.last_success_at,
+            "last_duration": self.last_duration,
+            "last_error": self.last_error,
+            "last_lines": self.last_lines,
+            "rules_loaded_at": self.rules_loaded_at,
+            "rules_error": self.rules_error,
+            "cluster": self.cluster,
+            "leader": self.leader,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PollResult:
+    ok: bool
+    lines: int
+    groups: int
+    new_groups: int
+    remediations: int
+    duration: float
+    window: tuple[float, float]
+    error: str = ""
+
+
+def lifecycle_of(config: Config) -> LifecycleSettings:
+    return LifecycleSettings(resolve_after=config.lifecycle.resolve_after, burst_factor=config.lifecycle.burst_factor)
+
+
+def limits_of(config: Config, settings: RuntimeSettings) -> SafetyLimits:
+    r = config.remediation
+    return SafetyLimits(
+        enabled=settings.remediation_enabled,
+        dry_run=settings.dry_run,
+        max_actions_per_hour=settings.max_actions_per_hour,
+        per_workload_per_hour=settings.per_workload_per_hour,
+        excluded_namespaces=frozenset(settings.excluded_namespaces),
+        breaker_threshold=r.breaker_threshold,
+        effectiveness_window=r.effectiveness_window,
+    )
+
+
+def build_store(config: Config, *, base_dir: Path | None = None) -> Store:
+    if config.store.type == "memory":
+        return MemoryStore()
+    path = Path(config.store.path)
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    return TinyDBStore(path)
+
+
+class Runtime:
+    """Owns every long-lived object of one Kube Sentinel process."""
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        rules: RuleSet,
+        store: Store,
+        source: Source,
+        remediator: Remediator,
+        config_path: str = "",
+        rules_path: str = "",
+        clock: Callable[[], float] = time.time,
+        events: EventBus | None = None,
+        warnings: list[str] | None = None,
+        description: str = "",
+    ) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.rules_path = rules_path
+        self.store = store
+        self.source = source
+        self.remediator = remediator
+        self.clock = clock
+        self.events = events or EventBus()
+        self.warnings = list(warnings or [])
+        self.description = description
+        self.health = Health(started_at=clock())
+        self.lifecycle = lifecycle_of(config)
+        self.pipeline = Pipeline(rules=rules)
+        self.rule_hits: dict[str, int] = {}
+        self._poll_lock = threading.Lock()
+        self._rules_mtime = _mtime(rules_path)
+        self.health.rules_loaded_at = clock()
+        self.settings = from_stored(RuntimeSettings.from_config(config), store.get_state("settings"))
+        self.remediator.set_limits(limits_of(config, self.settings))
+        self.scheduler: Any = None  # sentinel.engine.scheduler.Scheduler once started
+        self.stopping = threading.Event()
+        self.leader_check: Callable[[], bool] = lambda: True
+        stored_hits = store.get_state("rule_hits")
+        if stored_hits:
+            self.rule_hits = {str(k): int(v) for k, v in stored_hits.items()}
+
+    # -- construction ---------------------------------------------------------------------------
+
+    @classmethod
+    def build(
+        cls,
+        config_path: str | Path,
+        rules_path: str | Path | None = None,
+        *,
+        source: Source | None = None,
+        store: Store | None = None,
+        clock: Callable[[], float] = time.time,
+        env: dict[str, str] | None = None,
+    ) -> Runtime:
+        """Everything from the files; ``ConfigError`` if either file is invalid (nothing started)."""
+        loaded: Loaded = load_config(config_path, env=env)
+        config = loaded.config
+        rpath = resolve_rules_path(config_path, config, str(rules_path) if rules_path else None)
+        rules: LoadedRules = load_rules(rpath)
+        base_dir = Path(config_path).parent
+        store = store or build_store(config, base_dir=Path.cwd() if not Path(config.store.path).is_absolute() else base_dir)
+        warnings = loaded.warnings + rules.warnings + list(getattr(store, "startup_warnings", []))
+        for w in warnings:
+            log.warning("%s", w)
+        if source is None:
+            source = build_loki_source(config)
+        cluster, cluster_state = build_cluster(config)
+        remediator = Remediator(
+            store=store,
+            cluster=cluster,
+            limits=limits_of(config, RuntimeSettings.from_config(config)),
+            clock=clock,
+        )
+        rt = cls(
+            config=config,
+            rules=rules.ruleset,
+            store=store,
+            source=source,
+            remediator=remediator,
+            config_path=str(config_path),
+            rules_path=str(rpath),
+            clock=clock,
+            warnings=warnings,
+        )
+        rt.health.cluster = cluster_state
+        return rt
+
+    # -- queries ------------------------------------------------------------------------------
+
+    @property
+    def rules(self) -> RuleSet:
+        return self.pipeline.rules
+
+    @property
+    def read_only(self) -> bool:
+        """True when this replica is not the leader: it serves, but does not poll or remediate."""
+        return not self.health.leader
+
+    def ready(self) -> tuple[bool, dict[str, str]]:
+        """(ready, {check: problem}) for /ready: config, rules, store, recent successful poll."""
+        problems: dict[str, str] = {}
+        ok, why = self.store.writable()
+        if not ok:
+            problems["store"] = why
+        if self.health.rules_error:
+            problems["rules"] = self.health.rules_error
+        now = self.clock()
+        stale_after = READY_STALE_FACTOR * max(self.settings.poll_interval, 10.0)
+        if self.health.leader:
+            if self.health.last_success_at is None:
+                problems["poll"] = self.health.last_error or "no successful poll yet"
+            elif now - self.health.last_success_at > stale_after:
+                problems["poll"] = (
+                    f"last successful poll {int(now - self.health.last_success_at)}s ago; "
+                    f"last error: {self.health.last_error or 'none'}"
+                )
+        return not problems, problems
+
+    # -- the engine cycle -----------------------------------------------------------------------
+
+    def window(self, now: float) -> tuple[int, int]:
+        """[start, end) in ns: resume from the cursor, first poll looks back, catch-up is capped."""
+        end = int(now * NS)
+        cursor = self.store.get_cursor()
+        lookback = int(self.settings.lookback * NS)
+        max_lookback = int(max(self.config.loki.max_lookback, self.settings.lookback) * NS)
+        start = end - lookback if cursor is None else max(cursor, end - max_lookback)
+        return min(start, end), end
+
+    def poll_once(self) -> PollResult:
+        """One cycle: fetch the window, group, store, remediate, publish. Never raises SentinelError."""
+        if not self._poll_lock.acquire(blocking=False):
+            return PollResult(False, 0, 0, 0, 0, 0.0, (0.0, 0.0), "a poll is already running")
+        try:
+            return self._poll()
+        finally:
+            self._poll_lock.release()
+
+    def _poll(self) -> PollResult:
+        t0 = time.perf_counter()
+        now = self.clock()
+        start_ns, end_ns = self.window(now)
+        window = (start_ns / NS, end_ns / NS)
+        self.health.last_poll_at = now
+        self.health.polls += 1
+        batch = Batch()
+        try:
+            for page in self.source.fetch(start_ns, end_ns):
+                if self.stopping.is_set():
+                    raise SourceError("stopping: poll abandoned")
+                batch.merge(self.pipeline.process(page))
+        except SentinelError as err:
+            return self._poll_failed(err, t0, window)
+        # Only now, with the whole window read, do counts change: a failed poll is retried whole.
+        changes = self.store.record(list(batch.deltas.values()), now=now, lifecycle=self.lifecycle)
+        self.store.set_cursor(end_ns)
+        for name, n in batch.rule_hits.items():
+            self.rule_hits[name] = self.rule_hits.get(name, 0) + n
+        if batch.rule_hits:
+            self.store.put_state("rule_hits", dict(self.rule_hits))
+        self._publish_changes(changes)
+        actions = self._remediate(changes)
+        duration = time.perf_counter() - t0
+        h = self.health
+        h.lines_read += batch.lines
+        h.last_lines = batch.lines
+        h.last_success_at = now
+        h.last_duration = duration
+        h.last_error = ""
+        h.consecutive_errors = 0
+        h.last_window = window
+        h.poll_durations = (h.poll_durations + [duration])[-100:]
+        try:
+            self.store.flush()
+        except SentinelError as err:
+            log.error("store flush failed: %s", err)
+        new = sum(1 for c in changes if c.kind == "new")
+        log.info(
+            "poll: %d lines -> %d groups (%d new), %d remediation decisions in %.3fs",
+            batch.lines, len(changes), new, actions, duration,
+        )
+        self.events.publish("health", {"ok": True, "lines": batch.lines, "duration": duration}, now=now)
+        return PollResult(True, batch.lines, len(changes), new, actions, duration, window)
+
+    def _poll_failed(self, err: SentinelError, t0: float, window: tuple[float, float]) -> PollResult:
+        h = self.health
+        h.poll_errors += 1
+        h.consecutive_errors += 1
+        h.last_error = cap(err, 500)
+        h.last_duration = time.perf_counter() - t0
+        retry = f" (retry in {err.delay:.0f}s)" if isinstance(err, LokiUnavailable) else ""
+        log.error("poll failed%s: %s", retry, h.last_error)
+        self.events.publish("health", {"ok": False, "error": h.last_error})
+        return PollResult(False, 0, 0, 0, 0, h.last_duration, window, h.last_error)
+
+    def _publish_changes(self, changes: list[GroupChange]) -> None:
+        for c in changes:
+            kind = "error.new" if c.kind == "new" else "error.updated"
+            self.events.publish(kind, {**group_summary(c.group), "change": c.kind, "added": c.added})
+
+    def _remediate(self, changes: list[GroupChange]) -> int:
+        """Automatic remediation for groups whose rule names an action (not ``none``)."""
+        if not self.health.leader:
+            return 0
+        decided = 0
+        for c in changes:
+            g = c.group
+            if g.status in (Status.ACKNOWLEDGED, Status.SNOOZED):
+                continue
+            rule = self.rules.by_name(g.rule)
+            if rule is None or rule.action == "none":
+                continue
+            record = self.remediator.handle(
+                g, rule=rule.name, action=rule.action, params=dict(rule.params), cooldown=rule.cooldown
+            )
+            self._after_record(record)
+            decided += 1
+        return decided
+
+    def _after_record(self, record: RemediationRecord) -> None:
+        if record.decision == "allowed" and record.result.value == "success":
+            g = self.store.get_group(record.group_id)
+            if g is not None:
+                g.remediations += 1
+                g.last_remediation_at = record.time
+                self.store.put_group(g)
+        self.events.publish("remediation", record.to_dict())
+
+    # -- maintenance ----------------------------------------------------------------------------
+
+    def maintain(self) -> None:
+        """Every minute: impact/lifecycle for all groups, effectiveness verdicts, retention, flush."""
+        now = self.clock()
+        lifecycle = self.lifecycle
+
+        def touch(g: ErrorGroup) -> bool:
+            before = (g.status, g.priority, g.escalated)
+            refresh(g, now=now, settings=lifecycle)
+            return (g.status, g.priority, g.escalated) != before
+
+        for g in self.store.update_groups(touch):
+            self.events.publish("error.updated", {**group_summary(g), "change": "lifecycle"})
+        if self.health.leader:
+            for record in self.remediator.evaluate_effectiveness(self.store.get_group, now):
+                self.events.publish("remediation", record.to_dict())
+        r = self.config.retention
+        removed = self.store.apply_retention(
+            now=now, max_age=r.max_age, max_groups=r.max_groups, max_records=r.max_records
+        )
+        if removed:
+            log.info("retention removed %d groups", removed)
+        self.store.flush()
+
+    def reload_rules(self, *, force: bool = False) -> tuple[bool, str]:
+        """Reload rules.yaml if it changed; a bad file keeps the previous rules and says why."""
+        mtime = _mtime(self.rules_path)
+        if not force and mtime == self._rules_mtime:
+            return True, "unchanged"
+        self._rules_mtime = mtime
+        try:
+            loaded = load_rules(self.rules_path)
+        except ConfigError as err:
+            self.health.rules_error = f"reload failed, previous rules kept: {err}"
+            log.error("%s", self.health.rules_error)
+            self.events.publish("health", {"ok": False, "error": self.health.rules_error})
+            return False, str(err)
+        self.pipeline = self.pipeline.with_rules(loaded.ruleset)
+        self.health.rules_error = ""
+        self.health.rules_loaded_at = self.clock()
+        for w in loaded.warnings:
+            log.warning("%s", w)
+        log.info("rules reloaded from %s: %d enabled", self.rules_path, len(loaded.ruleset))
+        return True, f"{len(loaded.ruleset)} rules loaded"
+
+    # -- people's actions -------------------------------------------------------------------------
+
+    def update_settings(self, data: dict[str, Any], *, by: str) -> dict[str, list[Any]]:
+        """Validate all, apply all, persist, record who. ``ConfigError`` names every bad field."""
+        update = validate_update(data)
+        new, changes = apply_update(self.settings, update)
+        if not changes:
+            return {}
+        stored = self.store.get_state("settings") or {}
+        stored.update({k: v[1] for k, v in changes.items()})
+        self.store.put_state("settings", stored)
+        history = (self.store.get_state("settings_history") or {}).get("entries", [])
+        history.append({"time": self.clock(), "by": by, "changes": changes})
+        self.store.put_state("settings_history", {"entries": history[-200:]})
+        self.settings = new
+        self.remediator.set_limits(limits_of(self.config, new))
+        if "poll_interval" in changes and self.scheduler is not None:
+            self.scheduler.set_poll_interval(new.poll_interval)
+        if "query" in changes:
+            set_query = getattr(self.source, "set_query", None)
+            if callable(set_query):
+                set_query(new.query)
+        self.store.flush()
+        log.info("settings changed by %s: %s", by, ", ".join(sorted(changes)))
+        self.events.publish("settings", {"by": by, "changes": changes, "settings": new.to_dict()})
+        return changes
+
+    def settings_history(self) -> list[dict[str, Any]]:
+        return list((self.store.get_state("settings_history") or {}).get("entries", []))
+
+    def set_status(
+        self,
+        group_id: str,
+        action: str,
+        *,
+        by: str,
+        reason: str = "",
+        until: float | None = None,
+        more: int | None = None,
+    ) -> ErrorGroup:
+        """acknowledge | snooze | resolve | reopen. ``KeyError`` if unknown, ``ValueError`` if invalid."""
+        from sentinel.core.impact import transition
+
+        group = self.store.get_group(group_id)
+        if group is None:
+            raise KeyError(group_id)
+        transition(group, action, by=by, reason=reason, now=self.clock(), until=until, more=more)
+        self.store.put_group(group)
+        self.store.flush()
+        self.events.publish("error.updated", {**group_summary(group), "change": action, "by": by})
+        return group
+
+    def request_action(
+        self, group_id: str, *, action: str | None = None, params: dict[str, Any] | None = None, by: str
+    ) -> RemediationRecord:
+        """A person asks for an action on a group: same decision, same audit."""
+        from sentinel.core.actions import validate_params
+
+        group = self.store.get_group(group_id)
+        if group is None:
+            raise KeyError(group_id)
+        rule = self.rules.by_name(group.rule)
+        name = action or (rule.action if rule else "none")
+        checked = validate_params(name, params if params is not None else (dict(rule.params) if rule and name == rule.action else {}))
+        record = self.remediator.handle(
+            group,
+            rule=group.rule,
+            action=name,
+            params=checked.model_dump(),
+            cooldown=rule.cooldown if rule else 0.0,
+            requested_by=by,
+            manual=True,
+        )
+        self._after_record(record)
+        self.store.flush()
+        return record
+
+    # -- lifetime -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        from sentinel.engine.scheduler import Scheduler
+
+        if self.scheduler is None:
+            self.scheduler = Scheduler(self)
+            self.scheduler.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.scheduler is not None:
+            self.scheduler.shutdown()
+            self.scheduler = None
+        with self._poll_lock:  # wait for a running poll to finish or abandon
+            pass
+        try:
+            self.store.close()
+        except SentinelError as err:
+            log.error("store close failed: %s", err)
+
+
+def group_summary(g: ErrorGroup) -> dict[str, Any]:
+    return {
+        "id": g.id,
+        "priority": g.priority.value,
+        "namespace": g.namespace,
+        "workload": g.workload,
+        "template": g.template,
+        "rule": g.rule,
+        "count": g.count,
+        "status": g.status.value,
+        "escalated": g.escalated,
+        "last_seen": g.last_seen,
+    }
+
+
+def _mtime(path: str) -> float:
+    try:
+        return Path(path).stat().st_mtime if path else 0.0
+    except OSError:
+        return 0.0
+
+
+def build_loki_source(config: Config) -> Source:
+    from sentinel.sources.loki import LokiClient, build_http_client
+
+    lc = config.loki
+    http = build_http_client(
+        url=lc.url,
+        tenant_id=lc.tenant_id,
+        username=lc.username,
+        password=lc.password.get_secret_value(),
+        bearer_token=lc.bearer_token.get_secret_value(),
+        tls_verify=lc.tls_verify,
+        ca_file=lc.ca_file,
+        timeout=lc.timeout,
+    )
+    return LokiClient(http, query=lc.query, page_limit=lc.page_limit)
+
+
+def build_cluster(config: Config) -> tuple[Any, str]:
+    """The Kubernetes adapter, or None (remediation then runs as dry-run) and why."""
+    from sentinel.remediation.cluster import Cluster
+
+    kc = config.kubernetes
+    try:
+        cluster = Cluster.from_config(in_cluster=kc.in_cluster, kubeconfig=kc.kubeconfig or None, context=kc.context or None)
+    except SentinelError as err:
+        log.warning("no Kubernetes cluster: %s; remediation runs as dry-run", err)
+        return None, f"not configured: {cap(err)}"
+    return cluster, "connected"
+
+
+# -- the process-wide runtime (for Streamlit pages, which run as separate scripts) -------------
+
+_current: Runtime | None = None
+_current_lock = threading.Lock()
+
+
+def install(runtime: Runtime) -> None:
+    global _current
+    with _current_lock:
+        _current = runtime
+
+
+def current() -> Runtime | None:
+    return _current
+
+
+def uninstall() -> None:
+    global _current
+    with _current_lock:
+        _current = None
+

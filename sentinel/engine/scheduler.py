@@ -1,0 +1,72 @@
+"""APScheduler wiring: the poll job (one at a time, coalesced), maintenance, and rules reload.
+
+A failed poll is retried sooner than the interval, with exponential backoff (capped at the
+interval); a successful poll puts the job back on its interval. Changing the poll interval in
+the settings reschedules the job without a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+if TYPE_CHECKING:
+    from sentinel.engine.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+MAINTENANCE_EVERY = 60.0
+RULES_CHECK_EVERY = 10.0
+
+
+class Scheduler:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._sched = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
+        self._interval = runtime.settings.poll_interval
+        self._failures = 0
+
+    def start(self) -> None:
+        now = datetime.now()
+        self._sched.add_job(self._poll, IntervalTrigger(seconds=self._interval), id="poll", next_run_time=now)
+        self._sched.add_job(
+            self.runtime.maintain, IntervalTrigger(seconds=MAINTENANCE_EVERY), id="maintain",
+            next_run_time=now + timedelta(seconds=MAINTENANCE_EVERY),
+        )
+        self._sched.add_job(self._reload, IntervalTrigger(seconds=RULES_CHECK_EVERY), id="rules-reload")
+        self._sched.start()
+        log.info("scheduler started: poll every %.0fs", self._interval)
+
+    def _poll(self) -> None:
+        rt = self.runtime
+        if not rt.leader_check():
+            rt.health.leader = False
+            return
+        rt.health.leader = True
+        result = rt.poll_once()
+        if result.ok:
+            if self._failures:
+                self._failures = 0
+                self._sched.reschedule_job("poll", trigger=IntervalTrigger(seconds=self._interval))
+            return
+        self._failures += 1
+        delay = min(self._interval, 2.0 ** min(self._failures, 10))
+        self._sched.modify_job("poll", next_run_time=datetime.now() + timedelta(seconds=delay))
+
+    def _reload(self) -> None:
+        self.runtime.reload_rules()
+
+    def set_poll_interval(self, seconds: float) -> None:
+        self._interval = seconds
+        self._sched.reschedule_job("poll", trigger=IntervalTrigger(seconds=seconds))
+        log.info("poll interval is now %.0fs", seconds)
+
+    def run_now(self) -> None:
+        self._sched.modify_job("poll", next_run_time=datetime.now())
+
+    def shutdown(self) -> None:
+        self._sched.shutdown(wait=True)

@@ -1,0 +1,116 @@
+"""The one exception tree of Kube Sentinel.
+
+::
+
+    SentinelError
+    ├── ConfigError            a config or rules file (or a settings change) is invalid
+    ├── SourceError            reading logs failed
+    │   └── LokiError          Loki answered badly or not at all
+    │       ├── LokiQueryError     400: bad LogQL, range too long ... (permanent)
+    │       ├── LokiAuthError      401/403 (permanent)
+    │       └── LokiUnavailable    connection error, 5xx, 429 (temporary: carries a delay)
+    ├── ClusterError           a Kubernetes API call failed
+    │   ├── Forbidden          403: RBAC refused (names verb and resource)
+    │   ├── NotFound           404: the target is gone
+    │   ├── Conflict           409: resourceVersion conflict
+    │   ├── Invalid            422: the API server rejected the object
+    │   └── ClusterUnavailable 5xx, timeouts, no cluster configured
+    ├── StoreError             the store cannot be read or written
+    └── SafetyRefused          a remediation was refused by the safety policy
+
+Errors raised by foreign libraries are translated at the edge (the adapter that called them),
+with ``raise ... from err`` and their payload capped by :func:`cap`.
+"""
+
+from __future__ import annotations
+
+MAX_FOREIGN_CHARS = 256
+
+
+def cap(text: object, limit: int = MAX_FOREIGN_CHARS) -> str:
+    """Shorten a foreign payload (a response body, a server message) before it is logged or stored."""
+    s = str(text).strip()
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+class SentinelError(Exception):
+    """Base of every error Kube Sentinel raises on purpose."""
+
+
+class ConfigError(SentinelError):
+    """An invalid configuration, rules file or settings change.
+
+    ``problems`` holds one line per problem, each naming the file and the key path or rule.
+    """
+
+    def __init__(self, message: str, *, problems: list[str] | None = None) -> None:
+        self.problems = problems or [message]
+        super().__init__(message if problems is None else message + "\n  - " + "\n  - ".join(problems))
+
+
+class SourceError(SentinelError):
+    """Reading log lines failed."""
+
+
+class LokiError(SourceError):
+    """Loki answered with an error or could not be reached."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class LokiQueryError(LokiError):
+    """Loki refused the query (HTTP 400): its own message says why. Permanent."""
+
+
+class LokiAuthError(LokiError):
+    """Loki refused our credentials (HTTP 401/403). Permanent."""
+
+
+class LokiUnavailable(LokiError):
+    """A temporary failure (connection error, 5xx, 429); ``delay`` is when to try again."""
+
+    def __init__(self, message: str, *, status: int | None = None, delay: float = 1.0) -> None:
+        self.delay = delay
+        super().__init__(message, status=status)
+
+
+class ClusterError(SentinelError):
+    """A Kubernetes API call failed."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class Forbidden(ClusterError):
+    """403: the service account lacks a verb on a resource."""
+
+
+class NotFound(ClusterError):
+    """404: the object does not exist (any more)."""
+
+
+class Conflict(ClusterError):
+    """409: the object changed under us (resourceVersion) or already exists."""
+
+
+class Invalid(ClusterError):
+    """422: the API server rejected the object."""
+
+
+class ClusterUnavailable(ClusterError):
+    """5xx, a timeout, or no cluster configured at all."""
+
+
+class StoreError(SentinelError):
+    """The store cannot be read or written."""
+
+
+class SafetyRefused(SentinelError):
+    """The safety policy refused a remediation; ``reason`` says which limit."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)

@@ -1,0 +1,421 @@
+"""The Kubernetes adapter: the only module that talks to the API server (official ``kubernetes`` client).
+
+Each method is one API call (or one read-modify-write with a single retry on 409), returns the
+object as plain JSON (``dict``), and accepts ``dry_run`` for writes (server-side ``dryRun=All``, so
+a dry run still proves the target exists and RBAC allows the call). Every foreign error is
+translated here, at the edge, by :func:`translate`: ``ApiException`` by status into
+:class:`~sentinel.errors.Forbidden` (naming the verb and resource and pointing at the RBAC file),
+``NotFound``, ``Conflict``, ``Invalid``, ``ClusterUnavailable`` (5xx, 429, timeouts, connection
+errors); payloads capped with :func:`~sentinel.errors.cap`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import urllib3
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException, OpenApiException
+from kubernetes.config.config_exception import ConfigException
+
+from sentinel.core.model import Target
+from sentinel.errors import (
+    ClusterError,
+    ClusterUnavailable,
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    cap,
+)
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+T = TypeVar("T")
+
+RBAC_FILE = "deploy/kubernetes/rbac.yaml"
+MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+REVISION = "deployment.kubernetes.io/revision"
+HASH_LABEL = "pod-template-hash"
+
+# kind -> (API group, plural)
+KINDS: dict[str, tuple[str, str]] = {
+    "Pod": ("", "pods"),
+    "ReplicaSet": ("apps", "replicasets"),
+    "Deployment": ("apps", "deployments"),
+    "StatefulSet": ("apps", "statefulsets"),
+    "DaemonSet": ("apps", "daemonsets"),
+    "Job": ("batch", "jobs"),
+}
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+SCALABLE_KINDS = ("Deployment", "StatefulSet")
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """What an API call was about, so that its failure can say so."""
+
+    verb: str
+    resource: str  # plural, with /subresource
+    namespace: str = ""
+    name: str = ""
+    group: str = ""
+
+    def __str__(self) -> str:
+        res = f"{self.resource}.{self.group}" if self.group else self.resource
+        where = f"{self.namespace}/{self.name}" if self.name else self.namespace or "cluster"
+        return f"{self.verb} {res} {where}"
+
+
+def _status_message(err: ApiException) -> str:
+    body = err.body
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    if body:
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return cap(body)
+        if isinstance(data, dict) and data.get("message"):
+            return cap(data["message"])
+        return cap(body)
+    return cap(err.reason or f"HTTP {err.status}")
+
+
+def translate(err: BaseException, call: Call) -> ClusterError:
+    """The :mod:`sentinel.errors` class for a foreign error raised while making ``call``."""
+    if isinstance(err, ClusterError):
+        return err
+    if isinstance(err, ApiException):
+        status = int(err.status or 0)
+        msg = _status_message(err)
+        if status == 403:
+            return Forbidden(
+                f"RBAC refused {call}: the service account cannot {call.verb} {call.resource!r} "
+                f"in API group {call.group!r}; grant it in {RBAC_FILE}. API server: {msg}",
+                status=status,
+            )
+        if status == 401:
+            return Forbidden(
+                f"the API server refused our credentials for {call} (401 Unauthorized): check the kubeconfig "
+                f"or the service account token. API server: {msg}",
+                status=status,
+            )
+        if status in (404, 410):
+            return NotFound(f"{call}: not found: {msg}", status=status)
+        if status == 409:
+            return Conflict(f"{call}: conflict: {msg}", status=status)
+        if status in (400, 415, 422):
+            return Invalid(f"{call}: rejected by the API server ({status}): {msg}", status=status)
+        if status == 429 or status >= 500 or status == 0:
+            return ClusterUnavailable(f"{call}: API server unavailable ({status or 'no response'}): {msg}", status=status)
+        return ClusterError(f"{call}: unexpected answer {status}: {msg}", status=status)
+    reason = err.reason if isinstance(err, urllib3.exceptions.MaxRetryError) else err
+    if isinstance(reason, urllib3.exceptions.TimeoutError | TimeoutError):
+        return ClusterUnavailable(f"{call}: timed out: {cap(err)}")
+    if isinstance(err, urllib3.exceptions.HTTPError | ConnectionError | OSError):
+        return ClusterUnavailable(f"{call}: cannot reach the API server: {cap(err)}")
+    if isinstance(err, json.JSONDecodeError):  # a body that is not JSON
+        return ClusterUnavailable(f"{call}: unreadable answer from the API server: {cap(err)}")
+    if isinstance(err, OpenApiException):
+        return ClusterError(f"{call}: client error: {cap(err)}")
+    return ClusterError(f"{call}: {type(err).__name__}: {cap(err)}")
+
+
+FOREIGN_ERRORS: tuple[type[BaseException], ...] = (
+    OpenApiException,
+    urllib3.exceptions.HTTPError,
+    OSError,
+    json.JSONDecodeError,
+)
+
+
+def _controller_of(obj: Obj) -> Obj | None:
+    for ref in obj.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return dict(ref)
+    return None
+
+
+def selector_string(selector: Mapping[str, Any] | None) -> str:
+    """A LabelSelector object as the ``labelSelector`` query string."""
+    if not selector:
+        return ""
+    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for e in selector.get("matchExpressions") or []:
+        key, op, values = e["key"], e["operator"], ",".join(e.get("values") or [])
+        if op == "In":
+            parts.append(f"{key} in ({values})")
+        elif op == "NotIn":
+            parts.append(f"{key} notin ({values})")
+        elif op == "Exists":
+            parts.append(key)
+        else:
+            parts.append(f"!{key}")
+    return ",".join(parts)
+
+
+class Cluster:
+    """One API server, through the official client. Thread-safe (urllib3 pool)."""
+
+    def __init__(self, api_client: k8s.ApiClient, *, timeout: float = 10.0) -> None:
+        self.api_client = api_client
+        self.timeout = timeout
+        self.core = k8s.CoreV1Api(api_client)
+        self.apps = k8s.AppsV1Api(api_client)
+        self.batch = k8s.BatchV1Api(api_client)
+        self.authz = k8s.AuthorizationV1Api(api_client)
+        self.version_api = k8s.VersionApi(api_client)
+        self.host = str(api_client.configuration.host)
+
+    # -- construction ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_config(
+        cls,
+        *,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        in_cluster: bool | None = None,
+        timeout: float = 10.0,
+    ) -> Cluster:
+        """From a kubeconfig file, or the in-cluster service account.
+
+        ``in_cluster=None`` tries the service account when ``KUBERNETES_SERVICE_HOST`` is set, then
+        ``kubeconfig`` (or ``$KUBECONFIG`` / ``~/.kube/config``). Raises ``ClusterUnavailable``
+        ("no cluster configured") when there is neither: the caller then runs dry without a cluster.
+        """
+        cfg = k8s.Configuration()
+        tried: list[str] = []
+        if in_cluster or (in_cluster is None and os.environ.get("KUBERNETES_SERVICE_HOST")):
+            try:
+                k8s_config.load_incluster_config(client_configuration=cfg)
+                return cls(k8s.ApiClient(cfg), timeout=timeout)
+            except ConfigException as err:
+                tried.append(f"in-cluster service account: {cap(err)}")
+                if in_cluster:
+                    raise ClusterUnavailable("no cluster configured: " + "; ".join(tried)) from err
+        path = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+        if in_cluster is not True:
+            if not os.path.exists(os.path.expanduser(path.split(os.pathsep)[0])):
+                tried.append(f"kubeconfig {path}: no such file")
+            else:
+                try:
+                    k8s_config.load_kube_config(config_file=path, context=context, client_configuration=cfg)
+                    return cls(k8s.ApiClient(cfg), timeout=timeout)
+                except (ConfigException, OSError, ValueError, TypeError) as err:
+                    tried.append(f"kubeconfig {path}: {cap(err)}")
+        raise ClusterUnavailable("no cluster configured: " + "; ".join(tried or ["nothing to try"]))
+
+    @classmethod
+    def for_host(cls, host: str, token: str | None = None, *, timeout: float = 5.0, verify_ssl: bool = True) -> Cluster:
+        """An explicit API server URL and bearer token (tests, or a proxy)."""
+        cfg = k8s.Configuration()
+        cfg.host = host.rstrip("/")
+        cfg.verify_ssl = verify_ssl
+        cfg.retries = 1
+        if token:
+            cfg.api_key = {"BearerToken": token}
+            cfg.api_key_prefix = {"BearerToken": "Bearer"}
+        return cls(k8s.ApiClient(cfg), timeout=timeout)
+
+    def close(self) -> None:
+        self.api_client.close()
+
+    # -- the one place foreign calls happen -------------------------------------------------------
+
+    def _call(self, call: Call, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Obj:
+        try:
+            resp = fn(*args, _preload_content=False, _request_timeout=self.timeout, **kwargs)
+            raw = resp.data
+            data = json.loads(raw) if raw else {}
+        except FOREIGN_ERRORS as err:
+            mapped = translate(err, call)
+            log.info("[%s/%s] %s failed: %s", call.namespace or "-", call.name or "-", call, mapped)
+            raise mapped from err
+        log.info("[%s/%s] %s ok", call.namespace or "-", call.name or "-", call)
+        return data if isinstance(data, dict) else {"value": data}
+
+    @staticmethod
+    def _dry(dry_run: bool) -> dict[str, str]:
+        return {"dry_run": "All"} if dry_run else {}
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def version(self) -> Obj:
+        return self._call(Call("get", "version"), self.version_api.get_code)
+
+    def get_pod(self, namespace: str, name: str) -> Obj:
+        return self._call(Call("get", "pods", namespace, name), self.core.read_namespaced_pod, name, namespace)
+
+    def list_pods(self, namespace: str, *, label_selector: str = "") -> list[Obj]:
+        kw = {"label_selector": label_selector} if label_selector else {}
+        out = self._call(Call("list", "pods", namespace), self.core.list_namespaced_pod, namespace, **kw)
+        return list(out.get("items") or [])
+
+    def list_replicasets(self, namespace: str, *, label_selector: str = "") -> list[Obj]:
+        kw = {"label_selector": label_selector} if label_selector else {}
+        out = self._call(
+            Call("list", "replicasets", namespace, group="apps"), self.apps.list_namespaced_replica_set, namespace, **kw
+        )
+        return list(out.get("items") or [])
+
+    def get_object(self, namespace: str, kind: str, name: str) -> Obj:
+        """A ReplicaSet, Deployment, StatefulSet, DaemonSet, Job or Pod."""
+        group, plural = _kind(kind)
+        readers: dict[str, Callable[..., Any]] = {
+            "Pod": self.core.read_namespaced_pod,
+            "ReplicaSet": self.apps.read_namespaced_replica_set,
+            "Deployment": self.apps.read_namespaced_deployment,
+            "StatefulSet": self.apps.read_namespaced_stateful_set,
+            "DaemonSet": self.apps.read_namespaced_daemon_set,
+            "Job": self.batch.read_namespaced_job,
+        }
+        return self._call(Call("get", plural, namespace, name, group), readers[kind], name, namespace)
+
+    def get_scale(self, namespace: str, kind: str, name: str) -> Obj:
+        group, plural = _kind(kind, SCALABLE_KINDS)
+        fn = self.apps.read_namespaced_deployment_scale if kind == "Deployment" else self.apps.read_namespaced_stateful_set_scale
+        return self._call(Call("get", f"{plural}/scale", namespace, name, group), fn, name, namespace)
+
+    def can_i(self, verb: str, resource: str, *, group: str = "", namespace: str = "", subresource: str = "") -> bool:
+        """A SelfSubjectAccessReview: may our credentials ``verb`` ``resource``?"""
+        attrs: Obj = {"verb": verb, "resource": resource, "group": group}
+        if namespace:
+            attrs["namespace"] = namespace
+        if subresource:
+            attrs["subresource"] = subresource
+        out = self._call(
+            Call("create", "selfsubjectaccessreviews", group="authorization.k8s.io"),
+            self.authz.create_self_subject_access_review,
+            {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "spec": {"resourceAttributes": attrs}},
+        )
+        return bool((out.get("status") or {}).get("allowed"))
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def delete_pod(
+        self, namespace: str, name: str, *, grace_period: int | None = None, uid: str | None = None, dry_run: bool = False
+    ) -> Obj:
+        """Delete a pod (the returned pod shows ``deletionTimestamp``); ``uid`` guards against a same-named successor."""
+        body: Obj = {"apiVersion": "v1", "kind": "DeleteOptions"}
+        if grace_period is not None:
+            body["gracePeriodSeconds"] = grace_period
+        if uid:
+            body["preconditions"] = {"uid": uid}
+        kw: dict[str, Any] = {"body": body, **self._dry(dry_run)}
+        if grace_period is not None:
+            kw["grace_period_seconds"] = grace_period
+        return self._call(Call("delete", "pods", namespace, name), self.core.delete_namespaced_pod, name, namespace, **kw)
+
+    def patch_workload(self, namespace: str, kind: str, name: str, patch: Obj, *, dry_run: bool = False, merge: bool = False) -> Obj:
+        """Patch a Deployment, StatefulSet or DaemonSet (strategic merge, or JSON merge if ``merge``)."""
+        group, plural = _kind(kind, WORKLOAD_KINDS)
+        fns: dict[str, Callable[..., Any]] = {
+            "Deployment": self.apps.patch_namespaced_deployment,
+            "StatefulSet": self.apps.patch_namespaced_stateful_set,
+            "DaemonSet": self.apps.patch_namespaced_daemon_set,
+        }
+        return self._call(
+            Call("patch", plural, namespace, name, group),
+            fns[kind],
+            name,
+            namespace,
+            patch,
+            _content_type=MERGE_PATCH if merge else STRATEGIC_PATCH,
+            **self._dry(dry_run),
+        )
+
+    def patch_scale(
+        self, namespace: str, kind: str, name: str, replicas: int, *, resource_version: str | None = None, dry_run: bool = False
+    ) -> Obj:
+        """Set replicas through the scale subresource; ``resource_version`` makes it conditional (409 if stale)."""
+        group, plural = _kind(kind, SCALABLE_KINDS)
+        body: Obj = {"spec": {"replicas": replicas}}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
+        fn = self.apps.patch_namespaced_deployment_scale if kind == "Deployment" else self.apps.patch_namespaced_stateful_set_scale
+        return self._call(
+            Call("patch", f"{plural}/scale", namespace, name, group),
+            fn,
+            name,
+            namespace,
+            body,
+            _content_type=MERGE_PATCH,
+            **self._dry(dry_run),
+        )
+
+    # -- read-modify-write ----------------------------------------------------------------------
+
+    def retry_on_conflict(self, attempt: Callable[[], T], *, what: str = "") -> T:
+        """Run ``attempt`` (which reads fresh and writes conditionally); on 409 once more, then give up."""
+        try:
+            return attempt()
+        except Conflict as err:
+            log.info("conflict on %s, retrying once on a fresh read: %s", what or "write", err)
+            return attempt()
+
+    # -- resolution ----------------------------------------------------------------------------
+
+    def resolve(
+        self,
+        namespace: str,
+        *,
+        pod: str | None = None,
+        workload_hint: str | None = None,
+        kinds: tuple[str, ...] = WORKLOAD_KINDS,
+    ) -> Target:
+        """The workload that owns ``pod`` (pod -> ReplicaSet -> Deployment; StatefulSet, DaemonSet, Job).
+
+        A pod that no longer exists falls back to ``workload_hint`` (the group's workload label),
+        looked up as each of ``kinds`` in turn. A pod without a controller is its own target.
+        Raises ``NotFound`` when neither leads anywhere.
+        """
+        if pod:
+            try:
+                obj = self.get_pod(namespace, pod)
+            except NotFound:
+                if not workload_hint:
+                    raise
+                log.info("[%s/%s] pod %s is gone; using the workload %s", namespace, workload_hint, pod, workload_hint)
+            else:
+                return self.owner_of(obj)
+        if not workload_hint:
+            raise NotFound(f"nothing to resolve in {namespace}: no pod and no workload name")
+        for kind in kinds:
+            try:
+                self.get_object(namespace, kind, workload_hint)
+            except NotFound:
+                continue
+            return Target(namespace, kind, workload_hint)
+        raise NotFound(f"no {' or '.join(kinds)} named {workload_hint!r} in namespace {namespace!r}")
+
+    def owner_of(self, pod: Obj) -> Target:
+        """The top controller of a pod object, following at most pod -> ReplicaSet -> Deployment."""
+        meta = pod["metadata"]
+        namespace = meta["namespace"]
+        ref = _controller_of(pod)
+        if ref is None:
+            return Target(namespace, "Pod", meta["name"])
+        if ref.get("kind") == "ReplicaSet":
+            rs = self.get_object(namespace, "ReplicaSet", ref["name"])
+            top = _controller_of(rs)
+            if top is not None and top.get("kind") == "Deployment":
+                return Target(namespace, "Deployment", top["name"])
+            return Target(namespace, "ReplicaSet", ref["name"])
+        return Target(namespace, str(ref.get("kind")), str(ref["name"]))
+
+
+def _kind(kind: str, allowed: tuple[str, ...] | None = None) -> tuple[str, str]:
+    if kind not in KINDS or (allowed is not None and kind not in allowed):
+        raise Invalid(f"unsupported kind {kind!r} here (expected one of {', '.join(allowed or tuple(KINDS))})")
+    return KINDS[kind]

@@ -1,0 +1,302 @@
+"""In-memory store: the query engine every store uses, and ``store.type: memory`` on its own."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from sentinel.core.impact import LifecycleSettings, merge, new_group, refresh
+from sentinel.core.model import ErrorGroup, GroupDelta, Priority, RemediationRecord, Status
+from sentinel.store.base import (
+    MAX_PAGE_SIZE,
+    ChangeKind,
+    GroupChange,
+    GroupQuery,
+    Page,
+    RecordQuery,
+    StoreStats,
+)
+
+SortKey = Callable[[ErrorGroup], Any]
+
+SORT_KEYS: dict[str, SortKey] = {
+    # Most urgent first: priority, then impact, then most recent.
+    "priority": lambda g: (g.priority.rank, -g.impact, -g.last_seen),
+    "impact": lambda g: (-g.impact, g.priority.rank, -g.last_seen),
+    "last_seen": lambda g: (-g.last_seen, g.priority.rank),
+    "first_seen": lambda g: (-g.first_seen, g.priority.rank),
+    "count": lambda g: (-g.count, g.priority.rank),
+}
+
+
+def _page_bounds(page: int, page_size: int) -> tuple[int, int, int, int]:
+    page = max(1, page)
+    page_size = max(1, min(MAX_PAGE_SIZE, page_size))
+    start = (page - 1) * page_size
+    return page, page_size, start, start + page_size
+
+
+def group_matches(g: ErrorGroup, q: GroupQuery) -> bool:
+    if q.namespace and g.namespace != q.namespace:
+        return False
+    if q.workload and g.workload != q.workload:
+        return False
+    if q.pod and q.pod not in g.pods:
+        return False
+    if q.priorities and g.priority not in q.priorities:
+        return False
+    if q.statuses and g.status not in q.statuses:
+        return False
+    if q.rule and g.rule != q.rule:
+        return False
+    if q.since is not None and g.last_seen < q.since:
+        return False
+    if q.until is not None and g.first_seen > q.until:
+        return False
+    if q.search:
+        needle = q.search.lower()
+        hay = (g.template + "\n" + g.workload + "\n" + g.namespace + "\n" + "\n".join(g.samples[-3:])).lower()
+        if needle not in hay:
+            return False
+    return True
+
+
+def record_matches(r: RemediationRecord, q: RecordQuery) -> bool:
+    return (
+        (q.group_id is None or r.group_id == q.group_id)
+        and (q.action is None or r.action == q.action)
+        and (q.result is None or r.result.value == q.result)
+        and (q.decision is None or r.decision == q.decision)
+        and (q.namespace is None or r.namespace == q.namespace)
+        and (q.rule is None or r.rule == q.rule)
+        and (q.dry_run is None or r.dry_run == q.dry_run)
+        and (q.since is None or r.time >= q.since)
+        and (q.until is None or r.time <= q.until)
+    )
+
+
+class MemoryStore:
+    """Everything in dicts behind one lock. Readers get copies, so nothing they do leaks back."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._groups: dict[str, ErrorGroup] = {}
+        self._records: list[RemediationRecord] = []
+        self._record_index: dict[str, int] = {}
+        self._state: dict[str, dict[str, Any]] = {}
+        self._cursor: int | None = None
+        self._sorted: dict[str, list[ErrorGroup]] = {}
+        self._dirty = False
+
+    # -- groups -------------------------------------------------------------------------------
+
+    def record(
+        self, deltas: Sequence[GroupDelta], *, now: float, lifecycle: LifecycleSettings | None = None
+    ) -> list[GroupChange]:
+        """Merge a poll's deltas; with ``lifecycle``, also refresh impact and burst escalation."""
+        changes: list[GroupChange] = []
+        with self._lock:
+            for delta in deltas:
+                group = self._groups.get(delta.key)
+                kind: ChangeKind
+                if group is None:
+                    group = new_group(delta, now=now)
+                    self._groups[delta.key] = group
+                    kind = "new"
+                else:
+                    kind = "regressed" if merge(group, delta, now=now) == "regressed" else "updated"
+                if lifecycle is not None and refresh(group, now=now, settings=lifecycle) and kind == "updated":
+                    kind = "escalated"
+                changes.append(GroupChange(kind, copy.deepcopy(group), delta.count))
+            if deltas:
+                self._touch()
+        return changes
+
+    def _touch(self) -> None:
+        self._sorted.clear()
+        self._dirty = True
+
+    def get_group(self, group_id: str) -> ErrorGroup | None:
+        with self._lock:
+            g = self._groups.get(group_id)
+            return copy.deepcopy(g) if g is not None else None
+
+    def put_group(self, group: ErrorGroup) -> None:
+        with self._lock:
+            self._groups[group.id] = copy.deepcopy(group)
+            self._touch()
+
+    def update_groups(self, fn: Callable[[ErrorGroup], bool]) -> list[ErrorGroup]:
+        """Apply ``fn`` to every stored group in place; returns copies of those it reported changed."""
+        changed: list[ErrorGroup] = []
+        with self._lock:
+            for g in self._groups.values():
+                if fn(g):
+                    changed.append(copy.deepcopy(g))
+            self._touch()
+        return changed
+
+    def all_groups(self) -> list[ErrorGroup]:
+        with self._lock:
+            return [copy.deepcopy(g) for g in self._groups.values()]
+
+    def _sorted_groups(self, sort: str) -> list[ErrorGroup]:
+        cached = self._sorted.get(sort)
+        if cached is None:
+            cached = sorted(self._groups.values(), key=SORT_KEYS.get(sort, SORT_KEYS["priority"]))
+            self._sorted[sort] = cached
+        return cached
+
+    def list_groups(self, query: GroupQuery) -> Page[ErrorGroup]:
+        page, size, start, end = _page_bounds(query.page, query.page_size)
+        with self._lock:
+            ordered = self._sorted_groups(query.sort)
+            plain = GroupQuery(sort=query.sort, page=query.page, page_size=query.page_size)
+            if query == plain:
+                hits: Sequence[ErrorGroup] = ordered
+            else:
+                hits = [g for g in ordered if group_matches(g, query)]
+            items = [copy.deepcopy(g) for g in hits[start:end]]
+            return Page(items, len(hits), page, size)
+
+    def filtered_groups(self, query: GroupQuery) -> list[ErrorGroup]:
+        """Every group that matches ``query`` (ignoring its page), in its sort order."""
+        with self._lock:
+            return [copy.deepcopy(g) for g in self._sorted_groups(query.sort) if group_matches(g, query)]
+
+    def stats(self, *, now: float, rate_minutes: int = 60) -> StoreStats:
+        s = StoreStats()
+        end = int(now // 60)
+        start = end - rate_minutes + 1
+        rate: dict[int, dict[str, int]] = {m: {p.value: 0 for p in Priority} for m in range(start, end + 1)}
+        with self._lock:
+            s.total_groups = len(self._groups)
+            for g in self._groups.values():
+                s.total_occurrences += g.count
+                p = g.priority.value
+                s.by_priority[p] = s.by_priority.get(p, 0) + 1
+                s.by_status[g.status.value] = s.by_status.get(g.status.value, 0) + 1
+                s.by_namespace[g.namespace] = s.by_namespace.get(g.namespace, 0) + 1
+                s.by_rule[g.rule] = s.by_rule.get(g.rule, 0) + 1
+                if s.last_error_at is None or g.last_seen > s.last_error_at:
+                    s.last_error_at = g.last_seen
+                if g.last_seen >= start * 60:
+                    for m, n in g.minute_counts.items():
+                        bucket = rate.get(m)
+                        if bucket is not None:
+                            bucket[p] += n
+            for r in self._records:
+                s.remediations_by_result[r.result.value] = s.remediations_by_result.get(r.result.value, 0) + 1
+                if s.last_remediation_at is None or r.time > s.last_remediation_at:
+                    s.last_remediation_at = r.time
+        for p in Priority:
+            s.by_priority.setdefault(p.value, 0)
+        s.rate = [{"minute": m * 60, **counts} for m, counts in sorted(rate.items())]
+        return s
+
+    # -- remediation audit ----------------------------------------------------------------------
+
+    def add_remediation(self, record: RemediationRecord) -> None:
+        with self._lock:
+            self._record_index[record.id] = len(self._records)
+            self._records.append(copy.deepcopy(record))
+            self._dirty = True
+
+    def update_remediation(self, record: RemediationRecord) -> None:
+        with self._lock:
+            i = self._record_index.get(record.id)
+            if i is None:
+                self.add_remediation(record)
+                return
+            self._records[i] = copy.deepcopy(record)
+            self._dirty = True
+
+    def list_remediations(self, query: RecordQuery) -> Page[RemediationRecord]:
+        page, size, start, end = _page_bounds(query.page, query.page_size)
+        with self._lock:
+            hits = [r for r in reversed(self._records) if record_matches(r, query)]
+            return Page([copy.deepcopy(r) for r in hits[start:end]], len(hits), page, size)
+
+    # -- state, cursor ------------------------------------------------------------------------
+
+    def get_state(self, name: str) -> dict[str, Any] | None:
+        with self._lock:
+            v = self._state.get(name)
+            return copy.deepcopy(v) if v is not None else None
+
+    def put_state(self, name: str, value: dict[str, Any]) -> None:
+        with self._lock:
+            self._state[name] = copy.deepcopy(value)
+            self._dirty = True
+
+    def get_cursor(self) -> int | None:
+        with self._lock:
+            return self._cursor
+
+    def set_cursor(self, ts_ns: int) -> None:
+        with self._lock:
+            self._cursor = ts_ns
+            self._dirty = True
+
+    # -- upkeep -------------------------------------------------------------------------------
+
+    def apply_retention(self, *, now: float, max_age: float, max_groups: int, max_records: int) -> int:
+        """Drop groups unseen for ``max_age``, then the stalest beyond ``max_groups``; trim the audit."""
+        removed = 0
+        with self._lock:
+            for gid in [gid for gid, g in self._groups.items() if now - g.last_seen > max_age]:
+                del self._groups[gid]
+                removed += 1
+            if len(self._groups) > max_groups:
+                stalest = sorted(self._groups.values(), key=lambda g: g.last_seen)
+                for g in stalest[: len(self._groups) - max_groups]:
+                    del self._groups[g.id]
+                    removed += 1
+            if len(self._records) > max_records:
+                self._records = self._records[-max_records:]
+                self._record_index = {r.id: i for i, r in enumerate(self._records)}
+            if removed:
+                self._touch()
+        return removed
+
+    def flush(self) -> None:
+        with self._lock:
+            self._dirty = False
+
+    def writable(self) -> tuple[bool, str]:
+        return True, "memory store"
+
+    def close(self) -> None:
+        self.flush()
+
+    # -- for persistence subclasses -------------------------------------------------------------
+
+    def _load(
+        self,
+        groups: Iterable[ErrorGroup],
+        records: Iterable[RemediationRecord],
+        state: dict[str, dict[str, Any]],
+        cursor: int | None,
+    ) -> None:
+        with self._lock:
+            self._groups = {g.id: g for g in groups}
+            self._records = list(records)
+            self._records.sort(key=lambda r: r.time)
+            self._record_index = {r.id: i for i, r in enumerate(self._records)}
+            self._state = state
+            self._cursor = cursor
+            self._sorted.clear()
+
+    def _snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "groups": [g.to_dict() for g in self._groups.values()],
+                "remediations": [r.to_dict() for r in self._records],
+                "state": copy.deepcopy(self._state),
+                "cursor": self._cursor,
+            }
+
+
+__all__ = ["MemoryStore", "Status"]
