@@ -26,6 +26,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from sentinel.core.actions import validate_params
@@ -145,6 +146,14 @@ class Config(Section):
     api: ApiConfig = Field(default_factory=ApiConfig)
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, data: Any) -> Any:
+        """A section whose keys are all commented out (``api:`` alone) means its defaults."""
+        if isinstance(data, dict):
+            return {k: ({} if v is None and k in cls.model_fields and k != "rules_file" else v) for k, v in data.items()}
+        return data
 
 
 def parse_listen(value: str) -> tuple[str, int]:

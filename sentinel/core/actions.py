@@ -94,6 +94,8 @@ class ActionSpec:
     permissions: tuple[Permission, ...]
     blast_radius: BlastRadius
     target: Literal["none", "pod", "workload"]
+    # The workload kinds the action applies to (looked up in this order when the pod is gone).
+    kinds: tuple[str, ...] = ()
 
 
 # Permissions every remediation needs to resolve its target: pod -> ReplicaSet -> owner.
@@ -115,9 +117,7 @@ ENGINE_PERMISSIONS = (
 )
 
 _WORKLOAD_PATCH = tuple(
-    Permission("apps", res, verb)
-    for res in ("deployments", "statefulsets", "daemonsets")
-    for verb in ("get", "patch")
+    Permission("apps", res, verb) for res in ("deployments", "statefulsets", "daemonsets") for verb in ("get", "patch")
 )
 
 ACTIONS: dict[str, ActionSpec] = {}
@@ -149,10 +149,14 @@ register(
         (*RESOLVE, *_WORKLOAD_PATCH),
         "workload",
         "workload",
+        ("Deployment", "StatefulSet", "DaemonSet"),
     )
 )
 _SCALE = (
     *RESOLVE,
+    # the workload is looked up by name when the group's pod no longer exists
+    Permission("apps", "deployments", "get"),
+    Permission("apps", "statefulsets", "get"),
     Permission("apps", "deployments/scale", "get"),
     Permission("apps", "deployments/scale", "patch"),
     Permission("apps", "statefulsets/scale", "get"),
@@ -166,6 +170,7 @@ register(
         _SCALE,
         "workload",
         "workload",
+        ("Deployment", "StatefulSet"),
     )
 )
 register(
@@ -176,6 +181,7 @@ register(
         _SCALE,
         "workload",
         "workload",
+        ("Deployment", "StatefulSet"),
     )
 )
 register(
@@ -191,6 +197,7 @@ register(
         ),
         "workload",
         "workload",
+        ("Deployment",),
     )
 )
 register(
@@ -208,6 +215,7 @@ register(
         ),
         "pods",
         "workload",
+        ("Deployment", "StatefulSet", "DaemonSet"),
     )
 )
 
@@ -234,5 +242,3 @@ def all_permissions() -> set[Permission]:
     for spec in ACTIONS.values():
         perms.update(spec.permissions)
     return perms
-
-

@@ -13,8 +13,10 @@ Two stages, both pure (no I/O):
    templates of the same length that agree everywhere but at one position are put in one group
    once that position shows at least ``min_variants`` distinct words (3 by default: two words are
    often an alternative such as ``bytes``/``values``, three are a variable), or two words when one
-   of them already holds a variable (``LOCAL(<*>)`` next to ``<*>``).  A group's template shows
-   ``<*>`` wherever its members differ.
+   of them is the other with its variables filled in (``mask=ffff`` next to ``mask=<*>``).  Verbs
+   in -ed/-ing and HTTP methods are never taken for variables: they name the event (``VM Started``
+   and ``VM Stopped``, ``GET`` and ``POST`` stay apart).  A group's template shows ``<*>`` wherever
+   its members differ.
 
 Stable keys
 -----------
@@ -36,7 +38,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
 from typing import Any
 
 from sentinel.core.model import Fingerprint
@@ -68,15 +69,15 @@ _MON = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
 _MONTH_GATE = re.compile(_MON + r"[a-z]*\s")
 _URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+")
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_DATE = re.compile(  # digit counts are not checked: changing a number never changes the mask
-    rf"\b(?:{_DOW}[a-z]*,?\s+)?{_MON}[a-z]*\s+\d+\b(?:,?\s+\d+\b)?"
-    r"(?:\s+\d+:\d+(?::\d+(?:[.,]\d+)?)?(?:\s+[A-Z]{3,4}\b)?(?:\s+\d+\b)?)?"
+_DATE = re.compile(  # neither digit counts nor signs are checked: numbers changing never change the mask
+    rf"\b(?:{_DOW}[a-z]*,?\s+)?{_MON}[a-z]*\s+[-+]?\d+\b(?:,?\s+[-+]?\d+\b)?"
+    r"(?:\s+[-+]?\d+:[-+]?\d+(?::[-+]?\d+(?:[.,]\d+)?)?(?:\s+[A-Z]{3,4}\b)?(?:\s+[-+]?\d+\b)?)?"
 )
 _HEX_COLON = re.compile(r"(?<![\w:])(?=[0-9A-Fa-f:]*\d)[0-9A-Fa-f]+(?::{1,2}[0-9A-Fa-f]+){2,}(?![\w:])")  # MAC, IPv6
 _SIZE = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?\s+(?:[KMGTPE]i?B|B)\b")  # "5.2 KB"
 _PATH = re.compile(r"(?<![\w/.])(?:[A-Za-z]:)?+[/\\][\w.$@~*+%=\[\]/\\,:-]*+(?:\?[^\s\"']*+)?+")
 _DOTTED_PATH = re.compile(r"(?<![\w.-])[\w-]++(?:\.[\w-]++)++/[\w./$-]*+")  # host/path, java/component
-_POD = re.compile(r"\b[a-z0-9][a-z0-9-]*-[bcdfghjklmnpqrstvwxz2-9]{5,10}-[bcdfghjklmnpqrstvwxz2-9]{5}\b")
+_POD = re.compile(r"\b[a-z0-9][a-z0-9-]*-[bcdfghjklmnpqrstvwxz2-9]{5,10}-[bcdfghjklmnpqrstvwxz2-9]{5}(?![a-z0-9-])")
 _QUOTED_VALUE = re.compile(r"""\b([A-Za-z_][\w.-]*)=(["'])[^"'\n]*\2""")
 _KV_VALUE = re.compile(r"(?<=[\w.-]=)(?!\ue000)[^\s,;&)\]}\"']+")
 # a word piece holding a digit or an already masked part; pieces end at these delimiters
@@ -104,7 +105,7 @@ def _mask_normalised(text: str, kv_values: bool) -> str:
     if "-" in text:
         text = _POD.sub(_V, text)
     if "=" in text:
-        if "=\"" in text or "='" in text:
+        if '="' in text or "='" in text:
             text = _QUOTED_VALUE.sub(r"\1=\2" + _V + r"\2", text)
         if kv_values:
             text = _KV_VALUE.sub(_V, text)
@@ -233,9 +234,7 @@ class Fingerprinter:
         if data.get("version") != _SNAPSHOT_VERSION:
             raise ValueError(f"unknown fingerprinter snapshot version {data.get('version')!r}")
         config = data.get("config", {})
-        fp = cls(
-            min_variants=int(config.get("min_variants", 3)), kv_values=bool(config.get("kv_values", False))
-        )
+        fp = cls(min_variants=int(config.get("min_variants", 3)), kv_values=bool(config.get("kv_values", False)))
         for text in data.get("masked", []):
             fp._add_masked(" ".join(str(text).replace(VAR, _V).split()))
         for old, new in dict(data.get("aliases", {})).items():

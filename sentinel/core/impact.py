@@ -49,7 +49,29 @@ def new_group(delta: GroupDelta, *, now: float) -> ErrorGroup:
         minute_counts=dict(delta.minute_counts),
         status_changed_at=now,
         level=delta.level,
+        template_key=delta.template_key,
     )
+
+
+def absorb(target: ErrorGroup, source: ErrorGroup) -> None:
+    """Fold ``source`` into ``target`` (their templates merged into one): counts add up."""
+    target.count += source.count
+    target.first_seen = min(target.first_seen, source.first_seen)
+    target.last_seen = max(target.last_seen, source.last_seen)
+    known = set(target.pods)
+    for pod in source.pods:
+        if pod not in known and len(target.pods) < MAX_PODS:
+            target.pods.append(pod)
+            known.add(pod)
+    target.pod_count = max(target.pod_count, len(target.pods), source.pod_count)
+    target.samples = (target.samples + source.samples)[-MAX_SAMPLES:]
+    for minute, n in source.minute_counts.items():
+        target.minute_counts[minute] = target.minute_counts.get(minute, 0) + n
+    target.remediations += source.remediations
+    if source.last_remediation_at and (target.last_remediation_at or 0) < source.last_remediation_at:
+        target.last_remediation_at = source.last_remediation_at
+    if source.priority.rank < target.priority.rank:
+        target.priority = source.priority
 
 
 def merge(group: ErrorGroup, delta: GroupDelta, *, now: float) -> str:

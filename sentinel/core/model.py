@@ -114,6 +114,8 @@ class GroupDelta:
     samples: list[str] = field(default_factory=list)
     minute_counts: dict[int, int] = field(default_factory=dict)
     level: str = ""
+    template_key: str = ""
+    message: str = ""  # one parsed message of the group: re-fingerprinted when templates merge
 
 
 @dataclass(slots=True)
@@ -147,6 +149,7 @@ class ErrorGroup:
     remediations: int = 0
     last_remediation_at: float | None = None
     level: str = ""
+    template_key: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

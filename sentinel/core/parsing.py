@@ -36,11 +36,13 @@ _LEADING_TS = re.compile(
 )
 _LEADING_LEVEL = re.compile(r"^\[?(FATAL|PANIC|CRITICAL|ERROR|ERR|WARN|WARNING|INFO|DEBUG)\]?:?\s+", re.I)
 
-# Pod name suffixes, most specific first.
-_DEPLOYMENT_POD = re.compile(r"^(.+)-[a-z0-9]{6,10}-[a-z0-9]{5}$")
-_CRONJOB_POD = re.compile(r"^(.+)-\d{8,10}-[a-z0-9]{5}$")
+# Pod name suffixes, most specific first. Kubernetes draws ReplicaSet hashes and pod suffixes
+# from an alphabet without vowels (k8s.io/apimachinery/pkg/util/rand), so "exporter" is no hash.
+_SAFE = "[bcdfghjklmnpqrstvwxz2456789]"
+_DEPLOYMENT_POD = re.compile(rf"^(.+)-{_SAFE}{{6,10}}-{_SAFE}{{5}}$")
+_CRONJOB_POD = re.compile(rf"^(.+)-\d{{8,10}}-{_SAFE}{{5}}$")
 _STATEFULSET_POD = re.compile(r"^(.+)-\d+$")
-_SHORT_SUFFIX_POD = re.compile(r"^(.+)-[a-z0-9]{5}$")
+_SHORT_SUFFIX_POD = re.compile(rf"^(.+)-{_SAFE}{{5}}$")
 
 
 def workload_from_pod(pod: str) -> str:

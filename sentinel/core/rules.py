@@ -163,7 +163,7 @@ class RuleSet:
             candidates.sort()
         lab = labels or {}
         for i in candidates:
-            rule = self.rules[i]
+            rule: Rule = self.rules[i]
             if rule.contextual and not rule.matches_context(namespace, lab):
                 continue
             if rule.keywords and not rule.matches_text(message):

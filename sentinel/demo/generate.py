@@ -39,7 +39,7 @@ def messages(rng: random.Random, ns: str, wl: str, pod: str) -> list[tuple[float
     rid = uuid.UUID(int=rng.getrandbits(128))
     ms = rng.randint(120, 9000)
     order = rng.randint(100000, 999999)
-    common = {
+    common: dict[str, list[tuple[float, str, str]]] = {
         "checkout": [
             (6, "checkout", json.dumps({"level": "error", "ts": "x", "msg": "failed to reserve inventory",
                                          "error": f"rpc error: code = Unavailable desc = connection error: dial tcp {ip(rng)}:50051: connect: connection refused", "order_id": order})),

@@ -34,6 +34,7 @@ class Batch:
     lines: int = 0
     rule_hits: dict[str, int] = field(default_factory=dict)
     last_ts_ns: int = 0
+    aliases: dict[str, str] = field(default_factory=dict)  # template keys replaced by merges
 
     def merge(self, other: Batch) -> None:
         for key, d in other.deltas.items():
@@ -50,6 +51,7 @@ class Batch:
                 mine.minute_counts[m] = mine.minute_counts.get(m, 0) + n
             mine.rule, mine.priority = d.rule, d.priority
         self.lines += other.lines
+        self.aliases.update(other.aliases)
         for r, n in other.rule_hits.items():
             self.rule_hits[r] = self.rule_hits.get(r, 0) + n
         self.last_ts_ns = max(self.last_ts_ns, other.last_ts_ns)
@@ -88,6 +90,7 @@ class Pipeline:
         self._messages: dict[str, tuple[str, str]] = {}
         self._classified: dict[tuple[str, str, int], Rule] = {}
         self._contextual = any(r.contextual for r in rules.rules)
+        self._aliases_seen = len(self.fingerprinter.aliases())
 
     def with_rules(self, rules: RuleSet) -> Pipeline:
         return Pipeline(rules=rules, fingerprinter=self.fingerprinter)
@@ -167,6 +170,8 @@ class Pipeline:
                     first_seen=ts,
                     last_seen=ts,
                     level=level,
+                    template_key=f.key,
+                    message=message,
                 )
                 deltas[key] = d
             d.count += 1
@@ -183,7 +188,44 @@ class Pipeline:
             hits[rule.name] = hits.get(rule.name, 0) + 1
         batch.lines = n
         batch.last_ts_ns = last
+        self.settle(batch)
         return batch
+
+    def settle(self, batch: Batch) -> None:
+        """Templates that merged while the batch ran: re-key its deltas, report the aliases."""
+        aliases = self.fingerprinter.aliases()
+        if len(aliases) == self._aliases_seen and not any(d.template_key in aliases for d in batch.deltas.values()):
+            return
+        self._aliases_seen = len(aliases)
+        batch.aliases = aliases
+        settled: dict[str, GroupDelta] = {}
+        fp = self.fingerprinter.fingerprint
+        for d in batch.deltas.values():
+            f = fp(d.message)
+            if f.key != d.template_key:
+                d.template_key = f.key
+                d.template = f.template
+                d.key = group_key(d.namespace, d.workload, d.container, f.key)
+            mine = settled.get(d.key)
+            if mine is None:
+                settled[d.key] = d
+                continue
+            mine.count += d.count
+            mine.first_seen = min(mine.first_seen, d.first_seen)
+            mine.last_seen = max(mine.last_seen, d.last_seen)
+            mine.pods.update(d.pods)
+            mine.samples = (mine.samples + d.samples)[-MAX_SAMPLES_PER_DELTA:]
+            for m, k in d.minute_counts.items():
+                mine.minute_counts[m] = mine.minute_counts.get(m, 0) + k
+        batch.deltas = settled
+
+    def current_template(self, template_key: str) -> tuple[str, str] | None:
+        """(key, template) now standing for ``template_key``, or None if it never merged."""
+        new = self.fingerprinter.resolve(template_key)
+        if new == template_key:
+            return None
+        template = self.fingerprinter.template_of(new)
+        return (new, template) if template is not None else None
 
     def explain(self, entry: LogEntry) -> Explained:
         stream = self._stream(entry.labels)

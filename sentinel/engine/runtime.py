@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sentinel.config import Config, Loaded, LoadedRules, load_config, load_rules, resolve_rules_path
+from sentinel.core.fingerprint import Fingerprinter
 from sentinel.core.impact import LifecycleSettings, refresh
 from sentinel.core.model import ErrorGroup, LogEntry, RemediationRecord, Status
 from sentinel.core.policy import SafetyLimits
 from sentinel.core.rules import RuleSet
 from sentinel.engine.events import EventBus
-from sentinel.engine.pipeline import Batch, Pipeline
+from sentinel.engine.pipeline import Batch, Pipeline, group_key
 from sentinel.engine.settings import RuntimeSettings, apply_update, from_stored, validate_update
 from sentinel.errors import ConfigError, LokiUnavailable, SentinelError, SourceError, cap
 from sentinel.remediation.remediator import Remediator
@@ -153,7 +154,7 @@ class Runtime:
         self.description = description
         self.health = Health(started_at=clock())
         self.lifecycle = lifecycle_of(config)
-        self.pipeline = Pipeline(rules=rules)
+        self.pipeline = Pipeline(rules=rules, fingerprinter=restore_fingerprinter(store))
         self.rule_hits: dict[str, int] = {}
         self._poll_lock = threading.Lock()
         self._rules_mtime = _mtime(rules_path)
@@ -279,6 +280,13 @@ class Runtime:
                 batch.merge(self.pipeline.process(page))
         except SentinelError as err:
             return self._poll_failed(err, t0, window)
+        self.pipeline.settle(batch)
+        if batch.aliases:
+            folded = self.store.apply_aliases(
+                batch.aliases, templates=self.pipeline.fingerprinter.templates(), key_fn=group_key
+            )
+            if folded:
+                log.info("templates merged: %d stored groups folded into their new template", folded)
         # Only now, with the whole window read, do counts change: a failed poll is retried whole.
         changes = self.store.record(list(batch.deltas.values()), now=now, lifecycle=self.lifecycle)
         self.store.set_cursor(end_ns)
@@ -377,7 +385,12 @@ class Runtime:
         )
         if removed:
             log.info("retention removed %d groups", removed)
+        self.save_fingerprinter()
         self.store.flush()
+
+    def save_fingerprinter(self) -> None:
+        """Persist the mined templates, so group keys survive a restart."""
+        self.store.put_state("fingerprinter", self.pipeline.fingerprinter.snapshot())
 
     def reload_rules(self, *, force: bool = False) -> tuple[bool, str]:
         """Reload rules.yaml if it changed; a bad file keeps the previous rules and says why."""
@@ -494,6 +507,7 @@ class Runtime:
         with self._poll_lock:  # wait for a running poll to finish or abandon
             pass
         try:
+            self.save_fingerprinter()
             self.store.close()
         except SentinelError as err:
             log.error("store close failed: %s", err)
@@ -512,6 +526,16 @@ def group_summary(g: ErrorGroup) -> dict[str, Any]:
         "escalated": g.escalated,
         "last_seen": g.last_seen,
     }
+
+
+def restore_fingerprinter(store: Store) -> Fingerprinter:
+    snap = store.get_state("fingerprinter")
+    if snap:
+        try:
+            return Fingerprinter.restore(snap)
+        except (ValueError, KeyError, TypeError) as err:
+            log.warning("stored templates could not be restored (%s); starting fresh", cap(err))
+    return Fingerprinter()
 
 
 def _mtime(path: str) -> float:

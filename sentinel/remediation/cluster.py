@@ -117,9 +117,13 @@ def translate(err: BaseException, call: Call) -> ClusterError:
         if status in (400, 415, 422):
             return Invalid(f"{call}: rejected by the API server ({status}): {msg}", status=status)
         if status == 429 or status >= 500 or status == 0:
-            return ClusterUnavailable(f"{call}: API server unavailable ({status or 'no response'}): {msg}", status=status)
+            return ClusterUnavailable(
+                f"{call}: API server unavailable ({status or 'no response'}): {msg}", status=status
+            )
         return ClusterError(f"{call}: unexpected answer {status}: {msg}", status=status)
     reason = err.reason if isinstance(err, urllib3.exceptions.MaxRetryError) else err
+    if isinstance(reason, urllib3.exceptions.NewConnectionError | ConnectionRefusedError):
+        return ClusterUnavailable(f"{call}: cannot reach the API server: {cap(err)}")
     if isinstance(reason, urllib3.exceptions.TimeoutError | TimeoutError):
         return ClusterUnavailable(f"{call}: timed out: {cap(err)}")
     if isinstance(err, urllib3.exceptions.HTTPError | ConnectionError | OSError):
@@ -196,25 +200,26 @@ class Cluster:
         """
         cfg = k8s.Configuration()
         tried: list[str] = []
+        load_incluster: Callable[..., Any] = k8s_config.load_incluster_config
+        load_kubeconfig: Callable[..., Any] = k8s_config.load_kube_config
         if in_cluster or (in_cluster is None and os.environ.get("KUBERNETES_SERVICE_HOST")):
             try:
-                k8s_config.load_incluster_config(client_configuration=cfg)
+                load_incluster(client_configuration=cfg)
                 return cls(k8s.ApiClient(cfg), timeout=timeout)
             except ConfigException as err:
-                tried.append(f"in-cluster service account: {cap(err)}")
                 if in_cluster:
-                    raise ClusterUnavailable("no cluster configured: " + "; ".join(tried)) from err
+                    raise ClusterUnavailable(f"no cluster configured: in-cluster service account: {cap(err)}") from err
+                tried.append(f"in-cluster service account: {cap(err)}")
         path = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
-        if in_cluster is not True:
-            if not os.path.exists(os.path.expanduser(path.split(os.pathsep)[0])):
-                tried.append(f"kubeconfig {path}: no such file")
-            else:
-                try:
-                    k8s_config.load_kube_config(config_file=path, context=context, client_configuration=cfg)
-                    return cls(k8s.ApiClient(cfg), timeout=timeout)
-                except (ConfigException, OSError, ValueError, TypeError) as err:
-                    tried.append(f"kubeconfig {path}: {cap(err)}")
-        raise ClusterUnavailable("no cluster configured: " + "; ".join(tried or ["nothing to try"]))
+        if not os.path.exists(os.path.expanduser(path.split(os.pathsep)[0])):
+            tried.append(f"kubeconfig {path}: no such file")
+        else:
+            try:
+                load_kubeconfig(config_file=path, context=context, client_configuration=cfg)
+                return cls(k8s.ApiClient(cfg), timeout=timeout)
+            except (ConfigException, OSError, ValueError, TypeError) as err:
+                tried.append(f"kubeconfig {path}: {cap(err)}")
+        raise ClusterUnavailable("no cluster configured: " + "; ".join(tried))
 
     @classmethod
     def for_host(cls, host: str, token: str | None = None, *, timeout: float = 5.0, verify_ssl: bool = True) -> Cluster:
@@ -229,7 +234,8 @@ class Cluster:
         return cls(k8s.ApiClient(cfg), timeout=timeout)
 
     def close(self) -> None:
-        self.api_client.close()
+        close: Callable[[], Any] = self.api_client.close
+        close()
 
     # -- the one place foreign calls happen -------------------------------------------------------
 
@@ -284,7 +290,11 @@ class Cluster:
 
     def get_scale(self, namespace: str, kind: str, name: str) -> Obj:
         group, plural = _kind(kind, SCALABLE_KINDS)
-        fn = self.apps.read_namespaced_deployment_scale if kind == "Deployment" else self.apps.read_namespaced_stateful_set_scale
+        fn = (
+            self.apps.read_namespaced_deployment_scale
+            if kind == "Deployment"
+            else self.apps.read_namespaced_stateful_set_scale
+        )
         return self._call(Call("get", f"{plural}/scale", namespace, name, group), fn, name, namespace)
 
     def can_i(self, verb: str, resource: str, *, group: str = "", namespace: str = "", subresource: str = "") -> bool:
@@ -297,14 +307,24 @@ class Cluster:
         out = self._call(
             Call("create", "selfsubjectaccessreviews", group="authorization.k8s.io"),
             self.authz.create_self_subject_access_review,
-            {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "spec": {"resourceAttributes": attrs}},
+            {
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "SelfSubjectAccessReview",
+                "spec": {"resourceAttributes": attrs},
+            },
         )
         return bool((out.get("status") or {}).get("allowed"))
 
     # -- writes --------------------------------------------------------------------------------
 
     def delete_pod(
-        self, namespace: str, name: str, *, grace_period: int | None = None, uid: str | None = None, dry_run: bool = False
+        self,
+        namespace: str,
+        name: str,
+        *,
+        grace_period: int | None = None,
+        uid: str | None = None,
+        dry_run: bool = False,
     ) -> Obj:
         """Delete a pod (the returned pod shows ``deletionTimestamp``); ``uid`` guards against a same-named successor."""
         body: Obj = {"apiVersion": "v1", "kind": "DeleteOptions"}
@@ -315,9 +335,13 @@ class Cluster:
         kw: dict[str, Any] = {"body": body, **self._dry(dry_run)}
         if grace_period is not None:
             kw["grace_period_seconds"] = grace_period
-        return self._call(Call("delete", "pods", namespace, name), self.core.delete_namespaced_pod, name, namespace, **kw)
+        return self._call(
+            Call("delete", "pods", namespace, name), self.core.delete_namespaced_pod, name, namespace, **kw
+        )
 
-    def patch_workload(self, namespace: str, kind: str, name: str, patch: Obj, *, dry_run: bool = False, merge: bool = False) -> Obj:
+    def patch_workload(
+        self, namespace: str, kind: str, name: str, patch: Obj, *, dry_run: bool = False, merge: bool = False
+    ) -> Obj:
         """Patch a Deployment, StatefulSet or DaemonSet (strategic merge, or JSON merge if ``merge``)."""
         group, plural = _kind(kind, WORKLOAD_KINDS)
         fns: dict[str, Callable[..., Any]] = {
@@ -336,14 +360,25 @@ class Cluster:
         )
 
     def patch_scale(
-        self, namespace: str, kind: str, name: str, replicas: int, *, resource_version: str | None = None, dry_run: bool = False
+        self,
+        namespace: str,
+        kind: str,
+        name: str,
+        replicas: int,
+        *,
+        resource_version: str | None = None,
+        dry_run: bool = False,
     ) -> Obj:
         """Set replicas through the scale subresource; ``resource_version`` makes it conditional (409 if stale)."""
         group, plural = _kind(kind, SCALABLE_KINDS)
         body: Obj = {"spec": {"replicas": replicas}}
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
-        fn = self.apps.patch_namespaced_deployment_scale if kind == "Deployment" else self.apps.patch_namespaced_stateful_set_scale
+        fn = (
+            self.apps.patch_namespaced_deployment_scale
+            if kind == "Deployment"
+            else self.apps.patch_namespaced_stateful_set_scale
+        )
         return self._call(
             Call("patch", f"{plural}/scale", namespace, name, group),
             fn,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
@@ -109,6 +109,16 @@ class Store(Protocol):
     def list_groups(self, query: GroupQuery) -> Page[ErrorGroup]: ...
 
     def all_groups(self) -> list[ErrorGroup]: ...
+
+    def apply_aliases(
+        self,
+        aliases: Mapping[str, str],
+        *,
+        templates: Mapping[str, str],
+        key_fn: Callable[[str, str, str, str], str],
+    ) -> int: ...
+
+    def resolve_id(self, group_id: str) -> str: ...
 
     def put_group(self, group: ErrorGroup) -> None: ...
 

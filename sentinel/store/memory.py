@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from sentinel.core.impact import LifecycleSettings, merge, new_group, refresh
+from sentinel.core.impact import LifecycleSettings, absorb, merge, new_group, refresh
 from sentinel.core.model import ErrorGroup, GroupDelta, Priority, RemediationRecord, Status
 from sentinel.store.base import (
     MAX_PAGE_SIZE,
@@ -88,6 +88,7 @@ class MemoryStore:
         self._state: dict[str, dict[str, Any]] = {}
         self._cursor: int | None = None
         self._sorted: dict[str, list[ErrorGroup]] = {}
+        self._group_aliases: dict[str, str] = {}
         self._dirty = False
 
     # -- groups -------------------------------------------------------------------------------
@@ -121,6 +122,8 @@ class MemoryStore:
     def get_group(self, group_id: str) -> ErrorGroup | None:
         with self._lock:
             g = self._groups.get(group_id)
+            if g is None and group_id in self._group_aliases:
+                g = self._groups.get(self.resolve_id(group_id))
             return copy.deepcopy(g) if g is not None else None
 
     def put_group(self, group: ErrorGroup) -> None:
@@ -137,6 +140,53 @@ class MemoryStore:
                     changed.append(copy.deepcopy(g))
             self._touch()
         return changed
+
+    def apply_aliases(
+        self,
+        aliases: Mapping[str, str],
+        *,
+        templates: Mapping[str, str],
+        key_fn: Callable[[str, str, str, str], str],
+    ) -> int:
+        """Fold groups whose template key was replaced (templates merged) into the new key's group.
+
+        ``aliases`` maps old template keys to current ones, ``templates`` current keys to their
+        text, ``key_fn(namespace, workload, container, template_key)`` gives a group id. Old group
+        ids keep answering through an alias. Returns how many groups were folded or re-keyed.
+        """
+        moved = 0
+        with self._lock:
+            stale = [g for g in self._groups.values() if g.template_key in aliases]
+            for g in stale:
+                new_tk = aliases[g.template_key]
+                new_id = key_fn(g.namespace, g.workload, g.container, new_tk)
+                if new_id == g.id:
+                    continue
+                del self._groups[g.id]
+                self._group_aliases[g.id] = new_id
+                target = self._groups.get(new_id)
+                if target is None:
+                    g.id = new_id
+                    g.template_key = new_tk
+                    g.template = templates.get(new_tk, g.template)
+                    self._groups[new_id] = g
+                else:
+                    absorb(target, g)
+                    target.template = templates.get(new_tk, target.template)
+                moved += 1
+            if moved:
+                self._touch()
+        return moved
+
+    def resolve_id(self, group_id: str) -> str:
+        """The current id of a group that may since have been folded into another."""
+        with self._lock:
+            for _ in range(len(self._group_aliases) + 1):
+                new = self._group_aliases.get(group_id)
+                if new is None or new == group_id:
+                    return group_id
+                group_id = new
+            return group_id
 
     def all_groups(self) -> list[ErrorGroup]:
         with self._lock:
@@ -279,8 +329,10 @@ class MemoryStore:
         records: Iterable[RemediationRecord],
         state: dict[str, dict[str, Any]],
         cursor: int | None,
+        group_aliases: Mapping[str, str] | None = None,
     ) -> None:
         with self._lock:
+            self._group_aliases = dict(group_aliases or {})
             self._groups = {g.id: g for g in groups}
             self._records = list(records)
             self._records.sort(key=lambda r: r.time)
@@ -296,6 +348,7 @@ class MemoryStore:
                 "remediations": [r.to_dict() for r in self._records],
                 "state": copy.deepcopy(self._state),
                 "cursor": self._cursor,
+                "group_aliases": dict(self._group_aliases),
             }
 
 

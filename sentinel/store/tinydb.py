@@ -86,6 +86,7 @@ class TinyDBStore(MemoryStore):
             state = {str(d["name"]): d["value"] for d in db.table("state").all()}
             meta = db.table("meta").all()
             cursor = meta[0].get("cursor") if meta else None
+            group_aliases = meta[0].get("group_aliases", {}) if meta else {}
             db.close()
         except (ValueError, KeyError, TypeError) as err:
             aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
@@ -99,7 +100,7 @@ class TinyDBStore(MemoryStore):
             return
         except OSError as err:
             raise StoreError(f"store file {self.path}: cannot read: {cap(err)}") from err
-        self._load(groups, records, state, cursor)
+        self._load(groups, records, state, cursor, group_aliases)
         log.info("store %s loaded: %d groups, %d remediation records", self.path, len(groups), len(records))
 
     def flush(self) -> None:
@@ -113,7 +114,14 @@ class TinyDBStore(MemoryStore):
                 "groups": {str(i): g for i, g in enumerate(snap["groups"], 1)},
                 "remediations": {str(i): r for i, r in enumerate(snap["remediations"], 1)},
                 "state": {str(i): {"name": k, "value": v} for i, (k, v) in enumerate(snap["state"].items(), 1)},
-                "meta": {"1": {"cursor": snap["cursor"], "schema": SCHEMA_VERSION, "written_at": time.time()}},
+                "meta": {
+                    "1": {
+                        "cursor": snap["cursor"],
+                        "group_aliases": snap["group_aliases"],
+                        "schema": SCHEMA_VERSION,
+                        "written_at": time.time(),
+                    }
+                },
             }
             try:
                 AtomicJSONStorage(str(self.path)).write(data)

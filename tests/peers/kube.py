@@ -238,7 +238,7 @@ def field_selector_matches(selector: str, obj: Obj) -> bool:
     for req in _split_selector(selector):
         m = re.fullmatch(r"([\w.]+)\s*(!=|==|=)\s*(.*)", req)
         if not m or m.group(1) not in _FIELDS:
-            raise ApiError(400, "BadRequest", f'field label not supported: {m.group(1) if m else req}')
+            raise ApiError(400, "BadRequest", f"field label not supported: {m.group(1) if m else req}")
         value = _FIELDS[m.group(1)](obj)
         if (m.group(2) == "!=") == (value == m.group(3)):
             return False
@@ -375,7 +375,9 @@ class KubePeer:
 
     token: str | None = "peer-token"
     clock: Callable[[], float] = time.time
-    node_name: str | None = None  # when set, controller-made pods are bound to it (graceful delete leaves them Terminating)
+    node_name: str | None = (
+        None  # when set, controller-made pods are bound to it (graceful delete leaves them Terminating)
+    )
     url: str = ""
     objects: dict[tuple[str, str, str], Obj] = field(default_factory=dict)  # (plural, ns, name) -> object
     denied: set[tuple[str, str, str | None]] = field(default_factory=set)  # (verb, resource, namespace)
@@ -417,13 +419,13 @@ class KubePeer:
 
     def seen(self, method: str | None = None, path: str | None = None) -> list[Seen]:
         with self.lock:
-            return [r for r in self.requests if (method is None or r.method == method) and (path is None or path in r.path)]
+            return [
+                r for r in self.requests if (method is None or r.method == method) and (path is None or path in r.path)
+            ]
 
     def allowed(self, verb: str, resource: str, namespace: str | None) -> bool:
         with self.lock:
-            return not any(
-                v == verb and r == resource and (n is None or n == namespace) for v, r, n in self.denied
-            )
+            return not any(v == verb and r == resource and (n is None or n == namespace) for v, r, n in self.denied)
 
     # -- direct access for tests (no HTTP, no RBAC) ---------------------------------------------
 
@@ -470,7 +472,9 @@ class KubePeer:
             self.reconcile(namespace)
             return copy.deepcopy(o)
 
-    def deployment(self, name: str, namespace: str = "demo", *, replicas: int = 2, env: str = "v1", **labels: str) -> Obj:
+    def deployment(
+        self, name: str, namespace: str = "demo", *, replicas: int = 2, env: str = "v1", **labels: str
+    ) -> Obj:
         """A Deployment like the recordings' ``web``: one nginx container with env MODE."""
         labels = labels or {"app": name}
         if ("namespaces", "", namespace) not in self.objects:
@@ -485,7 +489,9 @@ class KubePeer:
                     "selector": {"matchLabels": dict(labels)},
                     "template": {
                         "metadata": {"labels": dict(labels)},
-                        "spec": {"containers": [{"name": "nginx", "image": "nginx", "env": [{"name": "MODE", "value": env}]}]},
+                        "spec": {
+                            "containers": [{"name": "nginx", "image": "nginx", "env": [{"name": "MODE", "value": env}]}]
+                        },
                     },
                 },
             }
@@ -528,7 +534,12 @@ class KubePeer:
         meta = obj.setdefault("metadata", {})
         if not meta.get("name"):
             if not meta.get("generateName"):
-                raise invalid(res.kind, res.group, "", [("metadata.name", "FieldValueRequired", "Required value: name or generateName is required")])
+                raise invalid(
+                    res.kind,
+                    res.group,
+                    "",
+                    [("metadata.name", "FieldValueRequired", "Required value: name or generateName is required")],
+                )
             while True:
                 name = meta["generateName"] + "".join(random.choice(_ALPHABET) for _ in range(5))
                 if (res.plural, ns, name) not in self.objects:
@@ -559,7 +570,9 @@ class KubePeer:
             if res.kind in ("Deployment", "ReplicaSet", "StatefulSet"):
                 spec.setdefault("replicas", 1)
             if res.kind == "Deployment":
-                spec.setdefault("strategy", {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}})
+                spec.setdefault(
+                    "strategy", {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}
+                )
                 spec.setdefault("revisionHistoryLimit", 10)
                 spec.setdefault("progressDeadlineSeconds", 600)
             tmpl = spec.setdefault("template", {})
@@ -582,12 +595,22 @@ class KubePeer:
         if res.kind in ("Deployment", "ReplicaSet", "StatefulSet"):
             spec = obj.get("spec") or {}
             if int(spec.get("replicas", 0)) < 0:
-                causes.append(("spec.replicas", "FieldValueInvalid", f"Invalid value: {spec['replicas']}: must be greater than or equal to 0"))
+                causes.append(
+                    (
+                        "spec.replicas",
+                        "FieldValueInvalid",
+                        f"Invalid value: {spec['replicas']}: must be greater than or equal to 0",
+                    )
+                )
             tlabels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
             sel = label_selector_string(spec.get("selector") or {})
             if not sel or not selector_matches(sel, tlabels):
                 causes.append(
-                    ("spec.template.metadata.labels", "FieldValueInvalid", f"Invalid value: {tlabels}: `selector` does not match template `labels`")
+                    (
+                        "spec.template.metadata.labels",
+                        "FieldValueInvalid",
+                        f"Invalid value: {tlabels}: `selector` does not match template `labels`",
+                    )
                 )
             if not ((spec.get("template") or {}).get("spec") or {}).get("containers"):
                 causes.append(("spec.template.spec.containers", "FieldValueRequired", "Required value"))
@@ -604,9 +627,7 @@ class KubePeer:
         self._validate(res, obj)
         key = (res.plural, ns, obj["metadata"]["name"])
         if key in self.objects:
-            raise ApiError(
-                409, "AlreadyExists", f'{res.qualified} "{key[2]}" already exists', _details(res, key[2])
-            )
+            raise ApiError(409, "AlreadyExists", f'{res.qualified} "{key[2]}" already exists', _details(res, key[2]))
         if dry_run:
             obj["metadata"]["resourceVersion"] = str(self.rv)
             return obj
@@ -624,7 +645,15 @@ class KubePeer:
             raise conflict(res, name)
         new["apiVersion"], new["kind"] = res.api_version, res.kind
         meta = new.setdefault("metadata", {})
-        for k in ("name", "namespace", "uid", "creationTimestamp", "generation", "deletionTimestamp", "deletionGracePeriodSeconds"):
+        for k in (
+            "name",
+            "namespace",
+            "uid",
+            "creationTimestamp",
+            "generation",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+        ):
             if k in old["metadata"]:
                 meta[k] = old["metadata"][k]
             else:
@@ -722,7 +751,9 @@ class KubePeer:
         return [
             o
             for (p, n, _), o in sorted(self.objects.items())
-            if p == plural and n == ns and any(r.get("uid") == uid and r.get("controller") for r in o["metadata"].get("ownerReferences") or [])
+            if p == plural
+            and n == ns
+            and any(r.get("uid") == uid and r.get("controller") for r in o["metadata"].get("ownerReferences") or [])
         ]
 
     def _reconcile_deployment(self, dep: Obj) -> None:
@@ -812,7 +843,11 @@ class KubePeer:
         for _ in range(want - len(live)):
             self._make_pod(rs, f"{rs['metadata']['name']}-{_rand5()}")
         if (rs.get("status") or {}).get("replicas") != want:
-            rs["status"] = {"replicas": want, "fullyLabeledReplicas": want, "observedGeneration": rs["metadata"].get("generation", 1)}
+            rs["status"] = {
+                "replicas": want,
+                "fullyLabeledReplicas": want,
+                "observedGeneration": rs["metadata"].get("generation", 1),
+            }
             self._bump(rs)
 
     def _reconcile_statefulset(self, sts: Obj) -> None:
@@ -939,7 +974,7 @@ class KubePeer:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         dry = q.get("dryRun") == "All" or (isinstance(body, dict) and body.get("dryRun") == ["All"])
         if q.get("dryRun") not in (None, "All"):
-            raise ApiError(400, "BadRequest", f'Invalid dry run value: {q.get("dryRun")}')
+            raise ApiError(400, "BadRequest", f"Invalid dry run value: {q.get('dryRun')}")
         verb = {
             "GET": "get" if name else ("watch" if q.get("watch") in ("true", "1") else "list"),
             "POST": "create",
@@ -948,7 +983,7 @@ class KubePeer:
             "DELETE": "delete" if name else "deletecollection",
         }.get(method)
         if verb is None:
-            raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource")
+            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
         self._authorize(verb, res, sub, ns, name)
         if verb == "watch":
             raise ApiError(400, "BadRequest", "watch is not supported by the test peer")
@@ -956,11 +991,17 @@ class KubePeer:
             return 200, self._list(res, ns, q)
         if verb == "create":
             if name:
-                raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+                raise ApiError(
+                    405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
+                )
             if not isinstance(body, dict):
                 raise ApiError(400, "BadRequest", "the body of the request was in an unknown format")
             if res.namespaced and body.get("metadata", {}).get("namespace") not in (None, ns):
-                raise ApiError(400, "BadRequest", "the namespace of the provided object does not match the namespace sent on the request")
+                raise ApiError(
+                    400,
+                    "BadRequest",
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                )
             out = self._create(res, ns, body, dry_run=dry)
             if not dry:
                 self.reconcile(ns)
@@ -986,7 +1027,18 @@ class KubePeer:
                 raise ApiError(400, "BadRequest", "the body of the request was in an unknown format")
             rv = (body.get("metadata") or {}).get("resourceVersion")
             if not rv:
-                raise invalid(res.kind, res.group, name, [("metadata.resourceVersion", "FieldValueInvalid", "Invalid value: 0x0: must be specified for an update")])
+                raise invalid(
+                    res.kind,
+                    res.group,
+                    name,
+                    [
+                        (
+                            "metadata.resourceVersion",
+                            "FieldValueInvalid",
+                            "Invalid value: 0x0: must be specified for an update",
+                        )
+                    ],
+                )
             new, precondition = body, rv
         else:
             new = self._apply_patch(current, body, ctype)
@@ -996,7 +1048,18 @@ class KubePeer:
                 raise conflict(res, name)
             replicas = (new.get("spec") or {}).get("replicas", 0)
             if not isinstance(replicas, int) or replicas < 0:
-                raise invalid("Scale", "autoscaling", name, [("spec.replicas", "FieldValueInvalid", f"Invalid value: {replicas}: must be greater than or equal to 0")])
+                raise invalid(
+                    "Scale",
+                    "autoscaling",
+                    name,
+                    [
+                        (
+                            "spec.replicas",
+                            "FieldValueInvalid",
+                            f"Invalid value: {replicas}: must be greater than or equal to 0",
+                        )
+                    ],
+                )
             parent = copy.deepcopy(obj)
             parent["spec"]["replicas"] = replicas
             written = self._update(res, ns, name, parent, dry_run=dry, precondition=None)
@@ -1024,7 +1087,11 @@ class KubePeer:
             if not isinstance(body, list):
                 raise ApiError(400, "BadRequest", "json patch must be a list of operations")
             return json_patch(current, body)
-        raise ApiError(415, "UnsupportedMediaType", f'the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json')
+        raise ApiError(
+            415,
+            "UnsupportedMediaType",
+            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json",
+        )
 
     def _scale_of(self, res: Resource, obj: Obj) -> Obj:
         sel = obj["spec"].get("selector") or {}
@@ -1039,7 +1106,10 @@ class KubePeer:
                 "creationTimestamp": obj["metadata"]["creationTimestamp"],
             },
             "spec": {"replicas": obj["spec"].get("replicas", 1)},
-            "status": {"replicas": (obj.get("status") or {}).get("replicas", 0), "selector": label_selector_string(sel)},
+            "status": {
+                "replicas": (obj.get("status") or {}).get("replicas", 0),
+                "selector": label_selector_string(sel),
+            },
         }
 
     def _list(self, res: Resource, ns: str, q: Any) -> Obj:
@@ -1088,7 +1158,14 @@ class KubePeer:
 
 
 def _injected(f: Failure) -> ApiError:
-    reasons = {500: "InternalError", 503: "ServiceUnavailable", 504: "Timeout", 429: "TooManyRequests", 422: "Invalid", 409: "Conflict"}
+    reasons = {
+        500: "InternalError",
+        503: "ServiceUnavailable",
+        504: "Timeout",
+        429: "TooManyRequests",
+        422: "Invalid",
+        409: "Conflict",
+    }
     message = f.message or {
         500: "Internal error occurred: injected by the test peer",
         503: "the server is currently unable to handle the request",
@@ -1107,7 +1184,10 @@ def _pod_spec_defaults(spec: Obj) -> None:
         c.setdefault("resources", {})
         c.setdefault("terminationMessagePath", "/dev/termination-log")
         c.setdefault("terminationMessagePolicy", "File")
-        c.setdefault("imagePullPolicy", "Always" if ":" not in c.get("image", "") or c["image"].endswith(":latest") else "IfNotPresent")
+        c.setdefault(
+            "imagePullPolicy",
+            "Always" if ":" not in c.get("image", "") or c["image"].endswith(":latest") else "IfNotPresent",
+        )
     spec.setdefault("restartPolicy", "Always")
     spec.setdefault("terminationGracePeriodSeconds", 30)
     spec.setdefault("dnsPolicy", "ClusterFirst")
@@ -1134,7 +1214,9 @@ def _strip_hash(template: Obj) -> Obj:
 
 def pod_template_hash(template: Obj) -> str:
     """A stable 10-character hash of a pod template, in the API server's safe alphabet."""
-    digest = int.from_bytes(hashlib.sha256(json.dumps(_strip_hash(template), sort_keys=True).encode()).digest()[:8], "big")
+    digest = int.from_bytes(
+        hashlib.sha256(json.dumps(_strip_hash(template), sort_keys=True).encode()).digest()[:8], "big"
+    )
     out = ""
     for _ in range(10):
         digest, r = divmod(digest, len(_ALPHABET))

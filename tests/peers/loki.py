@@ -496,7 +496,7 @@ class LokiPeer:
         handler = type("_BoundHandler", (_Handler,), {"peer": self})
         server = _Server(("127.0.0.1", 0), handler)
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="loki-peer", daemon=True)
+        self._thread = threading.Thread(target=server.serve_forever, args=(0.02,), name="loki-peer", daemon=True)
         self._thread.start()
         return self
 

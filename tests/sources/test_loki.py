@@ -409,7 +409,8 @@ def test_page_limit_outside_loki_s_range_is_refused(peer: LokiPeer) -> None:
         client(peer, page_limit=5001)
 
 
-def test_parsing_keeps_up_with_100k_lines_per_second(peer: LokiPeer) -> None:
+def test_parsing_a_large_body_merges_streams_in_time_order(peer: LokiPeer) -> None:
+    """Throughput is measured by `make bench`; here only correctness on a 100k-line body."""
     n = 100_000
     streams = [
         {"stream": {"namespace": "demo", "pod": f"web-{p}", "detected_level": "error"},
@@ -419,10 +420,8 @@ def test_parsing_keeps_up_with_100k_lines_per_second(peer: LokiPeer) -> None:
     ]  # fmt: skip
     body = json.dumps({"status": "success", "data": {"resultType": "streams", "result": streams}}).encode()
 
-    started = time.perf_counter()
     entries = parse_streams(body)
-    took = time.perf_counter() - started
 
     assert len(entries) == n
     assert entries[0].ts_ns == BASE and entries[1].labels["pod"] == "web-1"
-    assert n / took > 100_000, f"{n / took:.0f} lines/s"
+    assert all(a.ts_ns <= b.ts_ns for a, b in zip(entries, entries[1:], strict=False))

@@ -1,0 +1,377 @@
+"""What the API sends and accepts: response models apart from the store records, bounded request bodies.
+
+Response rows are flat (scalars, or a JSON object for action params) so that ``format=csv`` gives
+exactly the same rows as JSON: one column per field, in field order (see :mod:`sentinel.api.csvout`).
+Request bodies reject unknown fields, bound every string and collection, and refuse NaN/Infinity.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from sentinel.core.durations import parse_duration
+from sentinel.core.model import ErrorGroup, Priority, RemediationRecord
+from sentinel.engine.settings import RuntimeSettings
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+MAX_SAMPLE = 16 * 1024
+MAX_PATTERN = 4096
+MAX_REASON = 1000
+
+
+class Request(BaseModel):
+    """Base of every request body: unknown fields are errors, no NaN or Infinity."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class Problem(BaseModel):
+    """An error answer: ``detail`` says what happened, ``problems`` names each bad field."""
+
+    detail: str
+    problems: list[str] = Field(default_factory=list)
+
+
+# -- error groups ---------------------------------------------------------------------------------
+
+
+class GroupRow(BaseModel):
+    """One error group in a list (and one CSV row)."""
+
+    id: str
+    priority: str
+    priority_label: str
+    status: str
+    namespace: str
+    workload: str
+    container: str
+    rule: str
+    template: str
+    level: str
+    count: int
+    pod_count: int
+    first_seen: float
+    last_seen: float
+    impact: float
+    escalated: bool
+    remediations: int
+    last_remediation_at: float | None
+
+    @classmethod
+    def of(cls, g: ErrorGroup) -> GroupRow:
+        return cls(
+            id=g.id,
+            priority=g.priority.value,
+            priority_label=g.priority.label,
+            status=g.status.value,
+            namespace=g.namespace,
+            workload=g.workload,
+            container=g.container,
+            rule=g.rule,
+            template=g.template,
+            level=g.level,
+            count=g.count,
+            pod_count=g.pod_count or len(g.pods),
+            first_seen=g.first_seen,
+            last_seen=g.last_seen,
+            impact=g.impact,
+            escalated=g.escalated,
+            remediations=g.remediations,
+            last_remediation_at=g.last_remediation_at,
+        )
+
+
+class GroupList(BaseModel):
+    items: list[GroupRow]
+    total: int = Field(description="groups matching the filters, over all pages")
+    page: int
+    page_size: int
+    pages: int
+
+
+class MinuteCount(BaseModel):
+    minute: int = Field(description="start of the minute, POSIX seconds")
+    count: int
+
+
+class RemediationRow(BaseModel):
+    """One audit record (and one CSV row; ``params`` and ``changes`` are JSON objects in CSV)."""
+
+    id: str
+    time: float
+    group_id: str
+    rule: str
+    action: str
+    namespace: str
+    workload: str
+    kind: str
+    name: str
+    decision: str
+    reason: str
+    dry_run: bool
+    result: str
+    error: str
+    duration_ms: float
+    requested_by: str
+    effective: bool | None
+    params: dict[str, Any]
+    changes: dict[str, Any]
+
+    @classmethod
+    def of(cls, r: RemediationRecord) -> RemediationRow:
+        return cls(
+            id=r.id,
+            time=r.time,
+            group_id=r.group_id,
+            rule=r.rule,
+            action=r.action,
+            namespace=r.namespace,
+            workload=r.workload,
+            kind=r.kind,
+            name=r.name,
+            decision=r.decision,
+            reason=r.reason,
+            dry_run=r.dry_run,
+            result=r.result.value,
+            error=r.error,
+            duration_ms=r.duration_ms,
+            requested_by=r.requested_by,
+            effective=r.effective,
+            params=dict(r.params),
+            changes=dict(r.changes),
+        )
+
+
+class RemediationList(BaseModel):
+    items: list[RemediationRow]
+    total: int
+    page: int
+    page_size: int
+    pages: int
+
+
+class GroupDetail(GroupRow):
+    """One group with its samples, per-minute counts and remediation records."""
+
+    base_priority: str
+    pods: list[str]
+    samples: list[str]
+    minute_counts: list[MinuteCount]
+    status_changed_at: float
+    status_by: str
+    status_reason: str
+    snooze_until: float | None
+    snooze_until_count: int | None
+    escalation_reason: str
+    remediation_history: list[RemediationRow]
+    remediation_total: int
+
+    @classmethod
+    def build(cls, g: ErrorGroup, records: list[RemediationRecord], total: int) -> GroupDetail:
+        row = GroupRow.of(g).model_dump()
+        return cls(
+            **row,
+            base_priority=g.base_priority.value,
+            pods=list(g.pods),
+            samples=list(g.samples),
+            minute_counts=[MinuteCount(minute=m * 60, count=n) for m, n in sorted(g.minute_counts.items())],
+            status_changed_at=g.status_changed_at,
+            status_by=g.status_by,
+            status_reason=g.status_reason,
+            snooze_until=g.snooze_until,
+            snooze_until_count=g.snooze_until_count,
+            escalation_reason=g.escalation_reason,
+            remediation_history=[RemediationRow.of(r) for r in records],
+            remediation_total=total,
+        )
+
+
+class StatusChange(Request):
+    """acknowledge | snooze | resolve | reopen. A snooze needs ``until``, ``duration`` or ``more``."""
+
+    action: Literal["acknowledge", "snooze", "resolve", "reopen"]
+    reason: str = Field(default="", max_length=MAX_REASON)
+    until: float | None = Field(default=None, ge=0, le=1e11, description="snooze until this POSIX time")
+    duration: Duration | None = Field(default=None, description='snooze for this long: "30m", "2h" or seconds')
+    more: int | None = Field(default=None, ge=1, le=1_000_000_000, description="snooze for N more occurrences")
+
+    @model_validator(mode="after")
+    def _snooze_fields(self) -> StatusChange:
+        if self.action != "snooze" and (self.until is not None or self.duration is not None or self.more is not None):
+            raise ValueError("until, duration and more apply only to action 'snooze'")
+        if self.until is not None and self.duration is not None:
+            raise ValueError("give either until or duration, not both")
+        if self.duration is not None and not 0 < self.duration <= 365 * 86400:
+            raise ValueError("duration must be more than 0 and at most 365 days")
+        return self
+
+
+class RemediateRequest(Request):
+    """A manual action on a group; without ``action`` the group's rule action (and params) is used."""
+
+    action: str | None = Field(default=None, min_length=1, max_length=64)
+    params: dict[str, Any] | None = Field(default=None, max_length=32)
+
+
+# -- stats ----------------------------------------------------------------------------------------
+
+
+class RatePoint(BaseModel):
+    minute: int
+    P1: int = 0
+    P2: int = 0
+    P3: int = 0
+    P4: int = 0
+
+
+class PollHealth(BaseModel):
+    ok: bool
+    polls: int
+    poll_errors: int
+    consecutive_errors: int
+    lines_read: int
+    last_lines: int
+    last_poll_at: float | None
+    last_success_at: float | None
+    last_duration: float
+    last_error: str
+    leader: bool
+    cluster: str
+
+
+class Totals(BaseModel):
+    groups: int
+    occurrences: int
+    remediations: int
+
+
+class Stats(BaseModel):
+    time: float
+    totals: Totals
+    by_priority: dict[str, int]
+    by_status: dict[str, int]
+    by_namespace: dict[str, int]
+    by_rule: dict[str, int]
+    rate: list[RatePoint]
+    remediations_by_result: dict[str, int]
+    last_error_at: float | None
+    last_remediation_at: float | None
+    poll: PollHealth
+
+
+# -- rules ----------------------------------------------------------------------------------------
+
+
+class RuleOut(BaseModel):
+    name: str
+    description: str
+    priority: str
+    enabled: bool
+    pattern: str
+    keywords: list[str]
+    labels: dict[str, str]
+    namespaces: list[str]
+    action: str
+    params: dict[str, Any]
+    cooldown: float
+    matches: int = Field(description="lines this rule classified since the store was created")
+
+
+class RuleList(BaseModel):
+    rules: list[RuleOut]
+    default_matches: int = Field(description="lines no rule matched (P4, rule 'default')")
+    source: str
+    loaded_at: float | None
+    error: str
+
+
+class RuleTest(Request):
+    """Test ``pattern`` (an RE2 regex) or the loaded rule ``rule`` against ``sample`` (one log line)."""
+
+    pattern: str | None = Field(default=None, max_length=MAX_PATTERN)
+    rule: str | None = Field(default=None, min_length=1, max_length=253)
+    sample: str = Field(max_length=MAX_SAMPLE)
+    priority: Priority | None = Field(default=None, description="the priority a matching pattern would give")
+    labels: dict[str, str] = Field(
+        default_factory=dict, max_length=32, description="stream labels of the sample: namespace, pod, container..."
+    )
+
+    @model_validator(mode="after")
+    def _one_of(self) -> RuleTest:
+        if self.pattern is not None and self.rule is not None:
+            raise ValueError("give either pattern or rule, not both")
+        for k, v in self.labels.items():
+            if len(k) > 253 or len(v) > 1024:
+                raise ValueError("label names are at most 253 characters and values at most 1024")
+        return self
+
+
+class Classified(BaseModel):
+    rule: str
+    priority: str
+
+
+class RuleTestResult(BaseModel):
+    matched: bool = Field(description="the pattern or rule matches the sample's message")
+    rule: str | None
+    priority: str | None = Field(description="the priority the sample gets from the tested pattern or rule")
+    message: str = Field(description="the message parsed out of the sample (what rules match against)")
+    template: str
+    group_key: str = Field(description="the id of the error group the sample would count in")
+    namespace: str
+    workload: str
+    container: str
+    classified: Classified = Field(description="what the loaded rule set (first match wins) says")
+
+
+# -- settings -------------------------------------------------------------------------------------
+
+
+class SettingsOut(BaseModel):
+    remediation_enabled: bool
+    dry_run: bool
+    max_actions_per_hour: int
+    per_workload_per_hour: int
+    excluded_namespaces: list[str]
+    poll_interval: float
+    lookback: float
+    query: str
+
+    @classmethod
+    def of(cls, s: RuntimeSettings) -> SettingsOut:
+        return cls.model_validate(s.to_dict())
+
+
+class SettingsHistoryEntry(BaseModel):
+    time: float
+    by: str
+    changes: dict[str, list[Any]]
+
+
+class SettingsView(BaseModel):
+    settings: SettingsOut
+    read_only: bool = Field(description="no api.token is configured: POST and PATCH calls are refused")
+    history: list[SettingsHistoryEntry]
+
+
+class SettingsResult(BaseModel):
+    changed: dict[str, list[Any]] = Field(description="{field: [old, new]} for each field that changed")
+    by: str
+    settings: SettingsOut
+
+
+# -- health ---------------------------------------------------------------------------------------
+
+
+class Alive(BaseModel):
+    status: Literal["alive"]
+    uptime: float
+
+
+class Readiness(BaseModel):
+    ready: bool
+    checks: dict[str, str] = Field(description='{check: "ok" | problem} for config, rules, store, poll')
+    failing: dict[str, str]

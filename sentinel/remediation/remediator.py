@@ -1,0 +1,316 @@
+"""The remediation service: decide (pure policy), persist the safety state, act, audit.
+
+One :meth:`Remediator.handle` per would-be action::
+
+    lock: load SafetyState -> decide -> (allowed) note_started -> put_state("safety")   # before acting
+    audit record added -> resolve target -> executor (dry-run or real) -> record updated
+    lock: note_finished (+ effectiveness check queued) -> put_state("safety")
+
+The lock makes decide + note_started atomic, so two polls racing for one workload cannot both
+act: the second sees the first in flight (or its cooldown). Persisting before acting means a
+crash mid-action still leaves the cooldown and the spent budget behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sentinel.core.actions import ACTIONS, ActionSpec, validate_params
+from sentinel.core.model import ErrorGroup, RemediationRecord, Result, Target
+from sentinel.core.policy import (
+    ActionRequest,
+    Allow,
+    Deny,
+    PendingCheck,
+    SafetyLimits,
+    SafetyState,
+    decide,
+    is_effective,
+    verdict_due,
+    window_counts,
+    workload_key,
+)
+from sentinel.errors import ClusterError, NotFound, cap
+from sentinel.remediation.actions import EXECUTORS, Context, NotApplicable
+from sentinel.remediation.cluster import WORKLOAD_KINDS, Cluster
+from sentinel.store.base import MAX_PAGE_SIZE, RecordQuery, Store
+
+log = logging.getLogger(__name__)
+
+STATE_NAME = "safety"
+NO_CLUSTER = "no cluster configured (no kubeconfig and no in-cluster service account)"
+
+
+class Remediator:
+    """Runs remediation actions under :class:`SafetyLimits` and writes every attempt to the audit."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        cluster: Cluster | None,
+        limits: SafetyLimits,
+        clock: Callable[[], float],
+    ) -> None:
+        self._store = store
+        self._cluster = cluster
+        self._limits = limits
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    # -- settings and display -----------------------------------------------------------------
+
+    @property
+    def limits(self) -> SafetyLimits:
+        return self._limits
+
+    @property
+    def cluster(self) -> Cluster | None:
+        return self._cluster
+
+    def set_limits(self, limits: SafetyLimits) -> None:
+        """Live settings change: the next decision uses ``limits``."""
+        with self._lock:
+            self._limits = limits
+        log.info("remediation limits changed: %s", limits)
+
+    def state(self) -> SafetyState:
+        """A copy of the persisted safety state, pruned at now."""
+        with self._lock:
+            s = self._load()
+        s.prune(self._clock())
+        return s
+
+    def summary(self) -> dict[str, Any]:
+        """What the console shows: limits, budget, cooldowns, breakers, and whether a cluster is there."""
+        now = self._clock()
+        out = self.state().summary(now, self._limits)
+        out["cluster"] = self._cluster.host if self._cluster is not None else None
+        out["cluster_note"] = "" if self._cluster is not None else f"dry-run without a cluster: {NO_CLUSTER}"
+        return out
+
+    def reset_breaker(self, workload: str, by: str) -> bool:
+        """A person closes ``workload``'s breaker ("namespace/name"); True if it was open."""
+        with self._lock:
+            s = self._load()
+            was_open = s.reset_breaker(workload, by=by, now=self._clock())
+            self._save(s)
+        log.info("[%s] breaker reset by %s (was %s)", workload, by, "open" if was_open else "closed")
+        return was_open
+
+    # -- persistence --------------------------------------------------------------------------
+
+    def _load(self) -> SafetyState:
+        return SafetyState.from_dict(self._store.get_state(STATE_NAME))
+
+    def _save(self, state: SafetyState) -> None:
+        self._store.put_state(STATE_NAME, state.to_dict())
+
+    # -- the one entry point -------------------------------------------------------------------
+
+    def handle(
+        self,
+        group: ErrorGroup,
+        *,
+        rule: str,
+        action: str,
+        params: Mapping[str, Any] | None,
+        cooldown: float,
+        requested_by: str = "engine",
+        manual: bool = False,
+    ) -> RemediationRecord:
+        """Decide, act (or dry-run, or refuse) and audit one action for ``group``; never raises for the cluster."""
+        started = self._clock()
+        key = workload_key(group.namespace, group.workload)
+        spec = ACTIONS.get(action)
+        pod = group.pods[-1] if group.pods else ""
+        kind, name = ("Pod", pod) if spec is not None and spec.target == "pod" else ("", group.workload)
+        record = RemediationRecord(
+            id=uuid.uuid4().hex,
+            time=started,
+            group_id=group.id,
+            rule=rule,
+            action=action,
+            namespace=group.namespace,
+            kind=kind,
+            name=name,
+            params=dict(params or {}),
+            requested_by=requested_by,
+            workload=key,
+        )
+        prefix = f"[{key}]"
+        try:
+            typed = validate_params(action, params)
+        except ValueError as err:
+            record.decision, record.result, record.error = "denied", Result.FAILED, cap(err, 512)
+            record.reason = "invalid action or params"
+            self._store.add_remediation(record)
+            log.warning("%s %s refused: %s", prefix, action, err)
+            return record
+        assert spec is not None
+        request = ActionRequest(
+            group_id=group.id,
+            rule=rule,
+            action=action,
+            namespace=group.namespace,
+            workload=key,
+            kind=kind,
+            name=name,
+            params=dict(params or {}),
+            cooldown=cooldown,
+            requested_by=requested_by,
+            manual=manual,
+        )
+
+        with self._lock:
+            now = self._clock()
+            state = self._load()
+            state.prune(now)
+            decision = decide(request, state, self._limits, now)
+            if isinstance(decision, Allow):
+                state.note_started(request, now)
+                self._save(state)  # before acting: a crash must not reset the budget
+
+        if isinstance(decision, Deny):
+            record.decision, record.reason, record.result = "denied", decision.reason, Result.SKIPPED
+            self._store.add_remediation(record)
+            log.info("%s %s for rule %s denied: %s", prefix, action, rule, decision.reason)
+            return record
+
+        record.reason = decision.reason
+        if decision.record_only:
+            record.result = Result.SKIPPED
+            self._store.add_remediation(record)
+            log.info("%s rule %s: record only", prefix, rule)
+            return record
+
+        dry_run = decision.dry_run or self._cluster is None
+        record.dry_run = dry_run
+        record.reason = "in progress"
+        self._store.add_remediation(record)
+        executed = False
+        try:
+            if self._cluster is None:
+                record.result = Result.SKIPPED
+                record.reason = f"dry-run: {NO_CLUSTER}"
+                record.changes = {"would": f"{action} {group.namespace}/{name or group.workload}"}
+            else:
+                target = self._target(self._cluster, spec, group)
+                record.kind, record.name = target.kind, target.name
+                ctx = Context(self._cluster, target, typed, dry_run, now)
+                record.changes = EXECUTORS[action](ctx)
+                record.result = Result.SUCCESS
+                record.reason = (
+                    "dry-run (dryRun=All): the API server accepted it, nothing changed" if dry_run else "executed"
+                )
+                executed = not dry_run
+        except NotApplicable as err:
+            record.result, record.reason = Result.SKIPPED, str(err)
+        except NotFound as err:
+            if spec.target == "pod":
+                record.result, record.reason = (
+                    Result.SKIPPED,
+                    f"target gone: pod {group.namespace}/{name} no longer exists",
+                )
+            else:
+                record.result, record.reason, record.error = Result.FAILED, "the API server said not found", str(err)
+        except ClusterError as err:
+            record.result, record.error = Result.FAILED, str(err)
+            record.reason = f"the API call failed ({type(err).__name__})"
+        except Exception as err:  # a bug must not stop the engine; it is logged with its traceback
+            log.exception("%s %s crashed", prefix, action)
+            record.result, record.error = Result.FAILED, cap(f"{type(err).__name__}: {err}")
+            record.reason = "internal error"
+        finally:
+            with self._lock:
+                end = self._clock()
+                state = self._load()
+                state.note_finished(request, end)
+                if executed:
+                    state.note_executed(PendingCheck(record.id, group.id, key, action, now))
+                self._save(state)
+            record.duration_ms = round((end - started) * 1000, 3)
+            self._store.update_remediation(record)
+        log.info(
+            "%s %s on %s/%s: %s%s%s",
+            prefix,
+            action,
+            record.kind,
+            record.name,
+            record.result.value,
+            " (dry-run)" if record.dry_run else "",
+            f": {record.error or record.reason}" if record.result is not Result.SUCCESS else "",
+        )
+        return record
+
+    def _target(self, cluster: Cluster, spec: ActionSpec, group: ErrorGroup) -> Target:
+        pod = group.pods[-1] if group.pods else None
+        if spec.target == "pod":
+            if not pod:
+                raise NotApplicable(f"{spec.name}: no pod is known for group {group.id}")
+            return Target(group.namespace, "Pod", pod)
+        return cluster.resolve(
+            group.namespace, pod=pod, workload_hint=group.workload, kinds=spec.kinds or WORKLOAD_KINDS
+        )
+
+    # -- effectiveness ------------------------------------------------------------------------
+
+    def evaluate_effectiveness(
+        self, groups_by_id: Callable[[str], ErrorGroup | None], now: float
+    ) -> list[RemediationRecord]:
+        """Judge executed actions whose window has passed; open breakers after K ineffective ones."""
+        window = self._limits.effectiveness_window
+        updated: list[RemediationRecord] = []
+        with self._lock:
+            state = self._load()
+            due = [c for c in state.pending.values() if verdict_due(c.time, window, now)]
+            for check in due:
+                group = groups_by_id(check.group_id)
+                if group is None:
+                    effective = True  # the error is no longer tracked at all
+                    before = after = 0
+                elif group.minute_counts:
+                    before, after = window_counts(group.minute_counts, check.time, window)
+                    effective = is_effective(before, after)
+                else:
+                    before, after = 0, int(group.last_seen > check.time)
+                    effective = group.last_seen <= check.time
+                opened = state.note_verdict(
+                    check, effective=effective, now=now, threshold=self._limits.breaker_threshold
+                )
+                record = self._find_record(check)
+                if record is not None:
+                    record.effective = effective
+                    record.changes = {**record.changes, "errors_before": before, "errors_after": after}
+                    self._store.update_remediation(record)
+                    updated.append(record)
+                log.info(
+                    "[%s] %s was %s (%d errors before, %d after)",
+                    check.workload,
+                    check.action,
+                    "effective" if effective else "ineffective",
+                    before,
+                    after,
+                )
+                if opened:
+                    log.warning("[%s] breaker opened: %s", check.workload, state.breakers[check.workload].reason)
+            if due:
+                self._save(state)
+        return updated
+
+    def _find_record(self, check: PendingCheck) -> RemediationRecord | None:
+        page = 1
+        while True:
+            result = self._store.list_remediations(
+                RecordQuery(group_id=check.group_id, page=page, page_size=MAX_PAGE_SIZE)
+            )
+            for r in result.items:
+                if r.id == check.record_id:
+                    return r
+            if page >= result.pages:
+                return None
+            page += 1
