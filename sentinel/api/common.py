@@ -100,7 +100,11 @@ def cap_text(text: str, limit: int) -> str:
 def secrets_of(runtime: Runtime) -> list[str]:
     """Every configured secret value (API token, Loki password and bearer token)."""
     c = runtime.config
-    values = [c.api.token.get_secret_value(), c.loki.password.get_secret_value(), c.loki.bearer_token.get_secret_value()]
+    values = [
+        c.api.token.get_secret_value(),
+        c.loki.password.get_secret_value(),
+        c.loki.bearer_token.get_secret_value(),
+    ]
     return [v for v in values if len(v) >= 4]
 
 

@@ -8,14 +8,15 @@ routes are mounted elsewhere (``api_routes``), each route hands the request to t
 from __future__ import annotations
 
 import hmac
-from typing import Annotated, cast
+from typing import Annotated, Literal, cast
 
-from fastapi import Depends, Header
+from fastapi import Depends, Header, Query
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
 from sentinel.api.common import ApiError
 from sentinel.engine.runtime import Runtime
+from sentinel.store.base import MAX_PAGE_SIZE
 
 DEFAULT_USER = "api"
 USER_HEADER = "X-Sentinel-User"
@@ -75,3 +76,15 @@ def require_writer(
 
 
 Writer = Annotated[str, Depends(require_writer)]
+
+
+# -- query parameters shared by the list endpoints ---------------------------------------------
+
+Name = Annotated[str | None, Query(max_length=253)]
+Page = Annotated[int, Query(ge=1, le=1_000_000, description="1-based page number")]
+PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description=f"rows per page, at most {MAX_PAGE_SIZE}")]
+Format = Annotated[Literal["json", "csv"], Query(description="json (default) or csv (the same rows)")]
+Since = Annotated[
+    str | None,
+    Query(max_length=64, description="a time: POSIX seconds, RFC 3339, or a duration ago (15m, 2h)"),
+]

@@ -48,6 +48,8 @@ class Scheduler:
             return
         rt.health.leader = True
         result = rt.poll_once()
+        if rt.stopping.is_set():
+            return
         if result.ok:
             if self._failures:
                 self._failures = 0
@@ -69,4 +71,5 @@ class Scheduler:
         self._sched.modify_job("poll", next_run_time=datetime.now())
 
     def shutdown(self) -> None:
-        self._sched.shutdown(wait=True)
+        """Stop scheduling; the runtime then waits for a running poll through its poll lock."""
+        self._sched.shutdown(wait=False)

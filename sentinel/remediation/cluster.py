@@ -194,9 +194,11 @@ class Cluster:
     ) -> Cluster:
         """From a kubeconfig file, or the in-cluster service account.
 
-        ``in_cluster=None`` tries the service account when ``KUBERNETES_SERVICE_HOST`` is set, then
-        ``kubeconfig`` (or ``$KUBECONFIG`` / ``~/.kube/config``). Raises ``ClusterUnavailable``
-        ("no cluster configured") when there is neither: the caller then runs dry without a cluster.
+        The service account is tried first when ``in_cluster`` is true (or None and
+        ``KUBERNETES_SERVICE_HOST`` is set), then ``kubeconfig`` (or ``$KUBECONFIG`` /
+        ``~/.kube/config``), so a config that says ``in_cluster: true`` still works on a laptop.
+        ``in_cluster=False`` skips the service account. Raises ``ClusterUnavailable`` ("no cluster
+        configured", naming what was tried) when nothing works: the caller then runs dry without a cluster.
         """
         cfg = k8s.Configuration()
         tried: list[str] = []
@@ -207,8 +209,6 @@ class Cluster:
                 load_incluster(client_configuration=cfg)
                 return cls(k8s.ApiClient(cfg), timeout=timeout)
             except ConfigException as err:
-                if in_cluster:
-                    raise ClusterUnavailable(f"no cluster configured: in-cluster service account: {cap(err)}") from err
                 tried.append(f"in-cluster service account: {cap(err)}")
         path = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
         if not os.path.exists(os.path.expanduser(path.split(os.pathsep)[0])):

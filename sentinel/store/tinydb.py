@@ -132,8 +132,8 @@ class TinyDBStore(MemoryStore):
 
     def writable(self) -> tuple[bool, str]:
         folder = self.path.parent
-        if not folder.exists():
-            return False, f"{folder} does not exist"
+        if not folder.is_dir():
+            return False, f"{folder} is not a folder that exists"
         if not os.access(folder, os.W_OK):
             return False, f"{folder} is not writable"
         return True, str(self.path)

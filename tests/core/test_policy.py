@@ -56,15 +56,27 @@ COOL = {"crashloop|demo/web": NOW + 10}
     ("request_", "state", "limits", "expected"),
     [
         pytest.param(req(), SafetyState(), LIMITS, Allow(), id="fresh-allowed"),
-        pytest.param(req(), SafetyState(), dataclasses.replace(LIMITS, dry_run=True), Allow(dry_run=True), id="dry-run"),
-        pytest.param(req(), SafetyState(), dataclasses.replace(LIMITS, enabled=False), DenyCode.DISABLED, id="disabled"),
         pytest.param(
-            req(manual=True), SafetyState(), dataclasses.replace(LIMITS, enabled=False), DenyCode.DISABLED, id="disabled-manual"
+            req(), SafetyState(), dataclasses.replace(LIMITS, dry_run=True), Allow(dry_run=True), id="dry-run"
+        ),
+        pytest.param(
+            req(), SafetyState(), dataclasses.replace(LIMITS, enabled=False), DenyCode.DISABLED, id="disabled"
+        ),
+        pytest.param(
+            req(manual=True),
+            SafetyState(),
+            dataclasses.replace(LIMITS, enabled=False),
+            DenyCode.DISABLED,
+            id="disabled-manual",
         ),
         pytest.param(req(namespace="kube-system"), SafetyState(), LIMITS, DenyCode.EXCLUDED, id="excluded"),
-        pytest.param(req(namespace="kube-system", manual=True), SafetyState(), LIMITS, DenyCode.EXCLUDED, id="excluded-manual"),
+        pytest.param(
+            req(namespace="kube-system", manual=True), SafetyState(), LIMITS, DenyCode.EXCLUDED, id="excluded-manual"
+        ),
         pytest.param(req(action="none"), SafetyState(), LIMITS, Allow(record_only=True), id="none-record-only"),
-        pytest.param(req(action="none"), state_with(cooldowns=dict(COOL)), LIMITS, DenyCode.COOLDOWN, id="none-in-cooldown"),
+        pytest.param(
+            req(action="none"), state_with(cooldowns=dict(COOL)), LIMITS, DenyCode.COOLDOWN, id="none-in-cooldown"
+        ),
         pytest.param(
             req(action="none"),
             state_with(actions=[NOW - 1] * 5),
@@ -73,8 +85,16 @@ COOL = {"crashloop|demo/web": NOW + 10}
             id="none-ignores-budget",
         ),
         pytest.param(req(), state_with(cooldowns=dict(COOL)), LIMITS, DenyCode.COOLDOWN, id="cooldown"),
-        pytest.param(req(), state_with(cooldowns={"crashloop|demo/web": NOW}), LIMITS, Allow(), id="cooldown-ends-exactly-now"),
-        pytest.param(req(), state_with(cooldowns={"crashloop|demo/web": NOW + 0.001}), LIMITS, DenyCode.COOLDOWN, id="cooldown-1ms-left"),
+        pytest.param(
+            req(), state_with(cooldowns={"crashloop|demo/web": NOW}), LIMITS, Allow(), id="cooldown-ends-exactly-now"
+        ),
+        pytest.param(
+            req(),
+            state_with(cooldowns={"crashloop|demo/web": NOW + 0.001}),
+            LIMITS,
+            DenyCode.COOLDOWN,
+            id="cooldown-1ms-left",
+        ),
         pytest.param(req(rule="oom"), state_with(cooldowns=dict(COOL)), LIMITS, Allow(), id="cooldown-other-rule"),
         pytest.param(
             req(workload="demo/api"), state_with(cooldowns=dict(COOL)), LIMITS, Allow(), id="cooldown-other-workload"
@@ -83,8 +103,12 @@ COOL = {"crashloop|demo/web": NOW + 10}
         pytest.param(req(), state_with(actions=[NOW - 10] * 5), LIMITS, DenyCode.BUDGET, id="budget-spent"),
         pytest.param(req(), state_with(actions=[NOW - 10] * 4), LIMITS, Allow(), id="budget-one-left"),
         pytest.param(req(), state_with(actions=[NOW - HOUR] * 5), LIMITS, Allow(), id="budget-hour-old-expired"),
-        pytest.param(req(), state_with(actions=[NOW - HOUR + 1] * 5), LIMITS, DenyCode.BUDGET, id="budget-just-inside-hour"),
-        pytest.param(req(manual=True), state_with(actions=[NOW] * 5), LIMITS, DenyCode.BUDGET, id="budget-binds-manual"),
+        pytest.param(
+            req(), state_with(actions=[NOW - HOUR + 1] * 5), LIMITS, DenyCode.BUDGET, id="budget-just-inside-hour"
+        ),
+        pytest.param(
+            req(manual=True), state_with(actions=[NOW] * 5), LIMITS, DenyCode.BUDGET, id="budget-binds-manual"
+        ),
         pytest.param(
             req(), SafetyState(), dataclasses.replace(LIMITS, max_actions_per_hour=0), DenyCode.BUDGET, id="budget-zero"
         ),
@@ -117,7 +141,11 @@ COOL = {"crashloop|demo/web": NOW + 10}
             id="workload-cap-expired",
         ),
         pytest.param(
-            req(), state_with(breakers={W: Breaker(open=True, reason="3 ineffective")}), LIMITS, DenyCode.BREAKER, id="breaker"
+            req(),
+            state_with(breakers={W: Breaker(open=True, reason="3 ineffective")}),
+            LIMITS,
+            DenyCode.BREAKER,
+            id="breaker",
         ),
         pytest.param(req(), state_with(breakers={W: Breaker(open=False)}), LIMITS, Allow(), id="breaker-closed"),
         pytest.param(
@@ -128,7 +156,9 @@ COOL = {"crashloop|demo/web": NOW + 10}
             id="breaker-manual-bypass",
         ),
         pytest.param(req(), state_with(in_flight={W: NOW - 1}), LIMITS, DenyCode.IN_FLIGHT, id="in-flight"),
-        pytest.param(req(manual=True), state_with(in_flight={W: NOW - 1}), LIMITS, DenyCode.IN_FLIGHT, id="in-flight-manual"),
+        pytest.param(
+            req(manual=True), state_with(in_flight={W: NOW - 1}), LIMITS, DenyCode.IN_FLIGHT, id="in-flight-manual"
+        ),
         pytest.param(req(), state_with(in_flight={W: NOW - IN_FLIGHT_TTL}), LIMITS, Allow(), id="in-flight-stale"),
         pytest.param(
             req(),
@@ -152,10 +182,18 @@ COOL = {"crashloop|demo/web": NOW + 10}
             id="order-breaker-before-in-flight",
         ),
         pytest.param(
-            req(), state_with(in_flight={W: NOW}, cooldowns=dict(COOL)), LIMITS, DenyCode.IN_FLIGHT, id="order-in-flight-before-cooldown"
+            req(),
+            state_with(in_flight={W: NOW}, cooldowns=dict(COOL)),
+            LIMITS,
+            DenyCode.IN_FLIGHT,
+            id="order-in-flight-before-cooldown",
         ),
         pytest.param(
-            req(), state_with(cooldowns=dict(COOL), actions=[NOW] * 5), LIMITS, DenyCode.COOLDOWN, id="order-cooldown-before-budget"
+            req(),
+            state_with(cooldowns=dict(COOL), actions=[NOW] * 5),
+            LIMITS,
+            DenyCode.COOLDOWN,
+            id="order-cooldown-before-budget",
         ),
         pytest.param(
             req(),
@@ -166,9 +204,7 @@ COOL = {"crashloop|demo/web": NOW + 10}
         ),
     ],
 )
-def test_decide(
-    request_: ActionRequest, state: SafetyState, limits: SafetyLimits, expected: Allow | DenyCode
-) -> None:
+def test_decide(request_: ActionRequest, state: SafetyState, limits: SafetyLimits, expected: Allow | DenyCode) -> None:
     got = decide(request_, state, limits, NOW)
     if isinstance(expected, Allow):
         assert got == expected
@@ -181,7 +217,9 @@ def test_decide(
 @pytest.mark.parametrize(
     ("state", "needle", "until"),
     [
-        pytest.param(state_with(cooldowns={"crashloop|demo/web": NOW + 90}), "1m30s remaining", NOW + 90, id="cooldown"),
+        pytest.param(
+            state_with(cooldowns={"crashloop|demo/web": NOW + 90}), "1m30s remaining", NOW + 90, id="cooldown"
+        ),
         pytest.param(state_with(actions=[NOW - 600, *[NOW - 10] * 4]), "5 of 5", NOW - 600 + HOUR, id="budget"),
         pytest.param(
             state_with(actions=[NOW - 100] * 3, workload_actions={W: [NOW - 100, NOW - 50, NOW - 5]}),
@@ -330,7 +368,9 @@ M = int(AT // 60)
 @pytest.mark.parametrize(
     ("counts", "window", "expected"),
     [
-        pytest.param({M - 5: 10, M - 1: 2, M: 7, M + 1: 3, M + 5: 1}, 300, (12, 4), id="both-sides-action-minute-excluded"),
+        pytest.param(
+            {M - 5: 10, M - 1: 2, M: 7, M + 1: 3, M + 5: 1}, 300, (12, 4), id="both-sides-action-minute-excluded"
+        ),
         pytest.param({M - 6: 10, M + 6: 10}, 300, (0, 0), id="outside-window"),
         pytest.param({}, 300, (0, 0), id="empty"),
         pytest.param({M - 1: 4, M + 1: 4}, 30, (4, 4), id="window-at-least-one-minute"),

@@ -346,6 +346,7 @@ class Failure:
     delay: float = 0.0
     reason: str = ""
     message: str = ""
+    body: Any = None  # answer this (JSON, or text if a str) instead of a Status
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method == method) and (self.path is None or self.path in path)
@@ -355,7 +356,7 @@ class Failure:
 class Hook:
     method: str
     path: str
-    fn: Callable[[KubePeer], None]
+    fn: Callable[[KubePeer], object]
     times: int = 1
 
 
@@ -407,12 +408,16 @@ class KubePeer:
         times: int = 1,
         delay: float = 0.0,
         message: str = "",
+        body: Any = None,
     ) -> None:
-        """The next ``times`` matching requests answer ``status`` (after ``delay`` seconds; status 0 = only delay)."""
-        with self.lock:
-            self.failures.append(Failure(status, method, path, times, delay, message=message))
+        """The next ``times`` matching requests answer ``status`` (after ``delay`` seconds; status 0 = only delay).
 
-    def before(self, method: str, path: str, fn: Callable[[KubePeer], None], *, times: int = 1) -> None:
+        With ``body`` the answer is that body (JSON, or raw text when a ``str``) instead of a Status.
+        """
+        with self.lock:
+            self.failures.append(Failure(status, method, path, times, delay, message=message, body=body))
+
+    def before(self, method: str, path: str, fn: Callable[[KubePeer], object], *, times: int = 1) -> None:
         """Run ``fn(peer)`` before handling the next ``times`` matching requests (e.g. a concurrent writer)."""
         with self.lock:
             self.hooks.append(Hook(method, path, fn, times))
@@ -446,7 +451,7 @@ class KubePeer:
             o = self.objects.get((plural, namespace, name))
             return copy.deepcopy(o) if o is not None else None
 
-    def list(self, plural: str, namespace: str | None = None, selector: str = "") -> list[Obj]:
+    def list_objects(self, plural: str, namespace: str | None = None, selector: str = "") -> list[Obj]:
         with self.lock:
             return [
                 copy.deepcopy(o)
@@ -519,7 +524,7 @@ class KubePeer:
 
     def pods(self, namespace: str = "demo", selector: str = "", *, live: bool | None = None) -> list[Obj]:
         """Pods; ``live=True`` only those not Terminating, ``live=False`` only Terminating ones."""
-        out = self.list("pods", namespace, selector)
+        out = self.list_objects("pods", namespace, selector)
         if live is None:
             return out
         return [p for p in out if ("deletionTimestamp" in p["metadata"]) != live]
@@ -870,7 +875,7 @@ class KubePeer:
         if self.node_name:
             spec["nodeName"] = self.node_name
         meta = tmpl.get("metadata") or {}
-        pod = {
+        pod: Obj = {
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {
@@ -917,6 +922,11 @@ class KubePeer:
         for h in hooks:
             with self.lock:
                 h.fn(self)
+        if failure is not None and failure.body is not None:
+            seen.status = failure.status
+            if isinstance(failure.body, str):
+                return Response(failure.body, status_code=failure.status, media_type="text/html")
+            return JSONResponse(failure.body, status_code=failure.status)
         try:
             if failure is not None and failure.status:
                 raise _injected(failure)
@@ -1013,7 +1023,10 @@ class KubePeer:
                 raise not_found(res, name)
             return 200, self._scale_of(res, obj) if sub == "scale" else copy.deepcopy(obj)
         if verb == "delete":
-            code_out = self._delete(res, ns, name, body if isinstance(body, dict) else {}, dry_run=dry)
+            options = dict(body) if isinstance(body, dict) else {}
+            if q.get("gracePeriodSeconds") is not None:
+                options["gracePeriodSeconds"] = int(q["gracePeriodSeconds"])
+            code_out = self._delete(res, ns, name, options, dry_run=dry)
             if not dry:
                 self.reconcile(ns)
             return 200, code_out[0]
@@ -1228,14 +1241,27 @@ def pod_template_hash(template: Obj) -> str:
 
 
 class PeerServer:
-    """Runs a :class:`KubePeer` under uvicorn on 127.0.0.1 (port 0) in a thread."""
+    """Runs a :class:`KubePeer` under uvicorn on 127.0.0.1 (port 0) in a thread.
+
+    ``server.peer`` may be swapped for a fresh one between tests (the session fixture does):
+    each request goes to the peer installed at the moment it arrives.
+    """
 
     def __init__(self, peer: KubePeer) -> None:
         self.peer = peer
-        app = Starlette(routes=[Route("/{path:path}", peer.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])])
+        self.url = ""
+        app = Starlette(routes=[Route("/{path:path}", self._handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])])
         config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", access_log=False)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="kube-peer", daemon=True)
+
+    async def _handle(self, request: Request) -> Response:
+        return await self.peer.handle(request)
+
+    def install(self, peer: KubePeer) -> KubePeer:
+        peer.url = self.url
+        self.peer = peer
+        return peer
 
     def __enter__(self) -> KubePeer:
         self.thread.start()
@@ -1245,16 +1271,23 @@ class PeerServer:
                 raise RuntimeError("kube test peer did not start")
             time.sleep(0.005)
         port = self.server.servers[0].sockets[0].getsockname()[1]
-        self.peer.url = f"http://127.0.0.1:{port}"
-        return self.peer
+        self.url = f"http://127.0.0.1:{port}"
+        return self.install(self.peer)
 
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=5)
 
 
+@pytest.fixture(scope="session")
+def kube_peer_server() -> Iterator[PeerServer]:
+    """One uvicorn server for the session; ``kube_peer`` installs a fresh cluster on it per test."""
+    server = PeerServer(KubePeer())
+    with server:
+        yield server
+
+
 @pytest.fixture
-def kube_peer() -> Iterator[KubePeer]:
-    """A fresh Kubernetes API peer with namespaces default, kube-system, kube-public; ``.url``, ``.token``."""
-    with PeerServer(KubePeer()) as peer:
-        yield peer
+def kube_peer(kube_peer_server: PeerServer) -> KubePeer:
+    """A fresh Kubernetes API peer (namespaces default, kube-system, kube-public); ``.url``, ``.token``."""
+    return kube_peer_server.install(KubePeer())

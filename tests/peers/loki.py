@@ -646,9 +646,7 @@ class LokiPeer:
                     )
                     continue
                 if self.check_push_age and ts > now_ns + CREATION_GRACE_NS:
-                    problems.append(
-                        f"entry for stream '{shown}' has timestamp too new: {rfc3339(ts)}"
-                    )
+                    problems.append(f"entry for stream '{shown}' has timestamp too new: {rfc3339(ts)}")
                     continue
                 good.append((ts, v[1], v[2]) if len(v) > 2 and v[2] else (ts, v[1]))  # type: ignore[arg-type]
             self.add_lines(labels, good)
@@ -675,8 +673,7 @@ class LokiPeer:
         query = parse_log_query(params.get("query") or "")
         if limit > MAX_ENTRIES:
             raise QueryError(
-                "max entries limit per query exceeded, limit > max_entries_limit_per_query "
-                f"({limit} > {MAX_ENTRIES})"
+                f"max entries limit per query exceeded, limit > max_entries_limit_per_query ({limit} > {MAX_ENTRIES})"
             )
         length_ns = (end // 1_000_000 - start // 1_000_000) * 1_000_000
         if length_ns > MAX_QUERY_LENGTH_NS:
@@ -723,7 +720,8 @@ class LokiPeer:
             values = {
                 s.labels[name]
                 for s in self._streams.values()
-                if name in s.labels and (query is None or query.selects(s.labels))
+                if name in s.labels
+                and (query is None or query.selects(s.labels))
                 and any(True for _ in s.scan(start, end, True))
             }
         return sorted(values)
@@ -794,11 +792,14 @@ def stats(returned: int, scanned: int, scanned_bytes: int, took: float) -> dict[
     """Loki 3.8's ``data.stats`` object (same keys, plausible numbers)."""
     took = max(took, 1e-6)
     ingester_store = _store_stats()
-    ingester_store["chunk"].update(
-        headChunkBytes=scanned_bytes, headChunkLines=scanned, postFilterLines=returned
-    )
-    ingester: dict[str, Any] = {"totalReached": 0, "totalChunksMatched": 0, "totalBatches": 0,
-                                "totalLinesSent": returned, "store": ingester_store}
+    ingester_store["chunk"].update(headChunkBytes=scanned_bytes, headChunkLines=scanned, postFilterLines=returned)
+    ingester: dict[str, Any] = {
+        "totalReached": 0,
+        "totalChunksMatched": 0,
+        "totalBatches": 0,
+        "totalLinesSent": returned,
+        "store": ingester_store,
+    }
     if scanned:  # an ingester held the lines; Loki omits the zero wait time otherwise
         ingester.update(totalReached=1, totalChunksMatched=1, totalBatches=1, recvWaitTime=0.0001)
     return {

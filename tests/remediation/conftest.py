@@ -12,9 +12,13 @@ from sentinel.core.policy import SafetyLimits
 from sentinel.remediation.cluster import Cluster
 from sentinel.remediation.remediator import Remediator
 from sentinel.store.memory import MemoryStore
-from tests.peers.kube import KubePeer, kube_peer  # noqa: F401
+from tests.peers import kube
+from tests.peers.kube import KubePeer
 
-START = 1_800_000_000.0
+# until tests/conftest.py registers them for every test
+kube_peer, kube_peer_server = kube.kube_peer, kube.kube_peer_server
+
+START = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 
 
 class FakeClock:
@@ -34,14 +38,14 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def peer(kube_peer: KubePeer, clock: FakeClock) -> KubePeer:  # noqa: F811
+def peer(kube_peer: KubePeer, clock: FakeClock) -> KubePeer:
     kube_peer.clock = clock
     return kube_peer
 
 
 @pytest.fixture
 def cluster(peer: KubePeer) -> Iterator[Cluster]:
-    c = Cluster.for_host(peer.url, peer.token, timeout=2.0)
+    c = Cluster.for_host(peer.url, peer.token, timeout=1.0)
     yield c
     c.close()
 

@@ -43,7 +43,9 @@ def status_body(code: int, message: str) -> str:
 @pytest.mark.parametrize(
     ("err", "expected"),
     [
-        pytest.param(ForbiddenException(status=403, reason="Forbidden", body=status_body(403, "no")), Forbidden, id="403"),
+        pytest.param(
+            ForbiddenException(status=403, reason="Forbidden", body=status_body(403, "no")), Forbidden, id="403"
+        ),
         pytest.param(UnauthorizedException(status=401, reason="Unauthorized"), Forbidden, id="401"),
         pytest.param(NotFoundException(status=404, reason="Not Found"), NotFound, id="404"),
         pytest.param(ApiException(status=410, reason="Gone"), NotFound, id="410"),
@@ -56,8 +58,14 @@ def status_body(code: int, message: str) -> str:
         pytest.param(ServiceException(status=503, reason="Unavailable"), ClusterUnavailable, id="503"),
         pytest.param(ApiException(status=0, reason="SSLError\nbad cert"), ClusterUnavailable, id="ssl-status-0"),
         pytest.param(ApiException(status=418, reason="Teapot"), ClusterError, id="other-4xx"),
-        pytest.param(urllib3.exceptions.ReadTimeoutError(None, "/x", "read timed out"), ClusterUnavailable, id="read-timeout"),
-        pytest.param(urllib3.exceptions.ConnectTimeoutError("connect timed out"), ClusterUnavailable, id="connect-timeout"),
+        pytest.param(
+            urllib3.exceptions.ReadTimeoutError(None, "/x", "read timed out"),  # type: ignore[arg-type]
+            ClusterUnavailable,
+            id="read-timeout",
+        ),
+        pytest.param(
+            urllib3.exceptions.ConnectTimeoutError("connect timed out"), ClusterUnavailable, id="connect-timeout"
+        ),
         pytest.param(
             urllib3.exceptions.MaxRetryError(None, "/x", urllib3.exceptions.NewConnectionError(None, "refused")),  # type: ignore[arg-type]
             ClusterUnavailable,
@@ -66,7 +74,7 @@ def status_body(code: int, message: str) -> str:
         pytest.param(urllib3.exceptions.ProtocolError("connection aborted"), ClusterUnavailable, id="protocol"),
         pytest.param(urllib3.exceptions.SSLError("bad handshake"), ClusterUnavailable, id="urllib3-ssl"),
         pytest.param(ConnectionResetError("reset"), ClusterUnavailable, id="connection-reset"),
-        pytest.param(socket.timeout("timed out"), ClusterUnavailable, id="socket-timeout"),
+        pytest.param(TimeoutError("timed out"), ClusterUnavailable, id="socket-timeout"),
         pytest.param(json.JSONDecodeError("Expecting value", "<html>", 0), ClusterUnavailable, id="not-json"),
         pytest.param(ApiTypeError("bad type"), ClusterError, id="api-type-error"),
         pytest.param(ApiValueError("bad value"), ClusterError, id="api-value-error"),
@@ -98,7 +106,12 @@ def test_foreign_payload_is_capped() -> None:
     [
         pytest.param({"matchLabels": {"b": "2", "a": "1"}}, "a=1,b=2", id="labels"),
         pytest.param(
-            {"matchExpressions": [{"key": "t", "operator": "In", "values": ["x", "y"]}, {"key": "u", "operator": "DoesNotExist"}]},
+            {
+                "matchExpressions": [
+                    {"key": "t", "operator": "In", "values": ["x", "y"]},
+                    {"key": "u", "operator": "DoesNotExist"},
+                ]
+            },
             "t in (x,y),!u",
             id="expressions",
         ),
@@ -140,11 +153,20 @@ def test_resolve_other_owners(peer: KubePeer, cluster: Cluster, kind: str, api_v
             "metadata": {"name": "agent", "namespace": "demo"},
             "spec": {
                 "selector": {"matchLabels": {"app": "agent"}},
-                "template": {"metadata": {"labels": {"app": "agent"}}, "spec": {"containers": [{"name": "a", "image": "a"}]}},
+                "template": {
+                    "metadata": {"labels": {"app": "agent"}},
+                    "spec": {"containers": [{"name": "a", "image": "a"}]},
+                },
             },
         }
     )
-    ref = {"apiVersion": api_version, "kind": kind, "name": "agent", "uid": owner["metadata"]["uid"], "controller": True}
+    ref = {
+        "apiVersion": api_version,
+        "kind": kind,
+        "name": "agent",
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+    }
     peer.create(
         {
             "apiVersion": "v1",
@@ -158,7 +180,14 @@ def test_resolve_other_owners(peer: KubePeer, cluster: Cluster, kind: str, api_v
 
 def test_resolve_bare_pod_and_orphan_replicaset(peer: KubePeer, cluster: Cluster) -> None:
     peer.add_namespace("demo")
-    peer.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "solo", "namespace": "demo"}, "spec": {"containers": [{"name": "a", "image": "a"}]}})
+    peer.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "solo", "namespace": "demo"},
+            "spec": {"containers": [{"name": "a", "image": "a"}]},
+        }
+    )
     assert cluster.resolve("demo", pod="solo") == Target("demo", "Pod", "solo")
     peer.create(
         {
@@ -168,7 +197,10 @@ def test_resolve_bare_pod_and_orphan_replicaset(peer: KubePeer, cluster: Cluster
             "spec": {
                 "replicas": 1,
                 "selector": {"matchLabels": {"app": "rs1"}},
-                "template": {"metadata": {"labels": {"app": "rs1"}}, "spec": {"containers": [{"name": "a", "image": "a"}]}},
+                "template": {
+                    "metadata": {"labels": {"app": "rs1"}},
+                    "spec": {"containers": [{"name": "a", "image": "a"}]},
+                },
             },
         }
     )
@@ -204,7 +236,9 @@ def test_403_from_the_api_names_the_missing_grant(peer: KubePeer, cluster: Clust
         cluster.patch_scale("demo", "Deployment", "web", 3)
     text = str(info.value)
     assert "cannot patch 'deployments/scale'" in text and RBAC_FILE in text
-    assert 'cannot patch resource \\"deployments/scale\\"' in text or 'cannot patch resource "deployments/scale"' in text
+    assert (
+        'cannot patch resource \\"deployments/scale\\"' in text or 'cannot patch resource "deployments/scale"' in text
+    )
 
 
 def test_401_bad_token(peer: KubePeer) -> None:
@@ -273,7 +307,8 @@ def test_from_config_without_anything(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.delenv("KUBECONFIG", raising=False)
     with pytest.raises(ClusterUnavailable, match="no cluster configured"):
         Cluster.from_config(kubeconfig=str(tmp_path / "missing"))
-    with pytest.raises(ClusterUnavailable, match="in-cluster"):
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.kube/config to fall back on
+    with pytest.raises(ClusterUnavailable, match="in-cluster service account: .*; kubeconfig .*: no such file"):
         Cluster.from_config(in_cluster=True)
 
 

@@ -1,0 +1,413 @@
+"""Errors: the priority queue (filters in the URL, CSV export) and one group's detail (``?id=``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import streamlit as st
+
+from sentinel.core.actions import ACTIONS
+from sentinel.core.model import ErrorGroup
+from sentinel.store.base import SORTS, RecordQuery
+from sentinel.ui import charts
+from sentinel.ui.context import operator, runtime
+from sentinel.ui.explain import why
+from sentinel.ui.format import (
+    PRIORITIES,
+    PRIORITY_COLORS,
+    STATUSES,
+    ago,
+    count,
+    duration,
+    priority_badge,
+    priority_markdown,
+    shorten,
+    status_label,
+    when,
+)
+from sentinel.ui.queries import (
+    PAGE_SIZES,
+    SORT_LABELS,
+    TIME_RANGE_LABELS,
+    ErrorFilters,
+    all_params,
+    group_page,
+    groups_csv,
+    same_params,
+)
+from sentinel.ui.tables import QUEUE_COLUMNS, RECORD_COLUMNS, queue_frame, records_frame
+
+ANY = "(any)"
+SNOOZES = {"1 hour": 3600, "4 hours": 4 * 3600, "1 day": 86400, "1 week": 7 * 86400}
+
+rt = runtime()
+now = rt.clock()
+
+
+# -- the queue ----------------------------------------------------------------------------------
+
+
+def _init_filter_widgets(f: ErrorFilters) -> None:
+    """Seed the filter widgets from the URL the first time they are drawn (a shared link)."""
+    seed: dict[str, Any] = {
+        "f_priority": list(f.priorities),
+        "f_status": list(f.statuses),
+        "f_namespace": f.namespace or ANY,
+        "f_workload": f.workload,
+        "f_rule": f.rule or ANY,
+        "f_search": f.search,
+        "f_range": f.range,
+        "f_sort": f.sort,
+        "f_page": f.page,
+        "f_page_size": f.page_size,
+    }
+    for key, value in seed.items():
+        if key not in st.session_state:
+            st.session_state[key] = value
+
+
+def _first_page() -> None:
+    st.session_state["f_page"] = 1
+
+
+def _step_page(delta: int) -> None:
+    st.session_state["f_page"] = max(1, int(st.session_state.get("f_page", 1)) + delta)
+
+
+def _clear_filters() -> None:
+    for key in [k for k in st.session_state if str(k).startswith("f_")]:
+        del st.session_state[key]
+    st.query_params.clear()
+
+
+def _open_group(group_id: str) -> None:
+    st.query_params["id"] = group_id
+
+
+def _chosen() -> ErrorFilters:
+    ss = st.session_state
+    return ErrorFilters(
+        namespace="" if ss["f_namespace"] == ANY else str(ss["f_namespace"]),
+        workload=str(ss["f_workload"]).strip(),
+        priorities=tuple(sorted(ss["f_priority"])),
+        statuses=tuple(s for s in STATUSES if s in ss["f_status"]),
+        rule="" if ss["f_rule"] == ANY else str(ss["f_rule"]),
+        search=str(ss["f_search"]).strip(),
+        range=str(ss["f_range"]),
+        sort=str(ss["f_sort"]),
+        page=max(1, int(ss["f_page"])),
+        page_size=int(ss["f_page_size"]),
+    )
+
+
+def queue() -> None:
+    st.title("🚨 Errors")
+    st.caption(
+        "Every distinct error, grouped by workload and message template, most urgent first. "
+        "Filters live in the URL: copy it to share this exact view. Click a row to open it."
+    )
+    url = ErrorFilters.from_params(all_params(st.query_params))
+    _init_filter_widgets(url)
+
+    stats = rt.store.stats(now=now, rate_minutes=1)
+    namespaces = sorted(stats.by_namespace)
+    if st.session_state["f_namespace"] not in (ANY, *namespaces):
+        namespaces.append(st.session_state["f_namespace"])
+    rules = [r.name for r in rt.rules.all_rules] + ["default"]
+    if st.session_state["f_rule"] not in (ANY, *rules):
+        rules.append(st.session_state["f_rule"])
+
+    c1, c2, c3, c4 = st.columns([2, 2, 2, 2])
+    c1.multiselect(
+        "Priority", PRIORITIES, key="f_priority", format_func=priority_badge, on_change=_first_page,
+        placeholder="all priorities",
+    )
+    c2.multiselect("Status", STATUSES, key="f_status", format_func=status_label, on_change=_first_page,
+                   placeholder="all statuses")
+    c3.selectbox("Namespace", [ANY, *namespaces], key="f_namespace", on_change=_first_page)
+    c4.text_input("Workload", key="f_workload", on_change=_first_page, placeholder="e.g. checkout",
+                  help="exact workload name (pod name without its ReplicaSet/Job suffix)")
+    c1, c2, c3, c4 = st.columns([2, 2, 2, 2])
+    c1.selectbox("Rule", [ANY, *rules], key="f_rule", on_change=_first_page)
+    c2.text_input("Text contains", key="f_search", on_change=_first_page, placeholder="e.g. timeout",
+                  help="searched in the template, workload, namespace and recent samples")
+    c3.selectbox("Seen", list(TIME_RANGE_LABELS), key="f_range", format_func=TIME_RANGE_LABELS.__getitem__,
+                 on_change=_first_page)
+    c4.selectbox("Sort", list(SORTS), key="f_sort", format_func=SORT_LABELS.__getitem__, on_change=_first_page)
+
+    filters = _chosen()
+    page = group_page(rt.store, filters, now=now)
+    if page.page != filters.page:
+        filters = filters.with_page(page.page)
+    if not same_params(filters.to_params(), all_params(st.query_params)):
+        st.query_params.from_dict(filters.to_params())
+
+    first = (page.page - 1) * page.page_size + 1 if page.total else 0
+    last = min(page.total, page.page * page.page_size)
+    head, b1, b2 = st.columns([6, 1.3, 1.2], vertical_alignment="center")
+    head.markdown(
+        f"**{page.total:,} error group{'s' if page.total != 1 else ''}** match ({filters.describe()}). "
+        f"Showing {first:,}–{last:,}."
+    )
+    b1.download_button(
+        "Download CSV",
+        data=lambda: groups_csv(rt.store, filters, now=now),
+        file_name="kube-sentinel-errors.csv",
+        mime="text/csv",
+        icon=":material/download:",
+        on_click="ignore",
+        help=f"all {page.total:,} matching groups (every page), not just this page",
+        key="csv",
+    )
+    b2.button("Clear filters", on_click=_clear_filters, disabled=not filters.active, key="clear")
+
+    if page.total == 0:
+        if stats.total_groups == 0:
+            st.info(
+                f"**No errors yet** — the engine polls every {duration(rt.settings.poll_interval)}. "
+                "Groups appear here as soon as matching log lines arrive.",
+                icon="⏳",
+            )
+        else:
+            st.info(f"No error group matches these filters ({stats.total_groups:,} groups in all).", icon="🔍")
+        return
+
+    event = st.dataframe(
+        queue_frame(page.items),
+        hide_index=True,
+        column_config=QUEUE_COLUMNS,
+        on_select="rerun",
+        selection_mode="single-row",
+        key="queue_table",
+        height=min(36 * (len(page.items) + 1) + 4, 740),
+    )
+    rows = list(getattr(getattr(event, "selection", None), "rows", []) or [])
+    if rows and 0 <= rows[0] < len(page.items):
+        _open_group(page.items[rows[0]].id)
+        st.rerun()
+
+    p1, p2, p3, p4, _ = st.columns([1, 1.2, 1, 1.4, 4], vertical_alignment="bottom")
+    p1.button("◀ Previous", on_click=_step_page, args=(-1,), disabled=page.page <= 1, key="prev")
+    p2.number_input(f"Page (of {page.pages:,})", min_value=1, step=1, key="f_page")
+    p3.button("Next ▶", on_click=_step_page, args=(1,), disabled=page.page >= page.pages, key="next")
+    p4.selectbox("Rows per page", PAGE_SIZES, key="f_page_size", on_change=_first_page)
+
+
+# -- one group ----------------------------------------------------------------------------------
+
+
+def _back() -> None:
+    if "id" in st.query_params:
+        del st.query_params["id"]
+    st.session_state.pop("pending", None)
+
+
+def _ask(kind: str, **details: Any) -> None:
+    st.session_state["pending"] = {"kind": kind, **details}
+
+
+def _cancel() -> None:
+    st.session_state.pop("pending", None)
+
+
+def _flash(level: str, text: str) -> None:
+    st.session_state.setdefault("flash", []).append((level, text))
+
+
+def _confirm(group_id: str) -> None:
+    pending = st.session_state.pop("pending", None)
+    if not pending:
+        return
+    by = operator()
+    kind = pending["kind"]
+    try:
+        if kind == "status":
+            action = pending["action"]
+            until = now + pending["seconds"] if action == "snooze" else None
+            g = rt.set_status(group_id, action, by=by, reason=pending.get("reason", ""), until=until)
+            _flash("success", f"Status is now **{g.status.value}** (by {by}).")
+        elif kind == "action":
+            record = rt.request_action(group_id, action=pending["action"], params=pending["params"], by=by)
+            if record.decision == "denied":
+                _flash("error", f"**Refused** by the safety policy: {record.reason}")
+            elif record.result.value == "failed":
+                _flash("error", f"**{record.action} failed**: {record.error or record.reason}")
+            else:
+                dry = " (dry-run: nothing changed)" if record.dry_run else ""
+                _flash("success", f"**{record.action}**: {record.result.value}{dry} — {record.reason or 'done'}")
+    except (KeyError, ValueError) as err:
+        _flash("error", f"Not done: {err}")
+
+
+def _show_flash() -> None:
+    for level, text in st.session_state.pop("flash", []):
+        (st.success if level == "success" else st.error)(text)
+
+
+def _rule_section(g: ErrorGroup) -> None:
+    st.subheader("Why it is here")
+    w = why(g, rt.rules, rt.pipeline)
+    if g.rule == "default" or w.rule is None:
+        if w.rule is None:
+            st.warning(f"Rule **{g.rule}** is no longer in the rules file.")
+        else:
+            st.markdown("No rule matched these lines, so they are ranked **P4 low** by default.")
+    else:
+        r = w.rule
+        st.markdown(
+            f"Matched rule **{r.name}** → {priority_markdown(r.priority)}"
+            + (f" — {r.description}" if r.description else "")
+        )
+        if r.pattern:
+            st.caption("Pattern (RE2)")
+            st.code(r.pattern, language=None)
+        if r.keywords:
+            st.caption("Keywords: " + ", ".join(r.keywords))
+        if w.matched:
+            st.caption("In the newest sample it matched")
+            st.code(w.matched, language=None)
+        st.caption(
+            f"Action: **{r.action}**"
+            + (f" ({', '.join(f'{k}={v}' for k, v in r.params.items())})" if r.params else "")
+            + f" · cooldown {duration(r.cooldown)}"
+        )
+    if w.now_rule != g.rule:
+        st.info(f"With the current rules, new lines like these would match **{w.now_rule}**.")
+    if g.escalated:
+        st.warning(f"Escalated from {g.base_priority.value}: {g.escalation_reason}")
+
+
+def _actions_section(g: ErrorGroup) -> None:
+    st.subheader("Act on it")
+    pending = st.session_state.get("pending")
+    if pending:
+        with st.container(border=True):
+            st.markdown(f"**Please confirm:** {pending['summary']}")
+            a, b, _ = st.columns([1, 1, 4])
+            a.button("Confirm", type="primary", on_click=_confirm, args=(g.id,), key="confirm")
+            b.button("Cancel", on_click=_cancel, key="cancel")
+        return
+    st.caption(f"Status **{status_label(g.status)}**" + (f" — {g.status_reason}" if g.status_reason else "")
+               + (f" (by {g.status_by}, {ago(g.status_changed_at, now=now)})" if g.status_by else ""))
+    c1, c2, c3, c4 = st.columns(4)
+    c1.button(
+        "Acknowledge", key="ack", disabled=g.status.value == "acknowledged", on_click=_ask,
+        kwargs={"kind": "status", "action": "acknowledge", "summary": "acknowledge this error group (someone is on it)"},
+        help="someone is on it: automatic actions stop for this group",
+    )
+    snooze = c2.selectbox("Snooze for", list(SNOOZES), key="snooze_for", label_visibility="collapsed")
+    c2.button(
+        f"Snooze {snooze}", key="snooze", on_click=_ask,
+        kwargs={"kind": "status", "action": "snooze", "seconds": SNOOZES[snooze],
+                "summary": f"snooze this error group for {snooze}"},
+        help="hide it from attention until then; it wakes earlier if it comes back",
+    )
+    c3.button(
+        "Resolve", key="resolve", disabled=g.status.value == "resolved", on_click=_ask,
+        kwargs={"kind": "status", "action": "resolve", "summary": "mark this error group resolved (it regresses if it comes back)"},
+    )
+    c4.button(
+        "Reopen", key="reopen", disabled=g.status.value == "open", on_click=_ask,
+        kwargs={"kind": "status", "action": "reopen", "summary": "reopen this error group"},
+    )
+
+    with st.expander("Request a remediation action", expanded=False):
+        rule = rt.rules.by_name(g.rule)
+        names = sorted(ACTIONS)
+        default = rule.action if rule is not None and rule.action in ACTIONS else "none"
+        action = st.selectbox(
+            "Action", names, index=names.index(default), key="req_action",
+            format_func=lambda n: f"{n} — {ACTIONS[n].description}",
+        )
+        params_default = dict(rule.params) if rule is not None and action == rule.action else {}
+        text = st.text_area(
+            "Parameters (JSON)", value=json.dumps(params_default), key=f"req_params_{action}", height=68,
+            help="e.g. {\"replicas\": \"+1\"} for scale-up; {} for the defaults",
+        )
+        mode = "dry-run (validated by the API server, nothing changes)" if rt.settings.dry_run else "for real"
+        st.caption(
+            f"Goes through the same safety policy as automatic actions (exclusions, hourly budget, per-workload cap); "
+            f"a person is not held back by cooldowns or an open breaker. Runs **{mode}**."
+        )
+        try:
+            params = json.loads(text or "{}")
+            bad = "" if isinstance(params, dict) else "parameters must be a JSON object"
+        except ValueError as err:
+            params, bad = {}, f"not valid JSON: {err}"
+        if bad:
+            st.error(bad)
+        st.button(
+            f"Request {action}", key="request", disabled=bool(bad), on_click=_ask,
+            kwargs={"kind": "action", "action": action, "params": params,
+                    "summary": f"run **{action}** on {g.namespace}/{g.workload} ({mode})"},
+        )
+
+
+def detail(group_id: str) -> None:
+    st.button("← Back to the queue", on_click=_back, key="back")
+    g = rt.store.get_group(group_id)
+    if g is None:
+        st.title("Error group not found")
+        st.warning(
+            f"There is no error group with id `{group_id}`. It may have been removed by retention, "
+            "or the link is from another Kube Sentinel."
+        )
+        return
+    _show_flash()
+    st.title(f"{priority_badge(g.priority)} · {g.namespace}/{g.workload}")
+    st.caption(
+        f"{priority_markdown(g.priority)} rule **{g.rule}** · container `{g.container or '—'}` · "
+        f"status {status_label(g.status)} · group `{g.id}`"
+    )
+    st.code(g.template, language=None, wrap_lines=True)
+    m = st.columns(6)
+    m[0].metric("Occurrences", count(g.count), border=True)
+    m[1].metric("Pods", g.pod_count, border=True)
+    m[2].metric("First seen", ago(g.first_seen, now=now), help=when(g.first_seen), border=True)
+    m[3].metric("Last seen", ago(g.last_seen, now=now), help=when(g.last_seen), border=True)
+    m[4].metric("Impact", f"{g.impact:.1f}", help="recent rate × spread over pods × recency", border=True)
+    m[5].metric("Remediated", g.remediations, help=f"last: {when(g.last_remediation_at)}", border=True)
+
+    st.subheader("Per minute")
+    st.plotly_chart(
+        charts.minute_counts(g.minute_counts, now=now, color=PRIORITY_COLORS[g.priority.value]),
+        key="minute_chart", config={"displayModeBar": False},
+    )
+
+    left, right = st.columns([3, 2])
+    with left:
+        st.subheader("Samples")
+        st.caption(f"The newest {len(g.samples)} raw lines of this group, newest first.")
+        for s in reversed(g.samples):
+            st.code(shorten(s, 2000), language=None, wrap_lines=True)
+        if not g.samples:
+            st.caption("No samples kept.")
+    with right:
+        _rule_section(g)
+        st.subheader(f"Pods ({g.pod_count})")
+        if g.pods:
+            st.dataframe({"pod": g.pods}, hide_index=True, key="pods", height=min(36 * (len(g.pods) + 1) + 4, 300))
+            if g.pod_count > len(g.pods):
+                st.caption(f"The first {len(g.pods)} of {g.pod_count} distinct pods.")
+        else:
+            st.caption("No pod label on these lines.")
+
+    _actions_section(g)
+
+    st.subheader("Remediation records")
+    recs = rt.store.list_remediations(RecordQuery(group_id=g.id, page_size=50))
+    if recs.items:
+        st.dataframe(records_frame(recs.items).drop(columns=["Group"]), hide_index=True,
+                     column_config=RECORD_COLUMNS, key="group_records")
+        if recs.total > len(recs.items):
+            st.caption(f"The newest {len(recs.items)} of {recs.total}; see History for all.")
+    else:
+        st.caption("No action was decided for this group yet.")
+
+
+group_id = st.query_params.get("id")
+if group_id:
+    detail(str(group_id))
+else:
+    queue()

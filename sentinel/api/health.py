@@ -1,0 +1,73 @@
+"""``/health`` (alive), ``/ready`` (real checks, cached briefly) and ``/metrics`` (Prometheus text)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from fastapi import APIRouter, Request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.responses import JSONResponse, Response
+
+from sentinel.api.common import redact
+from sentinel.api.deps import RuntimeDep
+from sentinel.api.schemas import Alive, Readiness
+from sentinel.engine.runtime import Runtime
+
+router = APIRouter(tags=["health"])
+
+READY_CACHE_SECONDS = 2.0
+CHECKS = ("config", "rules", "store", "poll")
+
+
+class ReadyCache:
+    """``runtime.ready()`` at most every few seconds, and again at once when a poll happened since."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._at = -1e9
+        self._key: tuple[int, int, str] | None = None
+        self._value: tuple[bool, dict[str, str]] = (False, {})
+
+    def get(self, runtime: Runtime) -> tuple[bool, dict[str, str]]:
+        h = runtime.health
+        key = (h.polls, h.poll_errors, h.rules_error)
+        with self._lock:
+            if key == self._key and time.monotonic() - self._at < READY_CACHE_SECONDS:
+                return self._value
+        value = runtime.ready()
+        with self._lock:
+            self._key, self._value, self._at = key, value, time.monotonic()
+        return value
+
+
+@router.get("/health", response_model=Alive, summary="The process is alive")
+def health(runtime: RuntimeDep) -> Alive:
+    return Alive(status="alive", uptime=max(0.0, runtime.clock() - runtime.health.started_at))
+
+
+@router.get(
+    "/ready",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "not ready: the failing checks"}},
+    summary="Ready: config and rules loaded, store writable, a recent successful poll",
+)
+def ready(request: Request, runtime: RuntimeDep) -> JSONResponse:
+    cache: ReadyCache = request.app.state.ready_cache
+    ok, problems = cache.get(runtime)
+    failing = {k: redact(runtime, v) for k, v in problems.items()}
+    checks = {name: failing.get(name, "ok") for name in CHECKS}
+    checks.update(failing)
+    body = Readiness(ready=ok, checks=checks, failing=failing)
+    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text"}},
+    summary="Prometheus metrics",
+)
+def metrics(request: Request) -> Response:
+    registry: CollectorRegistry = request.app.state.metrics_registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,44 @@
+"""``/api/settings``: the runtime-editable settings; a change is validated whole, persisted, applied live."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from sentinel.api.common import ApiError
+from sentinel.api.deps import RuntimeDep, Writer
+from sentinel.api.schemas import Problem, SettingsHistoryEntry, SettingsOut, SettingsResult, SettingsView
+from sentinel.engine.settings import SettingsUpdate
+from sentinel.errors import ConfigError
+
+router = APIRouter(prefix="/api/settings", tags=["settings"])
+
+HISTORY = 50
+
+
+@router.get("", response_model=SettingsView, summary="The runtime-editable settings and who changed them")
+def get_settings(runtime: RuntimeDep) -> SettingsView:
+    history = runtime.settings_history()[-HISTORY:][::-1]
+    return SettingsView(
+        settings=SettingsOut.of(runtime.settings),
+        read_only=not runtime.config.api.token.get_secret_value(),
+        history=[SettingsHistoryEntry.model_validate(e) for e in history],
+    )
+
+
+@router.post(
+    "",
+    response_model=SettingsResult,
+    responses={401: {"model": Problem}, 403: {"model": Problem}},
+    summary="Change settings",
+    description=(
+        "Every field is optional; the change is validated as a whole: any bad field gives 422 naming each "
+        "one, and nothing is saved. A valid change is persisted, applied at once and recorded with who made it. "
+        "Durations are seconds or Go-style strings (30s, 5m)."
+    ),
+)
+def change_settings(runtime: RuntimeDep, who: Writer, body: SettingsUpdate) -> SettingsResult:
+    try:
+        changed = runtime.update_settings(body.model_dump(exclude_none=True), by=who)
+    except ConfigError as err:
+        raise ApiError(422, "invalid settings change, nothing was saved", err.problems) from None
+    return SettingsResult(changed=changed, by=who, settings=SettingsOut.of(runtime.settings))

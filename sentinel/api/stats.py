@@ -1,0 +1,58 @@
+"""``/api/stats``: totals, breakdowns, the rate over time, remediation results and poll health."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from sentinel.api.common import redact
+from sentinel.api.deps import RuntimeDep
+from sentinel.api.schemas import PollHealth, RatePoint, Stats, Totals
+from sentinel.engine.runtime import Runtime
+
+router = APIRouter(prefix="/api/stats", tags=["stats"])
+
+
+def poll_health(runtime: Runtime) -> PollHealth:
+    h = runtime.health
+    return PollHealth(
+        ok=h.last_success_at is not None and h.consecutive_errors == 0,
+        polls=h.polls,
+        poll_errors=h.poll_errors,
+        consecutive_errors=h.consecutive_errors,
+        lines_read=h.lines_read,
+        last_lines=h.last_lines,
+        last_poll_at=h.last_poll_at,
+        last_success_at=h.last_success_at,
+        last_duration=h.last_duration,
+        last_error=redact(runtime, h.last_error),
+        leader=h.leader,
+        cluster=redact(runtime, h.cluster),
+    )
+
+
+@router.get("", response_model=Stats, summary="Statistics")
+def stats(
+    runtime: RuntimeDep,
+    minutes: Annotated[int, Query(ge=1, le=1440, description="length of the rate series, in minutes")] = 60,
+) -> Stats:
+    now = runtime.clock()
+    s = runtime.store.stats(now=now, rate_minutes=minutes)
+    return Stats(
+        time=now,
+        totals=Totals(
+            groups=s.total_groups,
+            occurrences=s.total_occurrences,
+            remediations=sum(s.remediations_by_result.values()),
+        ),
+        by_priority=s.by_priority,
+        by_status=s.by_status,
+        by_namespace=s.by_namespace,
+        by_rule=s.by_rule,
+        rate=[RatePoint.model_validate(p) for p in s.rate],
+        remediations_by_result=s.remediations_by_result,
+        last_error_at=s.last_error_at,
+        last_remediation_at=s.last_remediation_at,
+        poll=poll_health(runtime),
+    )

@@ -1,0 +1,53 @@
+"""What every page needs from the process: the runtime, who is acting, the admin token check.
+
+Pages never build or start anything: the runtime was built and started by ``kube-sentinel run``
+(the ASGI lifespan), or once per process by ``app.py`` under a bare ``streamlit run``.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+import streamlit as st
+
+from sentinel.engine.runtime import Runtime, current
+
+OPERATOR_KEY = "operator"
+
+
+def runtime() -> Runtime:
+    """The process-wide runtime; stops the page with an explanation if there is none."""
+    rt = current()
+    if rt is None:
+        st.error(
+            "The Kube Sentinel engine is not running in this process. Start the console with "
+            "`kube-sentinel run --config config.yaml` or `kube-sentinel demo`."
+        )
+        st.stop()
+    return rt
+
+
+def operator() -> str:
+    """Who the audit log names for actions taken in this browser session."""
+    name = str(st.session_state.get(OPERATOR_KEY, "") or "").strip()
+    return f"console:{name}" if name else "console"
+
+
+def admin_token(rt: Runtime) -> str:
+    """The configured admin token (``api.token``), or "" when none is configured."""
+    token: Any = getattr(getattr(rt.config, "api", None), "token", "")
+    value = token.get_secret_value() if hasattr(token, "get_secret_value") else str(token or "")
+    return str(value)
+
+
+def token_ok(rt: Runtime, given: str) -> bool:
+    """True when no token is configured, or ``given`` equals it (constant-time comparison)."""
+    expected = admin_token(rt)
+    if not expected:
+        return True
+    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+def link_to_group(group_id: str) -> str:
+    return f"/errors?id={group_id}"

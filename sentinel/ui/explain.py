@@ -1,0 +1,153 @@
+"""Why a line or a group landed where it did: the rule tester, a group's "why", the pattern backtest."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sentinel.core.model import ErrorGroup, LogEntry
+from sentinel.core.parsing import parse_message
+from sentinel.core.rules import DEFAULT_RULE, PatternError, Rule, RuleSet, compile_pattern
+from sentinel.engine.pipeline import Explained, Pipeline
+from sentinel.store.base import MAX_PAGE_SIZE, GroupQuery, Store
+
+
+def rule_rows(rules: RuleSet, hits: Mapping[str, int], groups_by_rule: Mapping[str, int]) -> list[dict[str, Any]]:
+    """Every rule in file order (disabled ones too), then the catch-all ``default``."""
+    rows = []
+    for r in [*rules.all_rules, rules.by_name(DEFAULT_RULE)]:
+        if r is None:
+            continue
+        match = r.pattern or ("keywords: " + ", ".join(r.keywords) if r.keywords else "(everything)")
+        if r.name == DEFAULT_RULE and not r.pattern:
+            match = "(no other rule matched)"
+        scope = []
+        if r.namespaces_allow:
+            scope.append("only " + ", ".join(sorted(r.namespaces_allow)))
+        if r.namespaces_deny:
+            scope.append("not " + ", ".join(sorted(r.namespaces_deny)))
+        scope.extend(f"{m.name}={m.spec}" for m in r.labels)
+        rows.append(
+            {
+                "rule": r.name,
+                "enabled": r.enabled,
+                "priority": r.priority.value,
+                "match": match,
+                "scope": "; ".join(scope),
+                "action": r.action,
+                "params": ", ".join(f"{k}={v}" for k, v in r.params.items()),
+                "cooldown": r.cooldown,
+                "lines matched": int(hits.get(r.name, 0)),
+                "groups": int(groups_by_rule.get(r.name, 0)),
+                "description": r.description,
+            }
+        )
+    return rows
+
+
+def try_line(pipeline: Pipeline, line: str, *, namespace: str = "", pod: str = "", container: str = "") -> Explained:
+    """What the engine would do with one pasted line, with optional stream labels."""
+    labels = {k: v for k, v in (("namespace", namespace), ("pod", pod), ("container", container)) if v}
+    return pipeline.explain(LogEntry(int(time.time() * 1e9), labels, line))
+
+
+@dataclass(frozen=True, slots=True)
+class Why:
+    """Why a group's lines match its rule: the rule, the message and the part the pattern found."""
+
+    rule: Rule | None
+    message: str
+    matched: str
+    now_rule: str  # what the current rules say about the newest sample
+
+
+def why(group: ErrorGroup, rules: RuleSet, pipeline: Pipeline) -> Why:
+    sample = group.samples[-1] if group.samples else group.template
+    message, _level = parse_message(sample)
+    rule = rules.by_name(group.rule)
+    matched = ""
+    if rule is not None and rule.regex is not None:
+        m = rule.regex.search(message)
+        if m is not None:
+            matched = str(m.group(0))
+    elif rule is not None and rule.keywords:
+        low = message.lower()
+        matched = next((k for k in rule.keywords if k in low), "")
+    labels = {"namespace": group.namespace, "container": group.container}
+    if group.pods:
+        labels["pod"] = group.pods[-1]
+    now_rule = pipeline.explain(LogEntry(int(group.last_seen * 1e9), labels, sample)).rule
+    return Why(rule, message, matched, now_rule)
+
+
+@dataclass(slots=True)
+class Backtest:
+    pattern: str
+    error: str = ""
+    groups_scanned: int = 0
+    groups_total: int = 0
+    samples_scanned: int = 0
+    groups_matched: int = 0
+    samples_matched: int = 0
+    occurrences: int = 0
+    by_rule: Counter[str] = field(default_factory=Counter)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def partial(self) -> bool:
+        return self.groups_scanned < self.groups_total
+
+
+def backtest(store: Store, pattern: str, *, max_groups: int = 20_000, max_rows: int = 200) -> Backtest:
+    """Run an RE2 pattern over the stored samples of the most recently seen groups.
+
+    ``groups_matched`` counts groups with at least one matching sample; ``occurrences`` adds up their
+    counts (what the pattern would have caught); ``by_rule`` says which rule holds them today.
+    """
+    result = Backtest(pattern=pattern)
+    t0 = time.perf_counter()
+    try:
+        regex = compile_pattern(pattern)
+    except PatternError as err:
+        result.error = err.reason
+        return result
+    query = GroupQuery(sort="last_seen", page_size=MAX_PAGE_SIZE)
+    page_no = 1
+    while result.groups_scanned < max_groups:
+        page = store.list_groups(replace(query, page=page_no))
+        result.groups_total = page.total
+        for g in page.items:
+            result.groups_scanned += 1
+            hit = ""
+            for s in g.samples:
+                result.samples_scanned += 1
+                if regex.search(s) is not None:
+                    result.samples_matched += 1
+                    hit = hit or s
+            if hit:
+                result.groups_matched += 1
+                result.occurrences += g.count
+                result.by_rule[g.rule] += 1
+                if len(result.rows) < max_rows:
+                    result.rows.append(
+                        {
+                            "priority": g.priority.value,
+                            "rule today": g.rule,
+                            "count": g.count,
+                            "namespace": g.namespace,
+                            "workload": g.workload,
+                            "sample": hit,
+                            "id": g.id,
+                        }
+                    )
+            if result.groups_scanned >= max_groups:
+                break
+        if page_no >= page.pages or not page.items:
+            break
+        page_no += 1
+    result.seconds = time.perf_counter() - t0
+    return result

@@ -1,0 +1,116 @@
+"""The engine's health as the console shows it: the sidebar banner and the overview's health row."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import streamlit as st
+
+from sentinel.engine.runtime import Runtime
+from sentinel.ui.format import ago, duration
+
+Level = Literal["ok", "warn", "error"]
+ICONS: dict[str, str] = {"ok": "🟢", "warn": "🟡", "error": "🔴"}
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    level: Level
+    value: str
+    detail: str
+
+
+def source_name(rt: Runtime) -> str:
+    describe = getattr(rt.source, "describe", None)
+    if callable(describe):
+        text = str(describe())
+        if text.startswith("file"):
+            return "Log source (demo file)" if "demo" in text else "Log source (file)"
+    return "Loki"
+
+
+def checks(rt: Runtime) -> list[Check]:
+    """Loki (or the file source), the cluster, the store, and the last poll. Reads no network."""
+    now = rt.clock()
+    h = rt.health
+    out: list[Check] = []
+    interval = rt.settings.poll_interval
+    if h.consecutive_errors:
+        out.append(Check(source_name(rt), "error", f"failing ({h.consecutive_errors}×)", h.last_error))
+    elif h.last_success_at is None:
+        out.append(Check(source_name(rt), "warn", "waiting", f"no poll yet; the engine polls every {duration(interval)}"))
+    else:
+        stale = now - h.last_success_at > 3 * max(interval, 10.0)
+        out.append(
+            Check(
+                source_name(rt),
+                "warn" if stale else "ok",
+                "stale" if stale else "ok",
+                f"last good read {ago(h.last_success_at, now=now)}",
+            )
+        )
+    cluster = h.cluster or "not configured"
+    if cluster == "connected":
+        out.append(Check("Cluster", "ok", "connected", "remediation talks to the Kubernetes API"))
+    else:
+        out.append(Check("Cluster", "warn", "no cluster", f"{cluster} — actions run as dry-run"))
+    ok, why = rt.store.writable()
+    out.append(Check("Store", "ok" if ok else "error", "writable" if ok else "failing", why))
+    if h.last_poll_at is None:
+        out.append(Check("Last poll", "warn", "never", f"every {duration(interval)}"))
+    else:
+        out.append(
+            Check(
+                "Last poll",
+                "error" if h.consecutive_errors else "ok",
+                ago(h.last_poll_at, now=now),
+                f"{h.last_lines} lines in {h.last_duration:.2f}s; every {duration(interval)}",
+            )
+        )
+    return out
+
+
+def open_breakers(rt: Runtime) -> dict[str, dict[str, object]]:
+    state = rt.remediator.state()
+    return {w: b.to_dict() for w, b in sorted(state.breakers.items()) if b.open}
+
+
+def banners(rt: Runtime, *, compact: bool = False) -> None:
+    """Dry-run, disabled remediation, read-only replica and open breakers, as coloured banners."""
+    s = rt.settings
+    if not s.remediation_enabled:
+        st.warning("**Remediation is off** — errors are grouped and ranked, nothing is fixed.", icon="⏸️")
+    elif s.dry_run:
+        st.info(
+            "**Dry-run** — actions are checked by the API server (`dryRun=All`) but change nothing.",
+            icon="🧪",
+        )
+    if rt.read_only:
+        st.info("**Read-only replica** — another replica is the leader; this one does not poll or act.", icon="👁️")
+    breakers = open_breakers(rt)
+    if breakers:
+        names = ", ".join(breakers) if not compact else f"{len(breakers)} workload(s)"
+        st.error(f"**Breaker open** for {names}: automatic actions stopped there. Reset it in Settings.", icon="🛑")
+
+
+def sidebar(rt: Runtime) -> None:
+    """The shared sidebar: one health line, the banners, and who is acting."""
+    ready, problems = rt.ready()
+    with st.sidebar:
+        if ready:
+            st.success("Engine healthy", icon="🟢")
+        else:
+            st.error("Engine needs attention", icon="🔴")
+            for name, why in problems.items():
+                st.caption(f"**{name}**: {why}")
+        banners(rt, compact=True)
+        st.text_input(
+            "Your name",
+            key="operator",
+            placeholder="shown in the audit log",
+            help="Actions and settings changes you make are recorded under this name.",
+        )
+        if rt.description:
+            st.caption(rt.description)

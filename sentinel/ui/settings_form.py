@@ -1,0 +1,106 @@
+"""The settings form's logic: from widget values to a change, and from a refused change to per-field errors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sentinel.core.durations import format_duration
+from sentinel.engine.settings import RuntimeSettings
+
+FIELDS = (
+    "remediation_enabled",
+    "dry_run",
+    "max_actions_per_hour",
+    "per_workload_per_hour",
+    "excluded_namespaces",
+    "poll_interval",
+    "lookback",
+    "query",
+)
+LABELS = {
+    "remediation_enabled": "Remediation enabled",
+    "dry_run": "Dry-run",
+    "max_actions_per_hour": "Max actions per hour (all workloads)",
+    "per_workload_per_hour": "Max actions per hour per workload",
+    "excluded_namespaces": "Excluded namespaces",
+    "poll_interval": "Poll interval",
+    "lookback": "Lookback on first poll",
+    "query": "Loki query (LogQL)",
+    "token": "Admin token",
+}
+
+
+def form_values(settings: RuntimeSettings) -> dict[str, Any]:
+    """What the form shows for the current settings (durations as ``30s``, namespaces comma-separated)."""
+    return {
+        "remediation_enabled": settings.remediation_enabled,
+        "dry_run": settings.dry_run,
+        "max_actions_per_hour": settings.max_actions_per_hour,
+        "per_workload_per_hour": settings.per_workload_per_hour,
+        "excluded_namespaces": ", ".join(settings.excluded_namespaces),
+        "poll_interval": format_duration(settings.poll_interval),
+        "lookback": format_duration(settings.lookback),
+        "query": settings.query,
+    }
+
+
+def change_of(settings: RuntimeSettings, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Only the fields the person changed, in the shape ``Runtime.update_settings`` takes."""
+    shown = form_values(settings)
+    out: dict[str, Any] = {}
+    for name in FIELDS:
+        if name not in values:
+            continue
+        value = values[name]
+        if isinstance(value, str):
+            value = value.strip()
+        if value == shown[name]:
+            continue
+        if name == "excluded_namespaces":
+            names = [n.strip() for n in str(value).replace("\n", ",").split(",") if n.strip()]
+            if sorted(set(names)) == sorted(settings.excluded_namespaces):
+                continue
+            out[name] = names
+        elif name in ("max_actions_per_hour", "per_workload_per_hour"):
+            out[name] = int(value) if isinstance(value, int | float) and float(value).is_integer() else value
+        else:
+            out[name] = value
+    return out
+
+
+def field_errors(problems: list[str]) -> dict[str, list[str]]:
+    """``["poll_interval: must be between 5s and 1h", ...]`` -> ``{"poll_interval": [...]}``."""
+    out: dict[str, list[str]] = {}
+    for p in problems:
+        name, _, why = p.partition(":")
+        key = name.strip().split(".")[0]
+        if key not in FIELDS:
+            key, why = "_form", p
+        out.setdefault(key, []).append(why.strip() or p)
+    return out
+
+
+def history_rows(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per changed field, newest first."""
+    rows = []
+    for e in reversed(entries):
+        for name, (old, new) in (e.get("changes") or {}).items():
+            rows.append(
+                {
+                    "time": float(e.get("time", 0.0)),
+                    "by": e.get("by", ""),
+                    "setting": LABELS.get(name, name),
+                    "from": _show(name, old),
+                    "to": _show(name, new),
+                }
+            )
+    return rows
+
+
+def _show(name: str, value: Any) -> str:
+    if name in ("poll_interval", "lookback") and isinstance(value, int | float):
+        return format_duration(float(value))
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value) or "(none)"
+    return str(value)

@@ -1,0 +1,94 @@
+"""``/health``, ``/ready`` and ``/metrics``."""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
+
+from sentinel.api.app import create_app
+from tests.api.conftest import Served
+
+
+def test_health_is_alive(api: Served) -> None:
+    r = api.client.get("/health")
+    assert r.status_code == 200 and r.json()["status"] == "alive" and r.json()["uptime"] >= 0
+
+
+def test_ready_after_a_successful_poll(api: Served) -> None:
+    r = api.client.get("/ready")
+    assert r.status_code == 200
+    assert r.json() == {
+        "ready": True,
+        "checks": {"config": "ok", "rules": "ok", "store": "ok", "poll": "ok"},
+        "failing": {},
+    }
+
+
+def test_not_ready_before_the_first_poll_then_ready(unpolled: Served) -> None:
+    r = unpolled.client.get("/ready")
+    assert r.status_code == 503
+    body = r.json()
+    assert body["ready"] is False and set(body["failing"]) == {"poll"}
+    assert body["checks"]["poll"] == body["failing"]["poll"] and body["checks"]["store"] == "ok"
+    assert unpolled.client.get("/health").status_code == 200
+    assert unpolled.runtime.poll_once().ok
+    assert unpolled.client.get("/ready").status_code == 200
+
+
+def test_not_ready_when_rules_failed_to_reload(fresh: Served) -> None:
+    fresh.runtime.health.rules_error = "reload failed, previous rules kept: rules.yaml: not valid YAML"
+    r = fresh.client.get("/ready")
+    assert r.status_code == 503 and "rules" in r.json()["failing"]
+
+
+def _metrics(s: Served) -> dict[str, list[tuple[dict[str, str], float]]]:
+    r = s.client.get("/metrics")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/plain")
+    out: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(r.text):
+        for sample in family.samples:
+            out.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return out
+
+
+def test_metrics(api: Served) -> None:
+    m = _metrics(api)
+    rt = api.runtime
+    assert m["kube_sentinel_lines_read_total"] == [({}, float(rt.health.lines_read))]
+    stats = rt.store.stats(now=rt.clock())
+    groups = {labels["priority"]: v for labels, v in m["kube_sentinel_groups"]}
+    assert groups == {p: float(n) for p, n in stats.by_priority.items()}
+    assert m["kube_sentinel_poll_errors_total"] == [({}, 0.0)]
+    assert m["kube_sentinel_poll_duration_seconds"][0][1] > 0
+    assert {lab["quantile"] for lab, _ in m["kube_sentinel_poll_duration_recent_seconds"]} == {"0.5", "0.9", "0.99"}
+    actions = m["kube_sentinel_actions_total"]
+    assert sum(v for _, v in actions) == sum(stats.remediations_by_result.values()) > 0
+    assert all(set(lab) == {"action", "decision", "result"} for lab, _ in actions)
+    assert m["kube_sentinel_breakers_open"] == [({}, 0.0)]
+    assert m["kube_sentinel_ready"] == [({}, 1.0)]
+    assert m["kube_sentinel_dry_run"] == [({}, 1.0)]
+
+
+def test_metrics_follow_polls_errors_and_breakers(fresh: Served) -> None:
+    rt = fresh.runtime
+    before = _metrics(fresh)["kube_sentinel_polls_total"][0][1]
+    rt.poll_once()
+    assert _metrics(fresh)["kube_sentinel_polls_total"][0][1] == before + 1
+    # A breaker opened by the safety state shows up (real state, written as the remediator keeps it).
+    from sentinel.core.policy import Breaker
+
+    state = rt.remediator.state()
+    state.breakers["shop/checkout"] = Breaker(open=True, reason="3 ineffective restarts", opened_at=rt.clock())
+    rt.store.put_state("safety", state.to_dict())
+    m = _metrics(fresh)
+    assert ({"workload": "shop/checkout"}, 1.0) in m["kube_sentinel_breaker_open"]
+    assert m["kube_sentinel_breakers_open"] == [({}, 1.0)]
+    assert rt.remediator.reset_breaker("shop/checkout", by="test")
+    assert ({"workload": "shop/checkout"}, 0.0) in _metrics(fresh)["kube_sentinel_breaker_open"]
+
+
+def test_each_app_has_its_own_registry(api: Served) -> None:
+    a, b = create_app(api.runtime), create_app(api.runtime)
+    assert a.state.metrics_registry is not b.state.metrics_registry
+    assert REGISTRY.get_sample_value("kube_sentinel_lines_read_total") is None

@@ -1,0 +1,216 @@
+"""The engine cycle against a real Loki-compatible peer on 127.0.0.1 and a TinyDB store."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sentinel.engine.runtime import Runtime
+from sentinel.errors import ConfigError
+from sentinel.sources.loki import LokiClient
+from sentinel.store.tinydb import TinyDBStore
+from tests.peers.loki import LokiPeer
+
+ROOT = Path(__file__).resolve().parents[2]
+NS = 1_000_000_000
+
+
+class Sleeps:
+    """Records backoff sleeps instead of waiting."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+
+
+def write_config(tmp_path: Path, peer: LokiPeer, extra: str = "") -> Path:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text((ROOT / "config" / "rules.yaml").read_text())
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(
+        f"""
+loki:
+  url: {peer.url}
+  lookback: 10m
+  max_lookback: 1h
+kubernetes:
+  in_cluster: false
+  kubeconfig: {tmp_path / "no-kubeconfig"}
+remediation:
+  dry_run: true
+rules_file: rules.yaml
+store:
+  type: tinydb
+  path: {tmp_path / "store.json"}
+{extra}
+"""
+    )
+    return cfg
+
+
+def build(cfg: Path, peer: LokiPeer, *, page_limit: int = 1000, sleeps: Sleeps | None = None) -> Runtime:
+    source = LokiClient(
+        httpx.Client(base_url=peer.url, timeout=5.0),
+        query='{namespace=~".+"} |~ "(?i)(error|fatal|panic|exception|fail)"',
+        page_limit=page_limit,
+        max_retries=2,
+        sleep=sleeps or Sleeps(),
+    )
+    return Runtime.build(cfg, source=source)
+
+
+def total_count(rt: Runtime) -> int:
+    return sum(g.count for g in rt.store.all_groups())
+
+
+def add_shared_timestamp_lines(peer: LokiPeer, *, start_ns: int, n: int, per_ts: int, tag: str) -> int:
+    """``n`` error lines over 3 pods, ``per_ts`` of them on each timestamp (distinct text: Loki dedups exact copies)."""
+    added = 0
+    for p in range(3):
+        entries = [
+            (start_ns + (i // per_ts) * 1000, f"ERROR {tag} request {i} pod{p} failed: connection refused")
+            for i in range(p, n, 3)
+        ]
+        added += peer.add_lines({"namespace": "shop", "pod": f"api-7d4b9c8f6d-xk2l{p}", "container": "api"}, entries)
+    return added
+
+
+def test_poll_pages_through_shared_timestamps_without_loss_or_double_count(tmp_path: Path, loki_peer: LokiPeer) -> None:
+    start = time.time_ns() - 5 * 60 * NS
+    added = add_shared_timestamp_lines(loki_peer, start_ns=start, n=12_000, per_ts=7, tag="a")
+    rt = build(write_config(tmp_path, loki_peer), loki_peer, page_limit=500)
+    result = rt.poll_once()
+    assert result.ok, result.error
+    assert result.lines == added == 12_000
+    assert total_count(rt) == 12_000
+    assert len(loki_peer.requests_to("/loki/api/v1/query_range")) >= 24
+    rt.stop()
+
+
+def test_resume_after_restart_neither_loses_nor_recounts(tmp_path: Path, loki_peer: LokiPeer) -> None:
+    cfg = write_config(tmp_path, loki_peer)
+    t0 = time.time_ns() - 5 * 60 * NS
+    first = add_shared_timestamp_lines(loki_peer, start_ns=t0, n=3000, per_ts=5, tag="first")
+    rt = build(cfg, loki_peer, page_limit=400)
+    assert rt.poll_once().ok
+    cursor = rt.store.get_cursor()
+    rt.stop()  # flushes the TinyDB file
+
+    second = add_shared_timestamp_lines(loki_peer, start_ns=time.time_ns() + 1, n=900, per_ts=4, tag="second")
+    time.sleep(0.05)
+    rt2 = build(cfg, loki_peer, page_limit=400)
+    assert rt2.store.get_cursor() == cursor
+    r = rt2.poll_once()
+    assert r.ok and r.lines == second
+    assert total_count(rt2) == first + second
+    # and once more: nothing new, nothing counted again
+    assert rt2.poll_once().lines == 0
+    assert total_count(rt2) == first + second
+    rt2.stop()
+
+
+def test_failed_poll_changes_nothing_and_is_retried_whole(tmp_path: Path, loki_peer: LokiPeer) -> None:
+    add_shared_timestamp_lines(loki_peer, start_ns=time.time_ns() - 60 * NS, n=2000, per_ts=3, tag="x")
+    sleeps = Sleeps()
+    rt = build(write_config(tmp_path, loki_peer), loki_peer, page_limit=300, sleeps=sleeps)
+    # Loki fails for longer than the client retries: the whole poll fails
+    loki_peer.fail_next(503, times=3)  # 1 try + 2 retries
+    result = rt.poll_once()
+    assert not result.ok and "503" in result.error
+    assert sleeps.delays, "the client backed off before giving up"
+    assert total_count(rt) == 0 and rt.store.get_cursor() is None
+    assert rt.health.consecutive_errors == 1
+    ready, problems = rt.ready()
+    assert not ready and "poll" in problems
+    result = rt.poll_once()
+    assert result.ok and total_count(rt) == 2000
+    assert rt.ready() == (True, {})
+    rt.stop()
+
+
+def test_catch_up_is_capped_by_max_lookback(tmp_path: Path, loki_peer: LokiPeer) -> None:
+    rt = build(write_config(tmp_path, loki_peer), loki_peer)
+    now = time.time()
+    rt.store.set_cursor(int((now - 5 * 3600) * NS))
+    start, end = rt.window(now)
+    assert (end - start) / NS == pytest.approx(3600, abs=1)
+    rt.store.set_cursor(int((now - 120) * NS))
+    start, _ = rt.window(now)
+    assert (now - start / NS) == pytest.approx(120, abs=1)
+    rt.stop()
+
+
+def test_bad_logql_surfaces_lokis_message(tmp_path: Path, loki_peer: LokiPeer) -> None:
+    rt = build(write_config(tmp_path, loki_peer), loki_peer)
+    rt.source = LokiClient(httpx.Client(base_url=loki_peer.url), query='{namespace=~".+"} |~ (error', sleep=Sleeps())
+    result = rt.poll_once()
+    assert not result.ok
+    assert "parse error" in result.error
+    rt.stop()
+
+
+def test_reload_with_bad_rules_keeps_previous_rules(tmp_path: Path, loki_peer: LokiPeer) -> None:
+    cfg = write_config(tmp_path, loki_peer)
+    rt = build(cfg, loki_peer)
+    before = len(rt.rules)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - name: broken\n    match: {pattern: '(oops'}\n    priority: P1\n")
+    ok, message = rt.reload_rules(force=True)
+    assert not ok and "missing )" in message and "rules.yaml" in message
+    assert len(rt.rules) == before
+    ready, problems = rt.ready()
+    assert "rules" in problems and "previous rules kept" in problems["rules"]
+    rules.write_text("rules:\n  - name: only\n    match: {pattern: 'boom'}\n    priority: P1\n")
+    ok, _ = rt.reload_rules(force=True)
+    assert ok and [r.name for r in rt.rules.rules] == ["only"]
+    assert "rules" not in rt.ready()[1]
+    rt.stop()
+
+
+def test_settings_change_all_or_nothing_persisted_and_recorded(tmp_path: Path, loki_peer: LokiPeer) -> None:
+    cfg = write_config(tmp_path, loki_peer)
+    rt = build(cfg, loki_peer)
+    before = rt.settings
+    with pytest.raises(ConfigError) as info:
+        rt.update_settings({"dry_run": False, "max_actions_per_hour": -3, "poll_interval": "often", "colour": "red"}, by="alice")
+    problems = "\n".join(info.value.problems)
+    assert "max_actions_per_hour" in problems and "poll_interval" in problems and "colour: unknown field" in problems
+    assert rt.settings == before
+    changes = rt.update_settings({"dry_run": False, "max_actions_per_hour": 7, "excluded_namespaces": ["kube-system", "prod"]}, by="alice")
+    assert changes["max_actions_per_hour"] == [50, 7]
+    assert rt.remediator.limits.max_actions_per_hour == 7 and "prod" in rt.remediator.limits.excluded_namespaces
+    assert rt.settings_history()[-1]["by"] == "alice"
+    rt.stop()
+    rt2 = build(cfg, loki_peer)
+    assert rt2.settings.max_actions_per_hour == 7 and rt2.settings.dry_run is False
+    rt2.stop()
+
+
+def test_corrupt_store_at_start_is_moved_aside_and_reported(tmp_path: Path, loki_peer: LokiPeer) -> None:
+    (tmp_path / "store.json").write_text("{not json")
+    rt = build(write_config(tmp_path, loki_peer), loki_peer)
+    assert any("moved aside" in w for w in rt.warnings)
+    assert isinstance(rt.store, TinyDBStore)
+    rt.stop()
+
+
+def test_scheduler_polls_and_applies_a_new_interval_live(tmp_path: Path, loki_peer: LokiPeer) -> None:
+    add_shared_timestamp_lines(loki_peer, start_ns=time.time_ns() - 30 * NS, n=30, per_ts=1, tag="s")
+    rt = build(write_config(tmp_path, loki_peer), loki_peer)
+    rt.start()
+    try:
+        deadline = time.time() + 10
+        while rt.health.last_success_at is None and time.time() < deadline:
+            time.sleep(0.05)
+        assert rt.health.polls >= 1 and total_count(rt) == 30
+        rt.update_settings({"poll_interval": "5s"}, by="bob")
+        job = rt.scheduler._sched.get_job("poll")
+        assert job.trigger.interval.total_seconds() == 5
+    finally:
+        rt.stop()
+    assert rt.scheduler is None

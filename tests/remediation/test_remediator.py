@@ -1,0 +1,452 @@
+"""The remediator end to end against the API peer: every refusal, dry-run, errors, breaker, persistence, races."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from typing import Any
+
+import pytest
+
+from sentinel.core.model import RemediationRecord, Result
+from sentinel.core.policy import SafetyLimits
+from sentinel.remediation.cluster import RBAC_FILE
+from sentinel.remediation.remediator import Remediator
+from sentinel.store.base import RecordQuery
+from sentinel.store.memory import MemoryStore
+from tests.peers.kube import KubePeer
+from tests.remediation.conftest import FakeClock, RemediatorFactory, make_group
+
+LIMITS = SafetyLimits(max_actions_per_hour=10, per_workload_per_hour=3, excluded_namespaces=frozenset({"kube-system"}))
+
+
+def audit(store: MemoryStore) -> list[RemediationRecord]:
+    return list(reversed(store.list_remediations(RecordQuery(page_size=500)).items))
+
+
+def web_group(peer: KubePeer, **kw: Any) -> Any:
+    return make_group(pods=[peer.pods(selector="app=web")[0]["metadata"]["name"]], **kw)
+
+
+def handle(r: Remediator, group: Any, action: str = "rollout-restart", **kw: Any) -> RemediationRecord:
+    kw.setdefault("rule", "crashloop")
+    kw.setdefault("params", {})
+    kw.setdefault("cooldown", 300.0)
+    return r.handle(group, action=action, **kw)
+
+
+# -- success, dry-run, record-only -----------------------------------------------------------
+
+
+def test_rollout_restart_success_is_audited(
+    peer: KubePeer, make_remediator: RemediatorFactory, store: MemoryStore
+) -> None:
+    peer.deployment("web")
+    r = make_remediator(limits=LIMITS)
+    rec = handle(r, web_group(peer), requested_by="engine")
+    assert rec.result is Result.SUCCESS and rec.decision == "allowed" and not rec.dry_run
+    assert (rec.namespace, rec.kind, rec.name, rec.workload) == ("demo", "Deployment", "web", "demo/web")
+    assert rec.changes["restartedAt"][1] == "2027-01-15T08:00:00Z"
+    assert audit(store) == [rec]
+    s = r.state()
+    assert s.actions_last_hour(1_800_000_000.0) == 1 and not s.in_flight and len(s.pending) == 1
+
+
+def test_scale_up_changes_are_recorded(peer: KubePeer, make_remediator: RemediatorFactory) -> None:
+    peer.deployment("web", replicas=2)
+    rec = handle(make_remediator(limits=LIMITS), web_group(peer), "scale-up", params={"replicas": "+2"})
+    assert rec.result is Result.SUCCESS and rec.changes == {"replicas": [2, 4]}
+    assert rec.params == {"replicas": "+2"}
+
+
+def test_dry_run_goes_to_the_api_server_and_changes_nothing(
+    peer: KubePeer, make_remediator: RemediatorFactory, store: MemoryStore
+) -> None:
+    peer.deployment("web", replicas=2)
+    r = make_remediator(limits=dataclasses.replace(LIMITS, dry_run=True))
+    rec = handle(r, web_group(peer), "scale-up")
+    assert rec.result is Result.SUCCESS and rec.dry_run and rec.changes == {"replicas": [2, 3]}
+    assert "dry-run" in rec.reason
+    dep = peer.get("deployments", "demo", "web")
+    assert dep is not None and dep["spec"]["replicas"] == 2
+    assert peer.seen("PATCH")[-1].query == {"dryRun": "All"}
+    assert not r.state().pending  # nothing to judge
+
+
+def test_dry_run_still_fails_on_rbac(peer: KubePeer, make_remediator: RemediatorFactory) -> None:
+    peer.deployment("web")
+    peer.deny("patch", "deployments")
+    rec = handle(make_remediator(limits=dataclasses.replace(LIMITS, dry_run=True)), web_group(peer))
+    assert rec.result is Result.FAILED and rec.dry_run and RBAC_FILE in rec.error
+
+
+def test_action_none_records_only(peer: KubePeer, make_remediator: RemediatorFactory) -> None:
+    r = make_remediator(limits=LIMITS)
+    rec = handle(r, make_group(pods=["web-1"]), "none", cooldown=60)
+    assert rec.result is Result.SKIPPED and rec.decision == "allowed" and "record only" in rec.reason
+    assert not peer.seen()  # no call at all
+    again = handle(r, make_group(pods=["web-1"]), "none", cooldown=60)
+    assert again.decision == "denied" and "cooldown" in again.reason
+    assert r.state().actions == []
+
+
+def test_no_cluster_runs_dry(make_remediator: RemediatorFactory, store: MemoryStore) -> None:
+    r = make_remediator(limits=LIMITS, cluster_=None)
+    rec = handle(r, make_group(pods=["web-abc-1"]), "restart-pod")
+    assert rec.dry_run and rec.result is Result.SKIPPED
+    assert "no cluster configured" in rec.reason
+    assert r.summary()["cluster"] is None and "no cluster configured" in r.summary()["cluster_note"]
+    assert r.state().actions_last_hour(1_800_000_000.0) == 1  # accounted like the real thing
+
+
+# -- targets ---------------------------------------------------------------------------------
+
+
+def test_restart_pod_target_gone_is_skipped(peer: KubePeer, make_remediator: RemediatorFactory) -> None:
+    peer.deployment("web")
+    rec = handle(make_remediator(limits=LIMITS), make_group(pods=["web-gone-xyz"]), "restart-pod")
+    assert rec.result is Result.SKIPPED and rec.reason.startswith("target gone")
+    assert (rec.kind, rec.name) == ("Pod", "web-gone-xyz")
+
+
+def test_restart_pod_success(peer: KubePeer, make_remediator: RemediatorFactory) -> None:
+    peer.deployment("web")
+    group = web_group(peer)
+    rec = handle(make_remediator(limits=LIMITS), group, "restart-pod")
+    assert rec.result is Result.SUCCESS and rec.kind == "Pod" and rec.name == group.pods[-1]
+    assert peer.get("pods", "demo", group.pods[-1]) is None
+
+
+def test_workload_action_falls_back_to_the_group_workload(peer: KubePeer, make_remediator: RemediatorFactory) -> None:
+    peer.deployment("web", replicas=1)
+    rec = handle(make_remediator(limits=LIMITS), make_group(pods=["web-gone-xyz"]), "scale-up")
+    assert rec.result is Result.SUCCESS and (rec.kind, rec.name) == ("Deployment", "web")
+
+
+def test_workload_not_found_fails(peer: KubePeer, make_remediator: RemediatorFactory) -> None:
+    peer.add_namespace("demo")
+    rec = handle(make_remediator(limits=LIMITS), make_group(pods=[]), "rollout-restart")
+    assert rec.result is Result.FAILED and "no Deployment or StatefulSet or DaemonSet named 'web'" in rec.error
+
+
+def test_not_applicable_is_skipped(peer: KubePeer, make_remediator: RemediatorFactory) -> None:
+    peer.deployment("web")
+    rec = handle(make_remediator(limits=LIMITS), web_group(peer), "rollback")
+    assert rec.result is Result.SKIPPED and "no ReplicaSet for a previous revision" in rec.reason
+
+
+def test_invalid_params_fail_clearly(make_remediator: RemediatorFactory) -> None:
+    rec = handle(make_remediator(limits=LIMITS), make_group(), "scale-up", params={"replicas": "lots"})
+    assert rec.result is Result.FAILED and "params.replicas" in rec.error
+    rec = handle(make_remediator(limits=LIMITS), make_group(), "reboot-cluster")
+    assert rec.result is Result.FAILED and "unknown action" in rec.error
+
+
+# -- every refusal reason, end to end -------------------------------------------------------
+
+
+def test_disabled_refuses_and_records(peer: KubePeer, make_remediator: RemediatorFactory, store: MemoryStore) -> None:
+    peer.deployment("web")
+    rec = handle(make_remediator(limits=dataclasses.replace(LIMITS, enabled=False)), web_group(peer))
+    assert rec.decision == "denied" and rec.result is Result.SKIPPED and "disabled" in rec.reason
+    assert not peer.seen("PATCH") and audit(store) == [rec]
+
+
+def test_excluded_namespace_is_never_touched(peer: KubePeer, make_remediator: RemediatorFactory) -> None:
+    rec = handle(
+        make_remediator(limits=LIMITS), make_group(namespace="kube-system", workload="coredns", pods=["coredns-1"])
+    )
+    assert rec.decision == "denied" and "excluded" in rec.reason
+    assert not peer.seen()
+
+
+def test_cooldown_keyed_on_rule_and_workload(
+    peer: KubePeer, make_remediator: RemediatorFactory, clock: FakeClock
+) -> None:
+    peer.deployment("web")
+    r = make_remediator(limits=LIMITS)
+    assert handle(r, web_group(peer), "restart-pod").result is Result.SUCCESS
+    clock.advance(10)
+    # the restarted pod has a new name: same rule, same workload -> still cooling down
+    second = handle(r, web_group(peer), "restart-pod")
+    assert second.decision == "denied" and "cooldown" in second.reason and "4m50s remaining" in second.reason
+    assert handle(r, web_group(peer), "restart-pod", rule="other-rule").result is Result.SUCCESS
+    clock.advance(300)
+    assert handle(r, web_group(peer), "restart-pod").result is Result.SUCCESS
+
+
+def test_hourly_budget(peer: KubePeer, make_remediator: RemediatorFactory, clock: FakeClock) -> None:
+    r = make_remediator(limits=dataclasses.replace(LIMITS, max_actions_per_hour=2))
+    for name in ("a", "b"):
+        peer.deployment(name)
+    results = [handle(r, make_group(workload=w), "rollout-restart").decision for w in ("a", "b", "c")]
+    assert results == ["allowed", "allowed", "denied"]
+    denied = handle(r, make_group(workload="c"), "rollout-restart")
+    assert "hourly budget spent: 2 of 2" in denied.reason
+    clock.advance(3600)
+    peer.deployment("c")
+    assert handle(r, make_group(workload="c"), "rollout-restart").result is Result.SUCCESS
+
+
+def test_per_workload_cap(peer: KubePeer, make_remediator: RemediatorFactory, clock: FakeClock) -> None:
+    peer.deployment("web")
+    r = make_remediator(limits=LIMITS)
+    decisions = []
+    for n in range(4):
+        decisions.append(handle(r, web_group(peer), "rollout-restart", rule=f"rule-{n}").decision)
+    assert decisions == ["allowed", "allowed", "allowed", "denied"]
+    assert "per-workload cap" in audit_last(r).reason
+
+
+def audit_last(r: Remediator) -> RemediationRecord:
+    store: MemoryStore = r._store  # type: ignore[assignment]
+    return store.list_remediations(RecordQuery(page_size=1)).items[0]
+
+
+def test_manual_request_bypasses_cooldown_not_budget(peer: KubePeer, make_remediator: RemediatorFactory) -> None:
+    peer.deployment("web")
+    r = make_remediator(limits=dataclasses.replace(LIMITS, per_workload_per_hour=2))
+    assert handle(r, web_group(peer)).result is Result.SUCCESS
+    manual = handle(r, web_group(peer), requested_by="alice", manual=True)
+    assert manual.result is Result.SUCCESS and manual.requested_by == "alice"
+    refused = handle(r, web_group(peer), requested_by="alice", manual=True)
+    assert refused.decision == "denied" and "per-workload cap" in refused.reason
+
+
+# -- cluster errors become failed records ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("setup", "needle"),
+    [
+        pytest.param(lambda p: p.deny("patch", "deployments"), "cannot patch 'deployments'", id="403"),
+        pytest.param(lambda p: p.fail(404, method="PATCH"), "not found", id="404"),
+        pytest.param(
+            lambda p: p.fail(422, method="PATCH", message="spec.template: Invalid value"), "rejected", id="422"
+        ),
+        pytest.param(lambda p: p.fail(500, method="PATCH"), "unavailable (500)", id="500"),
+        pytest.param(lambda p: p.fail(503, method="PATCH"), "unavailable (503)", id="503"),
+        pytest.param(lambda p: p.fail(0, method="PATCH", delay=1.5), "timed out", id="timeout"),
+    ],
+)
+def test_cluster_errors_become_failed_records(
+    peer: KubePeer, make_remediator: RemediatorFactory, setup: Any, needle: str
+) -> None:
+    peer.deployment("web")
+    setup(peer)
+    r = make_remediator(limits=LIMITS)
+    rec = handle(r, web_group(peer))
+    assert rec.result is Result.FAILED and needle in rec.error
+    assert len(rec.error) < 700
+    assert not r.state().in_flight  # the target is free again
+    assert r.state().actions_last_hour(1_800_000_000.0) == 1
+
+
+def test_403_names_verb_resource_and_rbac(peer: KubePeer, make_remediator: RemediatorFactory) -> None:
+    peer.deployment("web", replicas=2)
+    peer.deny("patch", "deployments/scale")
+    rec = handle(make_remediator(limits=LIMITS), web_group(peer), "scale-up")
+    assert rec.result is Result.FAILED
+    assert "cannot patch 'deployments/scale' in API group 'apps'" in rec.error and RBAC_FILE in rec.error
+
+
+def test_409_retried_once_then_failed(peer: KubePeer, make_remediator: RemediatorFactory) -> None:
+    peer.deployment("web", replicas=2)
+    peer.before("PATCH", "/scale", lambda p: p.touch("deployments", "demo", "web"))
+    ok = handle(make_remediator(limits=LIMITS), web_group(peer), "scale-up")
+    assert ok.result is Result.SUCCESS
+    peer.before("PATCH", "/scale", lambda p: p.touch("deployments", "demo", "web"), times=2)
+    failed = handle(make_remediator(limits=LIMITS), web_group(peer), "scale-up", rule="other")
+    assert failed.result is Result.FAILED and "conflict" in failed.error
+
+
+def test_unexpected_bug_is_a_failed_record_not_a_crash(
+    peer: KubePeer, make_remediator: RemediatorFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    peer.deployment("web")
+    # an answer our code does not expect (replicas not a number) makes it raise something unplanned
+    peer.fail(200, method="GET", path="/scale", body={"kind": "Scale", "metadata": {}, "spec": {"replicas": "many"}})
+    r = make_remediator(limits=LIMITS)
+    rec = handle(r, web_group(peer), "scale-up")
+    assert rec.result is Result.FAILED and rec.reason == "internal error" and "ValueError" in rec.error
+    assert "crashed" in caplog.text
+    assert not r.state().in_flight
+
+
+def test_garbage_answer_is_unavailable(peer: KubePeer, make_remediator: RemediatorFactory) -> None:
+    peer.deployment("web")
+    peer.fail(502, method="GET", path="/scale", body="<html>bad gateway</html>")
+    rec = handle(make_remediator(limits=LIMITS), web_group(peer), "scale-up")
+    assert rec.result is Result.FAILED and "unavailable (502)" in rec.error
+
+
+# -- effectiveness and the breaker -----------------------------------------------------------
+
+
+def _minutes(at: float, before: int, after: int) -> dict[int, int]:
+    m = int(at // 60)
+    return {m - 2: before, m + 2: after}
+
+
+def test_effectiveness_verdicts_and_breaker(
+    peer: KubePeer, make_remediator: RemediatorFactory, clock: FakeClock, store: MemoryStore
+) -> None:
+    peer.deployment("web")
+    limits = dataclasses.replace(LIMITS, per_workload_per_hour=10, breaker_threshold=3, effectiveness_window=300)
+    r = make_remediator(limits=limits)
+    group = web_group(peer)
+    verdicts = []
+    for n in range(3):
+        rec = handle(r, group, cooldown=0)
+        assert rec.result is Result.SUCCESS
+        assert r.evaluate_effectiveness(lambda _id: None, clock.now + 60) == []  # not due yet
+        clock.advance(7 * 60)
+        g = dataclasses.replace(group, minute_counts=_minutes(rec.time, 10, 10))  # same rate: ineffective
+        [judged] = r.evaluate_effectiveness(lambda _id, g=g: g, clock.now)  # type: ignore[misc]
+        verdicts.append(judged.effective)
+        assert judged.changes["errors_before"] == 10 and judged.changes["errors_after"] == 10
+        if n < 2:
+            assert not r.state().breaker_open("demo/web")
+    assert verdicts == [False, False, False]
+    assert r.state().breaker_open("demo/web")
+    stored = {x.id: x.effective for x in audit(store)}
+    assert list(stored.values()) == [False, False, False]
+
+    refused = handle(r, group, cooldown=0)
+    assert refused.decision == "denied" and "breaker open" in refused.reason
+    assert "a person must reset it" in refused.reason
+    # a person may still act by hand while the breaker is open
+    assert handle(r, group, cooldown=0, manual=True, requested_by="alice").result is Result.SUCCESS
+
+    assert r.reset_breaker("demo/web", "alice")
+    assert r.summary()["breakers"]["demo/web"]["reset_by"] == "alice"
+    assert handle(r, group, cooldown=0).result is Result.SUCCESS
+
+
+def test_effective_action(peer: KubePeer, make_remediator: RemediatorFactory, clock: FakeClock) -> None:
+    peer.deployment("web")
+    r = make_remediator(limits=LIMITS)
+    group = web_group(peer)
+    rec = handle(r, group)
+    clock.advance(7 * 60)
+    g = dataclasses.replace(group, minute_counts=_minutes(rec.time, 10, 1))
+    [judged] = r.evaluate_effectiveness(lambda _id: g, clock.now)
+    assert judged.effective is True
+    assert r.evaluate_effectiveness(lambda _id: g, clock.now + 600) == []  # judged once
+
+
+def test_effectiveness_without_minute_counts_uses_last_seen(
+    peer: KubePeer, make_remediator: RemediatorFactory, clock: FakeClock
+) -> None:
+    peer.deployment("web")
+    r = make_remediator(limits=LIMITS)
+    group = web_group(peer)
+    rec = handle(r, group)
+    clock.advance(7 * 60)
+    came_back = dataclasses.replace(group, minute_counts={}, last_seen=rec.time + 120)
+    [judged] = r.evaluate_effectiveness(lambda _id: came_back, clock.now)
+    assert judged.effective is False
+
+
+# -- persistence -----------------------------------------------------------------------------
+
+
+def test_safety_state_survives_a_restart(
+    peer: KubePeer, make_remediator: RemediatorFactory, store: MemoryStore, clock: FakeClock
+) -> None:
+    peer.deployment("web")
+    limits = dataclasses.replace(LIMITS, breaker_threshold=1, per_workload_per_hour=10)
+    first = make_remediator(limits=limits)
+    rec = handle(first, web_group(peer))
+    assert rec.result is Result.SUCCESS
+    clock.advance(10)
+
+    second = make_remediator(limits=limits)  # a new process on the same store
+    again = handle(second, web_group(peer))
+    assert again.decision == "denied" and "cooldown" in again.reason
+    assert second.state().actions_last_hour(clock.now) == 1
+
+    clock.advance(7 * 60)
+    g = dataclasses.replace(web_group(peer), minute_counts=_minutes(rec.time, 5, 5))
+    [judged] = make_remediator(limits=limits).evaluate_effectiveness(lambda _id: g, clock.now)
+    assert judged.id == rec.id and judged.effective is False
+    third = make_remediator(limits=limits)
+    assert third.state().breaker_open("demo/web")
+    assert "breaker open" in handle(third, web_group(peer), cooldown=0).reason
+
+
+def test_state_is_persisted_before_acting(
+    peer: KubePeer, make_remediator: RemediatorFactory, store: MemoryStore
+) -> None:
+    peer.deployment("web")
+    seen: list[dict[str, Any] | None] = []
+    # while the PATCH is on the wire, look at what the store already holds
+    peer.before("PATCH", "/deployments/web", lambda p: seen.append(store.get_state("safety")))
+    handle(make_remediator(limits=LIMITS), web_group(peer))
+    [during] = seen
+    assert during is not None
+    assert during["in_flight"] == {"demo/web": 1_800_000_000.0}
+    assert during["actions"] == [1_800_000_000.0]
+    assert "crashloop|demo/web" in during["cooldowns"]
+    records = audit(store)
+    assert len(records) == 1 and records[0].result is Result.SUCCESS
+
+
+def test_set_limits_applies_to_the_next_decision(peer: KubePeer, make_remediator: RemediatorFactory) -> None:
+    peer.deployment("web")
+    r = make_remediator(limits=LIMITS)
+    r.set_limits(dataclasses.replace(LIMITS, enabled=False))
+    assert "disabled" in handle(r, web_group(peer)).reason
+    r.set_limits(dataclasses.replace(LIMITS, dry_run=True))
+    assert handle(r, web_group(peer)).dry_run
+
+
+# -- concurrency -----------------------------------------------------------------------------
+
+
+def test_two_polls_racing_for_one_target(
+    peer: KubePeer, make_remediator: RemediatorFactory, store: MemoryStore
+) -> None:
+    peer.deployment("web", replicas=2)
+    r = make_remediator(limits=LIMITS)
+    group = web_group(peer)
+    gate = threading.Barrier(2)
+    # hold the first action on the wire so that the second poll arrives while it is in flight
+    in_patch = threading.Event()
+    release = threading.Event()
+
+    def slow(_peer: KubePeer) -> None:
+        in_patch.set()
+        release.wait(5)
+
+    peer.before("PATCH", "/scale", slow)
+    results: list[RemediationRecord] = []
+
+    def poll() -> None:
+        gate.wait()
+        results.append(handle(r, group, "scale-up"))
+
+    threads = [threading.Thread(target=poll) for _ in range(2)]
+    for t in threads:
+        t.start()
+    assert in_patch.wait(5)
+    release.set()
+    for t in threads:
+        t.join(10)
+    assert sorted(x.decision for x in results) == ["allowed", "denied"]
+    denied = next(x for x in results if x.decision == "denied")
+    assert "in flight" in denied.reason or "cooldown" in denied.reason
+    assert len(peer.seen("PATCH", "/scale")) == 1
+    dep = peer.get("deployments", "demo", "web")
+    assert dep is not None and dep["spec"]["replicas"] == 3
+
+
+def test_two_remediators_on_one_store_do_not_double_act(peer: KubePeer, make_remediator: RemediatorFactory) -> None:
+    peer.deployment("web", replicas=2)
+    a, b = make_remediator(limits=LIMITS), make_remediator(limits=LIMITS)
+    group = web_group(peer)
+    out: list[RemediationRecord] = []
+    peer.before("PATCH", "/scale", lambda _p: out.append(handle(b, group, "scale-up")))
+    out.append(handle(a, group, "scale-up"))
+    assert [x.decision for x in out] == ["denied", "allowed"]
+    assert "in flight" in out[0].reason

@@ -1,0 +1,223 @@
+"""The Errors page: filters in the URL, the CSV of exactly the filtered rows, the detail and its actions."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from sentinel.core.model import Priority, Status
+from sentinel.engine.runtime import Runtime
+from sentinel.store.base import GroupQuery, RecordQuery
+from sentinel.ui.queries import ErrorFilters, groups_csv
+from tests.ui.conftest import BIG, no_exception, open_page, table, texts
+
+
+def queue(at):  # noqa: ANN001, ANN201 - AppTest, DataFrame
+    return next(df for df in at.dataframe if df.key == "queue_table").value
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        pytest.param({"priority": "P1"}, GroupQuery(priorities=(Priority.P1,)), id="priority"),
+        pytest.param({"priority": "P1,P2"}, GroupQuery(priorities=(Priority.P1, Priority.P2)), id="two-priorities"),
+        pytest.param({"namespace": "shop"}, GroupQuery(namespace="shop"), id="namespace"),
+        pytest.param({"rule": "database-error"}, GroupQuery(rule="database-error"), id="rule"),
+        pytest.param({"search": "timeout"}, GroupQuery(search="timeout"), id="text"),
+        pytest.param({"status": "open"}, GroupQuery(statuses=(Status.OPEN,)), id="status"),
+        pytest.param({"namespace": "shop", "priority": "P2"}, GroupQuery(namespace="shop", priorities=(Priority.P2,)), id="combined"),
+    ],
+)
+def test_filters_from_the_url(demo_rt: Runtime, params: dict[str, str], expected: GroupQuery) -> None:
+    at = open_page("errors", params)
+    no_exception(at)
+    want = demo_rt.store.filtered_groups(expected)
+    assert want, "the demo should have rows for this filter"
+    rows = queue(at)
+    assert len(rows) == len(want)
+    assert list(rows["Workload"]) == [g.workload for g in want]
+    assert f"{len(want)} error group" in texts(at)
+
+
+def test_filter_widgets_write_the_url(demo_rt: Runtime) -> None:
+    at = open_page("errors")
+    at.multiselect(key="f_priority").set_value(["P1"]).run()
+    at.selectbox(key="f_sort").set_value("count").run()
+    no_exception(at)
+    assert at.query_params["priority"] == "P1"
+    assert at.query_params["sort"] == "count"
+    p1 = demo_rt.store.filtered_groups(GroupQuery(priorities=(Priority.P1,), sort="count"))
+    assert list(queue(at)["Count"]) == [g.count for g in p1]
+    at.text_input(key="f_search").set_value("no such text anywhere").run()
+    assert "No error group matches these filters" in texts(at)
+    at.button(key="clear").click().run()
+    assert len(queue(at)) == demo_rt.store.stats(now=demo_rt.clock()).total_groups
+    assert "priority" not in at.query_params
+
+
+def test_unknown_filter_values_are_ignored(demo_rt: Runtime) -> None:
+    at = open_page("errors", {"priority": "P9", "since": "forever", "sort": "nope", "page": "x"})
+    no_exception(at)
+    assert len(queue(at)) == demo_rt.store.stats(now=demo_rt.clock()).total_groups
+
+
+def test_time_range_filter(demo_rt: Runtime) -> None:
+    now = demo_rt.clock()
+    at = open_page("errors", {"since": "15m"})
+    want = demo_rt.store.filtered_groups(GroupQuery(since=now - 900))
+    assert len(queue(at)) == len(want)
+
+
+def test_csv_is_exactly_the_filtered_rows(big_rt: Runtime) -> None:
+    now = big_rt.clock()
+    f = ErrorFilters(priorities=("P1",), namespace="team-00", page_size=50)
+    rows = list(csv.DictReader(io.StringIO(groups_csv(big_rt.store, f, now=now))))
+    want = big_rt.store.filtered_groups(GroupQuery(priorities=(Priority.P1,), namespace="team-00"))
+    assert len(want) > 50  # more than the page on screen
+    assert [r["id"] for r in rows] == [g.id for g in want]
+    assert {r["priority"] for r in rows} == {"P1"}
+    assert set(rows[0]) >= {"priority", "impact", "count", "first_seen", "last_seen", "namespace", "workload", "rule", "status"}
+
+
+def test_download_button_is_there(demo_rt: Runtime) -> None:
+    at = open_page("errors", {"priority": "P1"})
+    assert any(getattr(e, "label", "") == "Download CSV" for e in at.get("download_button"))
+
+
+def test_paging_through_fifty_thousand(big_rt: Runtime) -> None:
+    at = open_page("errors", {"page": "3", "page_size": "50"})
+    rows = queue(at)
+    want = big_rt.store.list_groups(GroupQuery(page=3, page_size=50)).items
+    assert list(rows["Error"].str[:20]) == [g.template[:20] for g in want]
+    at.button(key="next").click().run()
+    assert at.query_params["page"] == "4"
+    assert f"{BIG:,} error groups" in texts(at)
+
+
+def test_page_past_the_end_shows_the_last_page(demo_rt: Runtime) -> None:
+    at = open_page("errors", {"page": "99"})
+    no_exception(at)
+    assert len(queue(at)) == demo_rt.store.stats(now=demo_rt.clock()).total_groups
+
+
+# -- detail ---------------------------------------------------------------------------------------
+
+
+def _remediated_group(rt: Runtime) -> str:
+    rec = rt.store.list_remediations(RecordQuery()).items[0]
+    return rec.group_id
+
+
+def test_detail_by_link(demo_rt: Runtime) -> None:
+    gid = _remediated_group(demo_rt)
+    g = demo_rt.store.get_group(gid)
+    assert g is not None
+    at = open_page("errors", {"id": gid})
+    no_exception(at)
+    text = texts(at)
+    assert g.workload in at.title[0].value
+    assert g.template in text
+    assert "Samples" in text and g.samples[-1][:60] in text
+    assert f"Matched rule **{g.rule}**" in text
+    rule = demo_rt.rules.by_name(g.rule)
+    assert rule is not None and rule.pattern in text
+    assert len(at.get("plotly_chart")) == 1
+    pods = table(at, "pod")
+    assert list(pods["pod"]) == g.pods
+    records = table(at, "Action", "Outcome")
+    assert len(records) == demo_rt.store.list_remediations(RecordQuery(group_id=gid)).total
+
+
+def test_detail_of_a_default_group_says_no_rule_matched(demo_rt: Runtime) -> None:
+    g = demo_rt.store.filtered_groups(GroupQuery(rule="default"))[0]
+    text = texts(open_page("errors", {"id": g.id}))
+    assert "No rule matched" in text
+
+
+def test_unknown_id(demo_rt: Runtime) -> None:
+    at = open_page("errors", {"id": "0000000000000000"})
+    no_exception(at)
+    assert "not found" in at.title[0].value
+    at.button(key="back").click().run()
+    assert "id" not in at.query_params
+    assert len(queue(at)) > 0
+
+
+def test_acknowledge_needs_confirmation(demo_rt: Runtime) -> None:
+    gid = demo_rt.store.filtered_groups(GroupQuery())[0].id
+    at = open_page("errors", {"id": gid})
+    at.button(key="ack").click().run()
+    assert "Please confirm" in texts(at)
+    group = demo_rt.store.get_group(gid)
+    assert group is not None and group.status is Status.OPEN  # nothing yet
+    at.button(key="cancel").click().run()
+    group = demo_rt.store.get_group(gid)
+    assert group is not None and group.status is Status.OPEN
+    at.button(key="ack").click().run()
+    at.button(key="confirm").click().run()
+    no_exception(at)
+    group = demo_rt.store.get_group(gid)
+    assert group is not None and group.status is Status.ACKNOWLEDGED and group.status_by == "console"
+    assert "Status is now **acknowledged**" in texts(at)
+
+
+def test_snooze_and_resolve(demo_rt: Runtime) -> None:
+    gid = demo_rt.store.filtered_groups(GroupQuery())[1].id
+    at = open_page("errors", {"id": gid})
+    at.selectbox(key="snooze_for").set_value("4 hours").run()
+    at.button(key="snooze").click().run()
+    at.button(key="confirm").click().run()
+    g = demo_rt.store.get_group(gid)
+    assert g is not None and g.status is Status.SNOOZED
+    assert g.snooze_until is not None and g.snooze_until == pytest.approx(demo_rt.clock() + 4 * 3600, abs=60)
+    at.button(key="resolve").click().run()
+    at.button(key="confirm").click().run()
+    g = demo_rt.store.get_group(gid)
+    assert g is not None and g.status is Status.RESOLVED
+
+
+def test_requested_action_goes_through_the_policy_into_the_audit(demo_rt: Runtime) -> None:
+    g = demo_rt.store.filtered_groups(GroupQuery(rule="crashloop-backoff"))[0]
+    before = demo_rt.store.list_remediations(RecordQuery(group_id=g.id)).total
+    at = open_page("errors", {"id": g.id})
+    at.selectbox(key="req_action").set_value("restart-pod").run()
+    at.button(key="request").click().run()
+    assert "restart-pod" in texts(at) and "Please confirm" in texts(at)
+    # "Your name" in the shared sidebar (AppTest drops main-script elements after the first run)
+    at.session_state["operator"] = "alice"
+    at.button(key="confirm").click().run()
+    no_exception(at)
+    records = demo_rt.store.list_remediations(RecordQuery(group_id=g.id)).items
+    assert len(records) == before + 1
+    newest = records[0]
+    assert newest.action == "restart-pod" and newest.requested_by == "console:alice"
+    assert newest.dry_run  # the demo runs dry
+    assert "restart-pod" in texts(at)
+    assert len(table(at, "Action", "Outcome")) == before + 1
+
+
+def test_requested_action_in_an_excluded_namespace_is_refused(demo_rt: Runtime) -> None:
+    g = demo_rt.store.filtered_groups(GroupQuery(namespace="kube-system"))[0]
+    at = open_page("errors", {"id": g.id})
+    at.selectbox(key="req_action").set_value("restart-pod").run()
+    at.button(key="request").click().run()
+    at.button(key="confirm").click().run()
+    assert "Refused" in texts(at) and "excluded" in texts(at)
+    rec = demo_rt.store.list_remediations(RecordQuery(group_id=g.id)).items[0]
+    assert rec.decision == "denied" and rec.requested_by == "console"
+
+
+def test_bad_action_parameters_are_shown_not_sent(demo_rt: Runtime) -> None:
+    g = demo_rt.store.filtered_groups(GroupQuery())[0]
+    at = open_page("errors", {"id": g.id})
+    at.selectbox(key="req_action").set_value("scale-up").run()
+    at.text_area(key="req_params_scale-up").set_value("{not json").run()
+    assert "not valid JSON" in texts(at)
+    assert at.button(key="request").disabled
+    at.text_area(key="req_params_scale-up").set_value('{"replicas": "lots"}').run()
+    at.button(key="request").click().run()
+    at.button(key="confirm").click().run()
+    assert "Not done" in texts(at) and "replicas" in texts(at)
+    assert demo_rt.store.list_remediations(RecordQuery(group_id=g.id, action="scale-up")).total == 0

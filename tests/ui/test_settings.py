@@ -1,0 +1,130 @@
+"""The Settings page: a bad field shows its error and saves nothing; good changes apply live and are recorded."""
+
+from __future__ import annotations
+
+import pytest
+
+from sentinel.core.policy import Breaker
+from sentinel.engine.runtime import Runtime
+from tests.ui.conftest import no_exception, open_page, table, texts
+
+
+def _save(at) -> None:  # noqa: ANN001 - AppTest
+    at.button[[b.label for b in at.button].index("Save and apply")].click().run()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        pytest.param("s_poll_interval", "2s", "must be between 5s and 1h", id="interval-too-short"),
+        pytest.param("s_poll_interval", "soon", "cannot parse duration", id="interval-not-a-duration"),
+        pytest.param("s_lookback", "30d", "must be between 10s and 7 days", id="lookback-too-long"),
+        pytest.param("s_excluded_namespaces", "kube-system, Not_A_Namespace", "not valid namespace names", id="namespace"),
+        pytest.param("s_query", "error", "stream selector", id="query"),
+        pytest.param("s_max_actions_per_hour", 20_000, "less than or equal to 10000", id="budget-too-big"),
+        pytest.param("s_per_workload_per_hour", -1, "greater than or equal to 0", id="negative-cap"),
+    ],
+)
+def test_invalid_field_shows_error_and_saves_nothing(empty_rt: Runtime, key: str, value: object, message: str) -> None:
+    before = empty_rt.settings
+    at = open_page("settings")
+    at.toggle(key="s_dry_run").set_value(False)  # a valid change alongside: must not be saved either
+    widget = at.number_input(key=key) if isinstance(value, int) else (
+        at.text_area(key=key) if key == "s_query" else at.text_input(key=key)
+    )
+    widget.set_value(value)
+    _save(at)
+    no_exception(at)
+    errors = [e.value for e in at.error]
+    assert any(message in e for e in errors), errors
+    assert any("Nothing was changed" in e for e in errors)
+    assert empty_rt.settings == before
+    assert empty_rt.settings_history() == []
+    # what the person typed is still there, to be fixed
+    assert widget.value == value
+
+
+def test_valid_change_applies_live_and_is_recorded(empty_rt: Runtime) -> None:
+    at = open_page("settings")
+    at.text_input(key="s_poll_interval").set_value("30s")
+    at.toggle(key="s_dry_run").set_value(False)
+    at.number_input(key="s_max_actions_per_hour").set_value(7)
+    _save(at)
+    no_exception(at)
+    assert not at.error
+    assert empty_rt.settings.poll_interval == 30.0
+    assert empty_rt.settings.dry_run is False
+    assert empty_rt.settings.max_actions_per_hour == 7
+    assert empty_rt.remediator.limits.max_actions_per_hour == 7  # applied live
+    assert any("Saved and applied" in s.value for s in at.success)
+    history = empty_rt.settings_history()
+    assert len(history) == 1 and history[0]["by"] == "console"
+    rows = table(at, "setting", "from", "to")
+    assert set(rows["setting"]) == {"Poll interval", "Dry-run", "Max actions per hour (all workloads)"}
+    assert "30s" in set(rows["to"])
+    # the stored override survives: a new runtime on the same store starts with it
+    assert empty_rt.store.get_state("settings") == {"poll_interval": 30.0, "dry_run": False, "max_actions_per_hour": 7}
+
+
+def test_saving_without_changes_says_so(empty_rt: Runtime) -> None:
+    at = open_page("settings")
+    _save(at)
+    assert any("Nothing changed" in s.value for s in at.success)
+    assert empty_rt.settings_history() == []
+
+
+@pytest.fixture
+def token_rt(empty_rt: Runtime) -> Runtime:
+    empty_rt.config.api.token = "s3cret-token"  # type: ignore[assignment]  # validated into a SecretStr
+    return empty_rt
+
+
+def test_admin_token_is_asked_and_checked(token_rt: Runtime) -> None:
+    at = open_page("settings")
+    token = at.text_input(key="s_token")
+    assert token.label == "Admin token"
+    at.text_input(key="s_poll_interval").set_value("45s")
+    token.set_value("wrong")
+    _save(at)
+    assert any("wrong or missing admin token" in e.value for e in at.error)
+    assert token_rt.settings.poll_interval == 5.0
+    at.text_input(key="s_token").set_value("s3cret-token")
+    _save(at)
+    assert not at.error
+    assert token_rt.settings.poll_interval == 45.0
+
+
+def test_no_token_field_without_a_token(empty_rt: Runtime) -> None:
+    at = open_page("settings")
+    assert "s_token" not in [t.key for t in at.text_input]
+
+
+def _open_breaker(rt: Runtime, workload: str) -> None:
+    state = rt.remediator.state()
+    state.breakers[workload] = Breaker(open=True, reason="3 ineffective actions in a row", opened_at=rt.clock())
+    rt.store.put_state("safety", state.to_dict())
+
+
+def test_breaker_can_be_reset(empty_rt: Runtime) -> None:
+    _open_breaker(empty_rt, "shop/checkout")
+    at = open_page("settings")
+    assert "shop/checkout" in texts(at) and "open since" in texts(at)
+    at.button(key="reset_shop/checkout").click().run()
+    no_exception(at)
+    assert not empty_rt.remediator.state().breaker_open("shop/checkout")
+    assert any("reset" in s.value for s in at.success)
+
+
+def test_breaker_reset_needs_the_token(token_rt: Runtime) -> None:
+    _open_breaker(token_rt, "shop/checkout")
+    at = open_page("settings")
+    at.button(key="reset_shop/checkout").click().run()
+    assert token_rt.remediator.state().breaker_open("shop/checkout")
+    at.text_input(key="b_token").set_value("s3cret-token")
+    at.button(key="reset_shop/checkout").click().run()
+    assert not token_rt.remediator.state().breaker_open("shop/checkout")
+
+
+def test_open_breaker_banner_on_overview(empty_rt: Runtime) -> None:
+    _open_breaker(empty_rt, "shop/checkout")
+    assert "Breaker open" in texts(open_page("overview"))
