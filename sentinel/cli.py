@@ -86,8 +86,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f"cluster: FAILED: {state}", file=sys.stderr)
             ok = False
         else:
+            from sentinel.remediation.rbac import check_permissions
+
             try:
-                report = cluster.check_permissions()
+                report = check_permissions(cluster)
             except SentinelError as err:
                 print(f"cluster: FAILED: {err}", file=sys.stderr)
                 return EXIT_FAILED

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from sentinel.cli import main
+from tests.peers.kube import KubePeer
 from tests.peers.loki import LokiPeer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,3 +109,33 @@ def test_demo_once_fills_the_store(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--once"]) == 0
     out = capsys.readouterr().out
     assert "poll ok" in out and "P1=" in out
+
+
+def kubeconfig_for(tmp_path: Path, url: str, token: str) -> Path:
+    kc = tmp_path / "kubeconfig"
+    kc.write_text(
+        f"""apiVersion: v1
+kind: Config
+clusters: [{{name: peer, cluster: {{server: "{url}"}}}}]
+users: [{{name: me, user: {{token: "{token}"}}}}]
+contexts: [{{name: peer, context: {{cluster: peer, user: me}}}}]
+current-context: peer
+"""
+    )
+    return kc
+
+
+def test_check_cluster_reports_missing_permissions(tmp_path: Path, kube_peer: KubePeer, capsys: pytest.CaptureFixture[str]) -> None:
+    kc = kubeconfig_for(tmp_path, kube_peer.url, kube_peer.token or "")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"kubernetes:\n  in_cluster: false\n  kubeconfig: {kc}\nrules_file: {ROOT / 'config' / 'rules.yaml'}\n")
+    assert main(["check", "--config", str(cfg), "--cluster"]) == 0
+    out = capsys.readouterr().out
+    assert "MISSING" not in out and "permissions granted" in out
+    kube_peer.deny("patch", "deployments/scale")
+    kube_peer.deny("delete", "pods")
+    assert main(["check", "--config", str(cfg), "--cluster"]) == 1
+    captured = capsys.readouterr()
+    assert "MISSING patch   deployments/scale.apps" in captured.out
+    assert "MISSING delete  pods" in captured.out
+    assert "rbac.yaml" in captured.err
