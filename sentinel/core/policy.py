@@ -316,7 +316,7 @@ class SafetyState:
 
 
 def _opt_float(v: object) -> float | None:
-    return None if v is None else float(v)  # type: ignore[arg-type]
+    return float(v) if isinstance(v, int | float | str) else None
 
 
 def _fmt_seconds(s: float) -> str:

@@ -449,6 +449,38 @@ class Cluster:
             return Target(namespace, "ReplicaSet", ref["name"])
         return Target(namespace, str(ref.get("kind")), str(ref["name"]))
 
+    # -- leases (leader election; sentinel.engine.leader) ----------------------------------------
+
+    def get_lease(self, namespace: str, name: str) -> Obj:
+        """A ``coordination.k8s.io/v1`` Lease; ``NotFound`` if there is none yet."""
+        api = k8s.CoordinationV1Api(self.api_client)
+        return self._call(
+            Call("get", "leases", namespace, name, "coordination.k8s.io"), api.read_namespaced_lease, name, namespace
+        )
+
+    def create_lease(self, namespace: str, lease: Obj) -> Obj:
+        """Create a Lease; ``Conflict`` (409 AlreadyExists) when another replica created it first."""
+        api = k8s.CoordinationV1Api(self.api_client)
+        name = str((lease.get("metadata") or {}).get("name", ""))
+        return self._call(
+            Call("create", "leases", namespace, name, "coordination.k8s.io"),
+            api.create_namespaced_lease,
+            namespace,
+            lease,
+        )
+
+    def replace_lease(self, namespace: str, lease: Obj) -> Obj:
+        """PUT a Lease read earlier: its ``metadata.resourceVersion`` makes it conditional (``Conflict`` if stale)."""
+        api = k8s.CoordinationV1Api(self.api_client)
+        name = str(lease["metadata"]["name"])
+        return self._call(
+            Call("update", "leases", namespace, name, "coordination.k8s.io"),
+            api.replace_namespaced_lease,
+            name,
+            namespace,
+            lease,
+        )
+
 
 def _kind(kind: str, allowed: tuple[str, ...] | None = None) -> tuple[str, str]:
     if kind not in KINDS or (allowed is not None and kind not in allowed):

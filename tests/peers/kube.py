@@ -18,6 +18,10 @@ Also: ``/version``, the scale subresource, SelfSubjectAccessReview (answered fro
     peer.before("PATCH", "/deployments/web", lambda p: p.touch("deployments", "demo", "web"))
 
 Not a conformance suite: no watch, no protobuf, no admission beyond a few validations.
+
+Register the fixtures in ``tests/conftest.py`` with
+``from tests.peers.kube import kube_peer, kube_peer_server  # noqa: F401`` (one server per session,
+a fresh cluster state per test).
 """
 
 from __future__ import annotations
