@@ -2,17 +2,49 @@
 
 from __future__ import annotations
 
-import time
+import threading
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from sentinel.api.common import ApiError, not_found
 from sentinel.api.deps import RuntimeDep
 from sentinel.api.schemas import Classified, Problem, RuleList, RuleOut, RuleTest, RuleTestResult
-from sentinel.core.model import LogEntry
+from sentinel.core.fingerprint import Fingerprinter
+from sentinel.core.model import Fingerprint
+from sentinel.core.parsing import parse_message, workload_of
 from sentinel.core.rules import DEFAULT_RULE, PatternError, Rule, compile_pattern
+from sentinel.engine.pipeline import group_key
+from sentinel.engine.runtime import Runtime
 
 router = APIRouter(prefix="/api/rules", tags=["rules"])
+
+REFRESH_AFTER = 500  # tests on one copy before it is thrown away (bounds what samples can add)
+
+
+class TesterFingerprints:
+    """The rule tester's own copy of the engine's fingerprinter.
+
+    The engine's fingerprinter learns from every message it sees (templates merge after a few
+    variants), so a tested sample must never reach it: the tester fingerprints on a copy made from
+    the engine's snapshot, refreshed after each poll and after ``REFRESH_AFTER`` tests. The answer
+    is what the engine would say if the line arrived now, and testing changes nothing.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._copy: Fingerprinter | None = None
+        self._key: tuple[int, int] | None = None
+        self._uses = 0
+
+    def fingerprint(self, runtime: Runtime, message: str) -> Fingerprint:
+        live = runtime.pipeline.fingerprinter
+        key = (id(live), runtime.health.polls)
+        with self._lock:
+            if self._copy is None or key != self._key or self._uses >= REFRESH_AFTER:
+                self._copy = Fingerprinter.restore(live.snapshot())
+                self._key, self._uses = key, 0
+            self._uses += 1
+            return self._copy.fingerprint(message)
 
 
 def _rule_out(rule: Rule, hits: dict[str, int]) -> RuleOut:
@@ -56,11 +88,15 @@ def list_rules(runtime: RuntimeDep) -> RuleList:
         "template and group key the sample would get. Read-only: no token needed."
     ),
 )
-def test_rule(runtime: RuntimeDep, body: RuleTest) -> RuleTestResult:
-    pipeline = runtime.pipeline
+def test_rule(request: Request, runtime: RuntimeDep, body: RuleTest) -> RuleTestResult:
     labels = dict(body.labels)
-    explained = pipeline.explain(LogEntry(int(time.time() * 1e9), labels, body.sample))
-    message = explained.message
+    message, _level = parse_message(body.sample)
+    namespace, container = labels.get("namespace") or "", labels.get("container") or ""
+    workload = workload_of(labels)
+    rules = runtime.rules
+    classified = rules.classify(message, namespace=namespace, labels=labels)
+    tester: TesterFingerprints = request.app.state.tester_fingerprints
+    fingerprint = tester.fingerprint(runtime, message)
     if body.pattern is not None:
         try:
             regex = compile_pattern(body.pattern)
@@ -70,25 +106,25 @@ def test_rule(runtime: RuntimeDep, body: RuleTest) -> RuleTestResult:
         name = None
         priority = body.priority.value if matched and body.priority is not None else None
     elif body.rule is not None:
-        rule = pipeline.rules.by_name(body.rule)
+        rule = rules.by_name(body.rule)
         if rule is None:
             raise not_found("rule", body.rule)
-        matched = rule.matches(message, namespace=explained.namespace, labels=labels)
+        matched = rule.matches(message, namespace=namespace, labels=labels)
         name = rule.name
         priority = rule.priority.value if matched else None
     else:
-        matched = explained.rule != DEFAULT_RULE
-        name = explained.rule
-        priority = explained.priority
+        matched = classified.name != DEFAULT_RULE
+        name = classified.name
+        priority = classified.priority.value
     return RuleTestResult(
         matched=matched,
         rule=name,
         priority=priority,
         message=message,
-        template=explained.template,
-        group_key=explained.group,
-        namespace=explained.namespace,
-        workload=explained.workload,
-        container=explained.container,
-        classified=Classified(rule=explained.rule, priority=explained.priority),
+        template=fingerprint.template,
+        group_key=group_key(namespace, workload, container, fingerprint.key),
+        namespace=namespace,
+        workload=workload,
+        container=container,
+        classified=Classified(rule=classified.name, priority=classified.priority.value),
     )

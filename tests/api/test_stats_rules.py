@@ -147,3 +147,18 @@ def test_bad_test_request_is_422(api: Served, body: dict[str, Any]) -> None:
 
 def test_rule_test_needs_no_token(readonly: Served) -> None:
     assert readonly.client.post("/api/rules/test", json={"sample": "x"}).status_code == 200
+
+
+def test_testing_samples_changes_nothing_in_the_engine(fresh: Served) -> None:
+    """The engine's fingerprinter learns from what it sees; the tester must not teach it anything."""
+    live = fresh.runtime.pipeline.fingerprinter
+    before = (live.snapshot(), fresh.runtime.store.all_groups(), dict(fresh.runtime.rule_hits))
+    answers = []
+    for word in ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot"):
+        body = {"sample": f"never seen before: queue {word} stalled on shard", "labels": {"namespace": "shop"}}
+        r = fresh.client.post("/api/rules/test", json=body)
+        assert r.status_code == 200
+        answers.append(r.json()["template"])
+    assert answers[0] == "never seen before: queue alpha stalled on shard"
+    assert (live.snapshot(), fresh.runtime.store.all_groups(), dict(fresh.runtime.rule_hits)) == before
+    assert fresh.runtime.pipeline.fingerprinter is live
