@@ -12,6 +12,7 @@ environment wins. They are ``SecretStr`` and never appear in reprs, logs or API 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,6 +137,47 @@ class RetentionConfig(Section):
 
 
 
+_DNS1123 = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+class LeaderElectionConfig(Section):
+    """Several replicas: only the holder of a ``coordination.k8s.io`` Lease polls and remediates."""
+
+    enabled: bool = False
+    lease_name: str = "kube-sentinel"
+    # Empty: $POD_NAMESPACE (downward API), else the service account's namespace, else kube-sentinel.
+    namespace: str = ""
+    # Empty: $POD_NAME (downward API), else hostname-pid.
+    identity: str = ""
+    lease_duration: Duration = 15.0
+    renew_every: Duration = 5.0
+
+    @field_validator("lease_name")
+    @classmethod
+    def _lease_name(cls, v: str) -> str:
+        if not _DNS1123.fullmatch(v) or len(v) > 253:
+            raise ValueError(f"must be a lowercase DNS name (a-z, 0-9, '-', '.'), got {v!r}")
+        return v
+
+    @field_validator("renew_every")
+    @classmethod
+    def _renew_every(cls, v: float) -> float:
+        if v < 1:
+            raise ValueError("must be at least 1s")
+        return v
+
+    @model_validator(mode="after")
+    def _timing(self) -> LeaderElectionConfig:
+        # The leader steps down lease_duration - renew_every after its last renewal, which must leave
+        # room for at least one missed renewal and still be before anyone else may take over.
+        if self.lease_duration <= 2 * self.renew_every:
+            raise ValueError(
+                f"lease_duration ({self.lease_duration:g}s) must be more than twice renew_every "
+                f"({self.renew_every:g}s), e.g. 15s and 5s"
+            )
+        return self
+
+
 class Config(Section):
     loki: LokiConfig = Field(default_factory=LokiConfig)
     kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
@@ -146,6 +188,7 @@ class Config(Section):
     api: ApiConfig = Field(default_factory=ApiConfig)
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    leader_election: LeaderElectionConfig = Field(default_factory=LeaderElectionConfig)
 
     @model_validator(mode="before")
     @classmethod

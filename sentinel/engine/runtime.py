@@ -1,6 +1,8 @@
 """The process-wide Runtime: config, rules, store, source, remediation, events and the schedule.
 
 ``Runtime.build(...)`` wires everything from the files; ``start()`` starts the scheduler;
+with ``leader_election.enabled`` it also holds (or waits for) the Lease of
+:mod:`sentinel.engine.leader`, and polls and remediates only while it leads;
 ``poll_once()`` is one engine cycle (also what ``run --once`` does). The console and the API read
 through the runtime; they never open the store file themselves.
 
@@ -12,9 +14,11 @@ or ``app.py`` for a bare ``streamlit run``).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,13 +26,15 @@ from typing import Any, Protocol
 from sentinel.config import Config, Loaded, LoadedRules, load_config, load_rules, resolve_rules_path
 from sentinel.core.fingerprint import Fingerprinter
 from sentinel.core.impact import LifecycleSettings, refresh
-from sentinel.core.model import ErrorGroup, LogEntry, RemediationRecord, Status
+from sentinel.core.model import ErrorGroup, LogEntry, RemediationRecord, Result, Status
 from sentinel.core.policy import SafetyLimits
 from sentinel.core.rules import RuleSet
 from sentinel.engine.events import EventBus
+from sentinel.engine.leader import LeaderElector, default_identity, default_namespace
 from sentinel.engine.pipeline import Batch, Pipeline, group_key
 from sentinel.engine.settings import RuntimeSettings, apply_update, from_stored, validate_update
 from sentinel.errors import ConfigError, LokiUnavailable, SentinelError, SourceError, cap
+from sentinel.remediation.cluster import Cluster
 from sentinel.remediation.remediator import Remediator
 from sentinel.store.base import GroupChange, Store
 from sentinel.store.memory import MemoryStore
@@ -83,7 +89,12 @@ class Health:
             "rules_error": self.rules_error,
             "cluster": self.cluster,
             "leader": self.leader,
+            "role": self.role,
         }
+
+    @property
+    def role(self) -> str:
+        return "leader" if self.leader else "follower: read-only"
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +175,7 @@ class Runtime:
         self.scheduler: Any = None  # sentinel.engine.scheduler.Scheduler once started
         self.stopping = threading.Event()
         self.leader_check: Callable[[], bool] = lambda: True
+        self.elector: LeaderElector | None = None  # with leader_election.enabled and a cluster
         stored_hits = store.get_state("rule_hits")
         if stored_hits:
             self.rule_hits = {str(k): int(v) for k, v in stored_hits.items()}
@@ -212,7 +224,18 @@ class Runtime:
             warnings=warnings,
         )
         rt.health.cluster = cluster_state
+        if config.leader_election.enabled:
+            if cluster is None:
+                log.warning("leader_election is enabled but no cluster can hold the Lease: this replica leads alone")
+            else:
+                rt.use_elector(build_elector(config, cluster, store=store, clock=clock, env=env))
         return rt
+
+    def use_elector(self, elector: LeaderElector) -> None:
+        """Poll and remediate only while ``elector`` holds the Lease; read-only until it first does."""
+        self.elector = elector
+        self.leader_check = elector.is_leader
+        self.health.leader = False
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -296,6 +319,8 @@ class Runtime:
             self.store.put_state("rule_hits", dict(self.rule_hits))
         self._publish_changes(changes)
         actions = self._remediate(changes)
+        if actions and self.elector is not None:
+            self.lease_tick()  # publish the new cooldowns in the Lease now, not at the next renewal
         duration = time.perf_counter() - t0
         h = self.health
         h.lines_read += batch.lines
@@ -340,6 +365,12 @@ class Runtime:
             return 0
         decided = 0
         for c in changes:
+            if not self.leader_check():  # the lease may lapse during a long poll: stop acting at once
+                self.health.leader = False
+                log.warning(
+                    "leadership lost during the poll: %d group changes left to the next leader", len(changes) - decided
+                )
+                break
             g = c.group
             if g.status in (Status.ACKNOWLEDGED, Status.SNOOZED):
                 continue
@@ -477,6 +508,8 @@ class Runtime:
         rule = self.rules.by_name(group.rule)
         name = action or (rule.action if rule else "none")
         checked = validate_params(name, params if params is not None else (dict(rule.params) if rule and name == rule.action else {}))
+        if self.elector is not None and not self.leader_check():
+            return self._refuse_on_follower(group, rule=group.rule, action=name, params=checked.model_dump(), by=by)
         record = self.remediator.handle(
             group,
             rule=group.rule,
@@ -490,12 +523,58 @@ class Runtime:
         self.store.flush()
         return record
 
+    def _refuse_on_follower(
+        self, group: ErrorGroup, *, rule: str, action: str, params: dict[str, Any], by: str
+    ) -> RemediationRecord:
+        """A follower acts on nothing: the request is audited here as denied and names the leader."""
+        holder = self.elector.holder if self.elector is not None else ""
+        record = RemediationRecord(
+            id=uuid.uuid4().hex,
+            time=self.clock(),
+            group_id=group.id,
+            rule=rule,
+            action=action,
+            namespace=group.namespace,
+            kind="",
+            name=group.workload,
+            params=params,
+            decision="denied",
+            reason=f"follower: read-only; only the leader ({holder or 'none right now'}) acts. Ask the leader's console",
+            result=Result.SKIPPED,
+            requested_by=by,
+            workload=f"{group.namespace}/{group.workload}",
+        )
+        self.store.add_remediation(record)
+        self.events.publish("remediation", record.to_dict())
+        log.info("[%s] %s asked by %s refused: this replica is a follower", record.workload, action, by)
+        return record
+
+    # -- leadership -----------------------------------------------------------------------------
+
+    def lease_tick(self) -> bool:
+        """One leader-election round (the scheduler runs it every ``renew_every``); whether we lead now."""
+        if self.elector is None:
+            return self.health.leader
+        leading = self.elector.tick()
+        if leading != self.health.leader:
+            self.health.leader = leading
+            self.events.publish("health", {"ok": True, "leader": leading, "role": self.health.role})
+        return leading
+
+    def leadership(self) -> dict[str, Any]:
+        """Who leads: the elector's view, or "leader" when leader election is off."""
+        if self.elector is None:
+            return {"enabled": False, "leader": True, "role": "leader"}
+        return self.elector.status()
+
     # -- lifetime -----------------------------------------------------------------------------
 
     def start(self) -> None:
         from sentinel.engine.scheduler import Scheduler
 
         if self.scheduler is None:
+            if self.elector is not None:
+                self.lease_tick()  # know who leads before the first poll is due
             self.scheduler = Scheduler(self)
             self.scheduler.start()
 
@@ -506,6 +585,8 @@ class Runtime:
             self.scheduler = None
         with self._poll_lock:  # wait for a running poll to finish or abandon
             pass
+        if self.elector is not None and self.elector.release():  # the follower takes over at once
+            self.health.leader = False
         try:
             self.save_fingerprinter()
             self.store.close()
@@ -560,6 +641,24 @@ def build_loki_source(config: Config) -> Source:
         timeout=lc.timeout,
     )
     return LokiClient(http, query=lc.query, page_limit=lc.page_limit)
+
+
+def build_elector(
+    config: Config, cluster: Cluster, *, store: Store, clock: Callable[[], float], env: Mapping[str, str] | None = None
+) -> LeaderElector:
+    """The Lease elector from ``leader_election:``; identity and namespace default to the downward API's."""
+    le = config.leader_election
+    env = os.environ if env is None else env
+    return LeaderElector(
+        cluster,
+        namespace=le.namespace or default_namespace(env),
+        name=le.lease_name,
+        identity=le.identity or default_identity(env),
+        lease_duration=le.lease_duration,
+        renew_every=le.renew_every,
+        store=store,
+        clock=clock,
+    )
 
 
 def build_cluster(config: Config) -> tuple[Any, str]:

@@ -1,4 +1,7 @@
-"""APScheduler wiring: the poll job (one at a time, coalesced), maintenance, and rules reload.
+"""APScheduler wiring: the poll job (one at a time, coalesced), maintenance, rules reload, and the lease.
+
+With leader election, the ``lease`` job renews (or tries to take) the Lease every ``renew_every``,
+in its own thread so a long poll never delays a renewal; the poll job skips its turn on a follower.
 
 A failed poll is retried sooner than the interval, with exponential backoff (capped at the
 interval); a successful poll puts the job back on its interval. Changing the poll interval in
@@ -38,6 +41,12 @@ class Scheduler:
             next_run_time=now + timedelta(seconds=MAINTENANCE_EVERY),
         )
         self._sched.add_job(self._reload, IntervalTrigger(seconds=RULES_CHECK_EVERY), id="rules-reload")
+        elector = self.runtime.elector
+        if elector is not None:  # the runtime ran the first round itself, before this
+            self._sched.add_job(
+                self.runtime.lease_tick, IntervalTrigger(seconds=elector.renew_every), id="lease",
+                next_run_time=now + timedelta(seconds=elector.renew_every),
+            )
         self._sched.start()
         log.info("scheduler started: poll every %.0fs", self._interval)
 
