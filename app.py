@@ -22,15 +22,14 @@ PAGES = (
 
 
 def run() -> None:
-    st.set_page_config(page_title="Kube Sentinel", page_icon="🛡️", layout="wide")
+    st.set_page_config(page_title="Kube Sentinel", page_icon=":material/shield:", layout="wide")
     runtime = ensure_runtime()
     pages = [
-        st.Page(path, title=title, icon=icon, url_path=url or None, default=not url)
-        for path, title, icon, url in PAGES
+        st.Page(path, title=title, icon=icon, url_path=url or None, default=not url) for path, title, icon, url in PAGES
     ]
     page = st.navigation(pages)
     with st.sidebar:
-        st.markdown("### 🛡️ Kube Sentinel")
+        st.markdown("### :material/shield: Kube Sentinel")
         st.caption("Groups the errors in your cluster's logs, ranks them P1–P4, and fixes the known ones safely.")
     sidebar(runtime)
     page.run()

@@ -21,6 +21,7 @@ from sentinel.ui.format import (
     count,
     duration,
     priority_badge,
+    priority_label,
     priority_markdown,
     shorten,
     status_label,
@@ -36,7 +37,7 @@ from sentinel.ui.queries import (
     groups_csv,
     same_params,
 )
-from sentinel.ui.tables import QUEUE_COLUMNS, RECORD_COLUMNS, queue_frame, records_frame
+from sentinel.ui.tables import QUEUE_COLUMNS, RECORD_COLUMNS, queue_frame, records_frame, with_priority_colours
 
 ANY = "(any)"
 SNOOZES = {"1 hour": 3600, "4 hours": 4 * 3600, "1 day": 86400, "1 week": 7 * 86400}
@@ -102,7 +103,7 @@ def _chosen() -> ErrorFilters:
 
 
 def queue() -> None:
-    st.title("🚨 Errors")
+    st.title(":material/error: Errors")
     st.caption(
         "Every distinct error, grouped by workload and message template, most urgent first. "
         "Filters live in the URL: copy it to share this exact view. Click a row to open it."
@@ -120,20 +121,36 @@ def queue() -> None:
 
     c1, c2, c3, c4 = st.columns([2, 2, 2, 2])
     c1.multiselect(
-        "Priority", PRIORITIES, key="f_priority", format_func=priority_badge, on_change=_first_page,
+        "Priority",
+        PRIORITIES,
+        key="f_priority",
+        format_func=priority_badge,
+        on_change=_first_page,
         placeholder="all priorities",
     )
-    c2.multiselect("Status", STATUSES, key="f_status", format_func=status_label, on_change=_first_page,
-                   placeholder="all statuses")
+    c2.multiselect(
+        "Status", STATUSES, key="f_status", format_func=status_label, on_change=_first_page, placeholder="all statuses"
+    )
     c3.selectbox("Namespace", [ANY, *namespaces], key="f_namespace", on_change=_first_page)
-    c4.text_input("Workload", key="f_workload", on_change=_first_page, placeholder="e.g. checkout",
-                  help="exact workload name (pod name without its ReplicaSet/Job suffix)")
+    c4.text_input(
+        "Workload",
+        key="f_workload",
+        on_change=_first_page,
+        placeholder="e.g. checkout",
+        help="exact workload name (pod name without its ReplicaSet/Job suffix)",
+    )
     c1, c2, c3, c4 = st.columns([2, 2, 2, 2])
     c1.selectbox("Rule", [ANY, *rules], key="f_rule", on_change=_first_page)
-    c2.text_input("Text contains", key="f_search", on_change=_first_page, placeholder="e.g. timeout",
-                  help="searched in the template, workload, namespace and recent samples")
-    c3.selectbox("Seen", list(TIME_RANGE_LABELS), key="f_range", format_func=TIME_RANGE_LABELS.__getitem__,
-                 on_change=_first_page)
+    c2.text_input(
+        "Text contains",
+        key="f_search",
+        on_change=_first_page,
+        placeholder="e.g. timeout",
+        help="searched in the template, workload, namespace and recent samples",
+    )
+    c3.selectbox(
+        "Seen", list(TIME_RANGE_LABELS), key="f_range", format_func=TIME_RANGE_LABELS.__getitem__, on_change=_first_page
+    )
     c4.selectbox("Sort", list(SORTS), key="f_sort", format_func=SORT_LABELS.__getitem__, on_change=_first_page)
 
     filters = _chosen()
@@ -167,20 +184,23 @@ def queue() -> None:
             st.info(
                 f"**No errors yet** — the engine polls every {duration(rt.settings.poll_interval)}. "
                 "Groups appear here as soon as matching log lines arrive.",
-                icon="⏳",
+                icon=":material/hourglass_top:",
             )
         else:
-            st.info(f"No error group matches these filters ({stats.total_groups:,} groups in all).", icon="🔍")
+            st.info(
+                f"No error group matches these filters ({stats.total_groups:,} groups in all).",
+                icon=":material/search_off:",
+            )
         return
 
     event = st.dataframe(
-        queue_frame(page.items),
+        with_priority_colours(queue_frame(page.items)),
         hide_index=True,
         column_config=QUEUE_COLUMNS,
         on_select="rerun",
         selection_mode="single-row",
         key="queue_table",
-        height=min(36 * (len(page.items) + 1) + 4, 740),
+        height=min(35 * (len(page.items) + 1) + 3, 740),
     )
     rows = list(getattr(getattr(event, "selection", None), "rows", []) or [])
     if rows and 0 <= rows[0] < len(page.items):
@@ -261,7 +281,7 @@ def _rule_section(g: ErrorGroup) -> None:
         )
         if r.pattern:
             st.caption("Pattern (RE2)")
-            st.code(r.pattern, language=None)
+            st.code(r.pattern, language=None, wrap_lines=True)
         if r.keywords:
             st.caption("Keywords: " + ", ".join(r.keywords))
         if w.matched:
@@ -288,27 +308,53 @@ def _actions_section(g: ErrorGroup) -> None:
             a.button("Confirm", type="primary", on_click=_confirm, args=(g.id,), key="confirm")
             b.button("Cancel", on_click=_cancel, key="cancel")
         return
-    st.caption(f"Status **{status_label(g.status)}**" + (f" — {g.status_reason}" if g.status_reason else "")
-               + (f" (by {g.status_by}, {ago(g.status_changed_at, now=now)})" if g.status_by else ""))
+    st.caption(
+        f"Status **{status_label(g.status)}**"
+        + (f" — {g.status_reason}" if g.status_reason else "")
+        + (f" (by {g.status_by}, {ago(g.status_changed_at, now=now)})" if g.status_by else "")
+    )
     c1, c2, c3, c4 = st.columns(4)
     c1.button(
-        "Acknowledge", key="ack", disabled=g.status.value == "acknowledged", on_click=_ask,
-        kwargs={"kind": "status", "action": "acknowledge", "summary": "acknowledge this error group (someone is on it)"},
+        "Acknowledge",
+        key="ack",
+        disabled=g.status.value == "acknowledged",
+        on_click=_ask,
+        kwargs={
+            "kind": "status",
+            "action": "acknowledge",
+            "summary": "acknowledge this error group (someone is on it)",
+        },
         help="someone is on it: automatic actions stop for this group",
     )
     snooze = c2.selectbox("Snooze for", list(SNOOZES), key="snooze_for", label_visibility="collapsed")
     c2.button(
-        f"Snooze {snooze}", key="snooze", on_click=_ask,
-        kwargs={"kind": "status", "action": "snooze", "seconds": SNOOZES[snooze],
-                "summary": f"snooze this error group for {snooze}"},
+        f"Snooze {snooze}",
+        key="snooze",
+        on_click=_ask,
+        kwargs={
+            "kind": "status",
+            "action": "snooze",
+            "seconds": SNOOZES[snooze],
+            "summary": f"snooze this error group for {snooze}",
+        },
         help="hide it from attention until then; it wakes earlier if it comes back",
     )
     c3.button(
-        "Resolve", key="resolve", disabled=g.status.value == "resolved", on_click=_ask,
-        kwargs={"kind": "status", "action": "resolve", "summary": "mark this error group resolved (it regresses if it comes back)"},
+        "Resolve",
+        key="resolve",
+        disabled=g.status.value == "resolved",
+        on_click=_ask,
+        kwargs={
+            "kind": "status",
+            "action": "resolve",
+            "summary": "mark this error group resolved (it regresses if it comes back)",
+        },
     )
     c4.button(
-        "Reopen", key="reopen", disabled=g.status.value == "open", on_click=_ask,
+        "Reopen",
+        key="reopen",
+        disabled=g.status.value == "open",
+        on_click=_ask,
         kwargs={"kind": "status", "action": "reopen", "summary": "reopen this error group"},
     )
 
@@ -317,13 +363,19 @@ def _actions_section(g: ErrorGroup) -> None:
         names = sorted(ACTIONS)
         default = rule.action if rule is not None and rule.action in ACTIONS else "none"
         action = st.selectbox(
-            "Action", names, index=names.index(default), key="req_action",
+            "Action",
+            names,
+            index=names.index(default),
+            key="req_action",
             format_func=lambda n: f"{n} — {ACTIONS[n].description}",
         )
         params_default = dict(rule.params) if rule is not None and action == rule.action else {}
         text = st.text_area(
-            "Parameters (JSON)", value=json.dumps(params_default), key=f"req_params_{action}", height=68,
-            help="e.g. {\"replicas\": \"+1\"} for scale-up; {} for the defaults",
+            "Parameters (JSON)",
+            value=json.dumps(params_default),
+            key=f"req_params_{action}",
+            height=68,
+            help='e.g. {"replicas": "+1"} for scale-up; {} for the defaults',
         )
         mode = "dry-run (validated by the API server, nothing changes)" if rt.settings.dry_run else "for real"
         st.caption(
@@ -338,9 +390,16 @@ def _actions_section(g: ErrorGroup) -> None:
         if bad:
             st.error(bad)
         st.button(
-            f"Request {action}", key="request", disabled=bool(bad), on_click=_ask,
-            kwargs={"kind": "action", "action": action, "params": params,
-                    "summary": f"run **{action}** on {g.namespace}/{g.workload} ({mode})"},
+            f"Request {action}",
+            key="request",
+            disabled=bool(bad),
+            on_click=_ask,
+            kwargs={
+                "kind": "action",
+                "action": action,
+                "params": params,
+                "summary": f"run **{action}** on {g.namespace}/{g.workload} ({mode})",
+            },
         )
 
 
@@ -355,7 +414,7 @@ def detail(group_id: str) -> None:
         )
         return
     _show_flash()
-    st.title(f"{priority_badge(g.priority)} · {g.namespace}/{g.workload}")
+    st.title(f"{priority_label(g.priority)} · {g.namespace}/{g.workload}")
     st.caption(
         f"{priority_markdown(g.priority)} rule **{g.rule}** · container `{g.container or '—'}` · "
         f"status {status_label(g.status)} · group `{g.id}`"
@@ -372,7 +431,8 @@ def detail(group_id: str) -> None:
     st.subheader("Per minute")
     st.plotly_chart(
         charts.minute_counts(g.minute_counts, now=now, color=PRIORITY_COLORS[g.priority.value]),
-        key="minute_chart", config={"displayModeBar": False},
+        key="minute_chart",
+        config={"displayModeBar": False},
     )
 
     left, right = st.columns([3, 2])
@@ -387,7 +447,7 @@ def detail(group_id: str) -> None:
         _rule_section(g)
         st.subheader(f"Pods ({g.pod_count})")
         if g.pods:
-            st.dataframe({"pod": g.pods}, hide_index=True, key="pods", height=min(36 * (len(g.pods) + 1) + 4, 300))
+            st.dataframe({"pod": g.pods}, hide_index=True, key="pods", height=min(35 * (len(g.pods) + 1) + 3, 300))
             if g.pod_count > len(g.pods):
                 st.caption(f"The first {len(g.pods)} of {g.pod_count} distinct pods.")
         else:
@@ -398,8 +458,12 @@ def detail(group_id: str) -> None:
     st.subheader("Remediation records")
     recs = rt.store.list_remediations(RecordQuery(group_id=g.id, page_size=50))
     if recs.items:
-        st.dataframe(records_frame(recs.items).drop(columns=["Group"]), hide_index=True,
-                     column_config=RECORD_COLUMNS, key="group_records")
+        st.dataframe(
+            records_frame(recs.items).drop(columns=["Group"]),
+            hide_index=True,
+            column_config=RECORD_COLUMNS,
+            key="group_records",
+        )
         if recs.total > len(recs.items):
             st.caption(f"The newest {len(recs.items)} of {recs.total}; see History for all.")
     else:

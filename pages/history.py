@@ -25,7 +25,7 @@ ANY = "(any)"
 rt = runtime()
 now = rt.clock()
 
-st.title("📜 History")
+st.title(":material/history: History")
 st.caption(
     "The audit log: every remediation the engine or a person asked for, what the safety policy "
     "decided (allowed or refused, and why), and what happened. Refused actions are kept too."
@@ -60,13 +60,19 @@ if st.session_state["h_action"] not in (ANY, *actions):
     actions.append(st.session_state["h_action"])
 c = st.columns(6)
 c[0].selectbox("Action", [ANY, *actions], key="h_action", on_change=_first_page)
-c[1].selectbox("Decision", [ANY, "allowed", "denied"], key="h_decision", on_change=_first_page,
-               format_func=lambda v: {"denied": "refused"}.get(v, v))
+c[1].selectbox(
+    "Decision",
+    [ANY, "allowed", "denied"],
+    key="h_decision",
+    on_change=_first_page,
+    format_func=lambda v: {"denied": "refused"}.get(v, v),
+)
 c[2].selectbox("Result", [ANY, "success", "failed", "skipped"], key="h_result", on_change=_first_page)
 c[3].text_input("Namespace", key="h_namespace", on_change=_first_page, placeholder="any")
 c[4].selectbox("Dry-run", [ANY, "yes", "no"], key="h_dry", on_change=_first_page)
-c[5].selectbox("When", list(TIME_RANGE_LABELS), key="h_range", format_func=TIME_RANGE_LABELS.__getitem__,
-               on_change=_first_page)
+c[5].selectbox(
+    "When", list(TIME_RANGE_LABELS), key="h_range", format_func=TIME_RANGE_LABELS.__getitem__, on_change=_first_page
+)
 
 ss = st.session_state
 filters = RecordFilters(
@@ -101,15 +107,21 @@ btn.download_button(
 
 if not page.total:
     if filters.to_params():
-        st.info("No record matches these filters.", icon="🔍")
+        st.info("No record matches these filters.", icon=":material/search_off:")
     else:
         st.info(
             "No remediation yet. Actions appear here when a rule with an action (e.g. `restart-pod`) matches, "
             "or when someone requests one from an error's page.",
-            icon="📭",
+            icon=":material/inbox:",
         )
 else:
-    st.dataframe(records_frame(page.items), hide_index=True, column_config=RECORD_COLUMNS, key="history_table")
+    st.dataframe(
+        records_frame(page.items),
+        hide_index=True,
+        column_config=RECORD_COLUMNS,
+        key="history_table",
+        height=min(35 * (len(page.items) + 1) + 3, 740),
+    )
     p = st.columns([1, 1.2, 1, 1.4, 4], vertical_alignment="bottom")
     p[0].button("◀ Previous", on_click=_step, args=(-1,), disabled=page.page <= 1, key="h_prev")
     p[1].number_input(f"Page (of {page.pages:,})", min_value=1, step=1, key="h_page")

@@ -5,28 +5,27 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from sentinel.core.model import PRIORITY_LABELS
 from sentinel.store.base import RecordQuery
 from sentinel.ui import charts
 from sentinel.ui.context import runtime
 from sentinel.ui.format import (
     PRIORITIES,
     PRIORITY_COLORS,
-    PRIORITY_DOTS,
     ago,
     count,
     duration,
     priority_badge,
+    priority_label,
     shorten,
 )
 from sentinel.ui.health import ICONS, banners, checks
 from sentinel.ui.queries import live_feed, top_workloads
-from sentinel.ui.tables import RECORD_COLUMNS, records_frame
+from sentinel.ui.tables import RECORD_COLUMNS, records_frame, with_priority_colours
 
 REFRESH_SECONDS = 5
 
 rt = runtime()
-st.title("🛡️ Overview")
+st.title(":material/monitor_heart: Overview")
 st.caption(
     "What Kube Sentinel sees in your cluster's logs right now. Errors are grouped by workload and "
     f"message, ranked P1 (critical) to P4 (low). This page refreshes itself every {REFRESH_SECONDS}s."
@@ -49,7 +48,7 @@ def live() -> None:
         st.info(
             f"**No errors yet** — the engine polls every {duration(rt.settings.poll_interval)}. "
             "Error groups appear here as soon as the first matching log lines arrive.",
-            icon="⏳",
+            icon=":material/hourglass_top:",
         )
 
     st.subheader("Error groups by priority")
@@ -58,7 +57,7 @@ def live() -> None:
     for col, p in zip(cols, PRIORITIES, strict=False):
         with col:
             st.metric(
-                f"{PRIORITY_DOTS[p]} {p} {PRIORITY_LABELS[p]}",
+                priority_label(p),
                 count(stats.by_priority.get(p, 0)),
                 help=f"error groups currently ranked {p}",
                 border=True,
@@ -83,7 +82,9 @@ def live() -> None:
         top_ns = sorted(stats.by_namespace.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
         if top_ns:
             st.plotly_chart(
-                charts.horizontal_bars([k or "(none)" for k, _ in top_ns], [v for _, v in top_ns], title="error groups"),
+                charts.horizontal_bars(
+                    [k or "(none)" for k, _ in top_ns], [v for _, v in top_ns], title="error groups"
+                ),
                 key="ns_chart",
                 config={"displayModeBar": False},
             )
@@ -108,13 +109,12 @@ def live() -> None:
         else:
             st.caption("Nothing yet.")
 
-    left, right = st.columns(2)
-    with left:
-        st.subheader("Live feed")
-        st.caption("New, escalated and regressed error groups, newest first.")
-        feed = live_feed(rt.events.recent(frozenset({"error.new", "error.updated"}), limit=500))
-        if feed:
-            st.dataframe(
+    st.subheader("Live feed")
+    st.caption("New, escalated and regressed error groups, newest first. Open one for its samples and actions.")
+    feed = live_feed(rt.events.recent(frozenset({"error.new", "error.updated"}), limit=500), limit=15)
+    if feed:
+        st.dataframe(
+            with_priority_colours(
                 pd.DataFrame(
                     [
                         {
@@ -122,31 +122,35 @@ def live() -> None:
                             "What": r["change"],
                             "Priority": priority_badge(r["priority"]),
                             "Workload": f"{r['namespace']}/{r['workload']}",
-                            "Error": shorten(str(r["template"]), 90),
+                            "Error": shorten(str(r["template"]), 140),
                             "Open": f"/errors?id={r['id']}",
                         }
                         for r in feed
                     ]
-                ),
-                hide_index=True,
-                column_config={"Open": st.column_config.LinkColumn("Detail", display_text="open ↗")},
-                key="feed",
-            )
-        else:
-            st.caption("Nothing new since the console started.")
-    with right:
-        st.subheader("Recent remediations")
-        st.caption("The last actions decided, allowed or refused. Full log: History.")
-        recent = rt.store.list_remediations(RecordQuery(page_size=10))
-        if recent.items:
-            st.dataframe(
-                records_frame(recent.items)[["Time", "Action", "Target", "Outcome", "Why", "Group"]],
-                hide_index=True,
-                column_config=RECORD_COLUMNS,
-                key="recent_remediations",
-            )
-        else:
-            st.caption("No remediation yet: actions appear here when a rule with an action matches.")
+                )
+            ),
+            hide_index=True,
+            column_config={
+                "Error": st.column_config.TextColumn(width="large"),
+                "Open": st.column_config.LinkColumn("Detail", display_text="open ↗"),
+            },
+            key="feed",
+        )
+    else:
+        st.caption("Nothing new since the console started.")
+
+    st.subheader("Recent remediations")
+    st.caption("The last actions decided, allowed or refused, and why. The full audit log is under History.")
+    recent = rt.store.list_remediations(RecordQuery(page_size=10))
+    if recent.items:
+        st.dataframe(
+            records_frame(recent.items)[["Time", "Action", "Target", "Outcome", "Why", "By", "Group"]],
+            hide_index=True,
+            column_config=RECORD_COLUMNS,
+            key="recent_remediations",
+        )
+    else:
+        st.caption("No remediation yet: actions appear here when a rule with an action matches.")
     st.caption(f"Updated {ago(now, now=now)} · engine up {duration(now - rt.health.started_at)}")
 
 

@@ -8,11 +8,12 @@ import streamlit as st
 from sentinel.ui.context import runtime
 from sentinel.ui.explain import backtest, rule_rows, try_line
 from sentinel.ui.format import ago, count, duration, priority_badge, priority_markdown
+from sentinel.ui.tables import with_priority_colours
 
 rt = runtime()
 now = rt.clock()
 
-st.title("📏 Rules")
+st.title(":material/rule: Rules")
 st.caption(
     "Rules decide an error's priority and what to do about it. The first enabled rule whose pattern "
     "matches a line wins; lines no rule matches are ranked P4 under `default`. "
@@ -28,7 +29,7 @@ table = pd.DataFrame(
     [
         {
             "Rule": r["rule"],
-            "On": "✅" if r["enabled"] else "⏸️",
+            "On": "on" if r["enabled"] else "off",
             "Priority": priority_badge(r["priority"]),
             "Matches (pattern)": r["match"],
             "Scope": r["scope"],
@@ -41,11 +42,12 @@ table = pd.DataFrame(
     ]
 )
 st.dataframe(
-    table,
+    with_priority_colours(table),
     hide_index=True,
     key="rules_table",
+    height=35 * (len(table) + 1) + 3,
     column_config={
-        "Matches (pattern)": st.column_config.TextColumn(width="large", help="an RE2 pattern, as in the Go tool"),
+        "Matches (pattern)": st.column_config.TextColumn(width="medium", help="an RE2 pattern, as in the Go tool"),
         "Lines matched": st.column_config.NumberColumn(help="log lines this rule classified since the store began"),
         "Groups": st.column_config.NumberColumn(help="error groups currently held under this rule"),
     },
@@ -56,7 +58,9 @@ with left:
     st.subheader("Try a line")
     st.caption("Paste a log line to see which rule, priority and group it would get.")
     with st.form("tester"):
-        line = st.text_area("Log line", key="t_line", placeholder="Back-off restarting failed container web in pod shop/web-7d9c-abcde")
+        line = st.text_area(
+            "Log line", key="t_line", placeholder="Back-off restarting failed container web in pod shop/web-7d9c-abcde"
+        )
         a, b, c = st.columns(3)
         ns = a.text_input("namespace", key="t_ns", placeholder="optional")
         pod = b.text_input("pod", key="t_pod", placeholder="optional")
@@ -75,7 +79,11 @@ with left:
         existing = rt.store.get_group(e.group)
         st.markdown(
             f"Group `{e.group}` in **{workload}**"
-            + (f" — already seen {count(existing.count)} times: [open it](/errors?id={e.group})" if existing else " — not seen yet")
+            + (
+                f" — already seen {count(existing.count)} times: [open it](/errors?id={e.group})"
+                if existing
+                else " — not seen yet"
+            )
         )
 
 with right:
@@ -95,13 +103,19 @@ with right:
         if bt.error:
             st.error(f"Not a valid RE2 pattern: {bt.error}")
         else:
-            scope = f"the {bt.groups_scanned:,} most recently seen of {bt.groups_total:,} groups" if bt.partial else f"all {bt.groups_scanned:,} groups"
+            scope = (
+                f"the {bt.groups_scanned:,} most recently seen of {bt.groups_total:,} groups"
+                if bt.partial
+                else f"all {bt.groups_scanned:,} groups"
+            )
             st.markdown(
                 f"Matched **{bt.groups_matched:,}** groups ({count(bt.occurrences)} occurrences) and "
                 f"{bt.samples_matched:,} of {bt.samples_scanned:,} sample lines, in {scope} ({bt.seconds:.2f}s)."
             )
             if bt.by_rule:
-                st.caption("Rules holding those groups today: " + ", ".join(f"{r} ({n})" for r, n in bt.by_rule.most_common()))
+                st.caption(
+                    "Rules holding those groups today: " + ", ".join(f"{r} ({n})" for r, n in bt.by_rule.most_common())
+                )
             if bt.rows:
                 st.dataframe(
                     pd.DataFrame(bt.rows).assign(open=lambda d: "/errors?id=" + d["id"]).drop(columns=["id"]),

@@ -16,7 +16,7 @@ rt = runtime()
 now = rt.clock()
 needs_token = bool(admin_token(rt))
 
-st.title("⚙️ Settings")
+st.title(":material/settings: Settings")
 st.caption(
     "These settings change the running engine at once — no restart — and are kept in the store, so they "
     "survive one. Every change is recorded below with who made it. Everything else comes from "
@@ -53,7 +53,9 @@ def _save() -> None:
     for key, value in form_values(rt.settings).items():  # show the values as the engine now holds them
         ss[f"s_{key}"] = value
     ss["s_token"] = ""
-    ss["s_saved"] = "Saved and applied: " + ", ".join(LABELS.get(k, k) for k in changes) if changes else "Nothing changed."
+    ss["s_saved"] = (
+        "Saved and applied: " + ", ".join(LABELS.get(k, k) for k in changes) if changes else "Nothing changed."
+    )
 
 
 def _reload() -> None:
@@ -66,38 +68,55 @@ errors: dict[str, list[str]] = st.session_state.get("s_errors", {})
 
 def _errors_for(name: str) -> None:
     for why in errors.get(name, []):
-        st.error(f"{LABELS.get(name, name)}: {why}", icon="⚠️")
+        st.error(f"{LABELS.get(name, name)}: {why}", icon=":material/warning:")
 
 
 saved_note = st.session_state.pop("s_saved", None)
 if saved_note:
-    st.success(saved_note, icon="✅")
+    st.success(saved_note, icon=":material/check_circle:")
 if errors:
-    st.error("Not saved: fix the fields marked below. Nothing was changed.", icon="🚫")
+    st.error("Not saved: fix the fields marked below. Nothing was changed.", icon=":material/block:")
     _errors_for("_form")
 
 with st.form("settings"):
     st.subheader("Remediation")
     a, b = st.columns(2)
     with a:
-        st.toggle(LABELS["remediation_enabled"], key="s_remediation_enabled",
-                  help="off: errors are still grouped and ranked, nothing is fixed")
+        st.toggle(
+            LABELS["remediation_enabled"],
+            key="s_remediation_enabled",
+            help="off: errors are still grouped and ranked, nothing is fixed",
+        )
         _errors_for("remediation_enabled")
     with b:
-        st.toggle(LABELS["dry_run"], key="s_dry_run",
-                  help="actions are sent with dryRun=All: the API server validates them, nothing changes")
+        st.toggle(
+            LABELS["dry_run"],
+            key="s_dry_run",
+            help="actions are sent with dryRun=All: the API server validates them, nothing changes",
+        )
         _errors_for("dry_run")
     a, b = st.columns(2)
     with a:
-        st.number_input(LABELS["max_actions_per_hour"], key="s_max_actions_per_hour", step=1,
-                        help="the hourly budget over every workload (0 to 10000)")
+        st.number_input(
+            LABELS["max_actions_per_hour"],
+            key="s_max_actions_per_hour",
+            step=1,
+            help="the hourly budget over every workload (0 to 10000)",
+        )
         _errors_for("max_actions_per_hour")
     with b:
-        st.number_input(LABELS["per_workload_per_hour"], key="s_per_workload_per_hour", step=1,
-                        help="at most this many actions per workload per hour (0 to 1000)")
+        st.number_input(
+            LABELS["per_workload_per_hour"],
+            key="s_per_workload_per_hour",
+            step=1,
+            help="at most this many actions per workload per hour (0 to 1000)",
+        )
         _errors_for("per_workload_per_hour")
-    st.text_input(LABELS["excluded_namespaces"], key="s_excluded_namespaces",
-                  help="comma-separated; nothing is ever done in these namespaces")
+    st.text_input(
+        LABELS["excluded_namespaces"],
+        key="s_excluded_namespaces",
+        help="comma-separated; nothing is ever done in these namespaces",
+    )
     _errors_for("excluded_namespaces")
 
     st.subheader("Polling")
@@ -106,16 +125,27 @@ with st.form("settings"):
         st.text_input(LABELS["poll_interval"], key="s_poll_interval", help="how often Loki is read: 5s to 1h, e.g. 30s")
         _errors_for("poll_interval")
     with b:
-        st.text_input(LABELS["lookback"], key="s_lookback",
-                      help="how far back the first poll reads (later polls resume where the last ended): 10s to 7d")
+        st.text_input(
+            LABELS["lookback"],
+            key="s_lookback",
+            help="how far back the first poll reads (later polls resume where the last ended): 10s to 7d",
+        )
         _errors_for("lookback")
-    st.text_area(LABELS["query"], key="s_query", height=68,
-                 help='a LogQL log query starting with a stream selector, e.g. {namespace=~".+"} |~ "(?i)error"')
+    st.text_area(
+        LABELS["query"],
+        key="s_query",
+        height=68,
+        help='a LogQL log query starting with a stream selector, e.g. {namespace=~".+"} |~ "(?i)error"',
+    )
     _errors_for("query")
 
     if needs_token:
-        st.text_input(LABELS["token"], type="password", key="s_token",
-                      help="this Kube Sentinel has an admin token (api.token): changes need it")
+        st.text_input(
+            LABELS["token"],
+            type="password",
+            key="s_token",
+            help="this Kube Sentinel has an admin token (api.token): changes need it",
+        )
         _errors_for("token")
     st.form_submit_button("Save and apply", type="primary", on_click=_save)
 st.button("Discard edits (show the current values)", on_click=_reload, key="s_reload_btn")
@@ -134,14 +164,23 @@ else:
 st.subheader("Safety state")
 summary: dict[str, Any] = rt.remediator.summary()
 m = st.columns(3)
-m[0].metric("Actions in the last hour", f"{summary['actions_last_hour']} / {summary['max_actions_per_hour']}", border=True)
+m[0].metric(
+    "Actions in the last hour", f"{summary['actions_last_hour']} / {summary['max_actions_per_hour']}", border=True
+)
 m[1].metric("Cooldowns running", len(summary["cooldowns"]), border=True)
-m[2].metric("Cluster", "connected" if summary.get("cluster") else "none (dry-run)", border=True,
-            help=summary.get("cluster_note") or str(summary.get("cluster")))
+m[2].metric(
+    "Cluster",
+    "connected" if summary.get("cluster") else "none (dry-run)",
+    border=True,
+    help=summary.get("cluster_note") or str(summary.get("cluster")),
+)
 if summary["cooldowns"]:
     st.dataframe(
         pd.DataFrame(
-            [{"Rule": c["rule"], "Workload": c["workload"], "Remaining": duration(c["remaining"])} for c in summary["cooldowns"]]
+            [
+                {"Rule": c["rule"], "Workload": c["workload"], "Remaining": duration(c["remaining"])}
+                for c in summary["cooldowns"]
+            ]
         ),
         hide_index=True,
         key="cooldowns",
@@ -159,7 +198,10 @@ def _reset(workload: str) -> None:
         st.session_state["b_msg"] = ("error", "wrong or missing admin token: the breaker was not reset")
         return
     was_open = rt.remediator.reset_breaker(workload, by=operator())
-    st.session_state["b_msg"] = ("success", f"Breaker for {workload} reset." if was_open else f"{workload} was not open.")
+    st.session_state["b_msg"] = (
+        "success",
+        f"Breaker for {workload} reset." if was_open else f"{workload} was not open.",
+    )
 
 
 msg = st.session_state.pop("b_msg", None)
@@ -174,7 +216,10 @@ else:
     for workload, b in sorted(breakers.items()):
         c1, c2 = st.columns([5, 1], vertical_alignment="center")
         if b.open:
-            c1.error(f"**{workload}** — open since {ago(b.opened_at, now=now)}: {b.reason}", icon="🛑")
+            c1.error(f"**{workload}** — open since {ago(b.opened_at, now=now)}: {b.reason}", icon=":material/block:")
             c2.button("Reset", key=f"reset_{workload}", on_click=_reset, args=(workload,))
         else:
-            c1.success(f"**{workload}** — closed by {b.reset_by or '?'} {ago(b.reset_at, now=now)}", icon="✅")
+            c1.success(
+                f"**{workload}** — closed by {b.reset_by or '?'} {ago(b.reset_at, now=now)}",
+                icon=":material/check_circle:",
+            )

@@ -143,6 +143,10 @@ def runtime_from_env(env: Mapping[str, str] | None = None) -> Runtime:
 @st.cache_resource(show_spinner="Starting the Kube Sentinel engine…")
 def _process_runtime() -> Runtime:
     """Built and started once per process (Streamlit's resource cache is process-wide)."""
+    if not logging.getLogger().handlers:  # bare `streamlit run`: nobody configured logging
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+        for noisy in ("httpx", "apscheduler", "urllib3", "kubernetes"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     rt = runtime_from_env()
     rt.start()
     atexit.register(rt.stop)

@@ -59,7 +59,9 @@ def minute_counts(counts: Mapping[int, int], *, now: float, minutes: int = 120, 
     return fig
 
 
-def horizontal_bars(labels: Sequence[str], values: Sequence[float], *, colors: Sequence[str] | None = None, title: str = "") -> go.Figure:
+def horizontal_bars(
+    labels: Sequence[str], values: Sequence[float], *, colors: Sequence[str] | None = None, title: str = ""
+) -> go.Figure:
     """Top-N bars, biggest on top."""
     fig = go.Figure(
         go.Bar(

@@ -13,34 +13,51 @@ PRIORITY_COLORS: dict[str, str] = {
     "P3": "#e3b505",  # amber: medium
     "P4": "#5b8fc7",  # blue: low
 }
-PRIORITY_DOTS: dict[str, str] = {"P1": "🔴", "P2": "🟠", "P3": "🟡", "P4": "🔵"}
+# Streamlit markdown colours for the same scale (labels, badges, banners).
+PRIORITY_MD_COLORS: dict[str, str] = {"P1": "red", "P2": "orange", "P3": "yellow", "P4": "blue"}
 PRIORITIES: tuple[str, ...] = tuple(p.value for p in Priority)
 STATUSES: tuple[str, ...] = tuple(s.value for s in Status)
-STATUS_ICONS: dict[str, str] = {
-    "open": "❗",
-    "acknowledged": "👀",
-    "snoozed": "💤",
-    "resolved": "✅",
-    "regressed": "↩️",
+STATUS_HINTS: dict[str, str] = {
+    "open": "needs attention",
+    "acknowledged": "someone is on it",
+    "snoozed": "hidden for a while",
+    "resolved": "fixed or gone quiet",
+    "regressed": "came back after being resolved",
 }
 
 
 def priority_badge(priority: str | Priority) -> str:
-    """``🔴 P1 critical``: colour, code and word, so the table reads without a legend."""
+    """``P1 critical``: code and word, so a table reads without a legend (cells get the colour)."""
     p = str(priority.value if isinstance(priority, Priority) else priority)
-    return f"{PRIORITY_DOTS.get(p, '⚪')} {p} {PRIORITY_LABELS.get(p, '')}".rstrip()
+    return f"{p} {PRIORITY_LABELS.get(p, '')}".rstrip()
+
+
+def priority_label(priority: str | Priority) -> str:
+    """``:red[●] P1 critical``: a markdown label with the priority's colour (metrics, headings)."""
+    p = str(priority.value if isinstance(priority, Priority) else priority)
+    return f":{PRIORITY_MD_COLORS.get(p, 'gray')}[●] {priority_badge(p)}"
+
+
+def priority_cell_style(value: object) -> str:
+    """CSS for a table cell holding ``P1 critical`` etc.: the priority's colour as background."""
+    p = str(value)[:2]
+    colour = PRIORITY_COLORS.get(p)
+    if colour is None:
+        return ""
+    text = "#1b1b1b" if p == "P3" else "white"
+    return f"background-color: {colour}; color: {text}; font-weight: 600"
 
 
 def priority_markdown(priority: str | Priority) -> str:
     """A coloured Streamlit markdown badge: ``:red-badge[P1 critical]``."""
     p = str(priority.value if isinstance(priority, Priority) else priority)
-    colour = {"P1": "red", "P2": "orange", "P3": "yellow", "P4": "blue"}.get(p, "gray")
+    colour = PRIORITY_MD_COLORS.get(p, "gray")
     return f":{colour}-badge[{p} {PRIORITY_LABELS.get(p, '')}]"
 
 
 def status_label(status: str | Status) -> str:
     s = str(status.value if isinstance(status, Status) else status)
-    return f"{STATUS_ICONS.get(s, '')} {s}".strip()
+    return s
 
 
 def when(ts: float | None) -> str:

@@ -11,7 +11,8 @@ from sentinel.engine.runtime import Runtime
 from sentinel.ui.format import ago, duration
 
 Level = Literal["ok", "warn", "error"]
-ICONS: dict[str, str] = {"ok": "🟢", "warn": "🟡", "error": "🔴"}
+# Coloured dots in markdown (they render with any font, unlike emoji).
+ICONS: dict[str, str] = {"ok": ":green[●]", "warn": ":orange[●]", "error": ":red[●]"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +41,9 @@ def checks(rt: Runtime) -> list[Check]:
     if h.consecutive_errors:
         out.append(Check(source_name(rt), "error", f"failing ({h.consecutive_errors}×)", h.last_error))
     elif h.last_success_at is None:
-        out.append(Check(source_name(rt), "warn", "waiting", f"no poll yet; the engine polls every {duration(interval)}"))
+        out.append(
+            Check(source_name(rt), "warn", "waiting", f"no poll yet; the engine polls every {duration(interval)}")
+        )
     else:
         stale = now - h.last_success_at > 3 * max(interval, 10.0)
         out.append(
@@ -81,18 +84,26 @@ def banners(rt: Runtime, *, compact: bool = False) -> None:
     """Dry-run, disabled remediation, read-only replica and open breakers, as coloured banners."""
     s = rt.settings
     if not s.remediation_enabled:
-        st.warning("**Remediation is off** — errors are grouped and ranked, nothing is fixed.", icon="⏸️")
+        st.warning(
+            "**Remediation is off** — errors are grouped and ranked, nothing is fixed.", icon=":material/pause_circle:"
+        )
     elif s.dry_run:
         st.info(
             "**Dry-run** — actions are checked by the API server (`dryRun=All`) but change nothing.",
-            icon="🧪",
+            icon=":material/science:",
         )
     if rt.read_only:
-        st.info("**Read-only replica** — another replica is the leader; this one does not poll or act.", icon="👁️")
+        st.info(
+            "**Read-only replica** — another replica is the leader; this one does not poll or act.",
+            icon=":material/visibility:",
+        )
     breakers = open_breakers(rt)
     if breakers:
         names = ", ".join(breakers) if not compact else f"{len(breakers)} workload(s)"
-        st.error(f"**Breaker open** for {names}: automatic actions stopped there. Reset it in Settings.", icon="🛑")
+        st.error(
+            f"**Breaker open** for {names}: automatic actions stopped there. Reset it in Settings.",
+            icon=":material/block:",
+        )
 
 
 def sidebar(rt: Runtime) -> None:
@@ -100,9 +111,9 @@ def sidebar(rt: Runtime) -> None:
     ready, problems = rt.ready()
     with st.sidebar:
         if ready:
-            st.success("Engine healthy", icon="🟢")
+            st.success("Engine healthy", icon=":material/check_circle:")
         else:
-            st.error("Engine needs attention", icon="🔴")
+            st.error("Engine needs attention", icon=":material/error:")
             for name, why in problems.items():
                 st.caption(f"**{name}**: {why}")
         banners(rt, compact=True)

@@ -216,9 +216,10 @@ class ErrorFilters:
     @property
     def active(self) -> bool:
         """True when anything narrows the queue (sort and page do not)."""
-        return bool(
-            self.namespace or self.workload or self.priorities or self.statuses or self.rule or self.search
-        ) or self.range != "all"
+        return (
+            bool(self.namespace or self.workload or self.priorities or self.statuses or self.rule or self.search)
+            or self.range != "all"
+        )
 
     def describe(self) -> str:
         parts = []
@@ -422,7 +423,13 @@ def top_workloads(store: Store, *, limit: int = 10, scan: int = MAX_PAGE_SIZE) -
     for g in page.items:
         row = acc.setdefault(
             (g.namespace, g.workload),
-            {"namespace": g.namespace, "workload": g.workload, "occurrences": 0, "groups": 0, "worst": g.priority.value},
+            {
+                "namespace": g.namespace,
+                "workload": g.workload,
+                "occurrences": 0,
+                "groups": 0,
+                "worst": g.priority.value,
+            },
         )
         row["occurrences"] += g.count
         row["groups"] += 1

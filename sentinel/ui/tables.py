@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from sentinel.core.model import ErrorGroup, RemediationRecord
-from sentinel.ui.format import priority_badge, shorten, status_label
+from sentinel.ui.format import priority_badge, priority_cell_style, shorten, status_label
 from sentinel.ui.queries import group_row, record_row
 
 
@@ -39,8 +39,20 @@ def queue_frame(groups: Sequence[ErrorGroup]) -> pd.DataFrame:
                 "Open": f"/errors?id={r['id']}",
             }
         )
-    columns = ["Priority", "Impact", "Count", "Error", "Namespace", "Workload", "Rule", "Status", "Fixed",
-               "First seen", "Last seen", "Open"]
+    columns = [
+        "Priority",
+        "Impact",
+        "Count",
+        "Error",
+        "Namespace",
+        "Workload",
+        "Rule",
+        "Status",
+        "Fixed",
+        "First seen",
+        "Last seen",
+        "Open",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -50,7 +62,9 @@ QUEUE_COLUMNS: dict[str, Any] = {
         "Impact", help="orders errors within a priority: recent rate × spread over pods × recency", format="%.1f"
     ),
     "Count": st.column_config.NumberColumn("Count", help="occurrences since first seen", format="%d"),
-    "Error": st.column_config.TextColumn("Error (template)", help="the message with its variable parts masked", width="large"),
+    "Error": st.column_config.TextColumn(
+        "Error (template)", help="the message with its variable parts masked", width="large"
+    ),
     "Fixed": st.column_config.NumberColumn("Remediated", help="successful remediation actions", format="%d"),
     "First seen": st.column_config.DatetimeColumn("First seen", format="MMM D, HH:mm:ss"),
     "Last seen": st.column_config.DatetimeColumn("Last seen", format="MMM D, HH:mm:ss"),
@@ -62,7 +76,11 @@ def records_frame(records: Iterable[RemediationRecord]) -> pd.DataFrame:
     rows = []
     for rec in records:
         r = record_row(rec)
-        target = f"{r['namespace']}/{r['kind'].lower() + '/' if r['kind'] else ''}{r['name']}" if r["name"] else r["workload"]
+        target = (
+            f"{r['namespace']}/{r['kind'].lower() + '/' if r['kind'] else ''}{r['name']}"
+            if r["name"]
+            else r["workload"]
+        )
         outcome = "refused" if r["decision"] == "denied" else r["result"]
         rows.append(
             {
@@ -82,8 +100,7 @@ def records_frame(records: Iterable[RemediationRecord]) -> pd.DataFrame:
 
 
 def _outcome_label(outcome: str, *, dry_run: bool) -> str:
-    icon = {"success": "✅", "failed": "❌", "skipped": "⏭️", "refused": "🚫"}.get(outcome, "")
-    return f"{icon} {outcome}{' (dry-run)' if dry_run else ''}".strip()
+    return f"{outcome}{' (dry-run)' if dry_run else ''}"
 
 
 RECORD_COLUMNS: dict[str, Any] = {
@@ -95,3 +112,10 @@ RECORD_COLUMNS: dict[str, Any] = {
 
 def mapping_frame(items: Mapping[str, Any], *, key: str, value: str) -> pd.DataFrame:
     return pd.DataFrame([{key: k, value: v} for k, v in items.items()], columns=[key, value])
+
+
+def with_priority_colours(df: pd.DataFrame, column: str = "Priority") -> Any:
+    """The frame with its priority cells coloured (P1 red … P4 blue); one page of rows, so cheap."""
+    if column not in df.columns or df.empty:
+        return df
+    return df.style.map(priority_cell_style, subset=[column])

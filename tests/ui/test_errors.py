@@ -27,7 +27,11 @@ def queue(at):  # noqa: ANN001, ANN201 - AppTest, DataFrame
         pytest.param({"rule": "database-error"}, GroupQuery(rule="database-error"), id="rule"),
         pytest.param({"search": "timeout"}, GroupQuery(search="timeout"), id="text"),
         pytest.param({"status": "open"}, GroupQuery(statuses=(Status.OPEN,)), id="status"),
-        pytest.param({"namespace": "shop", "priority": "P2"}, GroupQuery(namespace="shop", priorities=(Priority.P2,)), id="combined"),
+        pytest.param(
+            {"namespace": "shop", "priority": "P2"},
+            GroupQuery(namespace="shop", priorities=(Priority.P2,)),
+            id="combined",
+        ),
     ],
 )
 def test_filters_from_the_url(demo_rt: Runtime, params: dict[str, str], expected: GroupQuery) -> None:
@@ -78,7 +82,17 @@ def test_csv_is_exactly_the_filtered_rows(big_rt: Runtime) -> None:
     assert len(want) > 50  # more than the page on screen
     assert [r["id"] for r in rows] == [g.id for g in want]
     assert {r["priority"] for r in rows} == {"P1"}
-    assert set(rows[0]) >= {"priority", "impact", "count", "first_seen", "last_seen", "namespace", "workload", "rule", "status"}
+    assert set(rows[0]) >= {
+        "priority",
+        "impact",
+        "count",
+        "first_seen",
+        "last_seen",
+        "namespace",
+        "workload",
+        "rule",
+        "status",
+    }
 
 
 def test_download_button_is_there(demo_rt: Runtime) -> None:

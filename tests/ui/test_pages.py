@@ -53,7 +53,7 @@ def test_overview_demo_shows_counts_charts_feed(demo_rt: Runtime) -> None:
     at = open_page("overview")
     stats = demo_rt.store.stats(now=demo_rt.clock())
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["🔴 P1 critical"] == str(stats.by_priority["P1"])
+    assert metrics[":red[●] P1 critical"] == str(stats.by_priority["P1"])
     assert metrics["All groups"] == str(stats.total_groups)
     assert any(k.endswith("Loki") or "Log source" in k for k in metrics)
     charts = at.get("plotly_chart")
@@ -69,7 +69,7 @@ def test_errors_demo_queue_is_in_priority_order(demo_rt: Runtime) -> None:
     table = next(df for df in at.dataframe if df.key == "queue_table").value
     total = demo_rt.store.stats(now=demo_rt.clock()).total_groups
     assert len(table) == total
-    ranks = [int(p.split()[1][1]) for p in table["Priority"]]
+    ranks = [int(p[1]) for p in table["Priority"]]
     assert ranks == sorted(ranks)
     assert f"{total} error groups" in texts(at)
 

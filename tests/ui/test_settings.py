@@ -19,7 +19,9 @@ def _save(at) -> None:  # noqa: ANN001 - AppTest
         pytest.param("s_poll_interval", "2s", "must be between 5s and 1h", id="interval-too-short"),
         pytest.param("s_poll_interval", "soon", "cannot parse duration", id="interval-not-a-duration"),
         pytest.param("s_lookback", "30d", "must be between 10s and 7 days", id="lookback-too-long"),
-        pytest.param("s_excluded_namespaces", "kube-system, Not_A_Namespace", "not valid namespace names", id="namespace"),
+        pytest.param(
+            "s_excluded_namespaces", "kube-system, Not_A_Namespace", "not valid namespace names", id="namespace"
+        ),
         pytest.param("s_query", "error", "stream selector", id="query"),
         pytest.param("s_max_actions_per_hour", 20_000, "less than or equal to 10000", id="budget-too-big"),
         pytest.param("s_per_workload_per_hour", -1, "greater than or equal to 0", id="negative-cap"),
@@ -29,8 +31,10 @@ def test_invalid_field_shows_error_and_saves_nothing(empty_rt: Runtime, key: str
     before = empty_rt.settings
     at = open_page("settings")
     at.toggle(key="s_dry_run").set_value(False)  # a valid change alongside: must not be saved either
-    widget = at.number_input(key=key) if isinstance(value, int) else (
-        at.text_area(key=key) if key == "s_query" else at.text_input(key=key)
+    widget = (
+        at.number_input(key=key)
+        if isinstance(value, int)
+        else (at.text_area(key=key) if key == "s_query" else at.text_input(key=key))
     )
     widget.set_value(value)
     _save(at)

@@ -82,7 +82,9 @@ def test_runtime_from_env_builds_the_demo_or_the_configured_one(tmp_path: Path) 
     assert demo.scheduler is None  # built, not started
     demo.stop()
     cfg = tmp_path / "config.yaml"
-    cfg.write_text("loki:\n  url: http://127.0.0.1:9\nstore:\n  type: memory\nkubernetes:\n  in_cluster: false\n  kubeconfig: /nonexistent\n")
+    cfg.write_text(
+        "loki:\n  url: http://127.0.0.1:9\nstore:\n  type: memory\nkubernetes:\n  in_cluster: false\n  kubeconfig: /nonexistent\n"
+    )
     rules = Path(APP).parent / "config" / "rules.yaml"
     rt = web.runtime_from_env(env={web.CONFIG_ENV: str(cfg), web.RULES_ENV: str(rules)})
     assert rt.rules_path == str(rules)
