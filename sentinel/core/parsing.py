@@ -32,8 +32,10 @@ _KLOG_LEVEL = {"I": "info", "W": "warning", "E": "error", "F": "fatal"}
 _LOGFMT_PAIR = re.compile(r'([\w.\-/]+)=("(?:[^"\\]|\\.)*"|\S*)')
 _LEVEL_WORD = re.compile(r"\b(fatal|panic|critical|crit|error|err|exception|warn(?:ing)?|fail(?:ed|ure)?)\b", re.I)
 _LEADING_TS = re.compile(
-    r"^(?:\[?\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?\]?\s+)"
+    r"^(?:\[?\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2}| [A-Z]{3,4})?\]?\s+)"
 )
+# A process id or thread tag after the timestamp, as PostgreSQL writes it: "[4802] ".
+_LEADING_PID = re.compile(r"^\[\d+\]\s+")
 _LEADING_LEVEL = re.compile(r"^\[?(FATAL|PANIC|CRITICAL|ERROR|ERR|WARN|WARNING|INFO|DEBUG)\]?:?\s+", re.I)
 
 # Pod name suffixes, most specific first. Kubernetes draws ReplicaSet hashes and pod suffixes
@@ -145,7 +147,10 @@ def parse_message(line: str) -> tuple[str, str]:
     if found:
         msg, level = found
         return msg[:MAX_MESSAGE], level or _level_from_text(msg)
-    text = _LEADING_TS.sub("", text, count=1)
+    stripped = _LEADING_TS.sub("", text, count=1)
+    if stripped != text:
+        stripped = _LEADING_PID.sub("", stripped, count=1)
+    text = stripped
     if text.startswith(("panic:", "fatal error:")):
         return text[:MAX_MESSAGE], "fatal"
     lm = _LEADING_LEVEL.match(text)

@@ -23,6 +23,7 @@ from sentinel.core.parsing import parse, parse_message, workload_from_pod, workl
         pytest.param("Traceback (most recent call last):", "Traceback (most recent call last):", "error", id="python-traceback"),
         pytest.param("2026-11-28T10:00:00.123Z ERROR payment failed", "payment failed", "error", id="ts-level-prefix"),
         pytest.param("[ERROR] plugin/errors: 2 a.example. A: i/o timeout", "plugin/errors: 2 a.example. A: i/o timeout", "error", id="bracket-level"),
+        pytest.param("2026-11-28 10:46:24.135 UTC [4802] FATAL:  sorry, too many clients already", "sorry, too many clients already", "fatal", id="postgres"),
         pytest.param("something failed badly", "something failed badly", "error", id="plain-fail"),
         pytest.param("all quiet", "all quiet", "unknown", id="plain-unknown"),
         pytest.param("{not json", "{not json", "unknown", id="broken-json"),
