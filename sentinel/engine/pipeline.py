@@ -7,7 +7,9 @@ pages from a source through :meth:`Pipeline.process` and hands the deltas to the
 
 from __future__ import annotations
 
+import gc
 import hashlib
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -18,6 +20,7 @@ from sentinel.core.rules import Rule, RuleSet
 
 MAX_SAMPLES_PER_DELTA = 5
 CACHE_LIMIT = 200_000
+KEYS_PER_STREAM_LIMIT = 10_000
 
 
 def group_key(namespace: str, workload: str, container: str, template_key: str) -> str:
@@ -64,6 +67,7 @@ class _Stream:
     pod: str
     container: str
     workload: str
+    group_keys: dict[str, str] = field(default_factory=dict)  # template key -> group key (a cache)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +92,7 @@ class Pipeline:
         self.fingerprinter = fingerprinter or Fingerprinter()
         self._streams: dict[int, _Stream] = {}
         self._messages: dict[str, tuple[str, str]] = {}
+        self._lines: dict[str, tuple[str, str, Rule | None]] = {}  # raw line -> message, level, rule
         self._classified: dict[tuple[str, str, int], Rule] = {}
         self._contextual = any(r.contextual for r in rules.rules)
         self._aliases_seen = len(self.fingerprinter.aliases())
@@ -135,45 +140,84 @@ class Pipeline:
         return self.fingerprinter.fingerprint(message)
 
     def process(self, entries: Iterable[LogEntry]) -> Batch:
+        """Aggregate ``entries`` into one delta per group (then :meth:`settle`). The hot path.
+
+        Per line: one cache lookup for the stream, one for the raw line (message, level and, when
+        no rule looks at labels, the rule), the fingerprint, one lookup for the delta of that
+        stream and template; parsing and classification run once per distinct line / message.
+        """
+        # The loop allocates few cycles but many objects: pause the cyclic collector (restored below).
+        paused = gc.isenabled()
+        if paused:
+            gc.disable()
+        try:
+            batch = self._process(entries)
+        finally:
+            if paused:
+                gc.enable()
+        self.settle(batch)
+        return batch
+
+    def _process(self, entries: Iterable[LogEntry]) -> Batch:
         batch = Batch()
         deltas = batch.deltas
-        hits = batch.rule_hits
         fp = self.fingerprinter.fingerprint
-        keys: dict[tuple[int, str], str] = {}
+        contextual = self._contextual
+        # id(labels) -> (stream, template key -> delta) for this batch: the stream keeps its
+        # labels alive, so an id cannot be reused while the batch runs.
+        local: dict[int, tuple[_Stream, dict[str, GroupDelta]]] = {}
+        local_get = local.get
+        lines = self._lines
+        lines_get = lines.get
+        rule_names: list[str] = []
+        add_rule = rule_names.append
         last = 0
-        n = 0
         for entry in entries:
-            n += 1
-            stream = self._stream(entry.labels)
-            message, level = self._parse(entry.line)
-            rule = self._classify(message, stream)
+            labels = entry.labels
+            sl = local_get(id(labels))
+            if sl is None:
+                sl = local[id(labels)] = (self._stream(labels), {})
+            stream, by_template = sl
+            line = entry.line
+            hit = lines_get(line)
+            if hit is None:
+                if len(lines) > CACHE_LIMIT:
+                    lines.clear()
+                message, level = parse_message(line)
+                hit = lines[line] = (message, level, None if contextual else self._classify(message, stream))
+            message, level, rule = hit
+            if rule is None:
+                rule = self._classify(message, stream)
             f = fp(message)
-            kk = (id(stream), f.key)
-            key = keys.get(kk)
-            if key is None:
-                key = group_key(stream.namespace, stream.workload, stream.container, f.key)
-                keys[kk] = key
             ts_ns = entry.ts_ns
             ts = ts_ns / 1e9
             if ts_ns > last:
                 last = ts_ns
-            d = deltas.get(key)
+            d = by_template.get(f.key)
             if d is None:
-                d = GroupDelta(
-                    key=key,
-                    namespace=stream.namespace,
-                    workload=stream.workload,
-                    container=stream.container,
-                    template=f.template,
-                    rule=rule.name,
-                    priority=rule.priority,
-                    first_seen=ts,
-                    last_seen=ts,
-                    level=level,
-                    template_key=f.key,
-                    message=message,
-                )
-                deltas[key] = d
+                known = stream.group_keys
+                key = known.get(f.key)
+                if key is None:
+                    if len(known) > KEYS_PER_STREAM_LIMIT:
+                        known.clear()
+                    key = known[f.key] = group_key(stream.namespace, stream.workload, stream.container, f.key)
+                d = deltas.get(key)
+                if d is None:
+                    d = deltas[key] = GroupDelta(
+                        key=key,
+                        namespace=stream.namespace,
+                        workload=stream.workload,
+                        container=stream.container,
+                        template=f.template,
+                        rule=rule.name,
+                        priority=rule.priority,
+                        first_seen=ts,
+                        last_seen=ts,
+                        level=level,
+                        template_key=f.key,
+                        message=message,
+                    )
+                by_template[f.key] = d
             d.count += 1
             if ts < d.first_seen:
                 d.first_seen = ts
@@ -181,14 +225,16 @@ class Pipeline:
                 d.last_seen = ts
             if stream.pod:
                 d.pods[stream.pod] = None
-            if len(d.samples) < MAX_SAMPLES_PER_DELTA:
-                d.samples.append(entry.line)
+            samples = d.samples
+            if len(samples) < MAX_SAMPLES_PER_DELTA:
+                samples.append(line)
             minute = int(ts // 60)
-            d.minute_counts[minute] = d.minute_counts.get(minute, 0) + 1
-            hits[rule.name] = hits.get(rule.name, 0) + 1
-        batch.lines = n
+            counts = d.minute_counts
+            counts[minute] = counts.get(minute, 0) + 1
+            add_rule(rule.name)
+        batch.lines = len(rule_names)
         batch.last_ts_ns = last
-        self.settle(batch)
+        batch.rule_hits = dict(Counter(rule_names))
         return batch
 
     def settle(self, batch: Batch) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import operator
 import random
 import ssl
 import time
@@ -188,8 +189,7 @@ def parse_streams(body: bytes) -> list[LogEntry]:
     return entries
 
 
-def _ts_key(entry: LogEntry) -> int:
-    return entry.ts_ns
+_ts_key = operator.attrgetter("ts_ns")
 
 
 def _describe_shape_problem(doc: object) -> str:

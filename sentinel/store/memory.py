@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import bisect
 import copy
+import dataclasses
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from enum import Enum
 from typing import Any
 
 from sentinel.core.impact import LifecycleSettings, absorb, merge, new_group, refresh
@@ -38,7 +41,46 @@ def _page_bounds(page: int, page_size: int) -> tuple[int, int, int, int]:
     return page, page_size, start, start + page_size
 
 
-def group_matches(g: ErrorGroup, q: GroupQuery) -> bool:
+_GROUP_FIELDS = tuple(f.name for f in dataclasses.fields(ErrorGroup))
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _clone(g: ErrorGroup) -> ErrorGroup:
+    """A copy of ``g`` that shares nothing mutable with it (``copy.deepcopy``, several times faster)."""
+    c = copy.copy(g)
+    c.pods = list(g.pods) if all(type(p) is str for p in g.pods) else copy.deepcopy(g.pods)
+    c.samples = list(g.samples) if all(type(x) is str for x in g.samples) else copy.deepcopy(g.samples)
+    c.minute_counts = dict(g.minute_counts)
+    for name in _GROUP_FIELDS:
+        value = getattr(c, name)
+        if not isinstance(value, _SCALARS + (Enum,)) and name not in ("pods", "samples", "minute_counts"):
+            setattr(c, name, copy.deepcopy(value))
+    return c
+
+
+def _group_dict(g: ErrorGroup) -> dict[str, Any]:
+    """``g.to_dict()``, without ``dataclasses.asdict``'s recursive copying (the flush of every poll)."""
+    d: dict[str, Any] = {}
+    for name in _GROUP_FIELDS:
+        value = getattr(g, name)
+        if isinstance(value, Enum):
+            value = value.value
+        elif not isinstance(value, _SCALARS):
+            if name == "minute_counts":
+                value = {str(k): v for k, v in value.items()}
+            elif type(value) is list and all(type(x) is str for x in value):
+                value = list(value)
+            else:
+                value = copy.deepcopy(value)
+        d[name] = value
+    return d
+
+
+def _hay(g: ErrorGroup) -> str:
+    return (g.template + "\n" + g.workload + "\n" + g.namespace + "\n" + "\n".join(g.samples[-3:])).lower()
+
+
+def group_matches(g: ErrorGroup, q: GroupQuery, hay: Callable[[ErrorGroup], str] = _hay) -> bool:
     if q.namespace and g.namespace != q.namespace:
         return False
     if q.workload and g.workload != q.workload:
@@ -56,9 +98,7 @@ def group_matches(g: ErrorGroup, q: GroupQuery) -> bool:
     if q.until is not None and g.first_seen > q.until:
         return False
     if q.search:
-        needle = q.search.lower()
-        hay = (g.template + "\n" + g.workload + "\n" + g.namespace + "\n" + "\n".join(g.samples[-3:])).lower()
-        if needle not in hay:
+        if q.search.lower() not in hay(g):
             return False
     return True
 
@@ -88,6 +128,10 @@ class MemoryStore:
         self._state: dict[str, dict[str, Any]] = {}
         self._cursor: int | None = None
         self._sorted: dict[str, list[ErrorGroup]] = {}
+        self._pending: dict[str, set[str]] = {}  # sort -> ids changed since its list was sorted
+        self._hays: dict[str, str] = {}  # id -> lower-cased text that ``search`` looks in
+        self._version = 0  # bumped by every change that stats can see
+        self._stats_cache: tuple[tuple[int, int, int], StoreStats] | None = None
         self._group_aliases: dict[str, str] = {}
         self._dirty = False
 
@@ -110,26 +154,40 @@ class MemoryStore:
                     kind = "regressed" if merge(group, delta, now=now) == "regressed" else "updated"
                 if lifecycle is not None and refresh(group, now=now, settings=lifecycle) and kind == "updated":
                     kind = "escalated"
-                changes.append(GroupChange(kind, copy.deepcopy(group), delta.count))
+                changes.append(GroupChange(kind, _clone(group), delta.count))
             if deltas:
-                self._touch()
+                self._touch({d.key for d in deltas})
         return changes
 
-    def _touch(self) -> None:
-        self._sorted.clear()
+    def _touch(self, ids: set[str] | None = None) -> None:
+        """Groups changed: all of them (``ids`` None), or those in ``ids`` (sorted lists are then patched)."""
+        self._version += 1
         self._dirty = True
+        if ids is None:
+            self._sorted.clear()
+            self._pending.clear()
+            self._hays.clear()
+            return
+        for gid in ids:
+            self._hays.pop(gid, None)
+        for sort, ordered in list(self._sorted.items()):
+            pending = self._pending.setdefault(sort, set())
+            pending.update(ids)
+            if len(pending) * 8 > len(ordered):
+                del self._sorted[sort]
+                del self._pending[sort]
 
     def get_group(self, group_id: str) -> ErrorGroup | None:
         with self._lock:
             g = self._groups.get(group_id)
             if g is None and group_id in self._group_aliases:
                 g = self._groups.get(self.resolve_id(group_id))
-            return copy.deepcopy(g) if g is not None else None
+            return _clone(g) if g is not None else None
 
     def put_group(self, group: ErrorGroup) -> None:
         with self._lock:
-            self._groups[group.id] = copy.deepcopy(group)
-            self._touch()
+            self._groups[group.id] = _clone(group)
+            self._touch({group.id})
 
     def update_groups(self, fn: Callable[[ErrorGroup], bool]) -> list[ErrorGroup]:
         """Apply ``fn`` to every stored group in place; returns copies of those it reported changed."""
@@ -137,7 +195,7 @@ class MemoryStore:
         with self._lock:
             for g in self._groups.values():
                 if fn(g):
-                    changed.append(copy.deepcopy(g))
+                    changed.append(_clone(g))
             self._touch()
         return changed
 
@@ -190,14 +248,42 @@ class MemoryStore:
 
     def all_groups(self) -> list[ErrorGroup]:
         with self._lock:
-            return [copy.deepcopy(g) for g in self._groups.values()]
+            return [_clone(g) for g in self._groups.values()]
 
     def _sorted_groups(self, sort: str) -> list[ErrorGroup]:
+        """Groups in ``sort`` order: cached; after a small write the cached list is patched, not re-sorted.
+
+        The result is always exactly ``sorted(groups, key)`` (stable, in insertion order on ties): a
+        changed group is put back by bisection only where no other group has an equal key.
+        """
+        key = SORT_KEYS.get(sort, SORT_KEYS["priority"])
         cached = self._sorted.get(sort)
+        pending = self._pending.pop(sort, None)
+        if cached is not None and pending:
+            kept = [g for g in cached if g.id not in pending]
+            for gid in pending:
+                g = self._groups.get(gid)
+                if g is None:
+                    continue
+                k = key(g)
+                lo = bisect.bisect_left(kept, k, key=key)
+                if lo < len(kept) and key(kept[lo]) == k:
+                    cached = None  # a tie: only a full stable sort knows where it goes
+                    break
+                kept.insert(lo, g)
+            else:
+                cached = kept
+                self._sorted[sort] = kept
         if cached is None:
-            cached = sorted(self._groups.values(), key=SORT_KEYS.get(sort, SORT_KEYS["priority"]))
+            cached = sorted(self._groups.values(), key=key)
             self._sorted[sort] = cached
         return cached
+
+    def _hay_of(self, g: ErrorGroup) -> str:
+        h = self._hays.get(g.id)
+        if h is None:
+            h = self._hays[g.id] = _hay(g)
+        return h
 
     def list_groups(self, query: GroupQuery) -> Page[ErrorGroup]:
         page, size, start, end = _page_bounds(query.page, query.page_size)
@@ -207,16 +293,26 @@ class MemoryStore:
             if query == plain:
                 hits: Sequence[ErrorGroup] = ordered
             else:
-                hits = [g for g in ordered if group_matches(g, query)]
-            items = [copy.deepcopy(g) for g in hits[start:end]]
+                hits = [g for g in ordered if group_matches(g, query, self._hay_of)]
+            items = [_clone(g) for g in hits[start:end]]
             return Page(items, len(hits), page, size)
 
     def filtered_groups(self, query: GroupQuery) -> list[ErrorGroup]:
         """Every group that matches ``query`` (ignoring its page), in its sort order."""
         with self._lock:
-            return [copy.deepcopy(g) for g in self._sorted_groups(query.sort) if group_matches(g, query)]
+            return [_clone(g) for g in self._sorted_groups(query.sort) if group_matches(g, query, self._hay_of)]
 
     def stats(self, *, now: float, rate_minutes: int = 60) -> StoreStats:
+        """Totals and the per-minute rate; cached until the next change (or the next minute)."""
+        with self._lock:
+            key = (self._version, int(now // 60), rate_minutes)
+            if self._stats_cache is not None and self._stats_cache[0] == key:
+                return copy.deepcopy(self._stats_cache[1])
+            s = self._compute_stats(now=now, rate_minutes=rate_minutes)
+            self._stats_cache = (key, s)
+            return copy.deepcopy(s)
+
+    def _compute_stats(self, *, now: float, rate_minutes: int) -> StoreStats:
         s = StoreStats()
         end = int(now // 60)
         start = end - rate_minutes + 1
@@ -253,6 +349,7 @@ class MemoryStore:
             self._record_index[record.id] = len(self._records)
             self._records.append(copy.deepcopy(record))
             self._dirty = True
+            self._version += 1
 
     def update_remediation(self, record: RemediationRecord) -> None:
         with self._lock:
@@ -262,6 +359,7 @@ class MemoryStore:
                 return
             self._records[i] = copy.deepcopy(record)
             self._dirty = True
+            self._version += 1
 
     def list_remediations(self, query: RecordQuery) -> Page[RemediationRecord]:
         page, size, start, end = _page_bounds(query.page, query.page_size)
@@ -307,6 +405,7 @@ class MemoryStore:
             if len(self._records) > max_records:
                 self._records = self._records[-max_records:]
                 self._record_index = {r.id: i for i, r in enumerate(self._records)}
+                self._version += 1
             if removed:
                 self._touch()
         return removed
@@ -339,12 +438,13 @@ class MemoryStore:
             self._record_index = {r.id: i for i, r in enumerate(self._records)}
             self._state = state
             self._cursor = cursor
-            self._sorted.clear()
+            self._touch()
+            self._dirty = False
 
     def _snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {
-                "groups": [g.to_dict() for g in self._groups.values()],
+                "groups": [_group_dict(g) for g in self._groups.values()],
                 "remediations": [r.to_dict() for r in self._records],
                 "state": copy.deepcopy(self._state),
                 "cursor": self._cursor,
