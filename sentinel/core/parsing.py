@@ -120,7 +120,7 @@ def _from_json(line: str) -> tuple[str, str] | None:
 
 
 def _from_logfmt(line: str) -> tuple[str, str] | None:
-    if "=" not in line:
+    if "msg=" not in line and "message=" not in line:
         return None
     pairs = {k: v[1:-1].replace('\\"', '"') if v.startswith('"') else v for k, v in _LOGFMT_PAIR.findall(line)}
     message = pairs.get("msg") or pairs.get("message") or ""
@@ -140,17 +140,20 @@ def parse_message(line: str) -> tuple[str, str]:
         if found:
             msg, level = found
             return msg[:MAX_MESSAGE], level or _level_from_text(msg)
-    m = _KLOG.match(text)
-    if m:
-        return m.group(3)[:MAX_MESSAGE], _KLOG_LEVEL[m.group(1)]
+    first = text[:1]
+    if first in _KLOG_LEVEL and text[1:5].isdigit():
+        m = _KLOG.match(text)
+        if m:
+            return m.group(3)[:MAX_MESSAGE], _KLOG_LEVEL[m.group(1)]
     found = _from_logfmt(text)
     if found:
         msg, level = found
         return msg[:MAX_MESSAGE], level or _level_from_text(msg)
-    stripped = _LEADING_TS.sub("", text, count=1)
-    if stripped != text:
-        stripped = _LEADING_PID.sub("", stripped, count=1)
-    text = stripped
+    if first.isdigit() or first == "[":
+        stripped = _LEADING_TS.sub("", text, count=1)
+        if stripped != text:
+            stripped = _LEADING_PID.sub("", stripped, count=1)
+        text = stripped
     if text.startswith(("panic:", "fatal error:")):
         return text[:MAX_MESSAGE], "fatal"
     lm = _LEADING_LEVEL.match(text)

@@ -90,9 +90,9 @@ class Pipeline:
     def __init__(self, *, rules: RuleSet, fingerprinter: Fingerprinter | None = None) -> None:
         self.rules = rules
         self.fingerprinter = fingerprinter or Fingerprinter()
-        self._streams: dict[int, _Stream] = {}
+        self._streams: dict[frozenset[tuple[str, str]], _Stream] = {}
         self._messages: dict[str, tuple[str, str]] = {}
-        self._lines: dict[str, tuple[str, str, Rule | None]] = {}  # raw line -> message, level, rule
+        self._lines: dict[str, tuple[str, str]] = {}  # raw line -> message, level
         self._classified: dict[tuple[str, str, int], Rule] = {}
         self._contextual = any(r.contextual for r in rules.rules)
         self._aliases_seen = len(self.fingerprinter.aliases())
@@ -101,10 +101,13 @@ class Pipeline:
         return Pipeline(rules=rules, fingerprinter=self.fingerprinter)
 
     def _stream(self, labels: Mapping[str, str]) -> _Stream:
-        s = self._streams.get(id(labels))
-        if s is None or s.labels is not labels:
+        """The stream for a label set, by content: each Loki page brings new label dicts."""
+        content = frozenset(labels.items())
+        s = self._streams.get(content)
+        if s is None:
             if len(self._streams) > CACHE_LIMIT:
                 self._streams.clear()
+                self._classified.clear()  # keyed on stream identity for contextual rules
             s = _Stream(
                 labels,
                 labels.get("namespace") or "",
@@ -112,7 +115,7 @@ class Pipeline:
                 labels.get("container") or "",
                 workload_of(labels),
             )
-            self._streams[id(labels)] = s
+            self._streams[content] = s
         return s
 
     def _parse(self, line: str) -> tuple[str, str]:
@@ -136,30 +139,41 @@ class Pipeline:
             self._classified[key] = rule
         return rule
 
+    def _classify_plain(self, message: str) -> Rule:
+        """Classification when no rule looks at labels or namespaces: by message alone."""
+        key = (message, "", 0)
+        rule = self._classified.get(key)
+        if rule is None:
+            if len(self._classified) > CACHE_LIMIT:
+                self._classified.clear()
+            rule = self.rules.classify(message)
+            self._classified[key] = rule
+        return rule
+
     def fingerprint(self, message: str) -> Fingerprint:
         return self.fingerprinter.fingerprint(message)
 
-    def process(self, entries: Iterable[LogEntry]) -> Batch:
+    def process(self, entries: Iterable[LogEntry], *, into: Batch | None = None) -> Batch:
         """Aggregate ``entries`` into one delta per group (then :meth:`settle`). The hot path.
 
         Per line: one cache lookup for the stream, one for the raw line (message, level and, when
         no rule looks at labels, the rule), the fingerprint, one lookup for the delta of that
-        stream and template; parsing and classification run once per distinct line / message.
+        stream and template; parsing runs once per distinct line, classification once per group.
+        ``into`` accumulates several pages in one batch (cheaper than merging batches).
         """
         # The loop allocates few cycles but many objects: pause the cyclic collector (restored below).
         paused = gc.isenabled()
         if paused:
             gc.disable()
         try:
-            batch = self._process(entries)
+            batch = self._process(entries, into if into is not None else Batch())
         finally:
             if paused:
                 gc.enable()
         self.settle(batch)
         return batch
 
-    def _process(self, entries: Iterable[LogEntry]) -> Batch:
-        batch = Batch()
+    def _process(self, entries: Iterable[LogEntry], batch: Batch) -> Batch:
         deltas = batch.deltas
         fp = self.fingerprinter.fingerprint
         contextual = self._contextual
@@ -183,11 +197,8 @@ class Pipeline:
             if hit is None:
                 if len(lines) > CACHE_LIMIT:
                     lines.clear()
-                message, level = parse_message(line)
-                hit = lines[line] = (message, level, None if contextual else self._classify(message, stream))
-            message, level, rule = hit
-            if rule is None:
-                rule = self._classify(message, stream)
+                hit = lines[line] = parse_message(line)
+            message = hit[0]
             f = fp(message)
             ts_ns = entry.ts_ns
             ts = ts_ns / 1e9
@@ -203,6 +214,9 @@ class Pipeline:
                     key = known[f.key] = group_key(stream.namespace, stream.workload, stream.container, f.key)
                 d = deltas.get(key)
                 if d is None:
+                    # One rule per group: classified on the group's first message in the batch
+                    # (cached per stream context and message), as the stored group has one rule.
+                    rule = self._classify(message, stream) if contextual else self._classify_plain(message)
                     d = deltas[key] = GroupDelta(
                         key=key,
                         namespace=stream.namespace,
@@ -213,7 +227,7 @@ class Pipeline:
                         priority=rule.priority,
                         first_seen=ts,
                         last_seen=ts,
-                        level=level,
+                        level=hit[1],
                         template_key=f.key,
                         message=message,
                     )
@@ -231,10 +245,12 @@ class Pipeline:
             minute = int(ts // 60)
             counts = d.minute_counts
             counts[minute] = counts.get(minute, 0) + 1
-            add_rule(rule.name)
-        batch.lines = len(rule_names)
-        batch.last_ts_ns = last
-        batch.rule_hits = dict(Counter(rule_names))
+            add_rule(d.rule)
+        batch.lines += len(rule_names)
+        batch.last_ts_ns = max(batch.last_ts_ns, last)
+        hits = batch.rule_hits
+        for name, n in Counter(rule_names).items():
+            hits[name] = hits.get(name, 0) + n
         return batch
 
     def settle(self, batch: Batch) -> None:

@@ -300,7 +300,7 @@ class Runtime:
             for page in self.source.fetch(start_ns, end_ns):
                 if self.stopping.is_set():
                     raise SourceError("stopping: poll abandoned")
-                batch.merge(self.pipeline.process(page))
+                self.pipeline.process(page, into=batch)
         except SentinelError as err:
             return self._poll_failed(err, t0, window)
         self.pipeline.settle(batch)

@@ -250,7 +250,7 @@ def pipeline_child(n: int, *, trace: bool = False) -> dict[str, Any]:
     for body in pages(n):  # generating a page is not timed; only one page is alive at a time
         bytes_in += len(body)
         t0, c0 = time.perf_counter(), time.process_time()
-        batch.merge(pipe.process(parse_streams(body)))
+        pipe.process(parse_streams(body), into=batch)
         wall += time.perf_counter() - t0
         cpu_t += time.process_time() - c0
         del body
