@@ -32,7 +32,12 @@ def setup_logging(level: str = "INFO", *, json_format: bool = False) -> None:
         class _Json(logging.Formatter):
             def format(self, record: logging.LogRecord) -> str:
                 return json.dumps(
-                    {"time": record.created, "level": record.levelname, "logger": record.name, "msg": record.getMessage()}
+                    {
+                        "time": record.created,
+                        "level": record.levelname,
+                        "logger": record.name,
+                        "msg": record.getMessage(),
+                    }
                 )
 
         handler.setFormatter(_Json())
@@ -195,7 +200,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         with open(args.explain, "w", encoding="utf-8") as fh:
             for entry in entries:
                 e = pipeline.explain(entry)
-                fh.write(json.dumps({"group": e.group, "template": e.template, "rule": e.rule, "priority": e.priority}) + "\n")
+                fh.write(
+                    json.dumps({"group": e.group, "template": e.template, "rule": e.rule, "priority": e.priority})
+                    + "\n"
+                )
     batch = pipeline.process(entries)
     store = MemoryStore()
     now = max((e.ts for e in entries), default=time.time())
@@ -229,7 +237,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         out.write(f"{'PRI':<4} {'COUNT':>7} {'RULE':<20} {'WORKLOAD':<30} TEMPLATE\n")
         for r in rows:
             wl = f"{r['namespace']}/{r['workload']}" if r["namespace"] else str(r["workload"])
-            out.write(f"{r['priority']:<4} {r['count']:>7} {str(r['rule'])[:20]:<20} {wl[:30]:<30} {str(r['template'])[:120]}\n")
+            out.write(
+                f"{r['priority']:<4} {r['count']:>7} {str(r['rule'])[:20]:<20} {wl[:30]:<30} {str(r['template'])[:120]}\n"
+            )
     return EXIT_OK
 
 
@@ -237,7 +247,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="kube-sentinel", description="Kubernetes error prioritization and safe auto-remediation.")
+    p = argparse.ArgumentParser(
+        prog="kube-sentinel", description="Kubernetes error prioritization and safe auto-remediation."
+    )
     p.add_argument("--version", action="version", version=f"kube-sentinel {__version__}")
     p.add_argument("--log-level", default="INFO")
     p.add_argument("--log-json", action="store_true", help="log as JSON lines")
@@ -268,7 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--rules", default=None)
     an.add_argument("--format", choices=["table", "csv", "json"], default="table")
     an.add_argument("--top", type=int, default=30)
-    an.add_argument("--explain", default=None, metavar="OUT.jsonl", help="one line per input line: group, template, rule, priority")
+    an.add_argument(
+        "--explain", default=None, metavar="OUT.jsonl", help="one line per input line: group, template, rule, priority"
+    )
     an.add_argument("--namespace", default="", help="namespace label for plain-text lines")
     an.add_argument("--pod", default="", help="pod label for plain-text lines")
     an.set_defaults(fn=cmd_analyze)

@@ -64,7 +64,6 @@ class LokiConfig(Section):
     timeout: Duration = 30.0
     page_limit: int = Field(default=1000, ge=1, le=5000)
 
-
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
@@ -76,7 +75,7 @@ class LokiConfig(Section):
     @classmethod
     def _query(cls, v: str) -> str:
         if not v.strip().startswith("{"):
-            raise ValueError("must be a LogQL log query starting with a stream selector, like {namespace=~\".+\"}")
+            raise ValueError('must be a LogQL log query starting with a stream selector, like {namespace=~".+"}')
         return v
 
     @field_validator("poll_interval")
@@ -113,7 +112,6 @@ class RemediationConfig(Section):
     effectiveness_window: Duration = 300.0
 
 
-
 class StoreConfig(Section):
     type: Literal["memory", "tinydb"] = "memory"
     path: str = "data/sentinel.json"
@@ -129,12 +127,10 @@ class LifecycleConfig(Section):
     burst_factor: float = Field(default=5.0, gt=1)
 
 
-
 class RetentionConfig(Section):
     max_age: Duration = 7 * 86400.0
     max_groups: int = Field(default=100_000, ge=1)
     max_records: int = Field(default=50_000, ge=1)
-
 
 
 _DNS1123 = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
@@ -195,7 +191,9 @@ class Config(Section):
     def _empty_sections(cls, data: Any) -> Any:
         """A section whose keys are all commented out (``api:`` alone) means its defaults."""
         if isinstance(data, dict):
-            return {k: ({} if v is None and k in cls.model_fields and k != "rules_file" else v) for k, v in data.items()}
+            return {
+                k: ({} if v is None and k in cls.model_fields and k != "rules_file" else v) for k, v in data.items()
+            }
         return data
 
 
@@ -223,7 +221,6 @@ class RemediationSpec(BaseModel):
     action: str = "none"
     params: dict[str, Any] = Field(default_factory=dict)
     cooldown: Duration = 300.0
-
 
 
 class RuleSpec(BaseModel):
@@ -297,8 +294,18 @@ def _problems(err: ValidationError, prefix: str = "") -> list[str]:
     for e in err.errors():
         loc = _loc(tuple(e["loc"]))
         msg = str(e["msg"]).removeprefix("Value error, ")
-        if e["type"] in ("string_type", "int_type", "bool_type", "float_type", "list_type", "dict_type",
-                         "int_parsing", "bool_parsing", "float_parsing", "model_type"):
+        if e["type"] in (
+            "string_type",
+            "int_type",
+            "bool_type",
+            "float_type",
+            "list_type",
+            "dict_type",
+            "int_parsing",
+            "bool_parsing",
+            "float_parsing",
+            "model_type",
+        ):
             msg = f"{msg} (got {type(e.get('input')).__name__} {e.get('input')!r})"
         problems.append(f"{prefix}{loc}: {msg}")
     return problems

@@ -18,7 +18,9 @@ DEMO_LOGS = ROOT / "sentinel" / "demo" / "logs.jsonl"
 
 
 def test_check_valid_files_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["check", "--config", str(UPSTREAM / "upstream-config.yaml"), "--rules", str(UPSTREAM / "upstream-rules.yaml")])
+    code = main(
+        ["check", "--config", str(UPSTREAM / "upstream-config.yaml"), "--rules", str(UPSTREAM / "upstream-rules.yaml")]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "config: ok" in out and "rules: ok" in out and "15 enabled" in out
@@ -40,7 +42,9 @@ def test_check_invalid_config_exit_2(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "loki.poll_interval" in capsys.readouterr().err
 
 
-def test_check_loki_probes_ready_and_a_query(tmp_path: Path, loki_peer: LokiPeer, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_loki_probes_ready_and_a_query(
+    tmp_path: Path, loki_peer: LokiPeer, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"loki:\n  url: {loki_peer.url}\nrules_file: {ROOT / 'config' / 'rules.yaml'}\n")
     assert main(["check", "--config", str(cfg), "--loki"]) == 0
@@ -72,7 +76,9 @@ def test_analyze_formats(fmt: str, capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_analyze_explain_one_object_per_line_in_order(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     log = tmp_path / "app.log"
-    log.write_text("ERROR failed to connect to 10.0.0.1:5432\nERROR failed to connect to 10.0.0.2:5432\nall fine\npanic: boom\n")
+    log.write_text(
+        "ERROR failed to connect to 10.0.0.1:5432\nERROR failed to connect to 10.0.0.2:5432\nall fine\npanic: boom\n"
+    )
     out = tmp_path / "explain.jsonl"
     assert main(["analyze", str(log), "--explain", str(out), "--namespace", "shop"]) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
@@ -85,7 +91,9 @@ def test_analyze_explain_one_object_per_line_in_order(tmp_path: Path, capsys: py
 
 def test_run_once_success_and_failure(tmp_path: Path, loki_peer: LokiPeer, capsys: pytest.CaptureFixture[str]) -> None:
     now = time.time_ns()
-    loki_peer.add_lines({"namespace": "shop", "pod": "api-0"}, [(now - 10**9 * i, f"ERROR boom {i}") for i in range(1, 21)])
+    loki_peer.add_lines(
+        {"namespace": "shop", "pod": "api-0"}, [(now - 10**9 * i, f"ERROR boom {i}") for i in range(1, 21)]
+    )
     cfg = tmp_path / "c.yaml"
     cfg.write_text(
         f"loki:\n  url: {loki_peer.url}\nkubernetes:\n  in_cluster: false\n  kubeconfig: {tmp_path / 'none'}\n"
@@ -125,10 +133,14 @@ current-context: peer
     return kc
 
 
-def test_check_cluster_reports_missing_permissions(tmp_path: Path, kube_peer: KubePeer, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_cluster_reports_missing_permissions(
+    tmp_path: Path, kube_peer: KubePeer, capsys: pytest.CaptureFixture[str]
+) -> None:
     kc = kubeconfig_for(tmp_path, kube_peer.url, kube_peer.token or "")
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"kubernetes:\n  in_cluster: false\n  kubeconfig: {kc}\nrules_file: {ROOT / 'config' / 'rules.yaml'}\n")
+    cfg.write_text(
+        f"kubernetes:\n  in_cluster: false\n  kubeconfig: {kc}\nrules_file: {ROOT / 'config' / 'rules.yaml'}\n"
+    )
     assert main(["check", "--config", str(cfg), "--cluster"]) == 0
     out = capsys.readouterr().out
     assert "MISSING" not in out and "permissions granted" in out

@@ -158,7 +158,7 @@ def parse_message(line: str) -> tuple[str, str]:
         return text[:MAX_MESSAGE], "fatal"
     lm = _LEADING_LEVEL.match(text)
     if lm:
-        return text[lm.end():][:MAX_MESSAGE], _normalise_level(lm.group(1))
+        return text[lm.end() :][:MAX_MESSAGE], _normalise_level(lm.group(1))
     if text.startswith("Traceback (most recent call last)"):
         return text[:MAX_MESSAGE], "error"
     return text[:MAX_MESSAGE], _level_from_text(text)

@@ -41,55 +41,157 @@ def messages(rng: random.Random, ns: str, wl: str, pod: str) -> list[tuple[float
     order = rng.randint(100000, 999999)
     common: dict[str, list[tuple[float, str, str]]] = {
         "checkout": [
-            (6, "checkout", json.dumps({"level": "error", "ts": "x", "msg": "failed to reserve inventory",
-                                         "error": f"rpc error: code = Unavailable desc = connection error: dial tcp {ip(rng)}:50051: connect: connection refused", "order_id": order})),
-            (3, "checkout", json.dumps({"level": "error", "msg": f"payment call timed out after {ms}ms", "request_id": str(rid)})),
-            (1, "checkout", f"panic: runtime error: invalid memory address or nil pointer dereference [signal SIGSEGV: segmentation violation code=0x1 addr=0x{rng.randint(16, 255):x} pc=0x{rng.getrandbits(24):x}]"),
+            (
+                6,
+                "checkout",
+                json.dumps(
+                    {
+                        "level": "error",
+                        "ts": "x",
+                        "msg": "failed to reserve inventory",
+                        "error": f"rpc error: code = Unavailable desc = connection error: dial tcp {ip(rng)}:50051: connect: connection refused",
+                        "order_id": order,
+                    }
+                ),
+            ),
+            (
+                3,
+                "checkout",
+                json.dumps({"level": "error", "msg": f"payment call timed out after {ms}ms", "request_id": str(rid)}),
+            ),
+            (
+                1,
+                "checkout",
+                f"panic: runtime error: invalid memory address or nil pointer dereference [signal SIGSEGV: segmentation violation code=0x1 addr=0x{rng.randint(16, 255):x} pc=0x{rng.getrandbits(24):x}]",
+            ),
             (2, "events", f"Back-off restarting failed container checkout in pod {pod}_shop({rid})"),
         ],
         "cart": [
-            (5, "cart", f'level=error ts=2026-11-28T10:00:00Z caller=store.go:{rng.randint(40, 400)} msg="redis error" err="dial tcp {ip(rng)}:6379: i/o timeout"'),
+            (
+                5,
+                "cart",
+                f'level=error ts=2026-11-28T10:00:00Z caller=store.go:{rng.randint(40, 400)} msg="redis error" err="dial tcp {ip(rng)}:6379: i/o timeout"',
+            ),
             (2, "cart", f'level=error msg="context deadline exceeded" op=GetCart user_id={rng.randint(1000, 99999)}'),
         ],
         "frontend": [
-            (4, "frontend", f"{rng.choice(['GET', 'POST'])} /api/products/{rng.randint(1, 5000)} 502 upstream connect error or disconnect/reset before headers. reset reason: connection failure"),
+            (
+                4,
+                "frontend",
+                f"{rng.choice(['GET', 'POST'])} /api/products/{rng.randint(1, 5000)} 502 upstream connect error or disconnect/reset before headers. reset reason: connection failure",
+            ),
             (2, "frontend", f"Error: getaddrinfo ENOTFOUND recommendations.shop.svc.cluster.local (request {rid})"),
-            (1, "events", f"Readiness probe failed: Get \"http://{ip(rng)}:8080/healthz\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"),
+            (
+                1,
+                "events",
+                f'Readiness probe failed: Get "http://{ip(rng)}:8080/healthz": context deadline exceeded (Client.Timeout exceeded while awaiting headers)',
+            ),
         ],
         "payments-api": [
-            (3, "payments-api", json.dumps({"severity": "ERROR", "message": f"x509: certificate has expired or is not yet valid: current time 2026-11-28T10:{rng.randint(10, 59)}:00Z is after 2026-11-27T23:59:59Z", "upstream": "bank-gateway.example.com:443"})),
-            (2, "payments-api", json.dumps({"severity": "ERROR", "message": f"database error: pq: remaining connection slots are reserved for non-replication superuser connections (pool={rng.randint(20, 50)})"})),
+            (
+                3,
+                "payments-api",
+                json.dumps(
+                    {
+                        "severity": "ERROR",
+                        "message": f"x509: certificate has expired or is not yet valid: current time 2026-11-28T10:{rng.randint(10, 59)}:00Z is after 2026-11-27T23:59:59Z",
+                        "upstream": "bank-gateway.example.com:443",
+                    }
+                ),
+            ),
+            (
+                2,
+                "payments-api",
+                json.dumps(
+                    {
+                        "severity": "ERROR",
+                        "message": f"database error: pq: remaining connection slots are reserved for non-replication superuser connections (pool={rng.randint(20, 50)})",
+                    }
+                ),
+            ),
             (1, "events", f"Liveness probe failed: HTTP probe failed with statuscode: 500 (pod {pod})"),
         ],
         "ledger": [
-            (2, "ledger", f"ERROR [ledger] could not serialize access due to concurrent update (txid {rng.randint(10**6, 10**7)})"),
+            (
+                2,
+                "ledger",
+                f"ERROR [ledger] could not serialize access due to concurrent update (txid {rng.randint(10**6, 10**7)})",
+            ),
             (1, "events", f"OOMKilled: container ledger in pod {pod} exceeded memory limit 512Mi"),
         ],
         "postgres": [
-            (3, "postgres", f"2026-11-28 10:{rng.randint(10, 59)}:{rng.randint(10, 59)}.{rng.randint(100, 999)} UTC [{rng.randint(100, 9999)}] FATAL:  sorry, too many clients already"),
-            (1, "postgres", f"2026-11-28 10:{rng.randint(10, 59)}:{rng.randint(10, 59)}.{rng.randint(100, 999)} UTC [{rng.randint(100, 9999)}] ERROR:  deadlock detected"),
+            (
+                3,
+                "postgres",
+                f"2026-11-28 10:{rng.randint(10, 59)}:{rng.randint(10, 59)}.{rng.randint(100, 999)} UTC [{rng.randint(100, 9999)}] FATAL:  sorry, too many clients already",
+            ),
+            (
+                1,
+                "postgres",
+                f"2026-11-28 10:{rng.randint(10, 59)}:{rng.randint(10, 59)}.{rng.randint(100, 999)} UTC [{rng.randint(100, 9999)}] ERROR:  deadlock detected",
+            ),
         ],
         "kafka": [
-            (2, "kafka", f"[2026-11-28 10:00:00,{rng.randint(100, 999)}] ERROR [ReplicaFetcher replicaId={rng.randint(0, 2)}, leaderId={rng.randint(0, 2)}, fetcherId=0] Error for partition orders-{rng.randint(0, 11)} at offset {rng.randint(10**5, 10**7)} (kafka.server.ReplicaFetcherThread)"),
+            (
+                2,
+                "kafka",
+                f"[2026-11-28 10:00:00,{rng.randint(100, 999)}] ERROR [ReplicaFetcher replicaId={rng.randint(0, 2)}, leaderId={rng.randint(0, 2)}, fetcherId=0] Error for partition orders-{rng.randint(0, 11)} at offset {rng.randint(10**5, 10**7)} (kafka.server.ReplicaFetcherThread)",
+            ),
         ],
         "nightly-report": [
-            (2, "report", f"Traceback (most recent call last): psycopg2.OperationalError: could not connect to server: Connection refused Is the server running on host \"{ip(rng)}\" and accepting TCP/IP connections on port 5432?"),
-            (1, "events", f"Error: failed to pull image \"registry.example.com/reports:v{rng.randint(1, 9)}.{rng.randint(0, 9)}\": manifest unknown"),
-            (1, "events", f"pods \"{pod}\" is forbidden: exceeded quota: batch-quota, requested: limits.memory=2Gi, used: limits.memory=7Gi, limited: limits.memory=8Gi"),
+            (
+                2,
+                "report",
+                f'Traceback (most recent call last): psycopg2.OperationalError: could not connect to server: Connection refused Is the server running on host "{ip(rng)}" and accepting TCP/IP connections on port 5432?',
+            ),
+            (
+                1,
+                "events",
+                f'Error: failed to pull image "registry.example.com/reports:v{rng.randint(1, 9)}.{rng.randint(0, 9)}": manifest unknown',
+            ),
+            (
+                1,
+                "events",
+                f'pods "{pod}" is forbidden: exceeded quota: batch-quota, requested: limits.memory=2Gi, used: limits.memory=7Gi, limited: limits.memory=8Gi',
+            ),
         ],
         "auth-service": [
-            (3, "auth", f'time="2026-11-28T10:00:00Z" level=error msg="token validation failed" err="oidc: id token issued by a different provider" client={rid}'),
-            (1, "auth", f"E1128 10:00:{rng.randint(10, 59)}.{rng.randint(100000, 999999)}       1 reflector.go:{rng.randint(100, 300)}] failed to list *v1.Secret: secrets is forbidden: User \"system:serviceaccount:auth:auth-service\" cannot list resource \"secrets\" in API group \"\" in the namespace \"auth\""),
+            (
+                3,
+                "auth",
+                f'time="2026-11-28T10:00:00Z" level=error msg="token validation failed" err="oidc: id token issued by a different provider" client={rid}',
+            ),
+            (
+                1,
+                "auth",
+                f'E1128 10:00:{rng.randint(10, 59)}.{rng.randint(100000, 999999)}       1 reflector.go:{rng.randint(100, 300)}] failed to list *v1.Secret: secrets is forbidden: User "system:serviceaccount:auth:auth-service" cannot list resource "secrets" in API group "" in the namespace "auth"',
+            ),
         ],
         "search-indexer": [
-            (2, "indexer", f"ERROR Failed to index batch {rng.randint(1, 9999)}: ElasticsearchException[Elasticsearch exception [type=es_rejected_execution_exception, reason=rejected execution of coordinating operation]]"),
-            (1, "events", f"The node was low on resource: memory. Threshold quantity: 100Mi, available: {rng.randint(10, 99)}Mi. Container indexer was using {rng.randint(900, 1500)}Mi. Pod evicted."),
+            (
+                2,
+                "indexer",
+                f"ERROR Failed to index batch {rng.randint(1, 9999)}: ElasticsearchException[Elasticsearch exception [type=es_rejected_execution_exception, reason=rejected execution of coordinating operation]]",
+            ),
+            (
+                1,
+                "events",
+                f"The node was low on resource: memory. Threshold quantity: 100Mi, available: {rng.randint(10, 99)}Mi. Container indexer was using {rng.randint(900, 1500)}Mi. Pod evicted.",
+            ),
         ],
         "coredns": [
-            (2, "coredns", f"[ERROR] plugin/errors: 2 {rng.choice(['api', 'db', 'cache'])}.internal.example.com. A: read udp {ip(rng)}:{rng.randint(30000, 60000)}->{ip(rng)}:53: i/o timeout"),
+            (
+                2,
+                "coredns",
+                f"[ERROR] plugin/errors: 2 {rng.choice(['api', 'db', 'cache'])}.internal.example.com. A: read udp {ip(rng)}:{rng.randint(30000, 60000)}->{ip(rng)}:53: i/o timeout",
+            ),
         ],
         "prometheus": [
-            (1, "prometheus", f'ts=2026-11-28T10:00:00.000Z caller=scrape.go:{rng.randint(1000, 1500)} level=error component="scrape manager" msg="Scrape failed" err="Get \\"http://{ip(rng)}:9100/metrics\\": dial tcp {ip(rng)}:9100: connect: no route to host"'),
+            (
+                1,
+                "prometheus",
+                f'ts=2026-11-28T10:00:00.000Z caller=scrape.go:{rng.randint(1000, 1500)} level=error component="scrape manager" msg="Scrape failed" err="Get \\"http://{ip(rng)}:9100/metrics\\": dial tcp {ip(rng)}:9100: connect: no route to host"',
+            ),
         ],
     }
     return common[wl]
@@ -99,8 +201,17 @@ def generate(seed: int = 7) -> list[dict[str, object]]:
     rng = random.Random(seed)
     out: list[dict[str, object]] = []
     rates = {  # lines per minute, roughly
-        "checkout": 6, "cart": 4, "frontend": 5, "payments-api": 2, "ledger": 0.6, "postgres": 1.5,
-        "kafka": 1, "nightly-report": 0.5, "auth-service": 1.5, "search-indexer": 0.8, "coredns": 1.2,
+        "checkout": 6,
+        "cart": 4,
+        "frontend": 5,
+        "payments-api": 2,
+        "ledger": 0.6,
+        "postgres": 1.5,
+        "kafka": 1,
+        "nightly-report": 0.5,
+        "auth-service": 1.5,
+        "search-indexer": 0.8,
+        "coredns": 1.2,
         "prometheus": 0.5,
     }
     for (ns, wl), pods in PODS.items():
@@ -115,8 +226,14 @@ def generate(seed: int = 7) -> list[dict[str, object]]:
                 weights = [c[0] for c in choices]
                 _w, container, line = rng.choices(choices, weights=weights)[0]
                 ts = (T0 + minute * 60 + rng.random() * 60) * 1e9
-                labels = {"namespace": ns, "pod": pod, "container": container, "app": wl,
-                          "cluster": "demo", "service_name": wl}
+                labels = {
+                    "namespace": ns,
+                    "pod": pod,
+                    "container": container,
+                    "app": wl,
+                    "cluster": "demo",
+                    "service_name": wl,
+                }
                 out.append({"ts": int(ts), "labels": labels, "line": line})
     out.sort(key=lambda o: int(str(o["ts"])))
     return out

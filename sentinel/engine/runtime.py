@@ -199,7 +199,9 @@ class Runtime:
         rpath = resolve_rules_path(config_path, config, str(rules_path) if rules_path else None)
         rules: LoadedRules = load_rules(rpath)
         base_dir = Path(config_path).parent
-        store = store or build_store(config, base_dir=Path.cwd() if not Path(config.store.path).is_absolute() else base_dir)
+        store = store or build_store(
+            config, base_dir=Path.cwd() if not Path(config.store.path).is_absolute() else base_dir
+        )
         warnings = loaded.warnings + rules.warnings + list(getattr(store, "startup_warnings", []))
         for w in warnings:
             log.warning("%s", w)
@@ -338,7 +340,11 @@ class Runtime:
         new = sum(1 for c in changes if c.kind == "new")
         log.info(
             "poll: %d lines -> %d groups (%d new), %d remediation decisions in %.3fs",
-            batch.lines, len(changes), new, actions, duration,
+            batch.lines,
+            len(changes),
+            new,
+            actions,
+            duration,
         )
         self.events.publish("health", {"ok": True, "lines": batch.lines, "duration": duration}, now=now)
         return PollResult(True, batch.lines, len(changes), new, actions, duration, window)
@@ -507,7 +513,9 @@ class Runtime:
             raise KeyError(group_id)
         rule = self.rules.by_name(group.rule)
         name = action or (rule.action if rule else "none")
-        checked = validate_params(name, params if params is not None else (dict(rule.params) if rule and name == rule.action else {}))
+        checked = validate_params(
+            name, params if params is not None else (dict(rule.params) if rule and name == rule.action else {})
+        )
         if self.elector is not None and not self.leader_check():
             return self._refuse_on_follower(group, rule=group.rule, action=name, params=checked.model_dump(), by=by)
         record = self.remediator.handle(
@@ -667,7 +675,9 @@ def build_cluster(config: Config) -> tuple[Any, str]:
 
     kc = config.kubernetes
     try:
-        cluster = Cluster.from_config(in_cluster=kc.in_cluster, kubeconfig=kc.kubeconfig or None, context=kc.context or None)
+        cluster = Cluster.from_config(
+            in_cluster=kc.in_cluster, kubeconfig=kc.kubeconfig or None, context=kc.context or None
+        )
     except SentinelError as err:
         log.warning("no Kubernetes cluster: %s; remediation runs as dry-run", err)
         return None, f"not configured: {cap(err)}"
@@ -694,4 +704,3 @@ def uninstall() -> None:
     global _current
     with _current_lock:
         _current = None
-

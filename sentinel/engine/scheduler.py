@@ -37,14 +37,18 @@ class Scheduler:
         now = datetime.now()
         self._sched.add_job(self._poll, IntervalTrigger(seconds=self._interval), id="poll", next_run_time=now)
         self._sched.add_job(
-            self.runtime.maintain, IntervalTrigger(seconds=MAINTENANCE_EVERY), id="maintain",
+            self.runtime.maintain,
+            IntervalTrigger(seconds=MAINTENANCE_EVERY),
+            id="maintain",
             next_run_time=now + timedelta(seconds=MAINTENANCE_EVERY),
         )
         self._sched.add_job(self._reload, IntervalTrigger(seconds=RULES_CHECK_EVERY), id="rules-reload")
         elector = self.runtime.elector
         if elector is not None:  # the runtime ran the first round itself, before this
             self._sched.add_job(
-                self.runtime.lease_tick, IntervalTrigger(seconds=elector.renew_every), id="lease",
+                self.runtime.lease_tick,
+                IntervalTrigger(seconds=elector.renew_every),
+                id="lease",
                 next_run_time=now + timedelta(seconds=elector.renew_every),
             )
         self._sched.start()

@@ -165,8 +165,7 @@ def parse_streams(body: bytes) -> list[LogEntry]:
     try:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError) as err:
-        raise LokiError(f"Loki answered with a body that is not JSON ({cap(err)}): {cap(body[:200])}") \
-            from err
+        raise LokiError(f"Loki answered with a body that is not JSON ({cap(err)}): {cap(body[:200])}") from err
     try:
         data = doc["data"]
         if doc["status"] != "success" or data["resultType"] != "streams":
@@ -410,8 +409,14 @@ class LokiClient:
                 raise LokiError(f"cannot query Loki at {path}: {type(err).__name__}: {cap(err)}") from err
             except httpx.TransportError as err:
                 elapsed = time.perf_counter() - started
-                log.info("loki GET %s %s -> %s in %.3fs (attempt %d)", path, summary, type(err).__name__,
-                         elapsed, attempt + 1)
+                log.info(
+                    "loki GET %s %s -> %s in %.3fs (attempt %d)",
+                    path,
+                    summary,
+                    type(err).__name__,
+                    elapsed,
+                    attempt + 1,
+                )
                 status: int | None = None
                 reason = f"{type(err).__name__}: {cap(err) or 'no detail'}"
                 cause = err
@@ -422,16 +427,22 @@ class LokiClient:
             else:
                 elapsed = time.perf_counter() - started
                 status = resp.status_code
-                log.info("loki GET %s %s -> %d (%d bytes) in %.3fs (attempt %d)", path, summary, status,
-                         len(resp.content), elapsed, attempt + 1)
+                log.info(
+                    "loki GET %s %s -> %d (%d bytes) in %.3fs (attempt %d)",
+                    path,
+                    summary,
+                    status,
+                    len(resp.content),
+                    elapsed,
+                    attempt + 1,
+                )
                 if status == 200:
                     return resp
                 message = cap(resp.text) or resp.reason_phrase
                 if status == 400:
                     raise LokiQueryError(f"Loki rejected the query {self.query!r}: {message}", status=status)
                 if status in (401, 403):
-                    raise LokiAuthError(f"Loki refused the credentials (HTTP {status}): {message}",
-                                        status=status)
+                    raise LokiAuthError(f"Loki refused the credentials (HTTP {status}): {message}", status=status)
                 if status not in _RETRY_STATUSES:
                     raise LokiError(f"Loki answered HTTP {status} for {path}: {message}", status=status)
                 reason = f"HTTP {status}: {message}"
@@ -447,8 +458,8 @@ class LokiClient:
                     status=status,
                     delay=delay,
                 ) from cause
-            log.warning("loki %s: retrying in %.2fs (attempt %d of %d)", reason, delay, attempt + 1,
-                        self.max_retries + 1)
+            log.warning(
+                "loki %s: retrying in %.2fs (attempt %d of %d)", reason, delay, attempt + 1, self.max_retries + 1
+            )
             self._sleep(delay)
             attempt += 1
-

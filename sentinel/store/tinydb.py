@@ -92,10 +92,7 @@ class TinyDBStore(MemoryStore):
         except (ValueError, KeyError, TypeError) as err:
             aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
             os.replace(self.path, aside)
-            msg = (
-                f"store file {self.path} could not be read ({cap(err)}); "
-                f"moved aside to {aside} and started empty"
-            )
+            msg = f"store file {self.path} could not be read ({cap(err)}); moved aside to {aside} and started empty"
             log.error("%s", msg)
             self.startup_warnings.append(msg)
             return

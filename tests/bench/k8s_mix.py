@@ -54,51 +54,214 @@ SVC = ["inventory", "payments", "orders", "users", "catalog", "shipping", "searc
 
 # (name, fn(rng, workload) -> message). Each shape is a different logging statement.
 SHAPES: list[tuple[str, Callable[[R, str], str]]] = [
-    ("conn-refused", lambda r, w: f"failed to connect to postgres: dial tcp {_ip(r)}:5432: connect: connection refused"),
-    ("grpc-unavail", lambda r, w: f"rpc error: code = Unavailable desc = connection error: desc = \"transport: Error while dialing dial tcp {_ip(r)}:50051: connect: connection refused\""),
+    (
+        "conn-refused",
+        lambda r, w: f"failed to connect to postgres: dial tcp {_ip(r)}:5432: connect: connection refused",
+    ),
+    (
+        "grpc-unavail",
+        lambda r, w: (
+            f'rpc error: code = Unavailable desc = connection error: desc = "transport: Error while dialing dial tcp {_ip(r)}:50051: connect: connection refused"'
+        ),
+    ),
     ("ctx-deadline", lambda r, w: f"context deadline exceeded while calling {w} after {_ms(r)}ms"),
     ("redis-timeout", lambda r, w: f"redis error: dial tcp {_ip(r)}:6379: i/o timeout"),
-    ("http-502", lambda r, w: f"upstream request to /api/v1/items/{r.randrange(1, 99999)} returned 502 Bad Gateway after {_ms(r)}ms"),
-    ("nil-panic", lambda r, w: f"panic: runtime error: invalid memory address or nil pointer dereference [signal SIGSEGV: segmentation violation code=0x1 addr=0x{_hex(r, 2)} pc=0x{_hex(r, 6)}]"),
+    (
+        "http-502",
+        lambda r, w: (
+            f"upstream request to /api/v1/items/{r.randrange(1, 99999)} returned 502 Bad Gateway after {_ms(r)}ms"
+        ),
+    ),
+    (
+        "nil-panic",
+        lambda r, w: (
+            f"panic: runtime error: invalid memory address or nil pointer dereference [signal SIGSEGV: segmentation violation code=0x1 addr=0x{_hex(r, 2)} pc=0x{_hex(r, 6)}]"
+        ),
+    ),
     ("oom", lambda r, w: f"OOMKilled: container {w} exceeded memory limit {r.choice([256, 512, 1024])}Mi"),
-    ("crashloop", lambda r, w: f"Back-off restarting failed container {w} in pod {w}-{_hex(r, 9)}-{''.join(r.choices(_SAFE, k=5))}"),
-    ("readiness", lambda r, w: f"Readiness probe failed: Get \"http://{_ip(r)}:8080/healthz\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"),
+    (
+        "crashloop",
+        lambda r, w: (
+            f"Back-off restarting failed container {w} in pod {w}-{_hex(r, 9)}-{''.join(r.choices(_SAFE, k=5))}"
+        ),
+    ),
+    (
+        "readiness",
+        lambda r, w: (
+            f'Readiness probe failed: Get "http://{_ip(r)}:8080/healthz": context deadline exceeded (Client.Timeout exceeded while awaiting headers)'
+        ),
+    ),
     ("liveness", lambda r, w: f"Liveness probe failed: HTTP probe failed with statuscode: {r.choice([500, 503])}"),
-    ("x509", lambda r, w: f"x509: certificate has expired or is not yet valid: current time 2026-06-01T10:{r.randrange(10, 60)}:{r.randrange(10, 60)}Z is after 2026-05-31T23:59:59Z"),
-    ("pg-slots", lambda r, w: f"database error: pq: remaining connection slots are reserved for non-replication superuser connections (pool={r.randrange(20, 60)})"),
-    ("pg-deadlock", lambda r, w: f"ERROR: deadlock detected on relation {r.randrange(16000, 17000)} of database {r.randrange(16000, 17000)}"),
-    ("serialize", lambda r, w: f"could not serialize access due to concurrent update (txid {r.randrange(10**6, 10**7)})"),
-    ("kafka-fetch", lambda r, w: f"Error for partition orders-{r.randrange(12)} at offset {r.randrange(10**5, 10**7)} (kafka.server.ReplicaFetcherThread)"),
+    (
+        "x509",
+        lambda r, w: (
+            f"x509: certificate has expired or is not yet valid: current time 2026-06-01T10:{r.randrange(10, 60)}:{r.randrange(10, 60)}Z is after 2026-05-31T23:59:59Z"
+        ),
+    ),
+    (
+        "pg-slots",
+        lambda r, w: (
+            f"database error: pq: remaining connection slots are reserved for non-replication superuser connections (pool={r.randrange(20, 60)})"
+        ),
+    ),
+    (
+        "pg-deadlock",
+        lambda r, w: (
+            f"ERROR: deadlock detected on relation {r.randrange(16000, 17000)} of database {r.randrange(16000, 17000)}"
+        ),
+    ),
+    (
+        "serialize",
+        lambda r, w: f"could not serialize access due to concurrent update (txid {r.randrange(10**6, 10**7)})",
+    ),
+    (
+        "kafka-fetch",
+        lambda r, w: (
+            f"Error for partition orders-{r.randrange(12)} at offset {r.randrange(10**5, 10**7)} (kafka.server.ReplicaFetcherThread)"
+        ),
+    ),
     ("dns", lambda r, w: f"lookup {r.choice(SVC)}.{w}.svc.cluster.local on 10.96.0.10:53: no such host"),
-    ("forbidden", lambda r, w: f"secrets is forbidden: User \"system:serviceaccount:{w}:{w}\" cannot list resource \"secrets\" in API group \"\" in the namespace \"{w}\""),
-    ("token", lambda r, w: f"token validation failed for client {_uuid(r)}: oidc: id token issued by a different provider"),
-    ("es-reject", lambda r, w: f"Failed to index batch {r.randrange(1, 9999)}: rejected execution of coordinating operation [coordinating_and_primary_bytes={r.randrange(10**6, 10**8)}]"),
-    ("evicted", lambda r, w: f"The node was low on resource: memory. Threshold quantity: 100Mi, available: {r.randrange(10, 99)}Mi. Pod evicted."),
-    ("quota", lambda r, w: f"exceeded quota: compute-quota, requested: limits.memory={r.randrange(1, 4)}Gi, used: limits.memory={r.randrange(4, 8)}Gi, limited: limits.memory=8Gi"),
-    ("image-pull", lambda r, w: f"Failed to pull image \"registry.example.com/{w}:v1.{r.randrange(30)}.{r.randrange(10)}\": rpc error: code = NotFound desc = manifest unknown"),
+    (
+        "forbidden",
+        lambda r, w: (
+            f'secrets is forbidden: User "system:serviceaccount:{w}:{w}" cannot list resource "secrets" in API group "" in the namespace "{w}"'
+        ),
+    ),
+    (
+        "token",
+        lambda r, w: f"token validation failed for client {_uuid(r)}: oidc: id token issued by a different provider",
+    ),
+    (
+        "es-reject",
+        lambda r, w: (
+            f"Failed to index batch {r.randrange(1, 9999)}: rejected execution of coordinating operation [coordinating_and_primary_bytes={r.randrange(10**6, 10**8)}]"
+        ),
+    ),
+    (
+        "evicted",
+        lambda r, w: (
+            f"The node was low on resource: memory. Threshold quantity: 100Mi, available: {r.randrange(10, 99)}Mi. Pod evicted."
+        ),
+    ),
+    (
+        "quota",
+        lambda r, w: (
+            f"exceeded quota: compute-quota, requested: limits.memory={r.randrange(1, 4)}Gi, used: limits.memory={r.randrange(4, 8)}Gi, limited: limits.memory=8Gi"
+        ),
+    ),
+    (
+        "image-pull",
+        lambda r, w: (
+            f'Failed to pull image "registry.example.com/{w}:v1.{r.randrange(30)}.{r.randrange(10)}": rpc error: code = NotFound desc = manifest unknown'
+        ),
+    ),
     ("disk-full", lambda r, w: f"write /var/lib/data/segment-{r.randrange(10**6)}.log: no space left on device"),
-    ("too-many-files", lambda r, w: f"accept tcp [::]:{r.choice([8080, 9090])}: accept4: too many open files; retrying in {r.randrange(5, 1000)}ms"),
-    ("json-decode", lambda r, w: f"failed to decode request body: invalid character '{r.choice('}]x<')}' looking for beginning of value at offset {r.randrange(1, 4096)}"),
-    ("s3-denied", lambda r, w: f"AccessDenied: Access Denied status code: 403, request id: {_hex(r, 16).upper()}, host id: {_hex(r, 24)}"),
-    ("rate-limit", lambda r, w: f"rate limit exceeded for tenant {r.randrange(1, 500)}: {r.randrange(100, 1000)} requests in the last minute"),
+    (
+        "too-many-files",
+        lambda r, w: (
+            f"accept tcp [::]:{r.choice([8080, 9090])}: accept4: too many open files; retrying in {r.randrange(5, 1000)}ms"
+        ),
+    ),
+    (
+        "json-decode",
+        lambda r, w: (
+            f"failed to decode request body: invalid character '{r.choice('}]x<')}' looking for beginning of value at offset {r.randrange(1, 4096)}"
+        ),
+    ),
+    (
+        "s3-denied",
+        lambda r, w: (
+            f"AccessDenied: Access Denied status code: 403, request id: {_hex(r, 16).upper()}, host id: {_hex(r, 24)}"
+        ),
+    ),
+    (
+        "rate-limit",
+        lambda r, w: (
+            f"rate limit exceeded for tenant {r.randrange(1, 500)}: {r.randrange(100, 1000)} requests in the last minute"
+        ),
+    ),
     ("broken-pipe", lambda r, w: f"write tcp {_ip(r)}:8080->{_ip(r)}:{r.randrange(30000, 60000)}: write: broken pipe"),
     ("eof", lambda r, w: f"unexpected EOF reading response from {r.choice(SVC)} (request {_uuid(r)})"),
     ("lock-timeout", lambda r, w: f"Lock wait timeout exceeded; try restarting transaction (query took {_ms(r)}ms)"),
-    ("mongo", lambda r, w: f"mongodb error: server selection error: server selection timeout, current topology: {{ Type: ReplicaSetNoPrimary, Servers: [{{ Addr: mongo-{r.randrange(3)}:27017, Type: Unknown }}] }}"),
-    ("circuit", lambda r, w: f"circuit breaker 'downstream-{r.choice(SVC)}' is OPEN: {r.randrange(5, 50)} consecutive failures"),
-    ("retry-give-up", lambda r, w: f"giving up after {r.randrange(3, 10)} attempts: last error: status 503 from http://{r.choice(SVC)}:8080/v2/charge"),
-    ("java-npe", lambda r, w: f"Exception in thread \"pool-{r.randrange(1, 9)}-thread-{r.randrange(1, 64)}\" java.lang.NullPointerException: Cannot invoke \"String.length()\" because \"name\" is null"),
+    (
+        "mongo",
+        lambda r, w: (
+            f"mongodb error: server selection error: server selection timeout, current topology: {{ Type: ReplicaSetNoPrimary, Servers: [{{ Addr: mongo-{r.randrange(3)}:27017, Type: Unknown }}] }}"
+        ),
+    ),
+    (
+        "circuit",
+        lambda r, w: f"circuit breaker 'downstream-{r.choice(SVC)}' is OPEN: {r.randrange(5, 50)} consecutive failures",
+    ),
+    (
+        "retry-give-up",
+        lambda r, w: (
+            f"giving up after {r.randrange(3, 10)} attempts: last error: status 503 from http://{r.choice(SVC)}:8080/v2/charge"
+        ),
+    ),
+    (
+        "java-npe",
+        lambda r, w: (
+            f'Exception in thread "pool-{r.randrange(1, 9)}-thread-{r.randrange(1, 64)}" java.lang.NullPointerException: Cannot invoke "String.length()" because "name" is null'
+        ),
+    ),
     ("py-keyerror", lambda r, w: f"Unhandled exception in handler process_order: KeyError: 'sku_{r.randrange(10**5)}'"),
-    ("grpc-deadline", lambda r, w: f"rpc error: code = DeadlineExceeded desc = context deadline exceeded (method /{w}.v1.Service/Get, {_ms(r)}ms)"),
-    ("node-pressure", lambda r, w: f"Node ip-{_ip(r).replace('.', '-')}.ec2.internal status is now: NodeHasDiskPressure"),
-    ("etcd", lambda r, w: f"etcdserver: request timed out, possibly due to previous leader failure (took {_ms(r)}ms, expected 100ms)"),
-    ("webhook", lambda r, w: f"Internal error occurred: failed calling webhook \"validate.{w}.example.com\": Post \"https://{w}-webhook.{w}.svc:443/validate?timeout=10s\": context deadline exceeded"),
-    ("smtp", lambda r, w: f"failed to send notification email to user {r.randrange(10**4, 10**6)}: 421 4.7.0 Try again later, closing connection"),
-    ("nginx-upstream", lambda r, w: f"upstream timed out (110: Connection timed out) while reading response header from upstream, client: {_ip(r)}, server: _, request: \"GET /api/{r.randrange(1000)} HTTP/1.1\""),
-    ("cache-miss", lambda r, w: f"cache backend unavailable, serving stale data for key product:{r.randrange(10**6)} (age {r.randrange(60, 3600)}s)"),
-    ("schema", lambda r, w: f"schema validation failed for event OrderCreated v{r.randrange(1, 5)}: field 'amount' must be >= 0, got -{r.randrange(1, 500)}"),
-    ("config", lambda r, w: "configuration reload failed: yaml: line 12: mapping values are not allowed in this context"),
-    ("leader", lambda r, w: f"failed to renew lease {w}/{w}-leader: timed out waiting for the condition after {r.randrange(10, 60)}s"),
+    (
+        "grpc-deadline",
+        lambda r, w: (
+            f"rpc error: code = DeadlineExceeded desc = context deadline exceeded (method /{w}.v1.Service/Get, {_ms(r)}ms)"
+        ),
+    ),
+    (
+        "node-pressure",
+        lambda r, w: f"Node ip-{_ip(r).replace('.', '-')}.ec2.internal status is now: NodeHasDiskPressure",
+    ),
+    (
+        "etcd",
+        lambda r, w: (
+            f"etcdserver: request timed out, possibly due to previous leader failure (took {_ms(r)}ms, expected 100ms)"
+        ),
+    ),
+    (
+        "webhook",
+        lambda r, w: (
+            f'Internal error occurred: failed calling webhook "validate.{w}.example.com": Post "https://{w}-webhook.{w}.svc:443/validate?timeout=10s": context deadline exceeded'
+        ),
+    ),
+    (
+        "smtp",
+        lambda r, w: (
+            f"failed to send notification email to user {r.randrange(10**4, 10**6)}: 421 4.7.0 Try again later, closing connection"
+        ),
+    ),
+    (
+        "nginx-upstream",
+        lambda r, w: (
+            f'upstream timed out (110: Connection timed out) while reading response header from upstream, client: {_ip(r)}, server: _, request: "GET /api/{r.randrange(1000)} HTTP/1.1"'
+        ),
+    ),
+    (
+        "cache-miss",
+        lambda r, w: (
+            f"cache backend unavailable, serving stale data for key product:{r.randrange(10**6)} (age {r.randrange(60, 3600)}s)"
+        ),
+    ),
+    (
+        "schema",
+        lambda r, w: (
+            f"schema validation failed for event OrderCreated v{r.randrange(1, 5)}: field 'amount' must be >= 0, got -{r.randrange(1, 500)}"
+        ),
+    ),
+    (
+        "config",
+        lambda r, w: "configuration reload failed: yaml: line 12: mapping values are not allowed in this context",
+    ),
+    (
+        "leader",
+        lambda r, w: (
+            f"failed to renew lease {w}/{w}-leader: timed out waiting for the condition after {r.randrange(10, 60)}s"
+        ),
+    ),
 ]
 
 FORMATS = ["plain", "json", "logfmt", "klog", "plain-ts"]
@@ -106,9 +269,15 @@ FORMATS = ["plain", "json", "logfmt", "klog", "plain-ts"]
 
 def _wrap(fmt: str, r: R, message: str, level: str) -> str:
     if fmt == "json":
-        return json.dumps({"level": level, "ts": "2026-06-01T10:00:00.000Z", "msg": message,
-                           "caller": f"handler/{r.choice(['http', 'grpc', 'worker'])}.go:{r.randrange(40, 400)}",
-                           "trace_id": _hex(r, 32)})
+        return json.dumps(
+            {
+                "level": level,
+                "ts": "2026-06-01T10:00:00.000Z",
+                "msg": message,
+                "caller": f"handler/{r.choice(['http', 'grpc', 'worker'])}.go:{r.randrange(40, 400)}",
+                "trace_id": _hex(r, 32),
+            }
+        )
     if fmt == "logfmt":
         return f'ts=2026-06-01T10:00:00.{r.randrange(1000):03d}Z level={level} caller=main.go:{r.randrange(40, 400)} msg="{message.replace(chr(34), chr(39))}"'
     if fmt == "klog":
@@ -206,8 +375,17 @@ def pages(n_lines: int, *, page_size: int = PAGE_SIZE, seed: int = SEED) -> Iter
             "data": {
                 "resultType": "streams",
                 "result": list(streams.values()),
-                "stats": {"summary": {"totalEntriesReturned": k, "totalLinesProcessed": k, "execTime": 0.05,
-                                      "queueTime": 0.0001, "subqueries": 0, "splits": 0, "shards": 1}},
+                "stats": {
+                    "summary": {
+                        "totalEntriesReturned": k,
+                        "totalLinesProcessed": k,
+                        "execTime": 0.05,
+                        "queueTime": 0.0001,
+                        "subqueries": 0,
+                        "splits": 0,
+                        "shards": 1,
+                    }
+                },
             },
         }
         yield json.dumps(body, separators=(",", ":")).encode()

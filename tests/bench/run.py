@@ -90,17 +90,29 @@ def target(name: str, value: float | None, goal: float, *, higher: bool, unit: s
     if higher:
         margin = f"{ratio:.2f}x the goal ({(ratio - 1) * 100:+.0f}%)"
     else:
-        margin = f"{ratio:.2f}x the limit ({(1 - ratio) * 100:.0f}% {'headroom' if ok else 'over'})" if ok \
+        margin = (
+            f"{ratio:.2f}x the limit ({(1 - ratio) * 100:.0f}% {'headroom' if ok else 'over'})"
+            if ok
             else f"{ratio:.2f}x the limit ({(ratio - 1) * 100:.0f}% over)"
-    return {"target": name, "goal": goal, "value": value, "unit": unit, "verdict": "PASS" if ok else "MISS",
-            "margin": margin}
+        )
+    return {
+        "target": name,
+        "goal": goal,
+        "value": value,
+        "unit": unit,
+        "verdict": "PASS" if ok else "MISS",
+        "margin": margin,
+    }
 
 
 def child(args: list[str], *, timeout: float = 900) -> dict[str, Any]:
     """Run ``python -m tests.bench.run <args>`` in a fresh process; its last stdout line is JSON."""
     proc = subprocess.run(
         [sys.executable, "-m", "tests.bench.run", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env={**os.environ, "PYTHONHASHSEED": "0"},
     )
     if proc.returncode != 0:
@@ -132,10 +144,16 @@ def section_grouping(repeat: int = 3) -> dict[str, Any]:
     rows = []
     for n in names:
         a, b = res_ours["per_dataset"][n], res_drain["per_dataset"][n]
-        rows.append({
-            "system": n, "ga_ours": a["ga"], "ga_drain3": b["ga"], "groups_ours": a["pred_groups"],
-            "groups_drain3": b["pred_groups"], "groups_true": a["true_groups"],
-        })
+        rows.append(
+            {
+                "system": n,
+                "ga_ours": a["ga"],
+                "ga_drain3": b["ga"],
+                "groups_ours": a["pred_groups"],
+                "groups_drain3": b["pred_groups"],
+                "groups_true": a["true_groups"],
+            }
+        )
     lps_ratio = res_ours["lines_per_second"] / res_drain["lines_per_second"]
     cpu_ratio = res_ours["lines_per_cpu_second"] / res_drain["lines_per_cpu_second"]
     return {
@@ -152,8 +170,13 @@ def section_grouping(repeat: int = 3) -> dict[str, Any]:
         "repeat": repeat,
         "nondeterministic": res_ours["nondeterministic"],
         "targets": [
-            target("grouping: mean GA on Loghub DEV (one configuration)", res_ours["average_ga"], 0.92,
-                   higher=True, unit="GA"),
+            target(
+                "grouping: mean GA on Loghub DEV (one configuration)",
+                res_ours["average_ga"],
+                0.92,
+                higher=True,
+                unit="GA",
+            ),
             target("fingerprinting throughput vs Drain3 default (CPU time)", cpu_ratio, 1.5, higher=True, unit="x"),
         ],
     }
@@ -219,8 +242,15 @@ def section_classification(repeat: int = 5) -> dict[str, Any]:
         "agreement": agree,
         "rule_mix": dict(sorted(hits.items(), key=lambda kv: -kv[1])),
         "repeat": repeat,
-        "targets": [target("classification throughput, upstream rules (RE2 Set)", len(lines) / t_re2, 500_000,
-                           higher=True, unit="lines/s")],
+        "targets": [
+            target(
+                "classification throughput, upstream rules (RE2 Set)",
+                len(lines) / t_re2,
+                500_000,
+                higher=True,
+                unit="lines/s",
+            )
+        ],
     }
 
 
@@ -286,29 +316,32 @@ def pipeline_child(n: int, *, trace: bool = False) -> dict[str, Any]:
     return out
 
 
-def section_pipeline(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), repeats: tuple[int, ...] = (5, 3, 1)) \
-        -> dict[str, Any]:
+def section_pipeline(
+    sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), repeats: tuple[int, ...] = (5, 3, 1)
+) -> dict[str, Any]:
     rows = []
     for n, rep in zip(sizes, repeats, strict=True):
         runs = [child(["--pipeline-child", str(n)], timeout=1200) for _ in range(rep)]
         best = min(runs, key=lambda r: r["cpu_s"])
         walls = [r["wall_s"] for r in runs]
-        rows.append({
-            "lines": n,
-            "runs": rep,
-            "groups": best["groups"],
-            "best_cpu_s": best["cpu_s"],
-            "best_wall_s": min(walls),
-            "median_wall_s": statistics.median(walls),
-            "lines_per_cpu_s": n / best["cpu_s"],
-            "lines_per_wall_s": n / min(walls),
-            "us_per_line_cpu": best["cpu_s"] / n * 1e6,
-            "store_record_flush_s": best["store_wall_s"],
-            "peak_rss_mb": max(r["peak_rss_kb"] for r in runs) / 1024,
-            "rss_after_imports_mb": best["rss_after_imports_kb"] / 1024,
-            "bytes_per_line_in": best["bytes_in"] / n,
-            "store_file_mb": best["store_file_bytes"] / 1e6,
-        })
+        rows.append(
+            {
+                "lines": n,
+                "runs": rep,
+                "groups": best["groups"],
+                "best_cpu_s": best["cpu_s"],
+                "best_wall_s": min(walls),
+                "median_wall_s": statistics.median(walls),
+                "lines_per_cpu_s": n / best["cpu_s"],
+                "lines_per_wall_s": n / min(walls),
+                "us_per_line_cpu": best["cpu_s"] / n * 1e6,
+                "store_record_flush_s": best["store_wall_s"],
+                "peak_rss_mb": max(r["peak_rss_kb"] for r in runs) / 1024,
+                "rss_after_imports_mb": best["rss_after_imports_kb"] / 1024,
+                "bytes_per_line_in": best["bytes_in"] / n,
+                "store_file_mb": best["store_file_bytes"] / 1e6,
+            }
+        )
     for r in rows:
         r["rss_growth_mb"] = r["peak_rss_mb"] - r["rss_after_imports_mb"]
     traced = child(["--pipeline-child", "100000", "--trace"], timeout=1200)
@@ -329,13 +362,24 @@ def section_pipeline(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), repe
         "linear_time": time_growth <= 1.5,
         "linear_memory": mem_ratio <= size_ratio,
         "targets": [
-            target("pipeline throughput, 100k lines, one core (CPU time)", main["lines_per_cpu_s"], 100_000,
-                   higher=True, unit="lines/s"),
-            target("pipeline throughput, 100k lines, one core (wall, best run)", main["lines_per_wall_s"], 100_000,
-                   higher=True, unit="lines/s"),
+            target(
+                "pipeline throughput, 100k lines, one core (CPU time)",
+                main["lines_per_cpu_s"],
+                100_000,
+                higher=True,
+                unit="lines/s",
+            ),
+            target(
+                "pipeline throughput, 100k lines, one core (wall, best run)",
+                main["lines_per_wall_s"],
+                100_000,
+                higher=True,
+                unit="lines/s",
+            ),
             target("pipeline peak RSS, 100k lines (whole process)", main["peak_rss_mb"], 300, higher=False, unit="MB"),
-            target("per-line time at the largest size / at 10k (linear: <= 1.5)", time_growth, 1.5, higher=False,
-                   unit="x"),
+            target(
+                "per-line time at the largest size / at 10k (linear: <= 1.5)", time_growth, 1.5, higher=False, unit="x"
+            ),
         ],
     }
 
@@ -370,14 +414,26 @@ def store_deltas(n: int, *, now: float, seed: int = 11, prefix: str = "g") -> li
         last = now - rnd.uniform(0, 3000)
         first = last - rnd.uniform(0, 7200)
         minutes = {int(last // 60) - k: rnd.randint(1, 20) for k in range(rnd.randint(1, 30))}
-        out.append(GroupDelta(
-            key=f"{prefix}{i:06d}", namespace=ns, workload=wl, container="app", template=template, rule=rule,
-            priority=Priority(prio), count=sum(minutes.values()), first_seen=first, last_seen=last,
-            pods={f"{wl}-7d9c8b6f5-{k:05d}": None for k in range(1 + i % 3)},
-            samples=[template.replace("<*>", str(rnd.randint(1, 10**6))) for _ in range(3)],
-            minute_counts=minutes, level="error", template_key=f"t{i:06d}",
-            message=template,
-        ))
+        out.append(
+            GroupDelta(
+                key=f"{prefix}{i:06d}",
+                namespace=ns,
+                workload=wl,
+                container="app",
+                template=template,
+                rule=rule,
+                priority=Priority(prio),
+                count=sum(minutes.values()),
+                first_seen=first,
+                last_seen=last,
+                pods={f"{wl}-7d9c8b6f5-{k:05d}": None for k in range(1 + i % 3)},
+                samples=[template.replace("<*>", str(rnd.randint(1, 10**6))) for _ in range(3)],
+                minute_counts=minutes,
+                level="error",
+                template_key=f"t{i:06d}",
+                message=template,
+            )
+        )
     return out
 
 
@@ -400,8 +456,11 @@ def section_store(runs: int = 60) -> dict[str, Any]:
     now = time.time()
     life = LifecycleSettings()
     # upsert of 10k groups: new into an empty store, then the same 10k again (updates)
-    upsert: dict[str, list[float]] = {"insert 10k (memory)": [], "update 10k (memory)": [],
-                                      "insert 10k + flush (TinyDB)": []}
+    upsert: dict[str, list[float]] = {
+        "insert 10k (memory)": [],
+        "update 10k (memory)": [],
+        "insert 10k + flush (TinyDB)": [],
+    }
     for _ in range(5):
         deltas = store_deltas(10_000, now=now)
         m = MemoryStore()
@@ -427,7 +486,8 @@ def section_store(runs: int = 60) -> dict[str, Any]:
         "page 1, text search": lambda: big.list_groups(GroupQuery(search="deadline")),
         "page 1, sort=count": lambda: big.list_groups(GroupQuery(sort="count")),
         "page 3, priority P1 + status open": lambda: big.list_groups(
-            GroupQuery(priorities=(Priority.P1,), statuses=(Status.OPEN,), page=3)),
+            GroupQuery(priorities=(Priority.P1,), statuses=(Status.OPEN,), page=3)
+        ),
         "stats": lambda: big.stats(now=now),
     }
     rows = []
@@ -447,17 +507,32 @@ def section_store(runs: int = 60) -> dict[str, Any]:
             fn()
             cold.append(time.perf_counter() - t0)
         row = {
-            "query": name, "runs": runs, "p50_ms": pct(warm, 50) * 1e3, "p99_ms": pct(warm, 99) * 1e3,
-            "cold_runs": len(cold), "cold_p50_ms": pct(cold, 50) * 1e3, "cold_p99_ms": pct(cold, 99) * 1e3,
+            "query": name,
+            "runs": runs,
+            "p50_ms": pct(warm, 50) * 1e3,
+            "p99_ms": pct(warm, 99) * 1e3,
+            "cold_runs": len(cold),
+            "cold_p50_ms": pct(cold, 50) * 1e3,
+            "cold_p99_ms": pct(cold, 99) * 1e3,
         }
         rows.append(row)
-        targets.append(target(f"store, 50k groups: {name}, p99 (repeated reads)", row["p99_ms"], 50, higher=False,
-                              unit="ms"))
-        targets.append(target(f"store, 50k groups: {name}, p99 (first read after a write)", row["cold_p99_ms"], 50,
-                              higher=False, unit="ms"))
+        targets.append(
+            target(f"store, 50k groups: {name}, p99 (repeated reads)", row["p99_ms"], 50, higher=False, unit="ms")
+        )
+        targets.append(
+            target(
+                f"store, 50k groups: {name}, p99 (first read after a write)",
+                row["cold_p99_ms"],
+                50,
+                higher=False,
+                unit="ms",
+            )
+        )
     return {
-        "upsert": [{"what": k, "runs": len(v), "best_ms": min(v) * 1e3, "median_ms": statistics.median(v) * 1e3}
-                   for k, v in upsert.items()],
+        "upsert": [
+            {"what": k, "runs": len(v), "best_ms": min(v) * 1e3, "median_ms": statistics.median(v) * 1e3}
+            for k, v in upsert.items()
+        ],
         "rows": rows,
         "groups": 50_000,
         "targets": targets,
@@ -510,8 +585,9 @@ def api_server_child(port_file: str) -> None:
         server.run(sockets=[sock])
 
 
-def _load(url: str, path: str, params: dict[str, str], clients: int, per_client: int) \
-        -> tuple[list[float], list[str], float]:
+def _load(
+    url: str, path: str, params: dict[str, str], clients: int, per_client: int
+) -> tuple[list[float], list[str], float]:
     """``clients`` threads, one keep-alive connection each, ``per_client`` GETs each, started together."""
     import httpx
 
@@ -547,14 +623,21 @@ def section_api(clients: int = 20, per_client: int = 25) -> dict[str, Any]:
     try:
         import sentinel.api.app  # noqa: F401
     except ImportError as err:
-        return {"skipped": f"not measured: API not present ({err})", "targets": [
-            target("API /api/errors p99, 20 clients", None, 0, higher=False, unit="ms")]}
+        return {
+            "skipped": f"not measured: API not present ({err})",
+            "targets": [target("API /api/errors p99, 20 clients", None, 0, higher=False, unit="ms")],
+        }
     import httpx
 
     with tempfile.TemporaryDirectory() as tmp:
         port_file = Path(tmp) / "port"
-        proc = subprocess.Popen([sys.executable, "-m", "tests.bench.run", "--api-server", str(port_file)], cwd=ROOT,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.bench.run", "--api-server", str(port_file)],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             deadline = time.monotonic() + 180
             url = ""
@@ -576,11 +659,18 @@ def section_api(clients: int = 20, per_client: int = 25) -> dict[str, Any]:
                     warm.raise_for_status()
                     size = len(warm.content)
                 lat, errors, elapsed = _load(url, path, params, clients, per_client)
-                rows.append({
-                    "endpoint": path + ("?page_size=100" if params else ""), "clients": clients,
-                    "requests": len(lat), "errors": len(errors), "p50_ms": pct(lat, 50) * 1e3,
-                    "p99_ms": pct(lat, 99) * 1e3, "req_per_s": len(lat) / elapsed, "response_bytes": size,
-                })
+                rows.append(
+                    {
+                        "endpoint": path + ("?page_size=100" if params else ""),
+                        "clients": clients,
+                        "requests": len(lat),
+                        "errors": len(errors),
+                        "p50_ms": pct(lat, 50) * 1e3,
+                        "p99_ms": pct(lat, 99) * 1e3,
+                        "req_per_s": len(lat) / elapsed,
+                        "response_bytes": size,
+                    }
+                )
         finally:
             proc.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -621,15 +711,29 @@ def console_child(runs: int) -> dict[str, Any]:
 
 def section_console(runs: int = 5) -> dict[str, Any]:
     if not (ROOT / "app.py").exists() or not (ROOT / "pages" / "errors.py").exists():
-        return {"skipped": "not measured: console not present", "targets": [
-            target("console: Errors page render, 50k groups", None, 1.5, higher=False, unit="s")]}
+        return {
+            "skipped": "not measured: console not present",
+            "targets": [target("console: Errors page render, 50k groups", None, 1.5, higher=False, unit="s")],
+        }
     res = child(["--console-child", str(runs)], timeout=900)
     t = res["times"]
     return {
-        "runs": len(t), "first_s": t[0], "median_s": statistics.median(t), "max_s": max(t), "min_s": min(t),
-        "groups": 50_000, "queue_rows_shown": res["queue_rows_shown"],
-        "targets": [target("console: Errors page render with 50k groups (median)", statistics.median(t), 1.5,
-                           higher=False, unit="s")],
+        "runs": len(t),
+        "first_s": t[0],
+        "median_s": statistics.median(t),
+        "max_s": max(t),
+        "min_s": min(t),
+        "groups": 50_000,
+        "queue_rows_shown": res["queue_rows_shown"],
+        "targets": [
+            target(
+                "console: Errors page render with 50k groups (median)",
+                statistics.median(t),
+                1.5,
+                higher=False,
+                unit="s",
+            )
+        ],
     }
 
 
@@ -685,85 +789,189 @@ def markdown(rep: dict[str, Any]) -> str:
     g = s.get("grouping", {})
     L += ["## 1. Grouping (Loghub-2k DEV) and fingerprinting speed, beside Drain3 default", ""]
     if "rows" in g:
-        L += _table(["system", "GA ours", "GA Drain3", "groups ours", "groups Drain3", "true groups"],
-                    [[r["system"], f"{r['ga_ours']:.3f}", f"{r['ga_drain3']:.3f}", r["groups_ours"],
-                      r["groups_drain3"], r["groups_true"]] for r in g["rows"]]
-                    + [["**mean**", f"**{g['mean_ga_ours']:.3f}**", f"**{g['mean_ga_drain3']:.3f}**", "", "", ""]])
-        L += _table(["", "ours", "Drain3", "ratio ours/Drain3"], [
-            ["lines/s (wall, best of repeats)", g["lines_per_s_ours"], g["lines_per_s_drain3"],
-             f"{g['speed_ratio_wall']:.2f}x"],
-            ["lines per CPU-second", g["lines_per_cpu_s_ours"], g["lines_per_cpu_s_drain3"],
-             f"{g['speed_ratio_cpu']:.2f}x"],
-        ])
-        L += [f"{g['lines']:,} lines per pass, best of {g['repeat']} passes, scored by `ga.py`'s own "
-              "`evaluate`/`grouping_accuracy`. Fresh state per system; one configuration."
-              + (f" Nondeterministic: {g['nondeterministic']}" if g["nondeterministic"] else ""), ""]
+        L += _table(
+            ["system", "GA ours", "GA Drain3", "groups ours", "groups Drain3", "true groups"],
+            [
+                [
+                    r["system"],
+                    f"{r['ga_ours']:.3f}",
+                    f"{r['ga_drain3']:.3f}",
+                    r["groups_ours"],
+                    r["groups_drain3"],
+                    r["groups_true"],
+                ]
+                for r in g["rows"]
+            ]
+            + [["**mean**", f"**{g['mean_ga_ours']:.3f}**", f"**{g['mean_ga_drain3']:.3f}**", "", "", ""]],
+        )
+        L += _table(
+            ["", "ours", "Drain3", "ratio ours/Drain3"],
+            [
+                [
+                    "lines/s (wall, best of repeats)",
+                    g["lines_per_s_ours"],
+                    g["lines_per_s_drain3"],
+                    f"{g['speed_ratio_wall']:.2f}x",
+                ],
+                [
+                    "lines per CPU-second",
+                    g["lines_per_cpu_s_ours"],
+                    g["lines_per_cpu_s_drain3"],
+                    f"{g['speed_ratio_cpu']:.2f}x",
+                ],
+            ],
+        )
+        L += [
+            f"{g['lines']:,} lines per pass, best of {g['repeat']} passes, scored by `ga.py`'s own "
+            "`evaluate`/`grouping_accuracy`. Fresh state per system; one configuration."
+            + (f" Nondeterministic: {g['nondeterministic']}" if g["nondeterministic"] else ""),
+            "",
+        ]
     L += _error(g)
 
     c = s.get("classification", {})
     L += ["## 2. Classification with the upstream rules, beside Python `re`", ""]
     if "lines" in c:
-        L += _table(["", "RE2 Set (RuleSet.classify)", "Python re, pattern by pattern", "ratio"], [
-            ["lines per CPU-second", c["lines_per_s_re2_set"], c["lines_per_s_python_re"], f"{c['ratio']:.2f}x"]])
-        L += [f"{c['lines']:,} parsed messages of the Kubernetes mix below ({c['distinct_lines']:,} distinct), "
-              f"{c['rules']} enabled upstream rules, first match wins, no cache; best of {c['repeat']}. "
-              f"Both give the same rule on {c['agreement'] * 100:.2f}% of lines. Rule mix: "
-              + ", ".join(f"{k} {v:,}" for k, v in c["rule_mix"].items()), ""]
+        L += _table(
+            ["", "RE2 Set (RuleSet.classify)", "Python re, pattern by pattern", "ratio"],
+            [["lines per CPU-second", c["lines_per_s_re2_set"], c["lines_per_s_python_re"], f"{c['ratio']:.2f}x"]],
+        )
+        L += [
+            f"{c['lines']:,} parsed messages of the Kubernetes mix below ({c['distinct_lines']:,} distinct), "
+            f"{c['rules']} enabled upstream rules, first match wins, no cache; best of {c['repeat']}. "
+            f"Both give the same rule on {c['agreement'] * 100:.2f}% of lines. Rule mix: "
+            + ", ".join(f"{k} {v:,}" for k, v in c["rule_mix"].items()),
+            "",
+        ]
     L += _error(c)
 
     p = s.get("pipeline", {})
     L += ["## 3. Whole pipeline: Loki body -> parse_streams -> process -> settle -> TinyDB record -> flush", ""]
     if "rows" in p:
         L += _table(
-            ["lines", "runs", "groups", "lines/CPU-s", "lines/s wall (best)", "µs/line (CPU)", "wall median s",
-             "store+flush s", "peak RSS MB", "RSS after imports MB", "growth MB", "input B/line"],
-            [[r["lines"], r["runs"], r["groups"], r["lines_per_cpu_s"], r["lines_per_wall_s"],
-              f"{r['us_per_line_cpu']:.2f}", f"{r['median_wall_s']:.2f}", f"{r['store_record_flush_s']:.3f}",
-              f"{r['peak_rss_mb']:.0f}", f"{r['rss_after_imports_mb']:.0f}", f"{r['rss_growth_mb']:.0f}",
-              f"{r['bytes_per_line_in']:.0f}"] for r in p["rows"]])
-        L += [f"Each run is a fresh subprocess pinned to one CPU; bodies of 5,000 entries (Loki's maximum per "
-              f"query) are generated outside the timer, one at a time. Peak RSS is the child's `ru_maxrss` "
-              f"(whole process, interpreter and imports included, nothing subtracted). tracemalloc peak of "
-              f"the 100k run: {p['tracemalloc_peak_mb_100k']:.0f} MB. Per-line CPU time at the largest size is "
-              f"{p['per_line_time_growth_10k_to_max']:.2f}x that at 10k "
-              f"({'linear' if p['linear_time'] else 'NOT linear'}); from {p.get('memory_growth_from', 0):,} lines to "
-              f"the largest size, memory growth over imports rises {p['memory_growth_vs_lines']:.2f}x as fast as "
-              "the line count "
-              f"({'at most linear' if p['linear_memory'] else 'faster than linear'}: memory follows the number "
-              "of groups and the bounded caches, not the line count).", ""]
+            [
+                "lines",
+                "runs",
+                "groups",
+                "lines/CPU-s",
+                "lines/s wall (best)",
+                "µs/line (CPU)",
+                "wall median s",
+                "store+flush s",
+                "peak RSS MB",
+                "RSS after imports MB",
+                "growth MB",
+                "input B/line",
+            ],
+            [
+                [
+                    r["lines"],
+                    r["runs"],
+                    r["groups"],
+                    r["lines_per_cpu_s"],
+                    r["lines_per_wall_s"],
+                    f"{r['us_per_line_cpu']:.2f}",
+                    f"{r['median_wall_s']:.2f}",
+                    f"{r['store_record_flush_s']:.3f}",
+                    f"{r['peak_rss_mb']:.0f}",
+                    f"{r['rss_after_imports_mb']:.0f}",
+                    f"{r['rss_growth_mb']:.0f}",
+                    f"{r['bytes_per_line_in']:.0f}",
+                ]
+                for r in p["rows"]
+            ],
+        )
+        L += [
+            f"Each run is a fresh subprocess pinned to one CPU; bodies of 5,000 entries (Loki's maximum per "
+            f"query) are generated outside the timer, one at a time. Peak RSS is the child's `ru_maxrss` "
+            f"(whole process, interpreter and imports included, nothing subtracted). tracemalloc peak of "
+            f"the 100k run: {p['tracemalloc_peak_mb_100k']:.0f} MB. Per-line CPU time at the largest size is "
+            f"{p['per_line_time_growth_10k_to_max']:.2f}x that at 10k "
+            f"({'linear' if p['linear_time'] else 'NOT linear'}); from {p.get('memory_growth_from', 0):,} lines to "
+            f"the largest size, memory growth over imports rises {p['memory_growth_vs_lines']:.2f}x as fast as "
+            "the line count "
+            f"({'at most linear' if p['linear_memory'] else 'faster than linear'}: memory follows the number "
+            "of groups and the bounded caches, not the line count).",
+            "",
+        ]
     L += _error(p)
 
     st = s.get("store", {})
     L += ["## 4. Store (MemoryStore, the query engine TinyDBStore reads through)", ""]
     if "rows" in st:
-        L += _table(["upsert", "runs", "best ms", "median ms"],
-                    [[u["what"], u["runs"], u["best_ms"], u["median_ms"]] for u in st["upsert"]])
-        L += _table(["with 50,000 groups stored", "runs", "p50 ms", "p99 ms", "after a write: runs", "p50 ms",
-                     "p99 ms"],
-                    [[r["query"], r["runs"], f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", r["cold_runs"],
-                      f"{r['cold_p50_ms']:.2f}", f"{r['cold_p99_ms']:.2f}"] for r in st["rows"]])
-        L += ["Repeated reads: the store unchanged between reads. After a write: each read follows a one-group "
-              "`record` (what every poll does), so caches keyed on the write version are cold.", ""]
+        L += _table(
+            ["upsert", "runs", "best ms", "median ms"],
+            [[u["what"], u["runs"], u["best_ms"], u["median_ms"]] for u in st["upsert"]],
+        )
+        L += _table(
+            ["with 50,000 groups stored", "runs", "p50 ms", "p99 ms", "after a write: runs", "p50 ms", "p99 ms"],
+            [
+                [
+                    r["query"],
+                    r["runs"],
+                    f"{r['p50_ms']:.2f}",
+                    f"{r['p99_ms']:.2f}",
+                    r["cold_runs"],
+                    f"{r['cold_p50_ms']:.2f}",
+                    f"{r['cold_p99_ms']:.2f}",
+                ]
+                for r in st["rows"]
+            ],
+        )
+        L += [
+            "Repeated reads: the store unchanged between reads. After a write: each read follows a one-group "
+            "`record` (what every poll does), so caches keyed on the write version are cold.",
+            "",
+        ]
     L += _error(st)
 
     a = s.get("api", {})
     L += ["## 5. API under 20 concurrent clients (uvicorn, loopback, 50,000 groups)", ""]
     if "rows" in a:
-        L += _table(["endpoint", "clients", "requests", "errors", "p50 ms", "p99 ms", "req/s", "response bytes"],
-                    [[r["endpoint"], r["clients"], r["requests"], r["errors"], f"{r['p50_ms']:.1f}",
-                      f"{r['p99_ms']:.1f}", f"{r['req_per_s']:.1f}", r["response_bytes"]] for r in a["rows"]])
-        L += ["Server: `create_app(runtime)` on uvicorn in its own process (one worker); clients: 20 threads with "
-              "one keep-alive httpx connection each, in this process.", ""]
+        L += _table(
+            ["endpoint", "clients", "requests", "errors", "p50 ms", "p99 ms", "req/s", "response bytes"],
+            [
+                [
+                    r["endpoint"],
+                    r["clients"],
+                    r["requests"],
+                    r["errors"],
+                    f"{r['p50_ms']:.1f}",
+                    f"{r['p99_ms']:.1f}",
+                    f"{r['req_per_s']:.1f}",
+                    r["response_bytes"],
+                ]
+                for r in a["rows"]
+            ],
+        )
+        L += [
+            "Server: `create_app(runtime)` on uvicorn in its own process (one worker); clients: 20 threads with "
+            "one keep-alive httpx connection each, in this process.",
+            "",
+        ]
     L += _skipped(a) + _error(a)
 
     co = s.get("console", {})
     L += ["## 6. Console: Errors page render (AppTest), 50,000 groups", ""]
     if "runs" in co:
-        L += _table(["runs", "first s", "median s", "min s", "max s", "queue rows shown"],
-                    [[co["runs"], f"{co['first_s']:.2f}", f"{co['median_s']:.2f}", f"{co['min_s']:.2f}",
-                      f"{co['max_s']:.2f}", co["queue_rows_shown"]]])
-        L += ["Time of `AppTest.run()` on pages/errors.py after switching to it, with the runtime installed "
-              "(script run, queries, table and charts built; no browser).", ""]
+        L += _table(
+            ["runs", "first s", "median s", "min s", "max s", "queue rows shown"],
+            [
+                [
+                    co["runs"],
+                    f"{co['first_s']:.2f}",
+                    f"{co['median_s']:.2f}",
+                    f"{co['min_s']:.2f}",
+                    f"{co['max_s']:.2f}",
+                    co["queue_rows_shown"],
+                ]
+            ],
+        )
+        L += [
+            "Time of `AppTest.run()` on pages/errors.py after switching to it, with the runtime installed "
+            "(script run, queries, table and charts built; no browser).",
+            "",
+        ]
     L += _skipped(co) + _error(co)
     if rep.get("notes"):
         L += ["## Closing note", "", *rep["notes"], ""]
@@ -771,8 +979,11 @@ def markdown(rep: dict[str, Any]) -> str:
 
 
 def _error(sec: dict[str, Any]) -> list[str]:
-    return [f"**Section failed:** `{sec['error'].splitlines()[-1]}`", "", "```", sec["error"], "```", ""] \
-        if "error" in sec else []
+    return (
+        [f"**Section failed:** `{sec['error'].splitlines()[-1]}`", "", "```", sec["error"], "```", ""]
+        if "error" in sec
+        else []
+    )
 
 
 def _skipped(sec: dict[str, Any]) -> list[str]:

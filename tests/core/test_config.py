@@ -56,12 +56,20 @@ def test_shipped_files_load_cleanly() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        pytest.param("loki:\n  poll_interval: soon\n", "loki.poll_interval: cannot parse duration 'soon'", id="bad-duration"),
-        pytest.param("loki:\n  lookback: -5m\n", "loki.lookback: duration must not be negative", id="negative-duration"),
+        pytest.param(
+            "loki:\n  poll_interval: soon\n", "loki.poll_interval: cannot parse duration 'soon'", id="bad-duration"
+        ),
+        pytest.param(
+            "loki:\n  lookback: -5m\n", "loki.lookback: duration must not be negative", id="negative-duration"
+        ),
         pytest.param("loki:\n  url: loki:3100\n", "loki.url: must start with http:// or https://", id="bad-url"),
-        pytest.param("remediation:\n  max_actions_per_hour: lots\n", "remediation.max_actions_per_hour", id="wrong-type-int"),
+        pytest.param(
+            "remediation:\n  max_actions_per_hour: lots\n", "remediation.max_actions_per_hour", id="wrong-type-int"
+        ),
         pytest.param("remediation:\n  enabled: maybe\n", "remediation.enabled", id="wrong-type-bool"),
-        pytest.param("remediation:\n  max_actions_per_hour: -1\n", "remediation.max_actions_per_hour", id="negative-budget"),
+        pytest.param(
+            "remediation:\n  max_actions_per_hour: -1\n", "remediation.max_actions_per_hour", id="negative-budget"
+        ),
         pytest.param("store:\n  type: sqlite\n", "store.type", id="unknown-store"),
         pytest.param("web:\n  listen: 8080\n", "web.listen", id="bad-listen"),
         pytest.param("loki: [1, 2]\n", "loki", id="section-not-mapping"),
@@ -133,21 +141,61 @@ def rules_text(**over: str) -> str:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        pytest.param(rules_text(pattern="(unclosed"), "rules[0] (r1).match.pattern: invalid RE2 regex '(unclosed': missing ): (unclosed", id="bad-regex"),
+        pytest.param(
+            rules_text(pattern="(unclosed"),
+            "rules[0] (r1).match.pattern: invalid RE2 regex '(unclosed': missing ): (unclosed",
+            id="bad-regex",
+        ),
         pytest.param(rules_text(pattern="(?<=a)b"), "invalid perl operator", id="lookbehind-not-re2"),
         pytest.param(rules_text(priority="P9"), "rules[0] (r1).priority: unknown priority 'P9'", id="unknown-priority"),
-        pytest.param(rules_text(action="reboot-node"), "rules[0] (r1).remediation: unknown action 'reboot-node'", id="unknown-action"),
-        pytest.param(rules_text(cooldown="-1m"), "rules[0] (r1).remediation.cooldown: duration must not be negative", id="negative-cooldown"),
-        pytest.param(rules_text(cooldown="fortnight"), "rules[0] (r1).remediation.cooldown: cannot parse duration", id="bad-cooldown"),
-        pytest.param(rules_text() + RULE.format(name="r1", pattern="x", priority="P1", action="none", cooldown="1m"), "rules[1] (r1).name: duplicate rule name 'r1'", id="duplicate-name"),
-        pytest.param("rules:\n  - name: r1\n    priority: P1\n", "rules[0] (r1).match: Field required", id="missing-match"),
-        pytest.param("rules:\n  - name: r1\n    match: {}\n    priority: P1\n", "match: needs at least one of", id="empty-match"),
+        pytest.param(
+            rules_text(action="reboot-node"),
+            "rules[0] (r1).remediation: unknown action 'reboot-node'",
+            id="unknown-action",
+        ),
+        pytest.param(
+            rules_text(cooldown="-1m"),
+            "rules[0] (r1).remediation.cooldown: duration must not be negative",
+            id="negative-cooldown",
+        ),
+        pytest.param(
+            rules_text(cooldown="fortnight"),
+            "rules[0] (r1).remediation.cooldown: cannot parse duration",
+            id="bad-cooldown",
+        ),
+        pytest.param(
+            rules_text() + RULE.format(name="r1", pattern="x", priority="P1", action="none", cooldown="1m"),
+            "rules[1] (r1).name: duplicate rule name 'r1'",
+            id="duplicate-name",
+        ),
+        pytest.param(
+            "rules:\n  - name: r1\n    priority: P1\n", "rules[0] (r1).match: Field required", id="missing-match"
+        ),
+        pytest.param(
+            "rules:\n  - name: r1\n    match: {}\n    priority: P1\n", "match: needs at least one of", id="empty-match"
+        ),
         pytest.param("rules: {a: 1}\n", "rules: Input should be a valid list", id="rules-not-list"),
         pytest.param("rules:\n  - just-a-string\n", "rules[0]: must be a mapping", id="rule-not-mapping"),
-        pytest.param("rules:\n  - name: r1\n    match: {pattern: x}\n    priority: P1\n    enabled: perhaps\n", "rules[0] (r1).enabled", id="wrong-type-enabled"),
-        pytest.param("rules:\n  - name: r1\n    match: {pattern: x, labels: {tier: '~(bad'}}\n    priority: P1\n", "match.labels.tier: invalid RE2 regex", id="bad-label-regex"),
-        pytest.param(rules_text(action="scale-up") .replace("cooldown: 5m", "cooldown: 5m\n      params: {replicas: lots}"), "params.replicas", id="bad-action-param"),
-        pytest.param(rules_text(action="restart-pod").replace("cooldown: 5m", "cooldown: 5m\n      params: {grace: 3}"), "params.grace: Extra inputs are not permitted", id="unknown-action-param"),
+        pytest.param(
+            "rules:\n  - name: r1\n    match: {pattern: x}\n    priority: P1\n    enabled: perhaps\n",
+            "rules[0] (r1).enabled",
+            id="wrong-type-enabled",
+        ),
+        pytest.param(
+            "rules:\n  - name: r1\n    match: {pattern: x, labels: {tier: '~(bad'}}\n    priority: P1\n",
+            "match.labels.tier: invalid RE2 regex",
+            id="bad-label-regex",
+        ),
+        pytest.param(
+            rules_text(action="scale-up").replace("cooldown: 5m", "cooldown: 5m\n      params: {replicas: lots}"),
+            "params.replicas",
+            id="bad-action-param",
+        ),
+        pytest.param(
+            rules_text(action="restart-pod").replace("cooldown: 5m", "cooldown: 5m\n      params: {grace: 3}"),
+            "params.grace: Extra inputs are not permitted",
+            id="unknown-action-param",
+        ),
     ],
 )
 def test_bad_rules_name_file_rule_and_key(tmp_path: Path, text: str, expected: str) -> None:
@@ -167,15 +215,22 @@ def test_unknown_rule_keys_warn(tmp_path: Path) -> None:
 
 
 def test_priority_names_accepted() -> None:
-    data = {"rules": [{"name": f"r{i}", "match": {"pattern": "x"}, "priority": p} for i, p in enumerate(["critical", "High", "p3", "low"])]}
+    data = {
+        "rules": [
+            {"name": f"r{i}", "match": {"pattern": "x"}, "priority": p}
+            for i, p in enumerate(["critical", "High", "p3", "low"])
+        ]
+    }
     rs = parse_rules(data, source="inline").ruleset
     assert [r.priority for r in rs.rules] == [Priority.P1, Priority.P2, Priority.P3, Priority.P4]
 
 
 def test_disabled_rules_do_not_match() -> None:
-    data = {"rules": [
-        {"name": "off", "match": {"pattern": "boom"}, "priority": "P1", "enabled": False},
-        {"name": "on", "match": {"pattern": "boom"}, "priority": "P3"},
-    ]}
+    data = {
+        "rules": [
+            {"name": "off", "match": {"pattern": "boom"}, "priority": "P1", "enabled": False},
+            {"name": "on", "match": {"pattern": "boom"}, "priority": "P3"},
+        ]
+    }
     rs = parse_rules(data, source="inline").ruleset
     assert rs.classify("boom").name == "on"

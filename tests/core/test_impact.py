@@ -11,10 +11,20 @@ NOW = 1_800_000_000.0
 
 
 def group(count: int = 10, *, last_seen: float = NOW, pods: int = 1, per_minute: int = 2) -> ErrorGroup:
-    d = GroupDelta(key="g", namespace="ns", workload="w", container="c", template="t", rule="r", priority=Priority.P3,
-                   count=count, first_seen=last_seen - 3600, last_seen=last_seen,
-                   pods={f"p{i}": None for i in range(pods)},
-                   minute_counts={int(last_seen // 60) - m: per_minute for m in range(5)})
+    d = GroupDelta(
+        key="g",
+        namespace="ns",
+        workload="w",
+        container="c",
+        template="t",
+        rule="r",
+        priority=Priority.P3,
+        count=count,
+        first_seen=last_seen - 3600,
+        last_seen=last_seen,
+        pods={f"p{i}": None for i in range(pods)},
+        minute_counts={int(last_seen // 60) - m: per_minute for m in range(5)},
+    )
     return new_group(d, now=NOW)
 
 

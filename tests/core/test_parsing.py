@@ -11,19 +11,51 @@ from sentinel.core.parsing import parse, parse_message, workload_from_pod, workl
 @pytest.mark.parametrize(
     ("line", "message", "level"),
     [
-        pytest.param('{"level":"error","msg":"failed to connect","error":"dial tcp: refused"}', "failed to connect: dial tcp: refused", "error", id="json-msg-error"),
+        pytest.param(
+            '{"level":"error","msg":"failed to connect","error":"dial tcp: refused"}',
+            "failed to connect: dial tcp: refused",
+            "error",
+            id="json-msg-error",
+        ),
         pytest.param('{"severity":"ERROR","message":"boom"}', "boom", "error", id="json-severity"),
         pytest.param('{"log":"plain inside json"}', "plain inside json", "unknown", id="json-log"),
         pytest.param('{"err":"only an err"}', "only an err", "error", id="json-err-only"),
-        pytest.param('level=error ts=2026-01-01T00:00:00Z msg="redis error" err="i/o timeout"', "redis error: i/o timeout", "error", id="logfmt"),
+        pytest.param(
+            'level=error ts=2026-01-01T00:00:00Z msg="redis error" err="i/o timeout"',
+            "redis error: i/o timeout",
+            "error",
+            id="logfmt",
+        ),
         pytest.param('time="2026" level=warn msg="slow"', "slow", "warning", id="logfmt-warn"),
-        pytest.param("E0115 10:23:45.123456   12345 reflector.go:123] failed to list *v1.Pod", "failed to list *v1.Pod", "error", id="klog-error"),
+        pytest.param(
+            "E0115 10:23:45.123456   12345 reflector.go:123] failed to list *v1.Pod",
+            "failed to list *v1.Pod",
+            "error",
+            id="klog-error",
+        ),
         pytest.param("F0115 10:23:45.123456       1 main.go:9] cannot start", "cannot start", "fatal", id="klog-fatal"),
-        pytest.param("panic: runtime error: index out of range", "panic: runtime error: index out of range", "fatal", id="go-panic"),
-        pytest.param("Traceback (most recent call last):", "Traceback (most recent call last):", "error", id="python-traceback"),
+        pytest.param(
+            "panic: runtime error: index out of range",
+            "panic: runtime error: index out of range",
+            "fatal",
+            id="go-panic",
+        ),
+        pytest.param(
+            "Traceback (most recent call last):", "Traceback (most recent call last):", "error", id="python-traceback"
+        ),
         pytest.param("2026-11-28T10:00:00.123Z ERROR payment failed", "payment failed", "error", id="ts-level-prefix"),
-        pytest.param("[ERROR] plugin/errors: 2 a.example. A: i/o timeout", "plugin/errors: 2 a.example. A: i/o timeout", "error", id="bracket-level"),
-        pytest.param("2026-11-28 10:46:24.135 UTC [4802] FATAL:  sorry, too many clients already", "sorry, too many clients already", "fatal", id="postgres"),
+        pytest.param(
+            "[ERROR] plugin/errors: 2 a.example. A: i/o timeout",
+            "plugin/errors: 2 a.example. A: i/o timeout",
+            "error",
+            id="bracket-level",
+        ),
+        pytest.param(
+            "2026-11-28 10:46:24.135 UTC [4802] FATAL:  sorry, too many clients already",
+            "sorry, too many clients already",
+            "fatal",
+            id="postgres",
+        ),
         pytest.param("something failed badly", "something failed badly", "error", id="plain-fail"),
         pytest.param("all quiet", "all quiet", "unknown", id="plain-unknown"),
         pytest.param("{not json", "{not json", "unknown", id="broken-json"),
@@ -58,5 +90,7 @@ def test_workload_prefers_labels() -> None:
 
 
 def test_parse_entry_uses_detected_level() -> None:
-    p = parse(LogEntry(1, {"namespace": "ns", "pod": "web-0", "container": "c", "detected_level": "error"}, "all quiet"))
+    p = parse(
+        LogEntry(1, {"namespace": "ns", "pod": "web-0", "container": "c", "detected_level": "error"}, "all quiet")
+    )
     assert (p.namespace, p.pod, p.container, p.workload, p.level) == ("ns", "web-0", "c", "web", "error")

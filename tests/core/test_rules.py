@@ -26,7 +26,10 @@ UPSTREAM_TABLE = [
     ("goroutine 1 [running]:", "panic"),
     ('Failed to pull image "nginx:latesst": rpc error: code = NotFound desc = manifest unknown', "image-pull-error"),
     ("Error: ImagePullBackOff", "image-pull-error"),
-    ('Readiness probe failed: Get "http://10.0.0.5:8080/healthz": dial tcp 10.0.0.5:8080: connect: connection refused', "probe-failed"),
+    (
+        'Readiness probe failed: Get "http://10.0.0.5:8080/healthz": dial tcp 10.0.0.5:8080: connect: connection refused',
+        "probe-failed",
+    ),
     ("Liveness probe failed: HTTP probe failed with statuscode: 500", "probe-failed"),
     ("Startup probe http-get failed", "probe-failed"),
     ("Node worker-3 status is now: NodeNotReady", "node-pressure"),
@@ -54,7 +57,10 @@ UPSTREAM_TABLE = [
 ]
 
 
-@pytest.mark.parametrize(("line", "rule"), [pytest.param(line, rule, id=rule + "-" + str(i)) for i, (line, rule) in enumerate(UPSTREAM_TABLE)])
+@pytest.mark.parametrize(
+    ("line", "rule"),
+    [pytest.param(line, rule, id=rule + "-" + str(i)) for i, (line, rule) in enumerate(UPSTREAM_TABLE)],
+)
 def test_upstream_rules_classify_like_the_go_tool(line: str, rule: str) -> None:
     assert UPSTREAM.classify(line).name == rule
 
@@ -67,7 +73,11 @@ def test_default_is_p4() -> None:
 # Lines the Go tool's rules miss or misfile; the shipped rules get them right.
 IMPROVED = [
     ("Memory cgroup out of memory: Killed process 4123 (java)", "oom-killed", DEFAULT_RULE),
-    ('pods "report-1" is forbidden: exceeded quota: batch-quota, requested: limits.memory=2Gi', "quota-exceeded", "permission-denied"),
+    (
+        'pods "report-1" is forbidden: exceeded quota: batch-quota, requested: limits.memory=2Gi',
+        "quota-exceeded",
+        "permission-denied",
+    ),
     ("Error: getaddrinfo ENOTFOUND recommendations.shop.svc.cluster.local", "dns-error", "generic-error"),
     ("FATAL:  sorry, too many clients already", "database-error", DEFAULT_RULE),
     ("read tcp 10.0.0.1:443: connection reset by peer", "connection-refused", DEFAULT_RULE),
@@ -100,7 +110,11 @@ def test_label_and_namespace_matchers(labels: dict[str, str], namespace: str, ex
     rs = ruleset(
         {
             "name": "prod-gold",
-            "match": {"pattern": "(?i)error", "labels": {"env": "production", "tier": "~^(gold|platinum)$", "canary": "!true"}, "namespaces": ["!shop-staging"]},
+            "match": {
+                "pattern": "(?i)error",
+                "labels": {"env": "production", "tier": "~^(gold|platinum)$", "canary": "!true"},
+                "namespaces": ["!shop-staging"],
+            },
             "priority": "P1",
         },
         {"name": "fallback", "match": {"pattern": "(?i)error"}, "priority": "P4"},

@@ -27,12 +27,16 @@ SIDECAR = {"namespace": "shop", "pod": "api-7d4b9c8f6d-xk2lp", "container": "env
 
 
 def test_same_template_same_workload_is_one_group_across_pods() -> None:
-    batch = Pipeline(rules=RULES).process(entries([
-        (API0, "dial tcp 10.0.0.1:5432: connect: connection refused"),
-        (API1, "dial tcp 10.0.0.2:5432: connect: connection refused"),
-        (OTHER_NS, "dial tcp 10.0.0.3:5432: connect: connection refused"),
-        (SIDECAR, "dial tcp 10.0.0.4:5432: connect: connection refused"),
-    ]))
+    batch = Pipeline(rules=RULES).process(
+        entries(
+            [
+                (API0, "dial tcp 10.0.0.1:5432: connect: connection refused"),
+                (API1, "dial tcp 10.0.0.2:5432: connect: connection refused"),
+                (OTHER_NS, "dial tcp 10.0.0.3:5432: connect: connection refused"),
+                (SIDECAR, "dial tcp 10.0.0.4:5432: connect: connection refused"),
+            ]
+        )
+    )
     assert batch.lines == 4 and len(batch.deltas) == 3
     shop = [d for d in batch.deltas.values() if d.namespace == "shop" and d.container == "api"]
     assert len(shop) == 1 and shop[0].count == 2 and set(shop[0].pods) == {API0["pod"], API1["pod"]}
@@ -42,7 +46,10 @@ def test_same_template_same_workload_is_one_group_across_pods() -> None:
 
 def test_counts_are_exact_and_keys_stable_across_order_and_restart() -> None:
     rng = random.Random(3)
-    lines = [(API0, f"user {rng.randint(1, 10**6)} login failed from 10.1.{rng.randint(0, 255)}.{rng.randint(0, 255)}") for _ in range(300)]
+    lines = [
+        (API0, f"user {rng.randint(1, 10**6)} login failed from 10.1.{rng.randint(0, 255)}.{rng.randint(0, 255)}")
+        for _ in range(300)
+    ]
     lines += [(API0, f"payment {rng.randint(1, 10**6)} timed out after {rng.randint(1, 900)}ms") for _ in range(200)]
     shuffled = lines[:]
     rng.shuffle(shuffled)
@@ -61,7 +68,9 @@ def test_template_merges_fold_stored_groups_without_losing_counts() -> None:
     pipeline = Pipeline(rules=RULES)
     store = MemoryStore()
     # Two values at one position look like two different messages at first ...
-    first = pipeline.process(entries([(API0, "cache shard alpha is unavailable"), (API0, "cache shard beta is unavailable")]))
+    first = pipeline.process(
+        entries([(API0, "cache shard alpha is unavailable"), (API0, "cache shard beta is unavailable")])
+    )
     pipeline.settle(first)
     store.record(list(first.deltas.values()), now=T0 / 1e9)
     assert len(store.all_groups()) == 2

@@ -177,11 +177,15 @@ def test_settings_change_all_or_nothing_persisted_and_recorded(tmp_path: Path, l
     rt = build(cfg, loki_peer)
     before = rt.settings
     with pytest.raises(ConfigError) as info:
-        rt.update_settings({"dry_run": False, "max_actions_per_hour": -3, "poll_interval": "often", "colour": "red"}, by="alice")
+        rt.update_settings(
+            {"dry_run": False, "max_actions_per_hour": -3, "poll_interval": "often", "colour": "red"}, by="alice"
+        )
     problems = "\n".join(info.value.problems)
     assert "max_actions_per_hour" in problems and "poll_interval" in problems and "colour: unknown field" in problems
     assert rt.settings == before
-    changes = rt.update_settings({"dry_run": False, "max_actions_per_hour": 7, "excluded_namespaces": ["kube-system", "prod"]}, by="alice")
+    changes = rt.update_settings(
+        {"dry_run": False, "max_actions_per_hour": 7, "excluded_namespaces": ["kube-system", "prod"]}, by="alice"
+    )
     assert changes["max_actions_per_hour"] == [50, 7]
     assert rt.remediator.limits.max_actions_per_hour == 7 and "prod" in rt.remediator.limits.excluded_namespaces
     assert rt.settings_history()[-1]["by"] == "alice"

@@ -16,11 +16,21 @@ BASE = 1_795_000_000 * NS  # realistic epoch nanoseconds
 
 def test_reads_loki_push_format_simple_jsonl_and_plain_text(tmp_path: Path) -> None:
     f = tmp_path / "mixed.jsonl"
-    push = {"streams": [{"stream": {"namespace": "a"}, "values": [["1795826344164316960", "ERROR one"], ["1795826344164316961", "ERROR two"]]}]}
+    push = {
+        "streams": [
+            {
+                "stream": {"namespace": "a"},
+                "values": [["1795826344164316960", "ERROR one"], ["1795826344164316961", "ERROR two"]],
+            }
+        ]
+    }
     f.write_text(
-        json.dumps(push) + "\n"
-        + json.dumps({"ts": "2026-11-28T10:00:00Z", "labels": {"namespace": "b"}, "line": "ERROR three"}) + "\n"
-        + json.dumps({"ts": 1795826344.5, "labels": {"namespace": "c"}, "line": "ERROR four"}) + "\n"
+        json.dumps(push)
+        + "\n"
+        + json.dumps({"ts": "2026-11-28T10:00:00Z", "labels": {"namespace": "b"}, "line": "ERROR three"})
+        + "\n"
+        + json.dumps({"ts": 1795826344.5, "labels": {"namespace": "c"}, "line": "ERROR four"})
+        + "\n"
         + "a plain line\n"
     )
     entries = read_entries(f, default_labels={"namespace": "plain"}, now=lambda: 1795826400.0)
@@ -44,7 +54,9 @@ def test_missing_file(tmp_path: Path) -> None:
 
 def test_live_replay_windows_tile_without_loss_or_repeat(tmp_path: Path) -> None:
     f = tmp_path / "l.jsonl"
-    f.write_text("".join(json.dumps({"ts": BASE + i * NS, "labels": {}, "line": f"ERROR {i}"}) + "\n" for i in range(10)))
+    f.write_text(
+        "".join(json.dumps({"ts": BASE + i * NS, "labels": {}, "line": f"ERROR {i}"}) + "\n" for i in range(10))
+    )
     now = [5000.0]
     src = FileSource(f, live=True, clock=lambda: now[0])
     period = 10  # 9 s of span + 1 s gap

@@ -68,8 +68,12 @@ def seen(entries: list[LogEntry]) -> collections.Counter[tuple[int, str, str]]:
 
 @pytest.mark.parametrize(
     "page_limit",
-    [pytest.param(7, id="limit-7"), pytest.param(13, id="limit-13"), pytest.param(1000, id="limit-1000"),
-     pytest.param(5000, id="limit-5000")],  # fmt: skip
+    [
+        pytest.param(7, id="limit-7"),
+        pytest.param(13, id="limit-13"),
+        pytest.param(1000, id="limit-1000"),
+        pytest.param(5000, id="limit-5000"),
+    ],  # fmt: skip
 )
 def test_pagination_loses_and_repeats_nothing(peer: LokiPeer, page_limit: int) -> None:
     expected = load_crowded(peer, 10_500)
