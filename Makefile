@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CONFIG ?= config/config.yaml
 RULES ?= config/rules.yaml
 
-.PHONY: venv demo run test test-e2e bench lint fmt check docker deploy clean
+.PHONY: venv demo run test test-e2e bench lint fmt check sync-config docker deploy clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,13 +36,18 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check sentinel tests app.py pages
+	$(BIN)/ruff format --check sentinel tests app.py pages deploy
+	$(BIN)/python deploy/sync_config.py --check
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 fmt: $(STAMP)
-	$(BIN)/ruff format sentinel tests app.py pages
+	$(BIN)/ruff format sentinel tests app.py pages deploy
 	$(BIN)/ruff check --fix .
+
+# config/*.yaml are the source; deploy/ holds copies kustomize and Helm can read.
+sync-config: $(STAMP)
+	$(BIN)/python deploy/sync_config.py
 
 docker:
 	docker build -f deploy/Dockerfile -t kube-sentinel:latest .
