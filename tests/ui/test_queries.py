@@ -35,7 +35,7 @@ def test_plain_queue_has_a_plain_url() -> None:
     assert not ErrorFilters(sort="count").active
 
 
-def test_since_filter_becomes_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_since_filter_becomes_a_time() -> None:
     q = ErrorFilters(range="1h").query(now=10_000.0)
     assert q.since == 10_000.0 - 3600
     assert ErrorFilters().query(now=10_000.0).since is None
