@@ -50,12 +50,15 @@ def new_group(delta: GroupDelta, *, now: float) -> ErrorGroup:
         status_changed_at=now,
         level=delta.level,
         template_key=delta.template_key,
+        last_pod=delta.last_pod or (pods[-1] if pods else ""),
     )
 
 
 def absorb(target: ErrorGroup, source: ErrorGroup) -> None:
     """Fold ``source`` into ``target`` (their templates merged into one): counts add up."""
     target.count += source.count
+    if source.last_seen > target.last_seen and source.last_pod:
+        target.last_pod = source.last_pod
     target.first_seen = min(target.first_seen, source.first_seen)
     target.last_seen = max(target.last_seen, source.last_seen)
     known = set(target.pods)
@@ -101,6 +104,8 @@ def merge(group: ErrorGroup, delta: GroupDelta, *, now: float) -> str:
         _trim_minutes(group.minute_counts, max(group.minute_counts))
     if delta.level:
         group.level = delta.level
+    if delta.last_pod and delta.last_seen >= group.last_seen:
+        group.last_pod = delta.last_pod
     if group.status is Status.RESOLVED:
         group.status = Status.REGRESSED
         group.status_changed_at = now

@@ -116,6 +116,7 @@ class GroupDelta:
     level: str = ""
     template_key: str = ""
     message: str = ""  # one parsed message of the group: re-fingerprinted when templates merge
+    last_pod: str = ""  # the pod of the newest occurrence
 
 
 @dataclass(slots=True)
@@ -150,6 +151,7 @@ class ErrorGroup:
     last_remediation_at: float | None = None
     level: str = ""
     template_key: str = ""
+    last_pod: str = ""  # the pod of the newest occurrence: what restart-pod acts on
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

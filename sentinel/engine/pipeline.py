@@ -47,7 +47,8 @@ class Batch:
                 continue
             mine.count += d.count
             mine.first_seen = min(mine.first_seen, d.first_seen)
-            mine.last_seen = max(mine.last_seen, d.last_seen)
+            if d.last_seen > mine.last_seen:
+                mine.last_seen, mine.last_pod = d.last_seen, d.last_pod
             mine.pods.update(d.pods)
             mine.samples = (mine.samples + d.samples)[-MAX_SAMPLES_PER_DELTA:]
             for m, n in d.minute_counts.items():
@@ -230,13 +231,15 @@ class Pipeline:
                         level=hit[1],
                         template_key=f.key,
                         message=message,
+                        last_pod=stream.pod,
                     )
                 by_template[f.key] = d
             d.count += 1
             if ts < d.first_seen:
                 d.first_seen = ts
-            elif ts > d.last_seen:
+            elif ts >= d.last_seen:
                 d.last_seen = ts
+                d.last_pod = stream.pod
             if stream.pod:
                 d.pods[stream.pod] = None
             samples = d.samples
@@ -274,7 +277,8 @@ class Pipeline:
                 continue
             mine.count += d.count
             mine.first_seen = min(mine.first_seen, d.first_seen)
-            mine.last_seen = max(mine.last_seen, d.last_seen)
+            if d.last_seen > mine.last_seen:
+                mine.last_seen, mine.last_pod = d.last_seen, d.last_pod
             mine.pods.update(d.pods)
             mine.samples = (mine.samples + d.samples)[-MAX_SAMPLES_PER_DELTA:]
             for m, k in d.minute_counts.items():
