@@ -83,11 +83,16 @@ def merge(group: ErrorGroup, delta: GroupDelta, *, now: float) -> str:
     group.count += delta.count
     group.first_seen = min(group.first_seen, delta.first_seen)
     group.last_seen = max(group.last_seen, delta.last_seen)
-    if group.rule != delta.rule or group.base_priority != delta.priority:
-        # The rules changed (reload): the newest classification wins.
+    if delta.rule == group.rule:
+        if delta.priority != group.base_priority:  # the rule's priority changed (rules reload)
+            group.base_priority = delta.priority
+            if not group.escalated:
+                group.priority = delta.priority
+    elif delta.priority.rank < group.base_priority.rank:
+        # A group takes the most urgent rule any of its lines matched: order does not matter.
         group.rule = delta.rule
         group.base_priority = delta.priority
-        if not group.escalated:
+        if not group.escalated or delta.priority.rank < group.priority.rank:
             group.priority = delta.priority
     known = set(group.pods)
     for pod in delta.pods:

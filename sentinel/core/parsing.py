@@ -149,7 +149,7 @@ def parse_message(line: str) -> tuple[str, str]:
     if found:
         msg, level = found
         return msg[:MAX_MESSAGE], level or _level_from_text(msg)
-    if first.isdigit() or first == "[":
+    if (first.isdigit() and text[4:5] == "-") or (first == "[" and text[5:6] == "-"):  # a leading date
         stripped = _LEADING_TS.sub("", text, count=1)
         if stripped != text:
             stripped = _LEADING_PID.sub("", stripped, count=1)

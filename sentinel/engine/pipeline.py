@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from sentinel.core.fingerprint import Fingerprinter
 from sentinel.core.model import Fingerprint, GroupDelta, LogEntry
 from sentinel.core.parsing import parse_message, workload_of
-from sentinel.core.rules import Rule, RuleSet
+from sentinel.core.rules import DEFAULT, Rule, RuleSet
 
 MAX_SAMPLES_PER_DELTA = 5
 CACHE_LIMIT = 200_000
@@ -53,7 +53,8 @@ class Batch:
             mine.samples = (mine.samples + d.samples)[-MAX_SAMPLES_PER_DELTA:]
             for m, n in d.minute_counts.items():
                 mine.minute_counts[m] = mine.minute_counts.get(m, 0) + n
-            mine.rule, mine.priority = d.rule, d.priority
+            if d.priority.rank < mine.priority.rank:
+                mine.rule, mine.priority = d.rule, d.priority
         self.lines += other.lines
         self.aliases.update(other.aliases)
         for r, n in other.rule_hits.items():
@@ -93,7 +94,11 @@ class Pipeline:
         self.fingerprinter = fingerprinter or Fingerprinter()
         self._streams: dict[frozenset[tuple[str, str]], _Stream] = {}
         self._messages: dict[str, tuple[str, str]] = {}
-        self._lines: dict[str, tuple[str, str]] = {}  # raw line -> message, level
+        self._lines: dict[str, tuple[str, str, Rule | None]] = {}  # raw line -> message, level, rule
+        # How urgent each rule is: (priority rank, position in the file); a group takes the most
+        # urgent rule any of its lines matched, so the result does not depend on line order.
+        self._urgency = {r.name: (r.priority.rank, i) for i, r in enumerate(rules.rules)}
+        self._urgency[DEFAULT.name] = (DEFAULT.priority.rank, len(rules.rules))
         self._classified: dict[tuple[str, str, int], Rule] = {}
         self._contextual = any(r.contextual for r in rules.rules)
         self._aliases_seen = len(self.fingerprinter.aliases())
@@ -178,6 +183,7 @@ class Pipeline:
         deltas = batch.deltas
         fp = self.fingerprinter.fingerprint
         contextual = self._contextual
+        urgency = self._urgency
         # id(labels) -> (stream, template key -> delta) for this batch: the stream keeps its
         # labels alive, so an id cannot be reused while the batch runs.
         local: dict[int, tuple[_Stream, dict[str, GroupDelta]]] = {}
@@ -198,8 +204,12 @@ class Pipeline:
             if hit is None:
                 if len(lines) > CACHE_LIMIT:
                     lines.clear()
-                hit = lines[line] = parse_message(line)
+                message, level = parse_message(line)
+                hit = lines[line] = (message, level, None if contextual else self._classify_plain(message))
             message = hit[0]
+            rule = hit[2]
+            if rule is None:
+                rule = self._classify(message, stream)
             f = fp(message)
             ts_ns = entry.ts_ns
             ts = ts_ns / 1e9
@@ -215,9 +225,6 @@ class Pipeline:
                     key = known[f.key] = group_key(stream.namespace, stream.workload, stream.container, f.key)
                 d = deltas.get(key)
                 if d is None:
-                    # One rule per group: classified on the group's first message in the batch
-                    # (cached per stream context and message), as the stored group has one rule.
-                    rule = self._classify(message, stream) if contextual else self._classify_plain(message)
                     d = deltas[key] = GroupDelta(
                         key=key,
                         namespace=stream.namespace,
@@ -234,6 +241,8 @@ class Pipeline:
                         last_pod=stream.pod,
                     )
                 by_template[f.key] = d
+            if rule.name != d.rule and urgency[rule.name] < urgency[d.rule]:
+                d.rule, d.priority = rule.name, rule.priority
             d.count += 1
             if ts < d.first_seen:
                 d.first_seen = ts
@@ -245,10 +254,10 @@ class Pipeline:
             samples = d.samples
             if len(samples) < MAX_SAMPLES_PER_DELTA:
                 samples.append(line)
-            minute = int(ts // 60)
+            minute = ts_ns // 60_000_000_000
             counts = d.minute_counts
             counts[minute] = counts.get(minute, 0) + 1
-            add_rule(d.rule)
+            add_rule(rule.name)
         batch.lines += len(rule_names)
         batch.last_ts_ns = max(batch.last_ts_ns, last)
         hits = batch.rule_hits
@@ -281,6 +290,8 @@ class Pipeline:
                 mine.last_seen, mine.last_pod = d.last_seen, d.last_pod
             mine.pods.update(d.pods)
             mine.samples = (mine.samples + d.samples)[-MAX_SAMPLES_PER_DELTA:]
+            if self._urgency.get(d.rule, (9, 0)) < self._urgency.get(mine.rule, (9, 0)):
+                mine.rule, mine.priority = d.rule, d.priority
             for m, k in d.minute_counts.items():
                 mine.minute_counts[m] = mine.minute_counts.get(m, 0) + k
         batch.deltas = settled

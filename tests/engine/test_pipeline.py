@@ -95,3 +95,27 @@ def test_explain_matches_process() -> None:
     x = p.explain(e)
     batch = p.process([e])
     assert x.group in batch.deltas and x.rule == "crashloop-backoff" and x.priority == "P1"
+
+
+def test_group_takes_the_most_urgent_rule_whatever_the_line_order() -> None:
+    from sentinel.config import parse_rules
+
+    rules = parse_rules(
+        {"rules": [{"name": "unavailable", "match": {"pattern": "status 503"}, "priority": "P1"}]}, source="inline"
+    ).ruleset
+    lines = ["GET /a returned status 404", "GET /b returned status 503", "GET /c returned status 503"]
+    for order in (lines, lines[::-1], [lines[1], lines[0], lines[2]]):
+        p = Pipeline(rules=rules)
+        batch = p.process(entries([(API0, line) for line in order]))
+        p.settle(batch)
+        (delta,) = batch.deltas.values()
+        assert (delta.rule, delta.priority.value, delta.count) == ("unavailable", "P1", 3)
+        assert batch.rule_hits == {"unavailable": 2, "default": 1}
+    # across polls too: a later, less urgent line does not downgrade the stored group
+    store = MemoryStore()
+    p = Pipeline(rules=rules)
+    for line in (lines[1], lines[0]):
+        b = p.process(entries([(API0, line)]))
+        store.record(list(b.deltas.values()), now=T0 / 1e9)
+    (group,) = store.all_groups()
+    assert group.rule == "unavailable" and group.count == 2
