@@ -68,8 +68,17 @@ class LokiConfig(Section):
     @classmethod
     def _url(cls, v: str) -> str:
         if not v.startswith(("http://", "https://")):
-            raise ValueError(f"must start with http:// or https://, got {v!r}")
+            raise ValueError("must start with http:// or https://")
+        if "@" in v.split("://", 1)[1].split("/", 1)[0]:
+            raise ValueError("must not carry credentials (user:password@); use loki.username and loki.password")
         return v.rstrip("/")
+
+    @field_validator("lookback", "max_lookback", "timeout")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("must be longer than 0s")
+        return v
 
     @field_validator("query")
     @classmethod
@@ -110,6 +119,13 @@ class RemediationConfig(Section):
     excluded_namespaces: list[str] = Field(default_factory=lambda: ["kube-system"])
     breaker_threshold: int = Field(default=3, ge=1)
     effectiveness_window: Duration = 300.0
+
+    @field_validator("effectiveness_window")
+    @classmethod
+    def _window(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("must be longer than 0s")
+        return v
 
 
 class StoreConfig(Section):
@@ -306,9 +322,18 @@ def _problems(err: ValidationError, prefix: str = "") -> list[str]:
             "float_parsing",
             "model_type",
         ):
-            msg = f"{msg} (got {type(e.get('input')).__name__} {e.get('input')!r})"
+            shown = "(hidden)" if _is_secret(e["loc"]) else repr(e.get("input"))
+            msg = f"{msg} (got {type(e.get('input')).__name__} {shown})"
         problems.append(f"{prefix}{loc}: {msg}")
     return problems
+
+
+SECRET_KEYS = frozenset({"password", "bearer_token", "token"})
+
+
+def _is_secret(loc: tuple[int | str, ...]) -> bool:
+    """A secret's value is never echoed in an error, whatever its type."""
+    return any(part in SECRET_KEYS for part in loc)
 
 
 def _unknown_keys(model: BaseModel, prefix: str) -> list[str]:

@@ -63,6 +63,9 @@ def test_shipped_files_load_cleanly() -> None:
             "loki:\n  lookback: -5m\n", "loki.lookback: duration must not be negative", id="negative-duration"
         ),
         pytest.param("loki:\n  url: loki:3100\n", "loki.url: must start with http:// or https://", id="bad-url"),
+        pytest.param("loki:\n  url: http://admin:pw@loki:3100\n", "loki.url: must not carry credentials", id="url-with-credentials"),
+        pytest.param("loki:\n  timeout: 0s\n", "loki.timeout: must be longer than 0s", id="zero-timeout"),
+        pytest.param("remediation:\n  effectiveness_window: 0s\n", "remediation.effectiveness_window: must be longer than 0s", id="zero-window"),
         pytest.param(
             "remediation:\n  max_actions_per_hour: lots\n", "remediation.max_actions_per_hour", id="wrong-type-int"
         ),
@@ -234,3 +237,12 @@ def test_disabled_rules_do_not_match() -> None:
     }
     rs = parse_rules(data, source="inline").ruleset
     assert rs.classify("boom").name == "on"
+
+
+def test_wrongly_typed_secrets_are_not_echoed(tmp_path: Path) -> None:
+    path = write(tmp_path, "config.yaml", "loki:\n  password: 987654321\n  bearer_token: [tok-abc]\napi:\n  token: 123456789012\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    message = str(info.value)
+    assert "loki.password" in message and "api.token" in message and "loki.bearer_token" in message
+    assert "987654321" not in message and "123456789012" not in message and "tok-abc" not in message
