@@ -32,7 +32,7 @@ from sentinel.core.rules import RuleSet
 from sentinel.engine.events import EventBus
 from sentinel.engine.leader import LeaderElector, default_identity, default_namespace
 from sentinel.engine.pipeline import Batch, Pipeline, group_key
-from sentinel.engine.settings import RuntimeSettings, apply_update, from_stored, validate_update
+from sentinel.engine.settings import RuntimeSettings, apply_update, from_stored, stored_overrides, validate_update
 from sentinel.errors import ConfigError, LokiUnavailable, SentinelError, SourceError, cap
 from sentinel.remediation.cluster import Cluster
 from sentinel.remediation.remediator import Remediator
@@ -107,6 +107,7 @@ class PollResult:
     duration: float
     window: tuple[float, float]
     error: str = ""
+    retry_after: float | None = None  # what Loki asked for (Retry-After), when it did
 
 
 def lifecycle_of(config: Config) -> LifecycleSettings:
@@ -152,6 +153,7 @@ class Runtime:
         events: EventBus | None = None,
         warnings: list[str] | None = None,
         description: str = "",
+        stopping: threading.Event | None = None,
     ) -> None:
         self.config = config
         self.config_path = config_path
@@ -170,10 +172,13 @@ class Runtime:
         self._poll_lock = threading.Lock()
         self._rules_mtime = _mtime(rules_path)
         self.health.rules_loaded_at = clock()
-        self.settings = from_stored(RuntimeSettings.from_config(config), store.get_state("settings"))
+        self.settings, notes = from_stored(RuntimeSettings.from_config(config), store.get_state("settings"))
+        for note in notes:
+            log.warning("%s", note)
         self.remediator.set_limits(limits_of(config, self.settings))
         self.scheduler: Any = None  # sentinel.engine.scheduler.Scheduler once started
-        self.stopping = threading.Event()
+        self.stopping = stopping or threading.Event()
+        self._apply_query(self.settings.query)
         self.leader_check: Callable[[], bool] = lambda: True
         self.elector: LeaderElector | None = None  # with leader_election.enabled and a cluster
         stored_hits = store.get_state("rule_hits")
@@ -205,8 +210,9 @@ class Runtime:
         warnings = loaded.warnings + rules.warnings + list(getattr(store, "startup_warnings", []))
         for w in warnings:
             log.warning("%s", w)
+        stopping = threading.Event()
         if source is None:
-            source = build_loki_source(config)
+            source = build_loki_source(config, sleep=interruptible_sleep(stopping))
         cluster, cluster_state = build_cluster(config)
         remediator = Remediator(
             store=store,
@@ -224,6 +230,7 @@ class Runtime:
             rules_path=str(rpath),
             clock=clock,
             warnings=warnings,
+            stopping=stopping,
         )
         rt.health.cluster = cluster_state
         if config.leader_election.enabled:
@@ -355,10 +362,10 @@ class Runtime:
         h.consecutive_errors += 1
         h.last_error = cap(err, 500)
         h.last_duration = time.perf_counter() - t0
-        retry = f" (retry in {err.delay:.0f}s)" if isinstance(err, LokiUnavailable) else ""
-        log.error("poll failed%s: %s", retry, h.last_error)
+        delay = err.delay if isinstance(err, LokiUnavailable) else None
+        log.error("poll failed: %s", h.last_error)
         self.events.publish("health", {"ok": False, "error": h.last_error})
-        return PollResult(False, 0, 0, 0, 0, h.last_duration, window, h.last_error)
+        return PollResult(False, 0, 0, 0, 0, h.last_duration, window, h.last_error, retry_after=delay)
 
     def _publish_changes(self, changes: list[GroupChange]) -> None:
         for c in changes:
@@ -366,7 +373,7 @@ class Runtime:
             self.events.publish(kind, {**group_summary(c.group), "change": c.kind, "added": c.added})
 
     def _remediate(self, changes: list[GroupChange]) -> int:
-        """Automatic remediation for groups whose rule names an action (not ``none``)."""
+        """Automatic decisions for groups that matched a rule; ``none`` rules are recorded as alert only."""
         if not self.health.leader:
             return 0
         decided = 0
@@ -381,13 +388,15 @@ class Runtime:
             if g.status in (Status.ACKNOWLEDGED, Status.SNOOZED):
                 continue
             rule = self.rules.by_name(g.rule)
-            if rule is None or rule.action == "none":
+            if rule is None or rule.name == "default":
                 continue
             record = self.remediator.handle(
                 g, rule=rule.name, action=rule.action, params=dict(rule.params), cooldown=rule.cooldown
             )
             self._after_record(record)
             decided += 1
+            if self.elector is not None and record.decision == "allowed" and rule.action != "none":
+                self.lease_tick()  # the new cooldown is in the Lease before the next action
         return decided
 
     def _after_record(self, record: RemediationRecord) -> None:
@@ -458,8 +467,9 @@ class Runtime:
         new, changes = apply_update(self.settings, update)
         if not changes:
             return {}
-        stored = self.store.get_state("settings") or {}
-        stored.update({k: v[1] for k, v in changes.items()})
+        stored = stored_overrides(
+            self.store.get_state("settings"), changes, file_values=RuntimeSettings.from_config(self.config)
+        )
         self.store.put_state("settings", stored)
         history = (self.store.get_state("settings_history") or {}).get("entries", [])
         history.append({"time": self.clock(), "by": by, "changes": changes})
@@ -469,13 +479,17 @@ class Runtime:
         if "poll_interval" in changes and self.scheduler is not None:
             self.scheduler.set_poll_interval(new.poll_interval)
         if "query" in changes:
-            set_query = getattr(self.source, "set_query", None)
-            if callable(set_query):
-                set_query(new.query)
+            self._apply_query(new.query)
         self.store.flush()
         log.info("settings changed by %s: %s", by, ", ".join(sorted(changes)))
         self.events.publish("settings", {"by": by, "changes": changes, "settings": new.to_dict()})
         return changes
+
+    def _apply_query(self, query: str) -> None:
+        """The LogQL query the source runs (a file or demo source has none)."""
+        set_query = getattr(self.source, "set_query", None)
+        if callable(set_query):
+            set_query(query)
 
     def settings_history(self) -> list[dict[str, Any]]:
         return list((self.store.get_state("settings_history") or {}).get("entries", []))
@@ -634,7 +648,17 @@ def _mtime(path: str) -> float:
         return 0.0
 
 
-def build_loki_source(config: Config) -> Source:
+def interruptible_sleep(stopping: threading.Event) -> Callable[[float], None]:
+    """A backoff sleep that ends the poll at once when the process is stopping (SIGTERM)."""
+
+    def sleep(seconds: float) -> None:
+        if stopping.wait(seconds):
+            raise SourceError("stopping: poll abandoned during a retry wait")
+
+    return sleep
+
+
+def build_loki_source(config: Config, *, sleep: Callable[[float], None] = time.sleep) -> Source:
     from sentinel.sources.loki import LokiClient, build_http_client
 
     lc = config.loki
@@ -648,7 +672,7 @@ def build_loki_source(config: Config) -> Source:
         ca_file=lc.ca_file,
         timeout=lc.timeout,
     )
-    return LokiClient(http, query=lc.query, page_limit=lc.page_limit)
+    return LokiClient(http, query=lc.query, page_limit=lc.page_limit, sleep=sleep)
 
 
 def build_elector(
@@ -674,6 +698,13 @@ def build_cluster(config: Config) -> tuple[Any, str]:
     from sentinel.remediation.cluster import Cluster
 
     kc = config.kubernetes
+    if kc.in_cluster and not kc.kubeconfig and not os.environ.get("KUBERNETES_SERVICE_HOST"):
+        why = (
+            "kubernetes.in_cluster is true but this process does not run in a pod; "
+            "set kubernetes.kubeconfig to act on a cluster from outside"
+        )
+        log.warning("no Kubernetes cluster: %s; remediation runs as dry-run", why)
+        return None, f"not configured: {why}"
     try:
         cluster = Cluster.from_config(
             in_cluster=kc.in_cluster, kubeconfig=kc.kubeconfig or None, context=kc.context or None

@@ -26,6 +26,18 @@ MAINTENANCE_EVERY = 60.0
 RULES_CHECK_EVERY = 10.0
 
 
+MAX_RETRY_AFTER = 3600.0
+
+
+def retry_delay(failures: int, *, interval: float, retry_after: float | None) -> float:
+    """Seconds until the next poll after ``failures`` failed ones: exponential backoff capped at the
+    poll interval, but never sooner than Loki's own ``Retry-After`` (itself capped at an hour)."""
+    backoff = min(interval, 2.0 ** min(failures, 10))
+    if retry_after is not None:
+        return max(backoff, min(retry_after, MAX_RETRY_AFTER))
+    return backoff
+
+
 class Scheduler:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -69,7 +81,8 @@ class Scheduler:
                 self._sched.reschedule_job("poll", trigger=IntervalTrigger(seconds=self._interval))
             return
         self._failures += 1
-        delay = min(self._interval, 2.0 ** min(self._failures, 10))
+        delay = retry_delay(self._failures, interval=self._interval, retry_after=result.retry_after)
+        log.info("next poll in %.0fs after %d failed poll(s)", delay, self._failures)
         self._sched.modify_job("poll", next_run_time=datetime.now() + timedelta(seconds=delay))
 
     def _reload(self) -> None:

@@ -135,12 +135,52 @@ def apply_update(current: RuntimeSettings, update: SettingsUpdate) -> tuple[Runt
     return RuntimeSettings(**values), changes
 
 
-def from_stored(base: RuntimeSettings, stored: dict[str, Any] | None) -> RuntimeSettings:
-    """Stored overrides over the file's values; an override that no longer validates is ignored."""
+FILE_VALUES = "_file"  # in the stored overrides: the config file's value when each was made
+
+
+def from_stored(base: RuntimeSettings, stored: dict[str, Any] | None) -> tuple[RuntimeSettings, list[str]]:
+    """Stored console/API overrides over the file's values, and one note per decision.
+
+    An override is dropped when the config file's value changed since it was made (the newer
+    intent wins: an operator who edits config.yaml and restarts gets what the file says), or when
+    it no longer validates.
+    """
     if not stored:
-        return base
+        return base, []
+    file_then = stored.get(FILE_VALUES) or {}
+    now = base.to_dict()
+    kept: dict[str, Any] = {}
+    notes: list[str] = []
+    for name, value in stored.items():
+        if name not in SettingsUpdate.model_fields:
+            continue
+        if name in file_then and file_then[name] != now.get(name):
+            notes.append(
+                f"settings: config file changed {name} since the override; the file's value {now.get(name)!r} wins"
+            )
+            continue
+        kept[name] = value
     try:
-        update = validate_update({k: v for k, v in stored.items() if k in SettingsUpdate.model_fields})
-    except ConfigError:
-        return base
-    return apply_update(base, update)[0]
+        update = validate_update(kept)
+    except ConfigError as err:
+        return base, [f"settings: stored overrides ignored: {err}"]
+    new, changes = apply_update(base, update)
+    notes.extend(
+        f"settings: {name} = {new_value!r} (console/API override of {old!r} in the config file)"
+        for name, (old, new_value) in changes.items()
+    )
+    return new, notes
+
+
+def stored_overrides(
+    stored: dict[str, Any] | None, changes: dict[str, list[Any]], *, file_values: RuntimeSettings
+) -> dict[str, Any]:
+    """The overrides to store after ``changes``, with the file's values they override."""
+    out = dict(stored or {})
+    file_then = dict(out.get(FILE_VALUES) or {})
+    current_file = file_values.to_dict()
+    for name, (_old, new) in changes.items():
+        out[name] = new
+        file_then[name] = current_file.get(name)
+    out[FILE_VALUES] = file_then
+    return out

@@ -307,6 +307,12 @@ class LokiClient:
             return True, text or "ready"
         return False, f"HTTP {resp.status_code}: {text}"
 
+    def set_query(self, query: str) -> None:
+        """Run ``query`` from the next request on (a live settings change)."""
+        if not query.strip():
+            raise ConfigError("loki.query: must not be empty")
+        self.query = query
+
     def fetch(self, start_ns: int, end_ns: int) -> Iterator[list[LogEntry]]:
         """Yield every entry in ``[start_ns, end_ns)`` once, in time order, one list per page."""
         cursor = start_ns

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -53,7 +54,14 @@ store:
     return cfg
 
 
-def build(cfg: Path, peer: LokiPeer, *, page_limit: int = 1000, sleeps: Sleeps | None = None) -> Runtime:
+def build(
+    cfg: Path,
+    peer: LokiPeer,
+    *,
+    page_limit: int = 1000,
+    sleeps: Sleeps | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Runtime:
     source = LokiClient(
         httpx.Client(base_url=peer.url, timeout=5.0),
         query='{namespace=~".+"} |~ "(?i)(error|fatal|panic|exception|fail)"',
@@ -61,7 +69,7 @@ def build(cfg: Path, peer: LokiPeer, *, page_limit: int = 1000, sleeps: Sleeps |
         max_retries=2,
         sleep=sleeps or Sleeps(),
     )
-    return Runtime.build(cfg, source=source)
+    return Runtime.build(cfg, source=source, clock=clock)
 
 
 def total_count(rt: Runtime) -> int:
@@ -101,9 +109,9 @@ def test_resume_after_restart_neither_loses_nor_recounts(tmp_path: Path, loki_pe
     cursor = rt.store.get_cursor()
     rt.stop()  # flushes the TinyDB file
 
-    second = add_shared_timestamp_lines(loki_peer, start_ns=time.time_ns() + 1, n=900, per_ts=4, tag="second")
-    time.sleep(0.05)
-    rt2 = build(cfg, loki_peer, page_limit=400)
+    assert cursor is not None
+    second = add_shared_timestamp_lines(loki_peer, start_ns=cursor + 1, n=900, per_ts=4, tag="second")
+    rt2 = build(cfg, loki_peer, page_limit=400, clock=lambda: time.time() + 1.0)  # "now" is after those lines
     assert rt2.store.get_cursor() == cursor
     r = rt2.poll_once()
     assert r.ok and r.lines == second
@@ -218,3 +226,88 @@ def test_scheduler_polls_and_applies_a_new_interval_live(tmp_path: Path, loki_pe
     finally:
         rt.stop()
     assert rt.scheduler is None
+
+
+def test_console_override_survives_restart_until_the_file_changes(tmp_path: Path, loki_peer: LokiPeer) -> None:
+    cfg = write_config(tmp_path, loki_peer)
+    rt = build(cfg, loki_peer)
+    rt.update_settings({"dry_run": False, "max_actions_per_hour": 9}, by="ann")
+    rt.stop()
+    rt2 = build(cfg, loki_peer)
+    assert rt2.settings.dry_run is False and rt2.settings.max_actions_per_hour == 9
+    rt2.stop()
+    # the operator edits config.yaml: the file's newer value wins over the older console override
+    cfg.write_text(
+        cfg.read_text().replace(
+            "remediation:\n  dry_run: true", "remediation:\n  dry_run: true\n  max_actions_per_hour: 20"
+        )
+    )
+    rt3 = build(cfg, loki_peer)
+    assert rt3.settings.max_actions_per_hour == 20
+    assert rt3.settings.dry_run is False  # this field's file value did not change: the override stays
+    rt3.stop()
+
+
+def test_query_setting_applies_live_and_after_restart(tmp_path: Path, loki_peer: LokiPeer) -> None:
+    cfg = write_config(tmp_path, loki_peer)
+    rt = Runtime.build(cfg)  # the runtime's own Loki client
+    new_query = '{namespace="shop"} |= "boom"'
+    rt.update_settings({"query": new_query}, by="ann")
+    assert rt.poll_once().ok
+    assert loki_peer.requests_to("/loki/api/v1/query_range")[-1].param("query") == new_query
+    rt.stop()
+    rt2 = Runtime.build(cfg)
+    assert rt2.poll_once().ok
+    assert loki_peer.requests_to("/loki/api/v1/query_range")[-1].param("query") == new_query
+    rt2.stop()
+
+
+def test_stopping_ends_a_poll_waiting_between_retries(tmp_path: Path, loki_peer: LokiPeer) -> None:
+    import threading
+
+    cfg = write_config(tmp_path, loki_peer)
+    rt = Runtime.build(cfg)  # its Loki client sleeps through the runtime's stop flag
+    loki_peer.fail_next(503, times=20, retry_after="20")
+    results = []
+    worker = threading.Thread(target=lambda: results.append(rt.poll_once()))
+    worker.start()
+    while not loki_peer.requests_to("/loki/api/v1/query_range"):
+        worker.join(0.01)
+    rt.stopping.set()  # what stop() does first on SIGTERM
+    worker.join(10)
+    assert not worker.is_alive()
+    assert not results[0].ok and "stopping" in results[0].error
+    assert len(loki_peer.requests_to("/loki/api/v1/query_range")) == 1  # no further attempt after the stop
+    rt.stop()
+
+
+def test_in_cluster_outside_a_pod_means_no_cluster_not_the_local_kubeconfig(
+    tmp_path: Path, loki_peer: LokiPeer
+) -> None:
+    import os
+
+    from sentinel.config import load_config
+    from sentinel.engine.runtime import build_cluster
+
+    assert "KUBERNETES_SERVICE_HOST" not in os.environ
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("kubernetes:\n  in_cluster: true\n")
+    cluster, why = build_cluster(load_config(cfg, env={}).config)
+    assert cluster is None and "does not run in a pod" in why
+
+
+@pytest.mark.parametrize(
+    ("failures", "retry_after", "expected"),
+    [
+        pytest.param(1, None, 2.0, id="backoff-1"),
+        pytest.param(3, None, 8.0, id="backoff-3"),
+        pytest.param(9, None, 30.0, id="capped-at-interval"),
+        pytest.param(1, 45.0, 45.0, id="retry-after-wins"),
+        pytest.param(5, 1.0, 30.0, id="backoff-when-longer"),
+        pytest.param(1, 99_999.0, 3600.0, id="retry-after-capped"),
+    ],
+)
+def test_retry_delay_honours_retry_after(failures: int, retry_after: float | None, expected: float) -> None:
+    from sentinel.engine.scheduler import retry_delay
+
+    assert retry_delay(failures, interval=30.0, retry_after=retry_after) == expected
