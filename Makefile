@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/kube-sentinel demo
 
 run: $(STAMP)
-	$(BIN)/kube-sentinel run --config $(CONFIG) --rules $(RULES)
+	$(BIN)/kube-sentinel run --config $(CONFIG) --rules $(RULES) --store data/sentinel.json --listen 127.0.0.1:8080
 
 check: $(STAMP)
 	$(BIN)/kube-sentinel check --config $(CONFIG) --rules $(RULES)

@@ -142,7 +142,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from sentinel.engine.runtime import Runtime
 
     try:
-        runtime = Runtime.build(args.config, args.rules)
+        store = None
+        if args.store:
+            from sentinel.store.tinydb import TinyDBStore
+
+            store = TinyDBStore(args.store)
+        runtime = Runtime.build(args.config, args.rules, store=store)
     except ConfigError as err:
         print(f"invalid configuration:\n{err}", file=sys.stderr)
         return EXIT_INVALID
@@ -195,20 +200,28 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     except SentinelError as err:
         print(f"cannot read {args.file}: {err}", file=sys.stderr)
         return EXIT_FAILED
-    pipeline = Pipeline(rules=rules.ruleset)
+    explain_out = None
     if args.explain:
-        with open(args.explain, "w", encoding="utf-8") as fh:
+        try:
+            explain_out = open(args.explain, "w", encoding="utf-8")  # noqa: SIM115  (closed below)
+        except OSError as err:
+            print(f"--explain {args.explain}: cannot write: {err.strerror}", file=sys.stderr)
+            return EXIT_INVALID
+    pipeline = Pipeline(rules=rules.ruleset)
+    batch = pipeline.process(entries)
+    if explain_out is not None:
+        # After the whole file: every line names the group (and template) it ended up in.
+        with explain_out as fh:
             for entry in entries:
                 e = pipeline.explain(entry)
                 fh.write(
                     json.dumps({"group": e.group, "template": e.template, "rule": e.rule, "priority": e.priority})
                     + "\n"
                 )
-    batch = pipeline.process(entries)
     store = MemoryStore()
     now = max((e.ts for e in entries), default=time.time())
     store.record(list(batch.deltas.values()), now=now)
-    page = store.list_groups(GroupQuery(sort="priority", page_size=min(500, args.top)))
+    page = store.list_groups(GroupQuery(sort="priority", page_size=args.top))
     rows = [
         {
             "priority": g.priority.value,
@@ -246,6 +259,16 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 # -- entry --------------------------------------------------------------------------------------
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 1 <= value <= 500:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 500, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="kube-sentinel", description="Kubernetes error prioritization and safe auto-remediation."
@@ -260,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--rules", default=None, help="rules file (default: rules_file from the config)")
     run.add_argument("--listen", default=None, help="HOST:PORT (overrides web.listen)")
     run.add_argument("--once", action="store_true", help="one poll cycle, print a summary, exit")
+    run.add_argument("--store", default=None, metavar="PATH", help="TinyDB file (overrides store.type and store.path)")
     run.set_defaults(fn=cmd_run)
 
     demo = sub.add_parser("demo", help="run on bundled Kubernetes error logs: no cluster, no Loki")
@@ -279,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("file")
     an.add_argument("--rules", default=None)
     an.add_argument("--format", choices=["table", "csv", "json"], default="table")
-    an.add_argument("--top", type=int, default=30)
+    an.add_argument("--top", type=_positive_int, default=30, help="groups to show (1-500)")
     an.add_argument(
         "--explain", default=None, metavar="OUT.jsonl", help="one line per input line: group, template, rule, priority"
     )

@@ -99,11 +99,26 @@ def test_run_once_success_and_failure(tmp_path: Path, loki_peer: LokiPeer, capsy
         f"loki:\n  url: {loki_peer.url}\nkubernetes:\n  in_cluster: false\n  kubeconfig: {tmp_path / 'none'}\n"
         f"rules_file: {ROOT / 'config' / 'rules.yaml'}\nstore:\n  type: memory\n"
     )
-    assert main(["run", "--config", str(cfg), "--once"]) == 0
+    assert main(["run", "--config", str(cfg), "--once", "--store", str(tmp_path / "s.json")]) == 0
     assert "20 lines" in capsys.readouterr().out
+    assert (tmp_path / "s.json").exists()
     loki_peer.fail_next(400, times=1, body="parse error at line 1, col 1: syntax error")
     assert main(["run", "--config", str(cfg), "--once"]) == 1
     assert "parse error" in capsys.readouterr().err
+
+
+def test_analyze_explain_names_final_groups_and_bad_paths(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "explain.jsonl"
+    assert main(["analyze", str(DEMO_LOGS), "--format", "json", "--top", "500", "--explain", str(out)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    reported = {row["group"] for row in report["top"]}
+    explained = {json.loads(line)["group"] for line in out.read_text().splitlines()}
+    assert explained == reported  # after template merges, every line points at a reported group
+    assert main(["analyze", str(DEMO_LOGS), "--explain", str(tmp_path / "no" / "such" / "dir.jsonl")]) == 2
+    assert "cannot write" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["analyze", str(DEMO_LOGS), "--top", "0"])
+    assert info.value.code == 2
 
 
 def test_run_with_invalid_config_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -89,7 +89,7 @@ class TinyDBStore(MemoryStore):
             cursor = meta[0].get("cursor") if meta else None
             group_aliases = meta[0].get("group_aliases", {}) if meta else {}
             db.close()
-        except (ValueError, KeyError, TypeError) as err:
+        except (ValueError, KeyError, TypeError, AttributeError) as err:  # not JSON, or not our shape
             aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
             os.replace(self.path, aside)
             msg = f"store file {self.path} could not be read ({cap(err)}); moved aside to {aside} and started empty"

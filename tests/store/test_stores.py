@@ -17,12 +17,33 @@ from sentinel.store.tinydb import TinyDBStore
 NOW = 1_800_000_000.0
 
 
-def delta(key: str, *, ns: str = "shop", wl: str = "api", count: int = 1, ts: float = NOW, priority: Priority = Priority.P3,
-          rule: str = "r", template: str = "boom <*>", pod: str = "api-0") -> GroupDelta:
+def delta(
+    key: str,
+    *,
+    ns: str = "shop",
+    wl: str = "api",
+    count: int = 1,
+    ts: float = NOW,
+    priority: Priority = Priority.P3,
+    rule: str = "r",
+    template: str = "boom <*>",
+    pod: str = "api-0",
+) -> GroupDelta:
     return GroupDelta(
-        key=key, namespace=ns, workload=wl, container="c", template=template, rule=rule, priority=priority,
-        count=count, first_seen=ts, last_seen=ts, pods={pod: None}, samples=[f"line {key}"],
-        minute_counts={int(ts // 60): count}, template_key="t" + key,
+        key=key,
+        namespace=ns,
+        workload=wl,
+        container="c",
+        template=template,
+        rule=rule,
+        priority=priority,
+        count=count,
+        first_seen=ts,
+        last_seen=ts,
+        pods={pod: None},
+        samples=[f"line {key}"],
+        minute_counts={int(ts // 60): count},
+        template_key="t" + key,
     )
 
 
@@ -47,8 +68,16 @@ def test_record_counts_every_occurrence(store: Store) -> None:
 
 def test_filters_sort_and_pages(store: Store) -> None:
     deltas = [
-        delta(f"g{i}", ns="shop" if i % 2 else "data", wl=f"w{i % 3}", count=i + 1, ts=NOW + i,
-              priority=Priority(f"P{1 + i % 4}"), rule=f"rule{i % 2}", template=f"msg {i} happened")
+        delta(
+            f"g{i}",
+            ns="shop" if i % 2 else "data",
+            wl=f"w{i % 3}",
+            count=i + 1,
+            ts=NOW + i,
+            priority=Priority(f"P{1 + i % 4}"),
+            rule=f"rule{i % 2}",
+            template=f"msg {i} happened",
+        )
         for i in range(20)
     ]
     store.record(deltas, now=NOW + 30)
@@ -81,11 +110,21 @@ def test_stats(store: Store) -> None:
 
 def test_remediation_audit_newest_first_and_filters(store: Store) -> None:
     for i in range(5):
-        store.add_remediation(RemediationRecord(
-            id=f"r{i}", time=NOW + i, group_id="a", rule="x", action="restart-pod", namespace="shop",
-            kind="Pod", name="p", decision="allowed" if i % 2 else "denied",
-            result=Result.SUCCESS if i % 2 else Result.SKIPPED, dry_run=i == 3,
-        ))
+        store.add_remediation(
+            RemediationRecord(
+                id=f"r{i}",
+                time=NOW + i,
+                group_id="a",
+                rule="x",
+                action="restart-pod",
+                namespace="shop",
+                kind="Pod",
+                name="p",
+                decision="allowed" if i % 2 else "denied",
+                result=Result.SUCCESS if i % 2 else Result.SKIPPED,
+                dry_run=i == 3,
+            )
+        )
     page = store.list_remediations(RecordQuery(page_size=2))
     assert [r.id for r in page.items] == ["r4", "r3"] and page.total == 5
     assert store.list_remediations(RecordQuery(decision="denied")).total == 3
@@ -145,6 +184,7 @@ def test_burst_escalates_one_level(store: Store) -> None:
 
 def test_aliases_fold_groups(store: Store) -> None:
     store.record([delta("a", count=2), delta("b", count=3)], now=NOW)
+
     def key_fn(ns: str, wl: str, c: str, tk: str) -> str:
         return "merged-" + tk
 
@@ -173,7 +213,9 @@ def test_concurrent_writers_and_readers(store: Store) -> None:
         except BaseException as err:  # pragma: no cover
             errors.append(err)
 
-    threads = [threading.Thread(target=write, args=(n,)) for n in range(3)] + [threading.Thread(target=read) for _ in range(2)]
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(3)] + [
+        threading.Thread(target=read) for _ in range(2)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -188,7 +230,11 @@ def test_tinydb_survives_restart(tmp_path: Path) -> None:
     s1.record([delta("a", count=7)], now=NOW)
     s1.set_cursor(42)
     s1.put_state("safety", {"actions": [1.0]})
-    s1.add_remediation(RemediationRecord(id="r1", time=NOW, group_id="a", rule="x", action="none", namespace="shop", kind="Pod", name="p"))
+    s1.add_remediation(
+        RemediationRecord(
+            id="r1", time=NOW, group_id="a", rule="x", action="none", namespace="shop", kind="Pod", name="p"
+        )
+    )
     s1.close()
     s2 = TinyDBStore(path)
     g = s2.get_group("a")
@@ -209,14 +255,23 @@ def test_tinydb_flush_is_atomic_no_temp_files_left(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["db.json"]
 
 
-def test_tinydb_corrupt_file_is_moved_aside_not_overwritten(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param('{"groups": {"1": {"id": "a", "priority"', id="truncated"),
+        pytest.param('{"groups": []}', id="wrong-shape"),
+        pytest.param('{"groups": {"1": {"id": "a"}}}', id="record-missing-fields"),
+        pytest.param("[1, 2, 3]", id="not-an-object"),
+    ],
+)
+def test_tinydb_corrupt_file_is_moved_aside_not_overwritten(tmp_path: Path, content: str) -> None:
     path = tmp_path / "db.json"
-    path.write_text('{"groups": {"1": {"id": "a", "priority"')  # truncated
+    path.write_text(content)
     s = TinyDBStore(path)
     assert s.all_groups() == []
     assert len(s.startup_warnings) == 1 and "moved aside" in s.startup_warnings[0]
     aside = [p for p in tmp_path.iterdir() if ".corrupt-" in p.name]
-    assert len(aside) == 1 and aside[0].read_text().startswith('{"groups"')
+    assert len(aside) == 1 and aside[0].read_text() == content
 
 
 def test_tinydb_vanished_folder_is_reported_and_flush_fails_clearly(tmp_path: Path) -> None:
