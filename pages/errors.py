@@ -11,7 +11,7 @@ from sentinel.core.actions import ACTIONS
 from sentinel.core.model import ErrorGroup
 from sentinel.store.base import SORTS, RecordQuery
 from sentinel.ui import charts
-from sentinel.ui.context import operator, runtime
+from sentinel.ui.context import admin_token, operator, runtime, token_ok
 from sentinel.ui.explain import why
 from sentinel.ui.format import (
     PRIORITIES,
@@ -40,10 +40,12 @@ from sentinel.ui.queries import (
 from sentinel.ui.tables import QUEUE_COLUMNS, RECORD_COLUMNS, queue_frame, records_frame, with_priority_colours
 
 ANY = "(any)"
+TOKEN_KEY = "confirm_token"
 SNOOZES = {"1 hour": 3600, "4 hours": 4 * 3600, "1 day": 86400, "1 week": 7 * 86400}
 
 rt = runtime()
 now = rt.clock()
+needs_token = bool(admin_token(rt))  # api.token is configured: changes here need it, as they do in the API
 
 
 # -- the queue ----------------------------------------------------------------------------------
@@ -221,6 +223,7 @@ def _back() -> None:
     if "id" in st.query_params:
         del st.query_params["id"]
     st.session_state.pop("pending", None)
+    st.session_state.pop(TOKEN_KEY, None)
 
 
 def _ask(kind: str, **details: Any) -> None:
@@ -229,6 +232,7 @@ def _ask(kind: str, **details: Any) -> None:
 
 def _cancel() -> None:
     st.session_state.pop("pending", None)
+    st.session_state.pop(TOKEN_KEY, None)
 
 
 def _flash(level: str, text: str) -> None:
@@ -238,6 +242,11 @@ def _flash(level: str, text: str) -> None:
 def _confirm(group_id: str) -> None:
     pending = st.session_state.pop("pending", None)
     if not pending:
+        return
+    given = str(st.session_state.pop(TOKEN_KEY, "") or "")
+    if not token_ok(rt, given):  # always checked: True only without a configured token, or the right one
+        st.session_state["pending"] = pending  # keep the confirmation open, to try again
+        _flash("error", "Wrong or missing admin token: nothing was done.")
         return
     by = operator()
     kind = pending["kind"]
@@ -304,6 +313,13 @@ def _actions_section(g: ErrorGroup) -> None:
     if pending:
         with st.container(border=True):
             st.markdown(f"**Please confirm:** {pending['summary']}")
+            if needs_token:
+                st.text_input(
+                    "Admin token",
+                    type="password",
+                    key=TOKEN_KEY,
+                    help="this Kube Sentinel has an admin token (api.token): status changes and actions need it",
+                )
             a, b, _ = st.columns([1, 1, 4])
             a.button("Confirm", type="primary", on_click=_confirm, args=(g.id,), key="confirm")
             b.button("Cancel", on_click=_cancel, key="cancel")

@@ -7,21 +7,35 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from sentinel.engine.settings import RuntimeSettings
 from sentinel.errors import ConfigError
 from sentinel.ui.context import admin_token, operator, runtime, token_ok
 from sentinel.ui.format import ago, duration, when
-from sentinel.ui.settings_form import FIELDS, LABELS, change_of, field_errors, form_values, history_rows
+from sentinel.ui.settings_form import FIELDS, LABELS, change_of, field_errors, form_values, history_rows, overrides
 
 rt = runtime()
 now = rt.clock()
 needs_token = bool(admin_token(rt))
+source = rt.config_path or "config.yaml"
 
 st.title(":material/settings: Settings")
 st.caption(
     "These settings change the running engine at once — no restart — and are kept in the store, so they "
     "survive one. Every change is recorded below with who made it. Everything else comes from "
-    f"`{rt.config_path or 'config.yaml'}`."
+    f"`{source}`."
 )
+
+overridden = overrides(rt.settings, RuntimeSettings.from_config(rt.config))
+if overridden:
+    what = "1 setting overrides" if len(overridden) == 1 else f"{len(overridden)} settings override"
+    st.info(
+        f"**{what} `{source}`**: changed here or through the API, so the engine uses these values, not the file's. "
+        "Set a field back to the file's value to follow the file again.",
+        icon=":material/edit_note:",
+    )
+    st.dataframe(pd.DataFrame(overridden), hide_index=True, key="overrides")
+else:
+    st.caption(f"Every setting below is as `{source}` says: no console or API change overrides it.")
 
 seeded = False
 for key, value in form_values(rt.settings).items():

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sentinel.api import errors, health, remediations, rules, settings, stats, ws
+from sentinel.api import errors, health, remediations, rules, safety, settings, stats, ws
 from sentinel.api.common import ApiError
 from sentinel.api.health import ReadyCache
 from sentinel.api.metrics import build_registry
@@ -29,14 +29,15 @@ from sentinel.api.schemas import Problem
 from sentinel.engine.runtime import Runtime
 from sentinel.errors import SentinelError, StoreError
 
-ROUTERS = (errors, stats, rules, remediations, settings, health, ws)
+ROUTERS = (errors, stats, rules, remediations, settings, safety, health, ws)
 MAX_BODY = 64 * 1024
 OPENAPI_URL = "/api/openapi.json"
 DOCS_URL = "/api/docs"
 
 DESCRIPTION = """\
 Kube Sentinel's JSON API: error groups, statistics, rules, the remediation audit log, settings,
-live events (`/ws`), health, readiness and Prometheus metrics.
+the safety state (budget, cooldowns, breakers), live events (`/ws`), health, readiness and
+Prometheus metrics.
 
 Reading needs no credentials. Every POST and PATCH needs `Authorization: Bearer <api token>`;
 without a configured token the API is read-only (403). `X-Sentinel-User` names who makes a change

@@ -363,6 +363,85 @@ class SettingsResult(BaseModel):
     settings: SettingsOut
 
 
+# -- safety ---------------------------------------------------------------------------------------
+
+WORKLOAD_KEY = r"^[^/\x00-\x1f\x7f]+/[^/\x00-\x1f\x7f]+$"
+
+
+class SafetyLimitsOut(BaseModel):
+    """The hard limits every decision is made under (config.yaml plus live settings changes)."""
+
+    enabled: bool
+    dry_run: bool
+    max_actions_per_hour: int
+    per_workload_per_hour: int
+    excluded_namespaces: list[str]
+    breaker_threshold: int = Field(description="ineffective actions in a row that open a workload's breaker")
+    effectiveness_window: float = Field(description="seconds an action is watched before it is judged")
+
+
+class Budget(BaseModel):
+    used: int = Field(description="actions started in the last hour, over every workload")
+    limit: int
+    remaining: int
+
+
+class WorkloadActions(BaseModel):
+    workload: str = Field(description="namespace/name")
+    actions_last_hour: int
+    limit: int = Field(description="the per-workload hourly cap")
+    in_flight: bool = Field(description="an action on this workload is running now")
+
+
+class CooldownOut(BaseModel):
+    rule: str
+    workload: str
+    until: float
+    remaining: float = Field(description="seconds left")
+
+
+class BreakerOut(BaseModel):
+    workload: str
+    state: Literal["open", "closed"]
+    reason: str
+    opened_at: float | None
+    reset_by: str = Field(description="who closed it (empty while it has never been reset)")
+    reset_at: float | None
+    ineffective: int = Field(description="ineffective actions in a row on this workload now")
+
+
+class ClusterInfo(BaseModel):
+    configured: bool = Field(description="a kubeconfig or in-cluster account was found")
+    host: str | None = Field(description="the API server's address, when configured")
+    note: str = Field(description="why actions run as dry-run when no cluster is configured")
+
+
+class SafetyView(BaseModel):
+    """The remediation safety state: limits, budget, per-workload counts, cooldowns, breakers."""
+
+    time: float
+    limits: SafetyLimitsOut
+    budget: Budget
+    workloads: list[WorkloadActions]
+    cooldowns: list[CooldownOut]
+    breakers: list[BreakerOut]
+    pending_checks: int = Field(description="actions waiting for their effectiveness verdict")
+    cluster: ClusterInfo
+
+
+class BreakerReset(Request):
+    """Close a workload's circuit breaker: automatic actions there may run again."""
+
+    workload: str = Field(min_length=3, max_length=507, pattern=WORKLOAD_KEY, description="namespace/name")
+
+
+class BreakerResetResult(BaseModel):
+    workload: str
+    was_open: bool = Field(description="false: the breaker was already closed (nothing changed but the count)")
+    by: str
+    breaker: BreakerOut
+
+
 # -- health ---------------------------------------------------------------------------------------
 
 

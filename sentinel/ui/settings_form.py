@@ -81,6 +81,25 @@ def field_errors(problems: list[str]) -> dict[str, list[str]]:
     return out
 
 
+def _comparable(name: str, value: Any) -> Any:
+    if name == "excluded_namespaces":
+        return sorted(set(value))
+    return value
+
+
+def overrides(current: RuntimeSettings, from_file: RuntimeSettings) -> list[dict[str, str]]:
+    """The settings whose live value differs from the config file's: a console or API change overrides it.
+
+    One row per field, in form order: ``{"setting", "config file", "in effect"}``.
+    """
+    now, file = current.to_dict(), from_file.to_dict()
+    return [
+        {"setting": LABELS.get(name, name), "config file": _show(name, file[name]), "in effect": _show(name, now[name])}
+        for name in FIELDS
+        if _comparable(name, now[name]) != _comparable(name, file[name])
+    ]
+
+
 def history_rows(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per changed field, newest first."""
     rows = []

@@ -38,7 +38,8 @@ def test_schema_lists_every_endpoint(live_schema: Any) -> None:
         ("GET", "/api/errors"), ("GET", "/api/errors/{group_id}"), ("PATCH", "/api/errors/{group_id}"),
         ("POST", "/api/errors/{group_id}/remediate"), ("GET", "/api/stats"), ("GET", "/api/rules"),
         ("POST", "/api/rules/test"), ("GET", "/api/remediations"), ("GET", "/api/settings"),
-        ("POST", "/api/settings"), ("GET", "/health"), ("GET", "/ready"), ("GET", "/metrics"),
+        ("POST", "/api/settings"), ("GET", "/api/safety"), ("POST", "/api/safety/breakers/reset"),
+        ("GET", "/health"), ("GET", "/ready"), ("GET", "/metrics"),
     }  # fmt: skip
 
 

@@ -15,6 +15,7 @@ MUTATIONS = [
     pytest.param("POST", "/api/settings", {"dry_run": False}, id="settings"),
     pytest.param("PATCH", "/api/errors/{gid}", {"action": "acknowledge"}, id="status"),
     pytest.param("POST", "/api/errors/{gid}/remediate", {}, id="remediate"),
+    pytest.param("POST", "/api/safety/breakers/reset", {"workload": "shop/checkout"}, id="breaker-reset"),
 ]
 
 
@@ -103,8 +104,8 @@ def test_no_secret_in_any_answer(fresh: Served) -> None:
     fresh.client.post("/api/settings", json={"dry_run": True, "lookback": 900}, headers=AUTH)
     paths = [
         "/api/errors", "/api/errors?format=csv", f"/api/errors/{gid}", "/api/stats", "/api/rules",
-        "/api/remediations", "/api/remediations?format=csv", "/api/settings", "/health", "/ready", "/metrics",
-        "/api/openapi.json",
+        "/api/remediations", "/api/remediations?format=csv", "/api/settings", "/api/safety", "/health", "/ready",
+        "/metrics", "/api/openapi.json",
     ]  # fmt: skip
     for path in paths:
         r = fresh.client.get(path)

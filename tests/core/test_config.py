@@ -63,9 +63,17 @@ def test_shipped_files_load_cleanly() -> None:
             "loki:\n  lookback: -5m\n", "loki.lookback: duration must not be negative", id="negative-duration"
         ),
         pytest.param("loki:\n  url: loki:3100\n", "loki.url: must start with http:// or https://", id="bad-url"),
-        pytest.param("loki:\n  url: http://admin:pw@loki:3100\n", "loki.url: must not carry credentials", id="url-with-credentials"),
+        pytest.param(
+            "loki:\n  url: http://admin:pw@loki:3100\n",
+            "loki.url: must not carry credentials",
+            id="url-with-credentials",
+        ),
         pytest.param("loki:\n  timeout: 0s\n", "loki.timeout: must be longer than 0s", id="zero-timeout"),
-        pytest.param("remediation:\n  effectiveness_window: 0s\n", "remediation.effectiveness_window: must be longer than 0s", id="zero-window"),
+        pytest.param(
+            "remediation:\n  effectiveness_window: 0s\n",
+            "remediation.effectiveness_window: must be longer than 0s",
+            id="zero-window",
+        ),
         pytest.param(
             "remediation:\n  max_actions_per_hour: lots\n", "remediation.max_actions_per_hour", id="wrong-type-int"
         ),
@@ -240,7 +248,11 @@ def test_disabled_rules_do_not_match() -> None:
 
 
 def test_wrongly_typed_secrets_are_not_echoed(tmp_path: Path) -> None:
-    path = write(tmp_path, "config.yaml", "loki:\n  password: 987654321\n  bearer_token: [tok-abc]\napi:\n  token: 123456789012\n")
+    path = write(
+        tmp_path,
+        "config.yaml",
+        "loki:\n  password: 987654321\n  bearer_token: [tok-abc]\napi:\n  token: 123456789012\n",
+    )
     with pytest.raises(ConfigError) as info:
         load_config(path, env={})
     message = str(info.value)

@@ -235,3 +235,99 @@ def test_bad_action_parameters_are_shown_not_sent(demo_rt: Runtime) -> None:
     at.button(key="confirm").click().run()
     assert "Not done" in texts(at) and "replicas" in texts(at)
     assert demo_rt.store.list_remediations(RecordQuery(group_id=g.id, action="scale-up")).total == 0
+
+
+# -- the admin token (api.token): the console asks for it, as the API does -------------------------
+
+TOKEN = "s3cret-token"
+
+
+@pytest.fixture
+def token_rt(demo_rt: Runtime) -> Runtime:
+    demo_rt.config.api.token = TOKEN  # type: ignore[assignment]  # validated into a SecretStr
+    return demo_rt
+
+
+def _status_of(rt: Runtime, gid: str) -> tuple[Status, str, float, int]:
+    g = rt.store.get_group(gid)
+    assert g is not None
+    updates = len(rt.events.recent(frozenset({"error.updated"}), limit=10_000))
+    return g.status, g.status_by, g.status_changed_at, updates
+
+
+def _confirm_with(at, token: str | None) -> None:  # noqa: ANN001 - AppTest
+    if token is not None:
+        at.text_input(key="confirm_token").set_value(token)
+    at.button(key="confirm").click().run()
+
+
+@pytest.mark.parametrize(
+    ("button", "start", "done"),
+    [
+        pytest.param("ack", Status.OPEN, Status.ACKNOWLEDGED, id="acknowledge"),
+        pytest.param("snooze", Status.OPEN, Status.SNOOZED, id="snooze"),
+        pytest.param("resolve", Status.OPEN, Status.RESOLVED, id="resolve"),
+        pytest.param("reopen", Status.RESOLVED, Status.OPEN, id="reopen"),
+    ],
+)
+def test_status_change_needs_the_admin_token(token_rt: Runtime, button: str, start: Status, done: Status) -> None:
+    gid = token_rt.store.filtered_groups(GroupQuery())[0].id
+    if start is not Status.OPEN:
+        token_rt.set_status(gid, "resolve", by="setup")
+    before = _status_of(token_rt, gid)
+    assert before[0] is start
+    at = open_page("errors", {"id": gid})
+    at.button(key=button).click().run()
+    token = at.text_input(key="confirm_token")
+    assert token.label == "Admin token"
+    for given in (None, "", "wrong", TOKEN + "x"):
+        _confirm_with(at, given)
+        no_exception(at)
+        assert any("Wrong or missing admin token" in e.value for e in at.error), given
+        assert _status_of(token_rt, gid) == before, given  # status, who, when: unchanged; no event
+        assert "Please confirm" in texts(at)  # still asking
+    _confirm_with(at, TOKEN)
+    no_exception(at)
+    g = token_rt.store.get_group(gid)
+    assert g is not None and g.status is done and g.status_by == "console"
+    assert f"Status is now **{done.value}**" in texts(at)
+    assert not at.error
+
+
+def test_requested_action_needs_the_admin_token(token_rt: Runtime) -> None:
+    g = token_rt.store.filtered_groups(GroupQuery(rule="crashloop-backoff"))[0]
+    everything = token_rt.store.list_remediations(RecordQuery()).total
+    at = open_page("errors", {"id": g.id})
+    at.selectbox(key="req_action").set_value("restart-pod").run()
+    at.button(key="request").click().run()
+    for given in (None, "wrong"):
+        _confirm_with(at, given)
+        no_exception(at)
+        assert any("Wrong or missing admin token" in e.value for e in at.error)
+        assert token_rt.store.list_remediations(RecordQuery()).total == everything  # no audit record at all
+    _confirm_with(at, TOKEN)
+    no_exception(at)
+    records = token_rt.store.list_remediations(RecordQuery(group_id=g.id)).items
+    assert token_rt.store.list_remediations(RecordQuery()).total == everything + 1
+    assert records[0].action == "restart-pod" and records[0].requested_by == "console"
+
+
+def test_cancel_forgets_the_typed_token(token_rt: Runtime) -> None:
+    gid = token_rt.store.filtered_groups(GroupQuery())[0].id
+    at = open_page("errors", {"id": gid})
+    at.button(key="ack").click().run()
+    at.text_input(key="confirm_token").set_value(TOKEN).run()
+    at.button(key="cancel").click().run()
+    assert "confirm_token" not in at.session_state
+    at.button(key="ack").click().run()
+    _confirm_with(at, None)  # the token typed before Cancel does not count now
+    g = token_rt.store.get_group(gid)
+    assert g is not None and g.status is Status.OPEN
+
+
+def test_no_token_field_without_a_configured_token(demo_rt: Runtime) -> None:
+    gid = demo_rt.store.filtered_groups(GroupQuery())[0].id
+    at = open_page("errors", {"id": gid})
+    at.button(key="ack").click().run()
+    assert "Please confirm" in texts(at)
+    assert "confirm_token" not in [t.key for t in at.text_input]

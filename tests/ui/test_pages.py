@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from sentinel.engine.runtime import Runtime
 from sentinel.store.base import RecordQuery
+from sentinel.ui.format import count
 from tests.ui.conftest import BIG, PAGES, no_exception, open_page, table, texts
 
 TITLES = {
@@ -76,21 +75,25 @@ def test_errors_demo_queue_is_in_priority_order(demo_rt: Runtime) -> None:
 
 @pytest.mark.parametrize("page", list(PAGES))
 def test_fifty_thousand_groups(big_rt: Runtime, page: str) -> None:
-    t0 = time.perf_counter()
+    """Every page renders with 50,000 groups (how fast is ``make bench``'s figure, not a test's)."""
     at = open_page(page)
-    elapsed = time.perf_counter() - t0
     no_exception(at)
-    assert elapsed < 20, f"{page} took {elapsed:.1f}s with {BIG} groups"
+    assert TITLES[page] in at.title[0].value
 
 
-def test_errors_page_with_fifty_thousand_groups_is_paged_and_fast(big_rt: Runtime) -> None:
-    open_page("errors")  # warm: imports, the store's sort cache
-    t0 = time.perf_counter()
+def test_overview_with_fifty_thousand_groups_counts_them_all(big_rt: Runtime) -> None:
+    at = open_page("overview")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["All groups"] == count(BIG)
+    assert len(at.get("plotly_chart")) >= 3
+
+
+def test_errors_page_with_fifty_thousand_groups_is_paged(big_rt: Runtime) -> None:
     at = open_page("errors")
-    elapsed = time.perf_counter() - t0
     no_exception(at)
     table = next(df for df in at.dataframe if df.key == "queue_table").value
     assert len(table) == 100  # one page, not 50,000 rows
     assert f"{BIG:,} error groups" in texts(at)
-    print(f"\nErrors page, {BIG:,} groups: AppTest render {elapsed:.2f}s")
-    assert elapsed < 5, f"Errors page took {elapsed:.2f}s with {BIG} groups"
+    assert "Showing 1–100" in texts(at)
+    assert at.number_input(key="f_page").label == f"Page (of {BIG // 100:,})"
+    assert any(getattr(e, "label", "") == "Download CSV" for e in at.get("download_button"))

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
+from sentinel.core.durations import format_duration
 from sentinel.core.policy import Breaker
 from sentinel.engine.runtime import Runtime
+from sentinel.engine.settings import FILE_VALUES, RuntimeSettings
+from sentinel.ui.settings_form import overrides
 from tests.ui.conftest import no_exception, open_page, table, texts
 
 
@@ -67,7 +72,8 @@ def test_valid_change_applies_live_and_is_recorded(empty_rt: Runtime) -> None:
     assert set(rows["setting"]) == {"Poll interval", "Dry-run", "Max actions per hour (all workloads)"}
     assert "30s" in set(rows["to"])
     # the stored override survives: a new runtime on the same store starts with it
-    assert empty_rt.store.get_state("settings") == {"poll_interval": 30.0, "dry_run": False, "max_actions_per_hour": 7}
+    stored = {k: v for k, v in (empty_rt.store.get_state("settings") or {}).items() if k != FILE_VALUES}
+    assert stored == {"poll_interval": 30.0, "dry_run": False, "max_actions_per_hour": 7}
 
 
 def test_saving_without_changes_says_so(empty_rt: Runtime) -> None:
@@ -132,3 +138,58 @@ def test_breaker_reset_needs_the_token(token_rt: Runtime) -> None:
 def test_open_breaker_banner_on_overview(empty_rt: Runtime) -> None:
     _open_breaker(empty_rt, "shop/checkout")
     assert "Breaker open" in texts(open_page("overview"))
+
+
+# -- runtime overrides of config.yaml ---------------------------------------------------------------
+
+
+def test_overrides_lists_only_the_fields_that_differ_from_the_file(empty_rt: Runtime) -> None:
+    file = RuntimeSettings.from_config(empty_rt.config)
+    assert overrides(file, file) == []
+    reordered = dataclasses.replace(file, excluded_namespaces=tuple(reversed(file.excluded_namespaces)))
+    assert overrides(reordered, file) == []  # the same namespaces in another order are not an override
+    changed = dataclasses.replace(file, poll_interval=file.poll_interval + 45, dry_run=not file.dry_run)
+    assert overrides(changed, file) == [
+        {"setting": "Dry-run", "config file": str(file.dry_run), "in effect": str(not file.dry_run)},
+        {
+            "setting": "Poll interval",
+            "config file": format_duration(file.poll_interval),
+            "in effect": format_duration(file.poll_interval + 45),
+        },
+    ]
+
+
+def test_page_shows_which_settings_override_the_config_file(empty_rt: Runtime) -> None:
+    file = RuntimeSettings.from_config(empty_rt.config)
+    assert file.poll_interval != 30 and file.max_actions_per_hour != 7
+    at = open_page("settings")
+    assert "no console or API change overrides it" in texts(at)
+    assert not [d for d in at.dataframe if "config file" in d.value.columns]
+    at.text_input(key="s_poll_interval").set_value("30s")
+    at.number_input(key="s_max_actions_per_hour").set_value(7)
+    _save(at)
+    no_exception(at)
+    assert any("2 settings override" in i.value for i in at.info)
+    rows = table(at, "setting", "config file", "in effect")
+    assert rows.to_dict("records") == [
+        {
+            "setting": "Max actions per hour (all workloads)",
+            "config file": str(file.max_actions_per_hour),
+            "in effect": "7",
+        },
+        {"setting": "Poll interval", "config file": format_duration(file.poll_interval), "in effect": "30s"},
+    ]
+    # back to the file's value: that one no longer overrides it
+    at.text_input(key="s_poll_interval").set_value(format_duration(file.poll_interval))
+    _save(at)
+    assert any("1 setting overrides" in i.value for i in at.info)
+    rows = table(at, "setting", "config file", "in effect")
+    assert list(rows["setting"]) == ["Max actions per hour (all workloads)"]
+
+
+def test_overrides_made_through_the_api_show_too(empty_rt: Runtime) -> None:
+    empty_rt.update_settings({"remediation_enabled": False}, by="api")
+    at = open_page("settings")
+    assert any("1 setting overrides" in i.value for i in at.info)
+    rows = table(at, "setting", "config file", "in effect")
+    assert rows.to_dict("records") == [{"setting": "Remediation enabled", "config file": "True", "in effect": "False"}]

@@ -1,0 +1,132 @@
+"""``/api/safety``: the remediation safety state (limits, budget, cooldowns, breakers) and breaker resets.
+
+A breaker opens for a workload after several ineffective actions in a row; automatic actions there
+stop until a person resets it, here or in the console's Settings page.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter
+
+from sentinel.api.common import ApiError, redact
+from sentinel.api.deps import RuntimeDep, Writer
+from sentinel.api.schemas import (
+    BreakerOut,
+    BreakerReset,
+    BreakerResetResult,
+    Budget,
+    ClusterInfo,
+    CooldownOut,
+    Problem,
+    SafetyLimitsOut,
+    SafetyView,
+    WorkloadActions,
+)
+from sentinel.core.policy import Breaker, SafetyState
+from sentinel.engine.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/safety", tags=["safety"])
+
+
+def _breaker(workload: str, b: Breaker, state: SafetyState) -> BreakerOut:
+    return BreakerOut(
+        workload=workload,
+        state="open" if b.open else "closed",
+        reason=b.reason,
+        opened_at=b.opened_at,
+        reset_by=b.reset_by,
+        reset_at=b.reset_at,
+        ineffective=state.ineffective.get(workload, 0),
+    )
+
+
+def safety_view(runtime: Runtime) -> SafetyView:
+    remediator = runtime.remediator
+    summary = remediator.summary()
+    state = remediator.state()
+    now = runtime.clock()
+    limits = remediator.limits
+    used = int(summary["actions_last_hour"])
+    in_flight = set(summary["in_flight"])
+    workloads = sorted(set(state.workload_actions) | in_flight)
+    return SafetyView(
+        time=now,
+        limits=SafetyLimitsOut(
+            enabled=limits.enabled,
+            dry_run=limits.dry_run,
+            max_actions_per_hour=limits.max_actions_per_hour,
+            per_workload_per_hour=limits.per_workload_per_hour,
+            excluded_namespaces=sorted(limits.excluded_namespaces),
+            breaker_threshold=limits.breaker_threshold,
+            effectiveness_window=limits.effectiveness_window,
+        ),
+        budget=Budget(
+            used=used, limit=limits.max_actions_per_hour, remaining=max(0, limits.max_actions_per_hour - used)
+        ),
+        workloads=[
+            WorkloadActions(
+                workload=w,
+                actions_last_hour=state.actions_last_hour(now, w),
+                limit=limits.per_workload_per_hour,
+                in_flight=w in in_flight,
+            )
+            for w in workloads
+        ],
+        cooldowns=[
+            CooldownOut(rule=c["rule"], workload=c["workload"], until=c["until"], remaining=max(0.0, c["remaining"]))
+            for c in summary["cooldowns"]
+        ],
+        breakers=[_breaker(w, b, state) for w, b in sorted(state.breakers.items())],
+        pending_checks=int(summary["pending_checks"]),
+        cluster=ClusterInfo(
+            configured=summary.get("cluster") is not None,
+            host=redact(runtime, str(summary["cluster"])) if summary.get("cluster") is not None else None,
+            note=redact(runtime, str(summary.get("cluster_note") or "")),
+        ),
+    )
+
+
+@router.get("", response_model=SafetyView, summary="The remediation safety state: limits, budget, cooldowns, breakers")
+def get_safety(runtime: RuntimeDep) -> SafetyView:
+    return safety_view(runtime)
+
+
+@router.post(
+    "/breakers/reset",
+    response_model=BreakerResetResult,
+    responses={401: {"model": Problem}, 403: {"model": Problem}, 404: {"model": Problem}, 409: {"model": Problem}},
+    summary="Reset (close) a workload's circuit breaker",
+    description=(
+        "Closes the breaker of `workload` (`namespace/name`), so automatic actions may run there again, and "
+        "records who did it (`X-Sentinel-User`); a `remediation` event with `event: breaker.reset` is "
+        "published on `/ws`. 404 when that workload has no breaker; 409 on a follower replica, whose "
+        "safety state decides nothing (reset it on the leader)."
+    ),
+)
+def reset_breaker(runtime: RuntimeDep, who: Writer, body: BreakerReset) -> BreakerResetResult:
+    workload = body.workload
+    if workload not in runtime.remediator.state().breakers:
+        raise ApiError(404, f"no breaker for workload {workload!r}")
+    if runtime.elector is not None and not runtime.leader_check():
+        holder = runtime.elector.holder or "none right now"
+        raise ApiError(409, f"this replica is a follower: reset the breaker on the leader ({holder})")
+    was_open = runtime.remediator.reset_breaker(workload, by=who)
+    state = runtime.remediator.state()
+    breaker = _breaker(workload, state.breakers[workload], state)
+    runtime.events.publish(
+        "remediation",
+        {
+            "event": "breaker.reset",
+            "workload": workload,
+            "by": who,
+            "was_open": was_open,
+            "breaker": breaker.model_dump(),
+        },
+        now=runtime.clock(),
+    )
+    log.info("[%s] breaker reset through the API by %s (was %s)", workload, who, "open" if was_open else "closed")
+    return BreakerResetResult(workload=workload, was_open=was_open, by=who, breaker=breaker)
