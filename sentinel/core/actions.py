@@ -210,6 +210,9 @@ register(
             Permission("apps", "deployments", "get"),
             Permission("apps", "statefulsets", "get"),
             Permission("apps", "daemonsets", "get"),
+            Permission("batch", "jobs", "get"),
+            # a Deployment's pods are matched through its ReplicaSets' owner uids, never by name
+            Permission("apps", "replicasets", "list"),
             Permission("", "pods", "list"),
             Permission("", "pods", "delete"),
         ),

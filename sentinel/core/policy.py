@@ -7,9 +7,13 @@ crash-restart loop cannot reset a cooldown, the hourly budget or a breaker.
 
 Order of the checks (the first that refuses wins)::
 
-    disabled -> excluded namespace -> action "none" (record only, cooldown still applies)
+    disabled -> action "none" (record only, cooldown still applies) -> excluded namespace
     -> breaker open (automatic only) -> already in flight -> cooldown (automatic only)
     -> hourly budget -> per-workload cap -> Allow (dry-run if the limits say so)
+
+Action ``none`` is an alert, not an action: it touches nothing, so an excluded namespace does
+not refuse it, and it spends neither the hourly budget nor the per-workload cap (only its
+cooldown applies, so that one group is recorded once per cooldown, not once per poll).
 
 A person asking for an action (``manual``) is not held back by a cooldown or an open breaker
 (they are there to stop *automatic* loops), but still by everything else.
@@ -211,7 +215,11 @@ class SafetyState:
     # -- changing ----------------------------------------------------------------------------
 
     def note_started(self, request: ActionRequest, now: float) -> None:
-        """An allowed request starts: mark it in flight, start its cooldown, spend the budget."""
+        """An allowed request starts: mark it in flight, start its cooldown, spend the budget.
+
+        Record-only (action ``none``) only starts its cooldown: an alert that changes nothing
+        spends neither the hourly budget nor the per-workload cap of the real actions.
+        """
         if request.cooldown > 0:
             key = cooldown_key(request.rule, request.workload)
             self.cooldowns[key] = max(self.cooldowns.get(key, 0.0), now + request.cooldown)
@@ -222,7 +230,13 @@ class SafetyState:
         self.workload_actions.setdefault(request.workload, []).append(now)
 
     def note_finished(self, request: ActionRequest, now: float) -> None:
-        """The request is done (whatever the result): its target is free again."""
+        """The request is done (whatever the result): its target is free again.
+
+        A record-only request never marked the workload in flight, so it must not clear the mark
+        of a real action running there at the same time.
+        """
+        if request.record_only:
+            return
         self.in_flight.pop(request.workload, None)
 
     def note_executed(self, check: PendingCheck) -> None:
@@ -331,13 +345,13 @@ def decide(request: ActionRequest, state: SafetyState, limits: SafetyLimits, now
     w = request.workload
     if not limits.enabled:
         return Deny(DenyCode.DISABLED, "remediation is disabled (remediation.enabled: false)")
-    if request.namespace in limits.excluded_namespaces:
-        return Deny(DenyCode.EXCLUDED, f"namespace {request.namespace!r} is excluded from remediation")
     remaining = state.cooldown_remaining(request.rule, w, now)
-    if request.record_only:
+    if request.record_only:  # touches nothing: no namespace exclusion, budget, cap, breaker or in-flight
         if remaining > 0 and not request.manual:
             return _cooldown(request, remaining, now)
         return Allow(dry_run=limits.dry_run, record_only=True)
+    if request.namespace in limits.excluded_namespaces:
+        return Deny(DenyCode.EXCLUDED, f"namespace {request.namespace!r} is excluded from remediation")
     if not request.manual and state.breaker_open(w):
         b = state.breakers[w]
         return Deny(DenyCode.BREAKER, f"breaker open for {w}: {b.reason}; a person must reset it")

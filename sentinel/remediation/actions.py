@@ -8,14 +8,17 @@ nothing to do (already at the bound, no stuck pod, no previous revision, wrong k
 API calls per action (and the RBAC verbs they need, all listed in the spec's ``permissions``):
 
 ================= ======================================================================
-restart-pod       GET pod, DELETE pod (uid precondition, optional grace)
+restart-pod       GET pod, DELETE pod (uid precondition, optional grace); a pod with no
+                  controller ownerReference is not deleted (nothing would recreate it)
 rollout-restart   GET + PATCH (strategic merge) Deployment/StatefulSet/DaemonSet:
                   ``spec.template.metadata.annotations[kubectl.kubernetes.io/restartedAt]``
 scale-up/down     GET + PATCH (merge, resourceVersion precondition) deployments|statefulsets/scale
 rollback          GET Deployment, LIST ReplicaSets (by selector), PATCH Deployment (merge patch
                   turning its template into the previous revision's, resourceVersion precondition)
-delete-stuck-pods GET workload (not for a Job: its pods carry job-name), LIST pods (by
-                  selector), DELETE pod grace 0 (uid precondition) per stuck pod
+delete-stuck-pods GET workload, LIST pods (by selector; a Job's by job-name), for a
+                  Deployment LIST ReplicaSets (by selector); a pod is the workload's only
+                  through owner uids (pod -> ReplicaSet -> Deployment, or pod -> workload),
+                  never by name; DELETE pod grace 0 (uid precondition) per stuck pod
 none              nothing
 ================= ======================================================================
 
@@ -138,6 +141,11 @@ def restart_pod(ctx: Context) -> Changes:
     params = ctx.typed(RestartPodParams)
     t = ctx.target
     pod = ctx.cluster.get_pod(t.namespace, t.name)
+    if _controller_uid(pod) is None:
+        raise NotApplicable(
+            f"restart-pod: pod {t.namespace}/{t.name} has no controller (no ownerReference with controller: true);"
+            " no controller would recreate it, so it is not deleted"
+        )
     out = ctx.cluster.delete_pod(
         t.namespace, t.name, grace_period=params.grace_period, uid=pod["metadata"].get("uid"), dry_run=ctx.dry_run
     )
@@ -266,14 +274,33 @@ def rollback(ctx: Context) -> Changes:
     return ctx.cluster.retry_on_conflict(attempt, what=f"Deployment {t.namespace}/{t.name} rollback")
 
 
-def _owned_by(pod: dict[str, Any], target: Target) -> bool:
-    for ref in pod["metadata"].get("ownerReferences") or []:
-        if not ref.get("controller"):
-            continue
-        if target.kind == "Deployment":
-            return bool(ref.get("kind") == "ReplicaSet" and str(ref.get("name", "")).startswith(f"{target.name}-"))
-        return bool(ref.get("kind") == target.kind and ref.get("name") == target.name)
-    return target.kind == "Pod" and pod["metadata"]["name"] == target.name
+def _controller_uid(obj: dict[str, Any]) -> str | None:
+    """The uid of ``obj``'s controller (its ownerReference with ``controller: true``), if it has one."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return str(ref.get("uid") or "") or None
+    return None
+
+
+def _owner_uids(ctx: Context, workload: dict[str, Any]) -> set[str]:
+    """The uids a pod's controller must have for the pod to belong to ``workload`` (the target).
+
+    A Deployment's pods are controlled by its ReplicaSets: those whose controller is the
+    Deployment (by uid; listed by the Deployment's selector, as its controller finds them).
+    Every other workload controls its pods itself. Names are never compared: Deployment ``web``
+    must not reach the pods of ``web-canary``.
+    """
+    uid = str((workload.get("metadata") or {}).get("uid") or "")
+    if not uid:
+        return set()
+    if ctx.target.kind != "Deployment":
+        return {uid}
+    selector = selector_string((workload.get("spec") or {}).get("selector"))
+    return {
+        str(rs["metadata"]["uid"])
+        for rs in ctx.cluster.list_replicasets(ctx.target.namespace, label_selector=selector)
+        if rs["metadata"].get("uid") and _controller_uid(rs) == uid
+    }
 
 
 def stuck_for(pod: dict[str, Any], now: float) -> float | None:
@@ -295,15 +322,18 @@ def delete_stuck_pods(ctx: Context) -> Changes:
     _need(t.kind, (*WORKLOAD_KINDS, "ReplicaSet", "Job", "Pod"), "delete-stuck-pods")
     if t.kind == "Pod":
         pods = [ctx.cluster.get_pod(t.namespace, t.name)]
-    elif t.kind == "Job":  # the Job controller labels its pods; no need to read the Job
-        pods = ctx.cluster.list_pods(t.namespace, label_selector=f"job-name={t.name}")
+        owners: set[str] | None = None  # the pod itself was asked for
     else:
         obj = ctx.cluster.get_object(t.namespace, t.kind, t.name)
-        selector = selector_string((obj.get("spec") or {}).get("selector"))
+        if t.kind == "Job":  # the Job controller labels its pods with the Job's name
+            selector = f"job-name={t.name}"
+        else:
+            selector = selector_string((obj.get("spec") or {}).get("selector"))
         pods = ctx.cluster.list_pods(t.namespace, label_selector=selector)
+        owners = _owner_uids(ctx, obj)
     stuck = {}
     for pod in pods:
-        if not _owned_by(pod, t):
+        if owners is not None and _controller_uid(pod) not in owners:
             continue
         age = stuck_for(pod, ctx.now)
         if age is not None and age > p.older_than:

@@ -3,12 +3,17 @@
 One :meth:`Remediator.handle` per would-be action::
 
     lock: load SafetyState -> decide -> (allowed) note_started -> put_state("safety")   # before acting
-    audit record added -> resolve target -> executor (dry-run or real) -> record updated
+    audit record added ("in progress") -> store.flush()   # on disk before any call to the cluster
+    resolve target -> executor (dry-run or real) -> record updated
     lock: note_finished (+ effectiveness check queued) -> put_state("safety")
 
 The lock makes decide + note_started atomic, so two polls racing for one workload cannot both
-act: the second sees the first in flight (or its cooldown). Persisting before acting means a
-crash mid-action still leaves the cooldown and the spent budget behind.
+act: the second sees the first in flight (or its cooldown). Persisting *and flushing* before
+acting means a crash mid-action still leaves the cooldown and the spent budget behind on disk
+(a file store's ``put_state`` only changes memory until the next flush); when that flush fails,
+nothing is done. Action ``none`` (record only) makes no cluster call, so it needs no flush.
+
+``restart-pod`` acts on the pod of the group's newest occurrence (:func:`pod_of`).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from sentinel.core.policy import (
     window_counts,
     workload_key,
 )
-from sentinel.errors import ClusterError, NotFound, cap
+from sentinel.errors import ClusterError, NotFound, StoreError, cap
 from sentinel.remediation.actions import EXECUTORS, Context, NotApplicable
 from sentinel.remediation.cluster import WORKLOAD_KINDS, Cluster
 from sentinel.store.base import MAX_PAGE_SIZE, RecordQuery, Store
@@ -43,6 +48,11 @@ log = logging.getLogger(__name__)
 
 STATE_NAME = "safety"
 NO_CLUSTER = "no cluster configured (no kubeconfig and no in-cluster service account)"
+
+
+def pod_of(group: ErrorGroup) -> str:
+    """The pod a pod-level action targets: the one of the newest occurrence, else the last one listed."""
+    return group.last_pod or (group.pods[-1] if group.pods else "")
 
 
 class Remediator:
@@ -127,7 +137,7 @@ class Remediator:
         started = self._clock()
         key = workload_key(group.namespace, group.workload)
         spec = ACTIONS.get(action)
-        pod = group.pods[-1] if group.pods else ""
+        pod = pod_of(group)
         kind, name = ("Pod", pod) if spec is not None and spec.target == "pod" else ("", group.workload)
         record = RemediationRecord(
             id=uuid.uuid4().hex,
@@ -199,6 +209,9 @@ class Remediator:
                 record.reason = f"dry-run: {NO_CLUSTER}"
                 record.changes = {"would": f"{action} {group.namespace}/{name or group.workload}"}
             else:
+                # The safety state (cooldown, budget, in-flight mark) must be on disk before the
+                # cluster changes: a crash right after the call must not let a restart repeat it.
+                self._store.flush()
                 target = self._target(self._cluster, spec, group)
                 record.kind, record.name = target.kind, target.name
                 ctx = Context(self._cluster, target, typed, dry_run, now)
@@ -208,6 +221,10 @@ class Remediator:
                     "dry-run (dryRun=All): the API server accepted it, nothing changed" if dry_run else "executed"
                 )
                 executed = not dry_run
+        except StoreError as err:
+            log.error("%s %s not done: the safety state could not be saved: %s", prefix, action, err)
+            record.result, record.error = Result.FAILED, cap(err, 512)
+            record.reason = "not done: the safety state could not be saved before acting"
         except NotApplicable as err:
             record.result, record.reason = Result.SKIPPED, str(err)
         except NotFound as err:
@@ -248,7 +265,7 @@ class Remediator:
         return record
 
     def _target(self, cluster: Cluster, spec: ActionSpec, group: ErrorGroup) -> Target:
-        pod = group.pods[-1] if group.pods else None
+        pod = pod_of(group) or None
         if spec.target == "pod":
             if not pod:
                 raise NotApplicable(f"{spec.name}: no pod is known for group {group.id}")

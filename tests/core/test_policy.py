@@ -84,6 +84,55 @@ COOL = {"crashloop|demo/web": NOW + 10}
             Allow(record_only=True),
             id="none-ignores-budget",
         ),
+        pytest.param(
+            req(action="none"),
+            state_with(actions=[NOW - 1] * 3, workload_actions={W: [NOW - 1] * 3}),
+            LIMITS,
+            Allow(record_only=True),
+            id="none-ignores-workload-cap",
+        ),
+        pytest.param(
+            req(action="none"),
+            state_with(in_flight={W: NOW - 1}),
+            LIMITS,
+            Allow(record_only=True),
+            id="none-ignores-in-flight",
+        ),
+        pytest.param(
+            req(action="none"),
+            SafetyState(),
+            dataclasses.replace(LIMITS, dry_run=True),
+            Allow(dry_run=True, record_only=True),
+            id="none-dry-run",
+        ),
+        pytest.param(
+            req(action="none"),
+            SafetyState(),
+            dataclasses.replace(LIMITS, enabled=False),
+            DenyCode.DISABLED,
+            id="none-disabled",
+        ),
+        pytest.param(
+            req(action="none", namespace="kube-system"),
+            SafetyState(),
+            LIMITS,
+            Allow(record_only=True),
+            id="none-in-excluded-namespace-is-recorded",
+        ),
+        pytest.param(
+            req(action="none", workload="kube-system/coredns", namespace="kube-system"),
+            state_with(cooldowns={"crashloop|kube-system/coredns": NOW + 10}),
+            LIMITS,
+            DenyCode.COOLDOWN,
+            id="none-in-excluded-namespace-cooldown",
+        ),
+        pytest.param(
+            req(action="none"),
+            state_with(breakers={W: Breaker(open=True, reason="3 ineffective")}),
+            LIMITS,
+            Allow(record_only=True),
+            id="none-ignores-breaker",
+        ),
         pytest.param(req(), state_with(cooldowns=dict(COOL)), LIMITS, DenyCode.COOLDOWN, id="cooldown"),
         pytest.param(
             req(), state_with(cooldowns={"crashloop|demo/web": NOW}), LIMITS, Allow(), id="cooldown-ends-exactly-now"
@@ -255,6 +304,31 @@ def test_record_only_spends_no_budget_but_starts_cooldown() -> None:
     s.note_started(req(action="none", cooldown=60), NOW)
     assert s.actions == [] and s.in_flight == {}
     assert s.cooldown_remaining("crashloop", W, NOW) == 60
+
+
+def test_record_only_never_eats_the_budget_of_real_actions() -> None:
+    """Alert-only records, many of them, leave the whole budget and cap to the real actions."""
+    limits = dataclasses.replace(LIMITS, max_actions_per_hour=1, per_workload_per_hour=1)
+    s = SafetyState()
+    for i in range(20):
+        r = req(action="none", rule=f"alert-{i}", cooldown=60)
+        d = decide(r, s, limits, NOW + i)
+        assert d == Allow(record_only=True)
+        assert d.reason == "record only (action none)"
+        s.note_started(r, NOW + i)
+        s.note_finished(r, NOW + i)
+    assert s.actions_last_hour(NOW + 20) == 0 and s.actions_last_hour(NOW + 20, W) == 0
+    real = req(cooldown=60)
+    assert decide(real, s, limits, NOW + 20) == Allow()
+    s.note_started(real, NOW + 20)
+    assert decide(req(rule="oom"), s, limits, NOW + 21).code is DenyCode.IN_FLIGHT  # type: ignore[union-attr]
+
+
+def test_record_only_finishing_keeps_a_real_actions_in_flight_mark() -> None:
+    s = SafetyState()
+    s.note_started(req(), NOW)
+    s.note_finished(req(action="none", rule="alert"), NOW + 1)
+    assert s.is_in_flight(W, NOW + 1)
 
 
 def test_cooldown_never_shortened() -> None:

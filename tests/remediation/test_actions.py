@@ -82,6 +82,27 @@ def test_restart_pod_dry_run(peer: KubePeer, cluster: Cluster, clock: FakeClock)
     assert peer.seen("DELETE")[-1].query.get("dryRun") == "All"
 
 
+def test_restart_pod_without_a_controller_is_not_applicable(peer: KubePeer, cluster: Cluster, clock: FakeClock) -> None:
+    peer.add_namespace("demo")
+    peer.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": "bare",
+                "namespace": "demo",
+                # an owner that is not a controller recreates nothing either
+                "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "cm", "uid": "u-1"}],
+            },
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+        }
+    )
+    for dry_run in (False, True):
+        with pytest.raises(NotApplicable, match="no controller would recreate it"):
+            run(cluster, clock, "restart-pod", Target("demo", "Pod", "bare"), dry_run=dry_run)
+    assert peer.get("pods", "demo", "bare") is not None and not peer.seen("DELETE")
+
+
 # -- rollout-restart -------------------------------------------------------------------------
 
 
@@ -321,6 +342,95 @@ def test_delete_stuck_pods(peer: KubePeer, cluster: Cluster, clock: FakeClock) -
     assert peer.get("pods", "demo", fresh) is not None  # not stuck long enough
     assert peer.get("pods", "demo", stuck_api) is not None  # another workload's pod
     assert peer.seen("DELETE")[-1].query.get("gracePeriodSeconds") == "0"
+
+
+def test_delete_stuck_pods_matches_owners_by_uid_not_name(peer: KubePeer, cluster: Cluster, clock: FakeClock) -> None:
+    """Deployment web must not force-delete the stuck pods of web-canary (names web-canary-...)."""
+    peer.node_name = "node-1"
+    peer.deployment("web", replicas=2)  # selector app=web: also matches the canary's pods
+    peer.deployment("web-canary", replicas=2, app="web", track="canary")
+    canary_rs = {rs["metadata"]["uid"] for rs in peer.list_objects("replicasets", "demo", "track=canary")}
+    web_pods = [p for p in peer.pods(selector="app=web") if p["metadata"]["ownerReferences"][0]["uid"] not in canary_rs]
+    canary_pods = peer.pods(selector="track=canary")
+    assert len(web_pods) == 2 and len(canary_pods) == 2
+    assert all(p["metadata"]["name"].startswith("web-canary-") for p in canary_pods)  # "web-" as a prefix
+    for p in (*web_pods, *canary_pods):
+        _terminate(peer, cluster, p["metadata"]["name"])
+    clock.advance(3600)
+    changes = run(cluster, clock, "delete-stuck-pods", WEB)
+    web_names = sorted(p["metadata"]["name"] for p in web_pods)
+    assert changes["deleted"] == web_names
+    assert all(peer.get("pods", "demo", n) is None for n in web_names)
+    for p in canary_pods:  # still there, still Terminating: not web's to force-delete
+        left = peer.get("pods", "demo", p["metadata"]["name"])
+        assert left is not None and "deletionTimestamp" in left["metadata"]
+    deleted = {x.path.rsplit("/", 1)[-1] for x in peer.seen("DELETE") if x.query.get("gracePeriodSeconds") == "0"}
+    assert deleted == set(web_names)
+    # and the canary's own action reaches exactly its own pods
+    canary = run(cluster, clock, "delete-stuck-pods", Target("demo", "Deployment", "web-canary"))
+    assert canary["deleted"] == sorted(p["metadata"]["name"] for p in canary_pods)
+
+
+def test_delete_stuck_pods_of_an_old_replicaset_of_the_deployment(
+    peer: KubePeer, cluster: Cluster, clock: FakeClock
+) -> None:
+    """Pods of every ReplicaSet the Deployment controls count, not only the current revision's."""
+    peer.node_name = "node-1"
+    peer.deployment("web", replicas=1)
+    old_pod = peer.pods(selector="app=web")[0]["metadata"]["name"]
+    _terminate(peer, cluster, old_pod)
+    peer.set("deployments", "demo", "web", lambda d: d["spec"]["template"]["metadata"].update(annotations={"v": "2"}))
+    assert len(peer.list_objects("replicasets", "demo")) == 2
+    clock.advance(3600)
+    assert run(cluster, clock, "delete-stuck-pods", WEB)["deleted"] == [old_pod]
+
+
+def test_delete_stuck_job_pods_by_the_jobs_uid(peer: KubePeer, cluster: Cluster, clock: FakeClock) -> None:
+    peer.add_namespace("demo")
+    job = peer.create(
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "migrate", "namespace": "demo"},
+            "spec": {
+                "template": {
+                    "metadata": {"labels": {"job-name": "migrate"}},
+                    "spec": {"restartPolicy": "Never", "containers": [{"name": "m", "image": "migrate"}]},
+                }
+            },
+        }
+    )
+
+    def job_pod(name: str, owner_uid: str) -> None:
+        peer.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": name,
+                    "namespace": "demo",
+                    "labels": {"job-name": "migrate"},
+                    "ownerReferences": [
+                        {
+                            "apiVersion": "batch/v1",
+                            "kind": "Job",
+                            "name": "migrate",
+                            "uid": owner_uid,
+                            "controller": True,
+                        }
+                    ],
+                },
+                "spec": {"nodeName": "node-1", "containers": [{"name": "m", "image": "migrate"}]},
+            }
+        )
+        _terminate(peer, cluster, name)
+
+    job_pod("migrate-abcde", job["metadata"]["uid"])
+    job_pod("migrate-old11", "uid-of-an-earlier-job-named-migrate")  # same name, another Job
+    clock.advance(3600)
+    changes = run(cluster, clock, "delete-stuck-pods", Target("demo", "Job", "migrate"))
+    assert changes["deleted"] == ["migrate-abcde"]
+    assert peer.get("pods", "demo", "migrate-old11") is not None
 
 
 def test_delete_stuck_pods_dry_run(peer: KubePeer, cluster: Cluster, clock: FakeClock) -> None:

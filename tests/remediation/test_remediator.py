@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sentinel.core.model import RemediationRecord, Result
-from sentinel.core.policy import SafetyLimits
+from sentinel.core.policy import IN_FLIGHT_TTL, SafetyLimits
+from sentinel.errors import StoreError
 from sentinel.remediation.cluster import RBAC_FILE
 from sentinel.remediation.remediator import Remediator
 from sentinel.store.base import RecordQuery
 from sentinel.store.memory import MemoryStore
+from sentinel.store.tinydb import TinyDBStore
 from tests.peers.kube import KubePeer
 from tests.remediation.conftest import FakeClock, RemediatorFactory, make_group
 
@@ -80,14 +83,72 @@ def test_dry_run_still_fails_on_rbac(peer: KubePeer, make_remediator: Remediator
     assert rec.result is Result.FAILED and rec.dry_run and RBAC_FILE in rec.error
 
 
-def test_action_none_records_only(peer: KubePeer, make_remediator: RemediatorFactory) -> None:
-    r = make_remediator(limits=LIMITS)
-    rec = handle(r, make_group(pods=["web-1"]), "none", cooldown=60)
-    assert rec.result is Result.SKIPPED and rec.decision == "allowed" and "record only" in rec.reason
+class CountingStore(MemoryStore):
+    """A memory store that counts flushes (and can refuse them, as a full disk would)."""
+
+    def __init__(self, *, broken: bool = False) -> None:
+        super().__init__()
+        self.flushes = 0
+        self.broken = broken
+
+    def flush(self) -> None:
+        self.flushes += 1
+        if self.broken:
+            raise StoreError("store file /data/sentinel.json: cannot write: [Errno 28] No space left on device")
+        super().flush()
+
+
+def test_action_none_records_only(peer: KubePeer, make_remediator: RemediatorFactory, clock: FakeClock) -> None:
+    """What the engine gets when it calls handle() for a rule whose action is none."""
+    counting = CountingStore()
+    r = make_remediator(limits=LIMITS, store=counting)
+    rec = handle(r, make_group(pods=["web-1"]), "none", params=None, cooldown=60)
+    assert (rec.decision, rec.result, rec.reason) == ("allowed", Result.SKIPPED, "record only (action none)")
+    assert not rec.dry_run and rec.error == "" and rec.workload == "demo/web"
+    assert audit(counting) == [rec]
     assert not peer.seen()  # no call at all
+    assert counting.flushes == 0  # nothing reaches the cluster, so nothing to flush first
     again = handle(r, make_group(pods=["web-1"]), "none", cooldown=60)
     assert again.decision == "denied" and "cooldown" in again.reason
-    assert r.state().actions == []
+    s = r.state()
+    assert s.actions == [] and s.workload_actions == {} and s.in_flight == {}
+    clock.advance(60)
+    assert handle(r, make_group(pods=["web-1"]), "none", cooldown=60).decision == "allowed"
+
+
+def test_action_none_spends_neither_budget_nor_workload_cap(peer: KubePeer, make_remediator: RemediatorFactory) -> None:
+    peer.deployment("web")
+    r = make_remediator(limits=dataclasses.replace(LIMITS, max_actions_per_hour=1, per_workload_per_hour=1))
+    for n in range(5):  # alert-only rules firing again and again on the same workload
+        rec = handle(r, web_group(peer), "none", rule=f"alert-{n}")
+        assert rec.decision == "allowed" and rec.reason == "record only (action none)"
+    assert r.state().actions_last_hour(1_800_000_000.0) == 0
+    real = handle(r, web_group(peer), "rollout-restart")
+    assert real.result is Result.SUCCESS  # the one real action of the hour is still there
+    # and with the budget now spent, alerts are still recorded
+    spent = handle(r, web_group(peer), "rollout-restart", rule="other")
+    assert spent.decision == "denied" and "hourly budget" in spent.reason
+    late = handle(r, web_group(peer), "none", rule="alert-late")
+    assert late.decision == "allowed" and late.result is Result.SKIPPED
+    assert len(peer.seen("PATCH")) == 1
+
+
+def test_action_none_in_an_excluded_namespace_is_recorded_not_refused(
+    peer: KubePeer, make_remediator: RemediatorFactory
+) -> None:
+    r = make_remediator(limits=LIMITS)
+    group = make_group(namespace="kube-system", workload="coredns", pods=["coredns-1"])
+    rec = handle(r, group, "none", rule="timeout")
+    assert (rec.decision, rec.result, rec.reason) == ("allowed", Result.SKIPPED, "record only (action none)")
+    assert "cooldown" in handle(r, group, "none", rule="timeout").reason  # once per cooldown, not per poll
+    assert "excluded" in handle(r, group, "restart-pod").reason  # a real action there still is refused
+    assert not peer.seen()
+
+
+def test_action_none_in_dry_run_is_still_record_only(peer: KubePeer, make_remediator: RemediatorFactory) -> None:
+    rec = handle(make_remediator(limits=dataclasses.replace(LIMITS, dry_run=True)), make_group(), "none")
+    assert (rec.decision, rec.result, rec.reason) == ("allowed", Result.SKIPPED, "record only (action none)")
+    assert not peer.seen()
 
 
 def test_no_cluster_runs_dry(make_remediator: RemediatorFactory, store: MemoryStore) -> None:
@@ -107,6 +168,51 @@ def test_restart_pod_target_gone_is_skipped(peer: KubePeer, make_remediator: Rem
     rec = handle(make_remediator(limits=LIMITS), make_group(pods=["web-gone-xyz"]), "restart-pod")
     assert rec.result is Result.SKIPPED and rec.reason.startswith("target gone")
     assert (rec.kind, rec.name) == ("Pod", "web-gone-xyz")
+
+
+def test_restart_pod_targets_the_pod_of_the_newest_occurrence(
+    peer: KubePeer, make_remediator: RemediatorFactory
+) -> None:
+    peer.deployment("web", replicas=2)
+    a, b = (p["metadata"]["name"] for p in peer.pods(selector="app=web"))
+    group = make_group(pods=[a, b], last_pod=a)  # A logged the newest occurrence, though listed first
+    rec = handle(make_remediator(limits=LIMITS), group, "restart-pod")
+    assert rec.result is Result.SUCCESS and (rec.kind, rec.name) == ("Pod", a)
+    assert rec.changes["pod"] == a
+    assert peer.get("pods", "demo", a) is None and peer.get("pods", "demo", b) is not None
+    assert [x.path.rsplit("/", 1)[-1] for x in peer.seen("DELETE")] == [a]
+
+
+def test_workload_actions_resolve_through_the_newest_pod(peer: KubePeer, make_remediator: RemediatorFactory) -> None:
+    peer.deployment("web", replicas=1)
+    peer.deployment("api", replicas=1)
+    web_pod = peer.pods(selector="app=web")[0]["metadata"]["name"]
+    api_pod = peer.pods(selector="app=api")[0]["metadata"]["name"]
+    # a group whose newest occurrence came from the api pod resolves to api, whatever pods[-1] is
+    group = make_group(workload="api", pods=[api_pod, web_pod], last_pod=api_pod)
+    rec = handle(make_remediator(limits=LIMITS), group, "rollout-restart")
+    assert rec.result is Result.SUCCESS and (rec.kind, rec.name) == ("Deployment", "api")
+
+
+def test_restart_pod_refuses_a_pod_no_controller_would_recreate(
+    peer: KubePeer, make_remediator: RemediatorFactory, store: MemoryStore
+) -> None:
+    peer.add_namespace("demo")
+    peer.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "debug-shell", "namespace": "demo", "labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "sh", "image": "busybox"}]},
+        }
+    )
+    rec = handle(make_remediator(limits=LIMITS), make_group(pods=["debug-shell"]), "restart-pod")
+    assert rec.decision == "allowed" and rec.result is Result.SKIPPED
+    assert "no controller would recreate it" in rec.reason and "demo/debug-shell" in rec.reason
+    assert (rec.kind, rec.name) == ("Pod", "debug-shell")
+    assert peer.get("pods", "demo", "debug-shell") is not None
+    assert not peer.seen("DELETE")
+    assert audit(store) == [rec]
 
 
 def test_restart_pod_success(peer: KubePeer, make_remediator: RemediatorFactory) -> None:
@@ -390,6 +496,60 @@ def test_state_is_persisted_before_acting(
     assert "crashloop|demo/web" in during["cooldowns"]
     records = audit(store)
     assert len(records) == 1 and records[0].result is Result.SUCCESS
+
+
+def test_crash_after_acting_before_the_poll_flush_keeps_the_cooldown(
+    peer: KubePeer, make_remediator: RemediatorFactory, clock: FakeClock, tmp_path: Path
+) -> None:
+    """The process dies right after deleting a pod, before the end-of-poll flush: the restart must not repeat it."""
+    peer.deployment("web", replicas=2)
+    path = tmp_path / "sentinel.json"
+    first_store = TinyDBStore(path)
+    group = web_group(peer)
+    first = make_remediator(limits=LIMITS, store=first_store)
+    rec = handle(first, group, "restart-pod", cooldown=3600)
+    assert rec.result is Result.SUCCESS
+    assert len(peer.seen("DELETE")) == 1
+    # no flush and no close of the first store: it "crashed"; a new process opens the same file
+    second_store = TinyDBStore(path)
+    assert not second_store.startup_warnings
+    [in_progress] = audit(second_store)
+    assert in_progress.id == rec.id and in_progress.reason == "in progress"
+    restarted = make_remediator(limits=LIMITS, store=second_store)
+    assert restarted.state().actions_last_hour(clock.now) == 1  # the spent budget survived too
+    now_again = handle(restarted, group, "restart-pod", cooldown=3600)
+    assert now_again.decision == "denied" and "in flight" in now_again.reason  # the crashed action's mark
+    clock.advance(IN_FLIGHT_TTL + 1)  # the stale in-flight mark lapses; the cooldown does not
+    later = handle(restarted, group, "restart-pod", cooldown=3600)
+    assert later.decision == "denied" and later.result is Result.SKIPPED
+    assert "cooldown for rule 'crashloop' on demo/web" in later.reason
+    assert len(peer.seen("DELETE")) == 1  # the pod was deleted once, not again after the restart
+
+
+def test_safety_state_that_cannot_be_saved_means_no_action(peer: KubePeer, make_remediator: RemediatorFactory) -> None:
+    peer.deployment("web")
+    broken = CountingStore(broken=True)
+    r = make_remediator(limits=LIMITS, store=broken)
+    rec = handle(r, web_group(peer), "restart-pod")
+    assert rec.result is Result.FAILED and "could not be saved" in rec.reason and "No space left" in rec.error
+    assert broken.flushes == 1
+    assert not peer.seen()  # the cluster was never called
+    assert not r.state().in_flight  # the workload is free again; the cooldown stays (fail safe)
+    assert r.state().cooldown_remaining("crashloop", "demo/web", 1_800_000_000.0) > 0
+
+
+def test_state_is_flushed_before_a_dry_run_call(peer: KubePeer, make_remediator: RemediatorFactory) -> None:
+    peer.deployment("web")
+    counting = CountingStore()
+    flushes_at_call: list[int] = []
+    peer.before("DELETE", "/pods/", lambda _p: flushes_at_call.append(counting.flushes))
+    rec = handle(
+        make_remediator(limits=dataclasses.replace(LIMITS, dry_run=True), store=counting),
+        web_group(peer),
+        "restart-pod",
+    )
+    assert rec.result is Result.SUCCESS and rec.dry_run
+    assert flushes_at_call == [1]
 
 
 def test_set_limits_applies_to_the_next_decision(peer: KubePeer, make_remediator: RemediatorFactory) -> None:
