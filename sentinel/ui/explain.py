@@ -77,8 +77,9 @@ def why(group: ErrorGroup, rules: RuleSet, pipeline: Pipeline) -> Why:
         low = message.lower()
         matched = next((k for k in rule.keywords if k in low), "")
     labels = {"namespace": group.namespace, "container": group.container}
-    if group.pods:
-        labels["pod"] = group.pods[-1]
+    pod = group.last_pod or (group.pods[-1] if group.pods else "")
+    if pod:
+        labels["pod"] = pod
     now_rule = pipeline.explain(LogEntry(int(group.last_seen * 1e9), labels, sample)).rule
     return Why(rule, message, matched, now_rule)
 
