@@ -148,7 +148,6 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.runtime = runtime
     app.state.metrics_registry = build_registry(runtime)
     app.state.ready_cache = ReadyCache()
-    app.state.tester_fingerprints = rules.TesterFingerprints()
     for module in ROUTERS:
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY)

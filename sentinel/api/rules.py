@@ -2,49 +2,16 @@
 
 from __future__ import annotations
 
-import threading
-
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
 from sentinel.api.common import ApiError, not_found
 from sentinel.api.deps import RuntimeDep
 from sentinel.api.schemas import Classified, Problem, RuleList, RuleOut, RuleTest, RuleTestResult
-from sentinel.core.fingerprint import Fingerprinter
-from sentinel.core.model import Fingerprint
 from sentinel.core.parsing import parse_message, workload_of
 from sentinel.core.rules import DEFAULT_RULE, PatternError, Rule, compile_pattern
 from sentinel.engine.pipeline import group_key
-from sentinel.engine.runtime import Runtime
 
 router = APIRouter(prefix="/api/rules", tags=["rules"])
-
-REFRESH_AFTER = 500  # tests on one copy before it is thrown away (bounds what samples can add)
-
-
-class TesterFingerprints:
-    """The rule tester's own copy of the engine's fingerprinter.
-
-    The engine's fingerprinter learns from every message it sees (templates merge after a few
-    variants), so a tested sample must never reach it: the tester fingerprints on a copy made from
-    the engine's snapshot, refreshed after each poll and after ``REFRESH_AFTER`` tests. The answer
-    is what the engine would say if the line arrived now, and testing changes nothing.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._copy: Fingerprinter | None = None
-        self._key: tuple[int, int] | None = None
-        self._uses = 0
-
-    def fingerprint(self, runtime: Runtime, message: str) -> Fingerprint:
-        live = runtime.pipeline.fingerprinter
-        key = (id(live), runtime.health.polls)
-        with self._lock:
-            if self._copy is None or key != self._key or self._uses >= REFRESH_AFTER:
-                self._copy = Fingerprinter.restore(live.snapshot())
-                self._key, self._uses = key, 0
-            self._uses += 1
-            return self._copy.fingerprint(message)
 
 
 def _rule_out(rule: Rule, hits: dict[str, int]) -> RuleOut:
@@ -88,15 +55,15 @@ def list_rules(runtime: RuntimeDep) -> RuleList:
         "template and group key the sample would get. Read-only: no token needed."
     ),
 )
-def test_rule(request: Request, runtime: RuntimeDep, body: RuleTest) -> RuleTestResult:
+def test_rule(runtime: RuntimeDep, body: RuleTest) -> RuleTestResult:
     labels = dict(body.labels)
     message, _level = parse_message(body.sample)
     namespace, container = labels.get("namespace") or "", labels.get("container") or ""
     workload = workload_of(labels)
     rules = runtime.rules
     classified = rules.classify(message, namespace=namespace, labels=labels)
-    tester: TesterFingerprints = request.app.state.tester_fingerprints
-    fingerprint = tester.fingerprint(runtime, message)
+    # peek, never learn: a tested sample must not merge templates or change a group's key
+    fingerprint = runtime.pipeline.fingerprinter.peek(message)
     if body.pattern is not None:
         try:
             regex = compile_pattern(body.pattern)

@@ -189,6 +189,23 @@ class Fingerprinter:
             mid = self._intern(message)
         return self._fps[mid]
 
+    def peek(self, message: str) -> Fingerprint:
+        """What :meth:`fingerprint` would answer for ``message`` now, without learning from it.
+
+        For testers and previews: nothing is stored, so a tried line never merges templates or
+        changes a group's key. An unseen message gets its masked template as it stands.
+        """
+        mid = self._by_message.get(message)
+        if mid is None:
+            normal = _normalise(message)
+            mid = self._by_normal.get(normal)
+            if mid is None:
+                masked = " ".join(_mask_normalised(normal, self._kv_values).split())
+                mid = self._ids.get(masked)
+                if mid is None:
+                    return _make_fingerprint(masked.split(" ") if masked else [])
+        return self._fps[mid]
+
     def template_of(self, key: str) -> str | None:
         """The current template behind ``key`` (an old key is followed through its alias)."""
         key = self.resolve(key)

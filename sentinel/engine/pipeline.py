@@ -304,11 +304,26 @@ class Pipeline:
         template = self.fingerprinter.template_of(new)
         return (new, template) if template is not None else None
 
-    def explain(self, entry: LogEntry) -> Explained:
-        stream = self._stream(entry.labels)
-        message, _level = self._parse(entry.line)
-        rule = self._classify(message, stream)
-        f = self.fingerprinter.fingerprint(message)
+    def explain(self, entry: LogEntry, *, learn: bool = True) -> Explained:
+        """Why ``entry`` lands where it does. ``learn=False`` (testers, previews) changes no state:
+        the fingerprinter is only peeked at and no cache is filled."""
+        labels = entry.labels
+        if learn:
+            stream = self._stream(labels)
+            message, _level = self._parse(entry.line)
+            rule = self._classify(message, stream)
+            f = self.fingerprinter.fingerprint(message)
+        else:
+            stream = _Stream(
+                labels,
+                labels.get("namespace") or "",
+                labels.get("pod") or "",
+                labels.get("container") or "",
+                workload_of(labels),
+            )
+            message, _level = parse_message(entry.line)
+            rule = self.rules.classify(message, namespace=stream.namespace, labels=labels)
+            f = self.fingerprinter.peek(message)
         return Explained(
             group=group_key(stream.namespace, stream.workload, stream.container, f.key),
             template=f.template,

@@ -8,7 +8,8 @@ import dataclasses
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import Enum
-from typing import Any
+from operator import itemgetter
+from typing import Any, TypeVar
 
 from sentinel.core.impact import LifecycleSettings, absorb, merge, new_group, refresh
 from sentinel.core.model import ErrorGroup, GroupDelta, Priority, RemediationRecord, Status
@@ -32,6 +33,33 @@ SORT_KEYS: dict[str, SortKey] = {
     "first_seen": lambda g: (-g.first_seen, g.priority.rank),
     "count": lambda g: (-g.count, g.priority.rank),
 }
+
+
+_first = itemgetter(0)
+T = TypeVar("T")
+
+
+def _without(items: list[T], cut: list[int]) -> list[T]:
+    """``items`` less the positions in ``cut`` (ascending)."""
+    out: list[T] = []
+    prev = 0
+    for i in cut:
+        out += items[prev:i]
+        prev = i + 1
+    out += items[prev:]
+    return out
+
+
+def _splice(items: list[T], at: list[int], new: list[T]) -> list[T]:
+    """``items`` with ``new[j]`` inserted before ``items[at[j]]`` (``at`` ascending)."""
+    out: list[T] = []
+    prev = 0
+    for i, x in zip(at, new, strict=True):
+        out += items[prev:i]
+        out.append(x)
+        prev = i
+    out += items[prev:]
+    return out
 
 
 def _page_bounds(page: int, page_size: int) -> tuple[int, int, int, int]:
@@ -117,64 +145,260 @@ def record_matches(r: RemediationRecord, q: RecordQuery) -> bool:
     )
 
 
+# The orders of SORT_KEYS with the group's insertion number last: every key is unique, so a changed
+# group always goes back in by bisection (no re-sort), and ties keep insertion order, as a stable sort would.
+OrderKey = Callable[[ErrorGroup, int], tuple[Any, ...]]
+_ORDER_KEYS: dict[str, OrderKey] = {
+    "priority": lambda g, n: (g.priority.rank, -g.impact, -g.last_seen, n),
+    "impact": lambda g, n: (-g.impact, g.priority.rank, -g.last_seen, n),
+    "last_seen": lambda g, n: (-g.last_seen, g.priority.rank, n),
+    "first_seen": lambda g, n: (-g.first_seen, g.priority.rank, n),
+    "count": lambda g, n: (-g.count, g.priority.rank, n),
+}
+_PRIORITIES = tuple(Priority)
+_PRIORITY_VALUES = tuple(p.value for p in _PRIORITIES)
+_PRIORITY_INDEX = {p: i for i, p in enumerate(_PRIORITIES)}
+
+
+class _Order:
+    """Every group in one sort order: ascending unique keys, the groups and (once searched) their haystacks."""
+
+    __slots__ = ("keys", "groups", "placed", "hays")
+
+    def __init__(self, keys: list[tuple[Any, ...]], groups: list[ErrorGroup], placed: dict[str, tuple[Any, ...]]):
+        self.keys = keys
+        self.groups = groups
+        self.placed = placed  # group id -> the key it is filed under
+        self.hays: list[str] | None = None
+
+
+def _bump(counts: dict[str, int], key: str, n: int) -> None:
+    v = counts.get(key, 0) + n
+    if v:
+        counts[key] = v
+    else:
+        counts.pop(key, None)
+
+
+def _counted(g: ErrorGroup, minutes: dict[int, int] | None = None) -> tuple[Any, ...]:
+    """Everything of ``g`` that ``stats`` counts (``minutes``: a copy of its minute counts, to keep)."""
+    mc = g.minute_counts if minutes is None else minutes
+    return (g.id, g.priority, g.status, g.namespace, g.rule, g.count, g.last_seen, mc)
+
+
+class _Totals:
+    """What ``stats`` reports, kept up to date one group (or record) at a time.
+
+    ``group(g, -1)`` takes a group's contribution out before it changes, ``group(g, +1)`` puts it
+    back after. The latest times are maxima: removing the group that holds one marks it stale, and
+    ``stats`` then finds it again with one pass.
+    """
+
+    __slots__ = (
+        "groups",
+        "occurrences",
+        "by_priority",
+        "by_status",
+        "by_namespace",
+        "by_rule",
+        "minutes",
+        "odd",
+        "last_seen",
+        "last_seen_stale",
+        "by_result",
+        "last_remediation",
+        "last_remediation_stale",
+    )
+
+    def __init__(self) -> None:
+        self.groups = 0
+        self.occurrences = 0
+        self.by_priority: dict[str, int] = {}
+        self.by_status: dict[str, int] = {}
+        self.by_namespace: dict[str, int] = {}
+        self.by_rule: dict[str, int] = {}
+        self.minutes: list[dict[int, int]] = [{} for _ in _PRIORITIES]  # by priority: minute -> occurrences
+        # Groups with occurrences counted after their last_seen: the only ones the rate's
+        # "last_seen inside the window" condition can leave out (see MemoryStore.stats).
+        self.odd: set[str] = set()
+        self.last_seen: float | None = None
+        self.last_seen_stale = False
+        self.by_result: dict[str, int] = {}
+        self.last_remediation: float | None = None
+        self.last_remediation_stale = False
+
+    def reset_groups(self) -> None:
+        self.groups = self.occurrences = 0
+        self.by_priority, self.by_status, self.by_namespace, self.by_rule = {}, {}, {}, {}
+        self.minutes, self.odd = [{} for _ in _PRIORITIES], set()
+        self.last_seen, self.last_seen_stale = None, False
+
+    def reset_records(self) -> None:
+        self.by_result = {}
+        self.last_remediation, self.last_remediation_stale = None, False
+
+    def add(self, g: ErrorGroup) -> None:
+        self.groups += 1
+        self.occurrences += g.count
+        by = self.by_priority
+        by[g.priority.value] = by.get(g.priority.value, 0) + 1
+        by = self.by_status
+        by[g.status.value] = by.get(g.status.value, 0) + 1
+        by = self.by_namespace
+        by[g.namespace] = by.get(g.namespace, 0) + 1
+        by = self.by_rule
+        by[g.rule] = by.get(g.rule, 0) + 1
+        mc = g.minute_counts
+        if mc:
+            minutes = self.minutes[_PRIORITY_INDEX[g.priority]]
+            get = minutes.get
+            for m, n in mc.items():
+                minutes[m] = get(m, 0) + n
+            if not max(mc) * 60 <= g.last_seen:
+                self.odd.add(g.id)
+        last = g.last_seen
+        if self.last_seen is None or last >= self.last_seen:
+            self.last_seen, self.last_seen_stale = last, False
+
+    def remove(self, g: ErrorGroup) -> None:
+        """Take out what ``add(g)`` put in: ``g`` must be as it was then."""
+        self.take_out((g.id, g.priority, g.status, g.namespace, g.rule, g.count, g.last_seen, g.minute_counts))
+
+    def take_out(self, was: tuple[Any, ...]) -> None:
+        """``remove`` of a group as ``_counted`` saw it."""
+        gid, priority, status, namespace, rule, count, last_seen, mc = was
+        self.groups -= 1
+        self.occurrences -= count
+        _bump(self.by_priority, priority.value, -1)
+        _bump(self.by_status, status.value, -1)
+        _bump(self.by_namespace, namespace, -1)
+        _bump(self.by_rule, rule, -1)
+        if mc:
+            minutes = self.minutes[_PRIORITY_INDEX[priority]]
+            get = minutes.get
+            for m, n in mc.items():
+                v = get(m, 0) - n
+                if v:
+                    minutes[m] = v
+                else:
+                    del minutes[m]
+            self.odd.discard(gid)
+        if self.last_seen is not None and not last_seen < self.last_seen:
+            self.last_seen_stale = True
+
+    def record(self, r: RemediationRecord, sign: int) -> None:
+        _bump(self.by_result, r.result.value, sign)
+        if sign > 0:
+            if self.last_remediation is None or r.time >= self.last_remediation:
+                self.last_remediation, self.last_remediation_stale = r.time, False
+        elif self.last_remediation is not None and not r.time < self.last_remediation:
+            self.last_remediation_stale = True
+
+
 class MemoryStore:
-    """Everything in dicts behind one lock. Readers get copies, so nothing they do leaks back."""
+    """Everything in dicts behind one lock. Readers get copies, so nothing they do leaks back.
+
+    Reads stay cheap right after a write: each sort order is kept sorted and patched by bisection
+    for the groups a write changed, search haystacks are recomputed only for those groups, and the
+    stats totals are adjusted per changed group rather than recounted.
+    """
+
+    # A cached sort order is patched for the groups a write changed; past half of them, re-sorted.
+    _resort_factor = 2
+    # Up to this many changed groups are re-filed in place, more in one splicing pass over each list.
+    _patch_in_place_max = 16
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._groups: dict[str, ErrorGroup] = {}
+        self._seq: dict[str, int] = {}  # id -> insertion number (the order of ``_groups``)
+        self._next_seq = 0
         self._records: list[RemediationRecord] = []
         self._record_index: dict[str, int] = {}
         self._state: dict[str, dict[str, Any]] = {}
         self._cursor: int | None = None
-        self._sorted: dict[str, list[ErrorGroup]] = {}
-        self._pending: dict[str, set[str]] = {}  # sort -> ids changed since its list was sorted
+        self._orders: dict[str, _Order] = {}
+        self._pending: dict[str, set[str]] = {}  # sort -> ids changed since its order was patched
         self._hays: dict[str, str] = {}  # id -> lower-cased text that ``search`` looks in
-        self._version = 0  # bumped by every change that stats can see
-        self._stats_cache: tuple[tuple[int, int, int], StoreStats] | None = None
+        self._stale_hays: set[str] | None = None  # ids whose haystack must be recomputed; None: all
+        self._totals = _Totals()
         self._group_aliases: dict[str, str] = {}
         self._dirty = False
 
     # -- groups -------------------------------------------------------------------------------
+
+    def _insert(self, group: ErrorGroup) -> None:
+        """Store a group under an id not stored yet (it goes last in insertion order)."""
+        self._groups[group.id] = group
+        self._seq[group.id] = self._next_seq
+        self._next_seq += 1
+
+    def _remove(self, group_id: str) -> ErrorGroup:
+        g = self._groups.pop(group_id)
+        self._seq.pop(group_id, None)
+        self._totals.remove(g)
+        return g
 
     def record(
         self, deltas: Sequence[GroupDelta], *, now: float, lifecycle: LifecycleSettings | None = None
     ) -> list[GroupChange]:
         """Merge a poll's deltas; with ``lifecycle``, also refresh impact and burst escalation."""
         changes: list[GroupChange] = []
+        touched: set[str] = set()
         with self._lock:
-            for delta in deltas:
-                group = self._groups.get(delta.key)
-                kind: ChangeKind
-                if group is None:
-                    group = new_group(delta, now=now)
-                    self._groups[delta.key] = group
-                    kind = "new"
-                else:
-                    kind = "regressed" if merge(group, delta, now=now) == "regressed" else "updated"
-                if lifecycle is not None and refresh(group, now=now, settings=lifecycle) and kind == "updated":
-                    kind = "escalated"
-                changes.append(GroupChange(kind, _clone(group), delta.count))
-            if deltas:
-                self._touch({d.key for d in deltas})
+            totals = self._totals
+            try:
+                for delta in deltas:
+                    touched.add(delta.key)
+                    group = self._groups.get(delta.key)
+                    kind: ChangeKind = "new"
+                    existed = group is not None
+                    if group is None:
+                        group = new_group(delta, now=now)
+                        self._insert(group)
+                    else:
+                        totals.remove(group)  # out before it changes, back in after
+                    try:
+                        if existed:
+                            kind = "regressed" if merge(group, delta, now=now) == "regressed" else "updated"
+                        if lifecycle is not None and refresh(group, now=now, settings=lifecycle) and kind == "updated":
+                            kind = "escalated"
+                    finally:
+                        totals.add(group)
+                    changes.append(GroupChange(kind, _clone(group), delta.count))
+            finally:
+                if touched:
+                    self._touch(touched)
         return changes
 
-    def _touch(self, ids: set[str] | None = None) -> None:
-        """Groups changed: all of them (``ids`` None), or those in ``ids`` (sorted lists are then patched)."""
-        self._version += 1
+    def _touch(self, ids: Iterable[str] | None = None) -> None:
+        """Groups changed: all of them (``ids`` None), or those in ``ids`` (sort orders are then patched)."""
         self._dirty = True
         if ids is None:
-            self._sorted.clear()
+            self._orders.clear()
             self._pending.clear()
             self._hays.clear()
+            self._stale_hays = None
             return
-        for gid in ids:
-            self._hays.pop(gid, None)
-        for sort, ordered in list(self._sorted.items()):
+        ids = set(ids)
+        self._stale_haystacks(ids)
+        self._repatch(ids)
+
+    def _stale_haystacks(self, ids: set[str]) -> None:
+        stale = self._stale_hays
+        if stale is not None:
+            stale.update(ids)
+            if len(stale) > len(self._groups):  # nobody searched for a long while: redo all then
+                self._stale_hays = None
+                self._hays.clear()
+
+    def _repatch(self, ids: set[str]) -> None:
+        """Mark ``ids`` for re-filing in every cached order; drop an order when a re-sort is cheaper."""
+        for sort, order in list(self._orders.items()):
             pending = self._pending.setdefault(sort, set())
             pending.update(ids)
-            if len(pending) * 8 > len(ordered):
-                del self._sorted[sort]
+            if len(pending) * self._resort_factor > len(order.keys):
+                del self._orders[sort]
                 del self._pending[sort]
 
     def get_group(self, group_id: str) -> ErrorGroup | None:
@@ -186,18 +410,59 @@ class MemoryStore:
 
     def put_group(self, group: ErrorGroup) -> None:
         with self._lock:
-            self._groups[group.id] = _clone(group)
+            new = _clone(group)
+            old = self._groups.get(group.id)
+            if old is None:
+                self._insert(new)
+            else:
+                self._totals.remove(old)
+                self._groups[group.id] = new  # keeps its place in insertion order
+            self._totals.add(new)
             self._touch({group.id})
 
     def update_groups(self, fn: Callable[[ErrorGroup], bool]) -> list[ErrorGroup]:
         """Apply ``fn`` to every stored group in place; returns copies of those it reported changed."""
         changed: list[ErrorGroup] = []
         with self._lock:
-            for g in self._groups.values():
-                if fn(g):
-                    changed.append(_clone(g))
-            self._touch()
+            totals = self._totals
+            new_hays: set[str] = set()
+            try:
+                for gid, g in self._groups.items():
+                    # What stats count and what search reads, before: ``fn`` may change anything.
+                    counted = _counted(g, dict(g.minute_counts))
+                    hay = (g.template, g.workload, g.namespace, g.samples[-3:])
+                    try:
+                        if fn(g):
+                            changed.append(_clone(g))
+                    finally:
+                        if _counted(g) != counted:
+                            totals.take_out(counted)
+                            totals.add(g)
+                        if (g.template, g.workload, g.namespace, g.samples[-3:]) != hay:
+                            new_hays.add(gid)
+            finally:
+                self._dirty = True
+                self._stale_haystacks(new_hays)
+                self._refile_changed(new_hays)
         return changed
+
+    def _refile_changed(self, also: set[str]) -> None:
+        """After in-place changes to any group: mark for re-filing those whose sort key moved (or in ``also``)."""
+        seq = self._seq
+        for sort, order in list(self._orders.items()):
+            kf = _ORDER_KEYS[sort]
+            placed = order.placed
+            pending = self._pending.setdefault(sort, set())
+            pending.update(also)
+            factor, n = self._resort_factor, len(order.keys)
+            for gid, g in self._groups.items():
+                if placed.get(gid) != kf(g, seq[gid]):
+                    pending.add(gid)
+                    if len(pending) * factor > n:
+                        break
+            if len(pending) * factor > n:
+                del self._orders[sort]
+                del self._pending[sort]
 
     def apply_aliases(
         self,
@@ -213,27 +478,33 @@ class MemoryStore:
         ids keep answering through an alias. Returns how many groups were folded or re-keyed.
         """
         moved = 0
+        touched: set[str] = set()
         with self._lock:
+            totals = self._totals
             stale = [g for g in self._groups.values() if g.template_key in aliases]
             for g in stale:
                 new_tk = aliases[g.template_key]
                 new_id = key_fn(g.namespace, g.workload, g.container, new_tk)
                 if new_id == g.id:
                     continue
-                del self._groups[g.id]
+                self._remove(g.id)
+                touched.update((g.id, new_id))
                 self._group_aliases[g.id] = new_id
                 target = self._groups.get(new_id)
                 if target is None:
                     g.id = new_id
                     g.template_key = new_tk
                     g.template = templates.get(new_tk, g.template)
-                    self._groups[new_id] = g
+                    self._insert(g)
+                    totals.add(g)
                 else:
+                    totals.remove(target)
                     absorb(target, g)
                     target.template = templates.get(new_tk, target.template)
+                    totals.add(target)
                 moved += 1
             if moved:
-                self._touch()
+                self._touch(touched)
         return moved
 
     def resolve_id(self, group_id: str) -> str:
@@ -250,69 +521,173 @@ class MemoryStore:
         with self._lock:
             return [_clone(g) for g in self._groups.values()]
 
-    def _sorted_groups(self, sort: str) -> list[ErrorGroup]:
-        """Groups in ``sort`` order: cached; after a small write the cached list is patched, not re-sorted.
+    def _order(self, sort: str) -> _Order:
+        """Groups in ``sort`` order, exactly ``sorted(groups, key=SORT_KEYS[sort])`` (stable).
 
-        The result is always exactly ``sorted(groups, key)`` (stable, in insertion order on ties): a
-        changed group is put back by bisection only where no other group has an equal key.
+        Cached; after a write only the changed groups are taken out and put back by bisection.
         """
-        key = SORT_KEYS.get(sort, SORT_KEYS["priority"])
-        cached = self._sorted.get(sort)
-        pending = self._pending.pop(sort, None)
-        if cached is not None and pending:
-            kept = [g for g in cached if g.id not in pending]
-            for gid in pending:
-                g = self._groups.get(gid)
-                if g is None:
-                    continue
-                k = key(g)
-                lo = bisect.bisect_left(kept, k, key=key)
-                if lo < len(kept) and key(kept[lo]) == k:
-                    cached = None  # a tie: only a full stable sort knows where it goes
-                    break
-                kept.insert(lo, g)
-            else:
-                cached = kept
-                self._sorted[sort] = kept
-        if cached is None:
-            cached = sorted(self._groups.values(), key=key)
-            self._sorted[sort] = cached
-        return cached
+        name = sort if sort in _ORDER_KEYS else "priority"
+        order = self._orders.get(name)
+        pending = self._pending.pop(name, None)
+        if order is not None and pending and not self._patch(order, name, pending):
+            order = None
+        if order is None:
+            order = self._build(name)
+            self._orders[name] = order
+        return order
 
-    def _hay_of(self, g: ErrorGroup) -> str:
-        h = self._hays.get(g.id)
-        if h is None:
-            h = self._hays[g.id] = _hay(g)
-        return h
+    def _build(self, name: str) -> _Order:
+        kf = _ORDER_KEYS[name]
+        seq, groups = self._seq, self._groups
+        keys = [kf(g, seq[gid]) for gid, g in groups.items()]
+        placed = dict(zip(groups, keys, strict=True))
+        keys.sort()  # unique keys: plain tuple order, no key function
+        by_seq = dict(zip(map(seq.__getitem__, groups), groups.values(), strict=True))
+        return _Order(keys, [by_seq[k[-1]] for k in keys], placed)
+
+    def _patch(self, order: _Order, name: str, pending: set[str]) -> bool:
+        """Re-file the ``pending`` groups of ``order``; False if it cannot (then it is re-sorted)."""
+        kf = _ORDER_KEYS[name]
+        keys, placed = order.keys, order.placed
+        hays = self._fresh_hays() if order.hays is not None else None
+        cut: list[int] = []
+        for gid in pending:
+            old = placed.pop(gid, None)
+            if old is not None:
+                i = bisect.bisect_left(keys, old)
+                if i == len(keys) or keys[i] != old:
+                    return False  # not where it was filed (cannot happen): sort afresh rather than guess
+                cut.append(i)
+        new: list[tuple[tuple[Any, ...], str, ErrorGroup]] = []
+        for gid in pending:
+            g = self._groups.get(gid)
+            if g is not None:
+                k = placed[gid] = kf(g, self._seq[gid])
+                new.append((k, gid, g))
+        if len(cut) + len(new) <= self._patch_in_place_max:
+            # a few: delete and insert in place (each moves the list's tail once)
+            cut.sort(reverse=True)
+            for i in cut:
+                del keys[i], order.groups[i]
+                if order.hays is not None:
+                    del order.hays[i]
+            for k, gid, g in new:
+                i = bisect.bisect_left(keys, k)
+                keys.insert(i, k)
+                order.groups.insert(i, g)
+                if order.hays is not None and hays is not None:
+                    order.hays.insert(i, hays[gid])
+            return True
+        # many: cut them all out, then splice them all back in, in one pass over each list
+        cut.sort()
+        new.sort(key=_first)
+        keys = _without(keys, cut)
+        at = [bisect.bisect_left(keys, k) for k, _, _ in new]
+        order.keys = _splice(keys, at, [k for k, _, _ in new])
+        order.groups = _splice(_without(order.groups, cut), at, [g for _, _, g in new])
+        if order.hays is not None and hays is not None:
+            order.hays = _splice(_without(order.hays, cut), at, [hays[gid] for _, gid, _ in new])
+        return True
+
+    def _fresh_hays(self) -> dict[str, str]:
+        """The search haystack of every group, recomputing only those of groups changed since."""
+        stale = self._stale_hays
+        if stale is None:
+            self._hays = {gid: _hay(g) for gid, g in self._groups.items()}
+        elif stale:
+            hays, groups = self._hays, self._groups
+            for gid in stale:
+                g = groups.get(gid)
+                if g is None:
+                    hays.pop(gid, None)
+                else:
+                    hays[gid] = _hay(g)
+        self._stale_hays = set()
+        return self._hays
+
+    def _matching(self, order: _Order, q: GroupQuery) -> Sequence[ErrorGroup]:
+        """The groups of ``order`` that ``q`` selects (``group_matches``, one filter at a time)."""
+        items: Sequence[ErrorGroup] = order.groups
+        if q.namespace:
+            items = [g for g in items if g.namespace == q.namespace]
+        if q.workload:
+            items = [g for g in items if g.workload == q.workload]
+        if q.rule:
+            items = [g for g in items if g.rule == q.rule]
+        if q.priorities:
+            items = [g for g in items if g.priority in q.priorities]
+        if q.statuses:
+            items = [g for g in items if g.status in q.statuses]
+        if q.pod:
+            items = [g for g in items if q.pod in g.pods]
+        if q.since is not None:
+            since = q.since
+            items = [g for g in items if not g.last_seen < since]
+        if q.until is not None:
+            until = q.until
+            items = [g for g in items if not g.first_seen > until]
+        if q.search:
+            needle = q.search.lower()
+            hays = self._fresh_hays()
+            if items is order.groups:
+                if order.hays is None:
+                    order.hays = [hays[g.id] for g in order.groups]
+                items = [g for g, h in zip(order.groups, order.hays, strict=True) if needle in h]
+            else:
+                items = [g for g in items if needle in hays[g.id]]
+        return items
 
     def list_groups(self, query: GroupQuery) -> Page[ErrorGroup]:
         page, size, start, end = _page_bounds(query.page, query.page_size)
         with self._lock:
-            ordered = self._sorted_groups(query.sort)
-            plain = GroupQuery(sort=query.sort, page=query.page, page_size=query.page_size)
-            if query == plain:
-                hits: Sequence[ErrorGroup] = ordered
-            else:
-                hits = [g for g in ordered if group_matches(g, query, self._hay_of)]
+            order = self._order(query.sort)
+            hits = self._matching(order, query)
             items = [_clone(g) for g in hits[start:end]]
             return Page(items, len(hits), page, size)
 
     def filtered_groups(self, query: GroupQuery) -> list[ErrorGroup]:
         """Every group that matches ``query`` (ignoring its page), in its sort order."""
         with self._lock:
-            return [_clone(g) for g in self._sorted_groups(query.sort) if group_matches(g, query, self._hay_of)]
+            return [_clone(g) for g in self._matching(self._order(query.sort), query)]
 
     def stats(self, *, now: float, rate_minutes: int = 60) -> StoreStats:
-        """Totals and the per-minute rate; cached until the next change (or the next minute)."""
+        """Totals and the per-minute rate, from totals kept current by every write (no scan)."""
         with self._lock:
-            key = (self._version, int(now // 60), rate_minutes)
-            if self._stats_cache is not None and self._stats_cache[0] == key:
-                return copy.deepcopy(self._stats_cache[1])
-            s = self._compute_stats(now=now, rate_minutes=rate_minutes)
-            self._stats_cache = (key, s)
-            return copy.deepcopy(s)
+            t = self._totals
+            s = StoreStats()
+            s.total_groups = t.groups
+            s.total_occurrences = t.occurrences
+            s.by_priority = {p: t.by_priority.get(p, 0) for p in _PRIORITY_VALUES}
+            s.by_status = dict(t.by_status)
+            s.by_namespace = dict(t.by_namespace)
+            s.by_rule = dict(t.by_rule)
+            if t.last_seen_stale:
+                t.last_seen = max((g.last_seen for g in self._groups.values()), default=None)
+                t.last_seen_stale = False
+            s.last_error_at = t.last_seen if self._groups else None
+            if t.last_remediation_stale:
+                t.last_remediation = max((r.time for r in self._records), default=None)
+                t.last_remediation_stale = False
+            s.remediations_by_result = dict(t.by_result)
+            s.last_remediation_at = t.last_remediation if self._records else None
+            end = int(now // 60)
+            start = end - rate_minutes + 1
+            rows = {m: [minutes.get(m, 0) for minutes in t.minutes] for m in range(start, end + 1)}
+            # A group counts toward the rate only when last seen inside the window; only a group with
+            # occurrences after its last_seen can have minutes inside the window but not be.
+            for gid in t.odd:
+                g = self._groups[gid]
+                if not g.last_seen >= start * 60:
+                    i = _PRIORITY_INDEX[g.priority]
+                    for m, n in g.minute_counts.items():
+                        row = rows.get(m)
+                        if row is not None:
+                            row[i] -= n
+            s.rate = [{"minute": m * 60, **dict(zip(_PRIORITY_VALUES, row, strict=True))} for m, row in rows.items()]
+            return s
 
     def _compute_stats(self, *, now: float, rate_minutes: int) -> StoreStats:
+        """``stats`` from a full scan of every group and record (the reference the totals are tested against)."""
         s = StoreStats()
         end = int(now // 60)
         start = end - rate_minutes + 1
@@ -342,14 +717,27 @@ class MemoryStore:
         s.rate = [{"minute": m * 60, **counts} for m, counts in sorted(rate.items())]
         return s
 
+    def _recount_groups(self) -> None:
+        t = self._totals
+        t.reset_groups()
+        for g in self._groups.values():
+            t.add(g)
+
+    def _recount_records(self) -> None:
+        t = self._totals
+        t.reset_records()
+        for r in self._records:
+            t.record(r, +1)
+
     # -- remediation audit ----------------------------------------------------------------------
 
     def add_remediation(self, record: RemediationRecord) -> None:
         with self._lock:
-            self._record_index[record.id] = len(self._records)
-            self._records.append(copy.deepcopy(record))
+            r = copy.deepcopy(record)
+            self._record_index[r.id] = len(self._records)
+            self._records.append(r)
+            self._totals.record(r, +1)
             self._dirty = True
-            self._version += 1
 
     def update_remediation(self, record: RemediationRecord) -> None:
         with self._lock:
@@ -357,9 +745,11 @@ class MemoryStore:
             if i is None:
                 self.add_remediation(record)
                 return
-            self._records[i] = copy.deepcopy(record)
+            r = copy.deepcopy(record)
+            self._totals.record(self._records[i], -1)
+            self._records[i] = r
+            self._totals.record(r, +1)
             self._dirty = True
-            self._version += 1
 
     def list_remediations(self, query: RecordQuery) -> Page[RemediationRecord]:
         page, size, start, end = _page_bounds(query.page, query.page_size)
@@ -392,23 +782,24 @@ class MemoryStore:
 
     def apply_retention(self, *, now: float, max_age: float, max_groups: int, max_records: int) -> int:
         """Drop groups unseen for ``max_age``, then the stalest beyond ``max_groups``; trim the audit."""
-        removed = 0
+        removed: set[str] = set()
         with self._lock:
             for gid in [gid for gid, g in self._groups.items() if now - g.last_seen > max_age]:
-                del self._groups[gid]
-                removed += 1
+                self._remove(gid)
+                removed.add(gid)
             if len(self._groups) > max_groups:
                 stalest = sorted(self._groups.values(), key=lambda g: g.last_seen)
                 for g in stalest[: len(self._groups) - max_groups]:
-                    del self._groups[g.id]
-                    removed += 1
+                    self._remove(g.id)
+                    removed.add(g.id)
             if len(self._records) > max_records:
                 self._records = self._records[-max_records:]
                 self._record_index = {r.id: i for i, r in enumerate(self._records)}
-                self._version += 1
+                self._recount_records()
+                self._dirty = True
             if removed:
-                self._touch()
-        return removed
+                self._touch(removed)
+        return len(removed)
 
     def flush(self) -> None:
         with self._lock:
@@ -433,11 +824,15 @@ class MemoryStore:
         with self._lock:
             self._group_aliases = dict(group_aliases or {})
             self._groups = {g.id: g for g in groups}
+            self._seq = {gid: i for i, gid in enumerate(self._groups)}
+            self._next_seq = len(self._seq)
             self._records = list(records)
             self._records.sort(key=lambda r: r.time)
             self._record_index = {r.id: i for i, r in enumerate(self._records)}
             self._state = state
             self._cursor = cursor
+            self._recount_groups()
+            self._recount_records()
             self._touch()
             self._dirty = False
 

@@ -51,7 +51,7 @@ def rule_rows(rules: RuleSet, hits: Mapping[str, int], groups_by_rule: Mapping[s
 def try_line(pipeline: Pipeline, line: str, *, namespace: str = "", pod: str = "", container: str = "") -> Explained:
     """What the engine would do with one pasted line, with optional stream labels."""
     labels = {k: v for k, v in (("namespace", namespace), ("pod", pod), ("container", container)) if v}
-    return pipeline.explain(LogEntry(int(time.time() * 1e9), labels, line))
+    return pipeline.explain(LogEntry(int(time.time() * 1e9), labels, line), learn=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +80,7 @@ def why(group: ErrorGroup, rules: RuleSet, pipeline: Pipeline) -> Why:
     pod = group.last_pod or (group.pods[-1] if group.pods else "")
     if pod:
         labels["pod"] = pod
-    now_rule = pipeline.explain(LogEntry(int(group.last_seen * 1e9), labels, sample)).rule
+    now_rule = pipeline.explain(LogEntry(int(group.last_seen * 1e9), labels, sample), learn=False).rule
     return Why(rule, message, matched, now_rule)
 
 

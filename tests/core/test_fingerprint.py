@@ -221,3 +221,15 @@ def test_key_ignores_numbers(template: str, a: list[int], b: list[int]) -> None:
     assert fp.fingerprint(line_b).key == key_a
     assert Fingerprinter().fingerprint(line_b).key == key_a
     assert VAR in fp.fingerprint(line_a).template
+
+
+def test_peek_answers_like_fingerprint_but_learns_nothing() -> None:
+    fp = Fingerprinter()
+    for word in ("alpha", "beta"):
+        fp.fingerprint(f"cache shard {word} is unavailable")
+    before = fp.snapshot()
+    seen = fp.peek("cache shard alpha is unavailable")
+    assert seen == fp.fingerprint("cache shard alpha is unavailable")
+    unseen = fp.peek("cache shard gamma is unavailable")  # would merge the three if learned
+    assert unseen.template == "cache shard gamma is unavailable"
+    assert fp.snapshot() == before and fp.aliases() == {}
