@@ -179,6 +179,7 @@ class Fingerprinter:
         self._stars: dict[_Star, dict[str, int]] = {}  # star -> distinct word at its position -> an id
         self._merged_stars: set[_Star] = set()
         self._aliases: dict[str, str] = {}
+        self.merges = 0  # how many times groups merged: a cheap "did any key change?" for callers
 
     # -- public API -------------------------------------------------------------------------------
 
@@ -334,3 +335,4 @@ class Fingerprinter:
             if old.key != fp.key:
                 self._aliases[old.key] = fp.key
         self._aliases.pop(fp.key, None)
+        self.merges += 1

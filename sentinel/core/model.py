@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 PRIORITY_LABELS = {"P1": "critical", "P2": "high", "P3": "medium", "P4": "low"}
 
@@ -63,9 +63,12 @@ class Status(StrEnum):
     REGRESSED = "regressed"
 
 
-@dataclass(frozen=True, slots=True)
-class LogEntry:
-    """One log line as a source delivers it: nanosecond timestamp, stream labels, raw line."""
+class LogEntry(NamedTuple):
+    """One log line as a source delivers it: nanosecond timestamp, stream labels, raw line.
+
+    A named tuple rather than a frozen dataclass: immutable all the same, and several times
+    cheaper to build, which counts when a Loki page brings 5,000 of them.
+    """
 
     ts_ns: int
     labels: Mapping[str, str]

@@ -143,6 +143,10 @@ class RuleSet:
             # encodes the text; calling it directly saves that Python frame on the hot path.
             inner = getattr(s, "_set", None)
             self._match = inner.Match if inner is not None else s.Match
+        # Every enabled rule is a bare pattern (the common case, and the Go tool's files): set
+        # slots are in rule order, so the first rule is the smallest slot that matched.
+        self._simple = bool(patterned) and not self._always and not any(r.contextual or r.keywords for r in self.rules)
+        self._by_slot = [self.rules[i] for i in self._set_index]
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -155,6 +159,10 @@ class RuleSet:
 
     def classify(self, message: str, *, namespace: str = "", labels: Mapping[str, str] | None = None) -> Rule:
         """The first enabled rule that matches, else :data:`DEFAULT` (P4)."""
+        if self._simple:
+            # Only plain patterns: the lowest set index that matched is the first rule in order.
+            hits = self._match(message.encode())
+            return self._by_slot[min(hits)] if hits else DEFAULT
         if self._set is not None:
             hits = self._match(message.encode())
             candidates = [self._set_index[h] for h in hits] if hits else []

@@ -10,7 +10,8 @@ from __future__ import annotations
 import gc
 import hashlib
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sentinel.core.fingerprint import Fingerprinter
@@ -21,6 +22,22 @@ from sentinel.core.rules import DEFAULT, Rule, RuleSet
 MAX_SAMPLES_PER_DELTA = 5
 CACHE_LIMIT = 200_000
 KEYS_PER_STREAM_LIMIT = 10_000
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector (restored after; nesting is fine).
+
+    Reading and grouping a window allocate many small objects that reference counting frees;
+    letting the cyclic collector scan the growing caches meanwhile costs ~10% of the time.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def group_key(namespace: str, workload: str, container: str, template_key: str) -> str:
@@ -38,6 +55,7 @@ class Batch:
     rule_hits: dict[str, int] = field(default_factory=dict)
     last_ts_ns: int = 0
     aliases: dict[str, str] = field(default_factory=dict)  # template keys replaced by merges
+    settled: bool = False  # every delta keyed by a template current at the last settle
 
     def merge(self, other: Batch) -> None:
         for key, d in other.deltas.items():
@@ -94,14 +112,19 @@ class Pipeline:
         self.fingerprinter = fingerprinter or Fingerprinter()
         self._streams: dict[frozenset[tuple[str, str]], _Stream] = {}
         self._messages: dict[str, tuple[str, str]] = {}
-        self._lines: dict[str, tuple[str, str, Rule | None]] = {}  # raw line -> message, level, rule
+        # Caches hold only strings and ints (rule positions in ``_rule_list``, -1 = look at the
+        # labels), so the garbage collector untracks them instead of scanning them again and again.
+        self._lines: dict[str, tuple[str, str, int]] = {}  # raw line -> message, level, rule position
         # How urgent each rule is: (priority rank, position in the file); a group takes the most
         # urgent rule any of its lines matched, so the result does not depend on line order.
         self._urgency = {r.name: (r.priority.rank, i) for i, r in enumerate(rules.rules)}
         self._urgency[DEFAULT.name] = (DEFAULT.priority.rank, len(rules.rules))
         self._classified: dict[tuple[str, str, int], Rule] = {}
+        self._plain: dict[str, int] = {}  # message -> rule position, when no rule looks at labels
+        self._rule_list: list[Rule] = [*rules.rules, DEFAULT]
+        self._position = {id(r): i for i, r in enumerate(self._rule_list)}
         self._contextual = any(r.contextual for r in rules.rules)
-        self._aliases_seen = len(self.fingerprinter.aliases())
+        self._merges_seen = self.fingerprinter.merges
 
     def with_rules(self, rules: RuleSet) -> Pipeline:
         return Pipeline(rules=rules, fingerprinter=self.fingerprinter)
@@ -145,16 +168,14 @@ class Pipeline:
             self._classified[key] = rule
         return rule
 
-    def _classify_plain(self, message: str) -> Rule:
-        """Classification when no rule looks at labels or namespaces: by message alone."""
-        key = (message, "", 0)
-        rule = self._classified.get(key)
-        if rule is None:
-            if len(self._classified) > CACHE_LIMIT:
-                self._classified.clear()
-            rule = self.rules.classify(message)
-            self._classified[key] = rule
-        return rule
+    def _classify_plain(self, message: str) -> int:
+        """Position of the rule for ``message`` when no rule looks at labels or namespaces."""
+        position = self._plain.get(message)
+        if position is None:
+            if len(self._plain) > CACHE_LIMIT:
+                self._plain.clear()
+            position = self._plain[message] = self._position[id(self.rules.classify(message))]
+        return position
 
     def fingerprint(self, message: str) -> Fingerprint:
         return self.fingerprinter.fingerprint(message)
@@ -164,18 +185,12 @@ class Pipeline:
 
         Per line: one cache lookup for the stream, one for the raw line (message, level and, when
         no rule looks at labels, the rule), the fingerprint, one lookup for the delta of that
-        stream and template; parsing runs once per distinct line, classification once per group.
+        stream and template; parsing runs once per distinct line, classification once per distinct
+        message, and a group takes the most urgent rule of its lines.
         ``into`` accumulates several pages in one batch (cheaper than merging batches).
         """
-        # The loop allocates few cycles but many objects: pause the cyclic collector (restored below).
-        paused = gc.isenabled()
-        if paused:
-            gc.disable()
-        try:
+        with paused_gc():
             batch = self._process(entries, into if into is not None else Batch())
-        finally:
-            if paused:
-                gc.enable()
         self.settle(batch)
         return batch
 
@@ -190,28 +205,30 @@ class Pipeline:
         local_get = local.get
         lines = self._lines
         lines_get = lines.get
+        plain_get = self._plain.get
+        rule_list = self._rule_list
         rule_names: list[str] = []
         add_rule = rule_names.append
         last = 0
-        for entry in entries:
-            labels = entry.labels
+        for ts_ns, labels, line in entries:
             sl = local_get(id(labels))
             if sl is None:
                 sl = local[id(labels)] = (self._stream(labels), {})
             stream, by_template = sl
-            line = entry.line
             hit = lines_get(line)
             if hit is None:
                 if len(lines) > CACHE_LIMIT:
                     lines.clear()
                 message, level = parse_message(line)
-                hit = lines[line] = (message, level, None if contextual else self._classify_plain(message))
+                position = -1
+                if not contextual:
+                    position = plain_get(message, -1)
+                    if position < 0:
+                        position = self._classify_plain(message)
+                hit = lines[line] = (message, level, position)
             message = hit[0]
-            rule = hit[2]
-            if rule is None:
-                rule = self._classify(message, stream)
+            rule = rule_list[hit[2]] if hit[2] >= 0 else self._classify(message, stream)
             f = fp(message)
-            ts_ns = entry.ts_ns
             ts = ts_ns / 1e9
             if ts_ns > last:
                 last = ts_ns
@@ -241,23 +258,25 @@ class Pipeline:
                         last_pod=stream.pod,
                     )
                 by_template[f.key] = d
-            if rule.name != d.rule and urgency[rule.name] < urgency[d.rule]:
-                d.rule, d.priority = rule.name, rule.priority
+            rname = rule.name
+            if rname != d.rule and urgency[rname] < urgency[d.rule]:
+                d.rule, d.priority = rname, rule.priority
             d.count += 1
+            pod = stream.pod
             if ts < d.first_seen:
                 d.first_seen = ts
             elif ts >= d.last_seen:
                 d.last_seen = ts
-                d.last_pod = stream.pod
-            if stream.pod:
-                d.pods[stream.pod] = None
+                d.last_pod = pod
+            if pod:
+                d.pods[pod] = None
             samples = d.samples
             if len(samples) < MAX_SAMPLES_PER_DELTA:
                 samples.append(line)
             minute = ts_ns // 60_000_000_000
             counts = d.minute_counts
             counts[minute] = counts.get(minute, 0) + 1
-            add_rule(rule.name)
+            add_rule(rname)
         batch.lines += len(rule_names)
         batch.last_ts_ns = max(batch.last_ts_ns, last)
         hits = batch.rule_hits
@@ -267,22 +286,27 @@ class Pipeline:
 
     def settle(self, batch: Batch) -> None:
         """Templates that merged while the batch ran: re-key its deltas, report the aliases."""
-        aliases = self.fingerprinter.aliases()
-        if len(aliases) == self._aliases_seen and not any(d.template_key in aliases for d in batch.deltas.values()):
+        merges = self.fingerprinter.merges
+        if merges == self._merges_seen and batch.settled:
+            return  # no template merged since every delta of this batch was keyed
+        if merges != self._merges_seen:
+            batch.aliases = self.fingerprinter.aliases()  # the store folds its groups with these
+        self._merges_seen = merges
+        batch.settled = True
+        aliases = batch.aliases
+        if not aliases:
             return
-        self._aliases_seen = len(aliases)
-        batch.aliases = aliases
-        settled: dict[str, GroupDelta] = {}
+        deltas = batch.deltas
+        stale = [key for key, d in deltas.items() if d.template_key in aliases]
         fp = self.fingerprinter.fingerprint
-        for d in batch.deltas.values():
-            f = fp(d.message)
-            if f.key != d.template_key:
-                d.template_key = f.key
-                d.template = f.template
-                d.key = group_key(d.namespace, d.workload, d.container, f.key)
-            mine = settled.get(d.key)
+        for old_key in stale:
+            d = deltas.pop(old_key)
+            f = fp(d.message)  # the message is known: this only reads its current template
+            d.template_key, d.template = f.key, f.template
+            d.key = group_key(d.namespace, d.workload, d.container, f.key)
+            mine = deltas.get(d.key)
             if mine is None:
-                settled[d.key] = d
+                deltas[d.key] = d
                 continue
             mine.count += d.count
             mine.first_seen = min(mine.first_seen, d.first_seen)
@@ -294,7 +318,6 @@ class Pipeline:
                 mine.rule, mine.priority = d.rule, d.priority
             for m, k in d.minute_counts.items():
                 mine.minute_counts[m] = mine.minute_counts.get(m, 0) + k
-        batch.deltas = settled
 
     def current_template(self, template_key: str) -> tuple[str, str] | None:
         """(key, template) now standing for ``template_key``, or None if it never merged."""

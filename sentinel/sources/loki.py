@@ -172,13 +172,13 @@ def parse_streams(body: bytes) -> list[LogEntry]:
             raise LokiError(_describe_shape_problem(doc))
         entries: list[LogEntry] = []
         append = entries.append
+        new = tuple.__new__  # LogEntry is a named tuple: build it without its Python-level __new__
         for stream in data["result"]:
             labels = MappingProxyType(stream["stream"])
-            for value in stream["values"]:
-                line = value[1]
+            for ts, line, *_metadata in stream["values"]:
                 if type(line) is not str:
                     raise TypeError("line")
-                append(LogEntry(int(value[0]), labels, line))
+                append(new(LogEntry, (int(ts), labels, line)))
     except LokiError:
         raise
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
@@ -188,7 +188,7 @@ def parse_streams(body: bytes) -> list[LogEntry]:
     return entries
 
 
-_ts_key = operator.attrgetter("ts_ns")
+_ts_key = operator.itemgetter(0)  # LogEntry.ts_ns
 
 
 def _describe_shape_problem(doc: object) -> str:
