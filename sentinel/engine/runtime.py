@@ -245,6 +245,8 @@ class Runtime:
         self.elector = elector
         self.leader_check = elector.is_leader
         self.health.leader = False
+        # Before each real action: the new cooldown goes into the Lease, and we still lead.
+        self.remediator.before_act = self.lease_tick
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -398,8 +400,7 @@ class Runtime:
             )
             self._after_record(record)
             decided += 1
-            if self.elector is not None and record.decision == "allowed" and rule.action != "none":
-                self.lease_tick()  # the new cooldown is in the Lease before the next action
+
         return decided
 
     def _after_record(self, record: RemediationRecord) -> None:

@@ -12,6 +12,8 @@ act: the second sees the first in flight (or its cooldown). Persisting *and flus
 acting means a crash mid-action still leaves the cooldown and the spent budget behind on disk
 (a file store's ``put_state`` only changes memory until the next flush); when that flush fails,
 nothing is done. Action ``none`` (record only) makes no cluster call, so it needs no flush.
+With leader election, ``before_act`` then writes the new safety state into the Lease, so the next
+leader knows of the action before it happens; if that write shows leadership is gone, no action.
 
 ``restart-pod`` acts on the pod of the group's newest occurrence (:func:`pod_of`).
 """
@@ -55,6 +57,10 @@ def pod_of(group: ErrorGroup) -> str:
     return group.last_pod or (group.pods[-1] if group.pods else "")
 
 
+class LeadershipLost(Exception):
+    """Leadership ended between the decision and the cluster call: the action is not taken."""
+
+
 class Remediator:
     """Runs remediation actions under :class:`SafetyLimits` and writes every attempt to the audit."""
 
@@ -71,6 +77,10 @@ class Remediator:
         self._limits = limits
         self._clock = clock
         self._lock = threading.Lock()
+        # Called after the safety state is on disk and before a real cluster call; False = do not
+        # act. With leader election, it publishes the new cooldown in the Lease (so a takeover
+        # cannot repeat this action) and confirms this replica still leads.
+        self.before_act: Callable[[], bool] | None = None
 
     # -- settings and display -----------------------------------------------------------------
 
@@ -212,6 +222,8 @@ class Remediator:
                 # The safety state (cooldown, budget, in-flight mark) must be on disk before the
                 # cluster changes: a crash right after the call must not let a restart repeat it.
                 self._store.flush()
+                if not dry_run and self.before_act is not None and not self.before_act():
+                    raise LeadershipLost("not done: this replica no longer holds the lease")
                 target = self._target(self._cluster, spec, group)
                 record.kind, record.name = target.kind, target.name
                 ctx = Context(self._cluster, target, typed, dry_run, now)
@@ -221,6 +233,9 @@ class Remediator:
                     "dry-run (dryRun=All): the API server accepted it, nothing changed" if dry_run else "executed"
                 )
                 executed = not dry_run
+        except LeadershipLost as err:
+            log.warning("%s %s %s", prefix, action, err)
+            record.result, record.reason = Result.SKIPPED, str(err)
         except StoreError as err:
             log.error("%s %s not done: the safety state could not be saved: %s", prefix, action, err)
             record.result, record.error = Result.FAILED, cap(err, 512)

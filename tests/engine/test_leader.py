@@ -600,3 +600,27 @@ def test_shipped_config_documents_leader_election() -> None:
     root = Path(__file__).resolve().parents[2]
     le = load_config(root / "config" / "config.yaml", env={}).config.leader_election
     assert (le.enabled, le.lease_name, le.lease_duration, le.renew_every) == (False, "kube-sentinel", 15.0, 5.0)
+
+
+def test_the_lease_knows_of_an_action_before_the_cluster_sees_it(
+    tmp_path: Path, kube_peer: KubePeer, loki_peer: LokiPeer
+) -> None:
+    """A leader that dies right after an action (before the poll's end) cannot have it repeated."""
+    clock = FakeClock(time.time())
+    kube_peer.add_namespace(NS)
+    kube_peer.deployment("web")
+    pod = kube_peer.pods(selector="app=web")[0]["metadata"]["name"]
+    refused_line(loki_peer, pod, clock.now - 60, 5)
+    a = build(write_config(tmp_path, kube_peer, loki_peer, "a"), loki_peer, clock)
+    assert a.lease_tick()
+    seen_at_delete: list[dict[str, Any] | None] = []
+    kube_peer.before(
+        "DELETE",
+        "/pods/",
+        lambda p: seen_at_delete.append(
+            parse_summary((p.get("leases", NS, LEASE) or {})["metadata"]["annotations"].get(SAFETY_ANNOTATION))
+        ),
+    )
+    assert a.poll_once().remediations == 1 and pod_deletes(kube_peer) == 1
+    (summary,) = seen_at_delete
+    assert summary is not None and any("demo/web" in key for key in summary["cooldowns"])
