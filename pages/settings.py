@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from sentinel.engine.settings import RuntimeSettings
-from sentinel.errors import ConfigError
+from sentinel.errors import ConfigError, SafetyRefused
 from sentinel.ui.context import admin_token, operator, runtime, token_ok
 from sentinel.ui.format import ago, duration, when
 from sentinel.ui.settings_form import FIELDS, LABELS, change_of, field_errors, form_values, history_rows, overrides
@@ -63,6 +63,9 @@ def _save() -> None:
         changes = rt.update_settings(change, by=operator())
     except ConfigError as err:
         ss["s_errors"] = field_errors(err.problems)
+        return
+    except SafetyRefused as err:
+        ss["s_errors"] = {"_form": [f"{err.reason}: nothing was saved"]}
         return
     for key, value in form_values(rt.settings).items():  # show the values as the engine now holds them
         ss[f"s_{key}"] = value
@@ -210,6 +213,10 @@ st.caption(
 def _reset(workload: str) -> None:
     if needs_token and not token_ok(rt, str(st.session_state.get("b_token", ""))):
         st.session_state["b_msg"] = ("error", "wrong or missing admin token: the breaker was not reset")
+        return
+    if rt.read_only:
+        holder = rt.leadership().get("holder") or "unknown"
+        st.session_state["b_msg"] = ("error", f"follower: read-only; reset the breaker on the leader ({holder})")
         return
     was_open = rt.remediator.reset_breaker(workload, by=operator())
     st.session_state["b_msg"] = (

@@ -53,6 +53,7 @@ class LokiConfig(Section):
     poll_interval: Duration = 30.0
     lookback: Duration = 300.0
     max_lookback: Duration = 3600.0
+    ingest_delay: Duration = 10.0  # read up to this long ago: lines reach Loki after their timestamp
     tenant_id: str = ""
     username: str = ""
     password: SecretStr = SecretStr("")

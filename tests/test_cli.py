@@ -96,7 +96,7 @@ def test_run_once_success_and_failure(tmp_path: Path, loki_peer: LokiPeer, capsy
     )
     cfg = tmp_path / "c.yaml"
     cfg.write_text(
-        f"loki:\n  url: {loki_peer.url}\nkubernetes:\n  in_cluster: false\n  kubeconfig: {tmp_path / 'none'}\n"
+        f"loki:\n  url: {loki_peer.url}\n  ingest_delay: 0s\nkubernetes:\n  in_cluster: false\n  kubeconfig: {tmp_path / 'none'}\n"
         f"rules_file: {ROOT / 'config' / 'rules.yaml'}\nstore:\n  type: memory\n"
     )
     assert main(["run", "--config", str(cfg), "--once", "--store", str(tmp_path / "s.json")]) == 0

@@ -8,7 +8,7 @@ from sentinel.api.common import ApiError
 from sentinel.api.deps import RuntimeDep, Writer
 from sentinel.api.schemas import Problem, SettingsHistoryEntry, SettingsOut, SettingsResult, SettingsView
 from sentinel.engine.settings import SettingsUpdate
-from sentinel.errors import ConfigError
+from sentinel.errors import ConfigError, SafetyRefused
 
 router = APIRouter(prefix="/api/settings", tags=["settings"])
 
@@ -28,7 +28,7 @@ def get_settings(runtime: RuntimeDep) -> SettingsView:
 @router.post(
     "",
     response_model=SettingsResult,
-    responses={401: {"model": Problem}, 403: {"model": Problem}},
+    responses={401: {"model": Problem}, 403: {"model": Problem}, 409: {"model": Problem}},
     summary="Change settings",
     description=(
         "Every field is optional; the change is validated as a whole: any bad field gives 422 naming each "
@@ -41,4 +41,6 @@ def change_settings(runtime: RuntimeDep, who: Writer, body: SettingsUpdate) -> S
         changed = runtime.update_settings(body.model_dump(exclude_none=True), by=who)
     except ConfigError as err:
         raise ApiError(422, "invalid settings change, nothing was saved", err.problems) from None
+    except SafetyRefused as err:
+        raise ApiError(409, err.reason) from None
     return SettingsResult(changed=changed, by=who, settings=SettingsOut.of(runtime.settings))

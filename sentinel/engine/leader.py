@@ -171,7 +171,9 @@ def released(spec: Mapping[str, Any], now: float) -> LeaseSpec:
 # -- pure: the safety summary carried in the Lease ------------------------------------------------
 
 
-def safety_summary(state: SafetyState, now: float, *, max_bytes: int = SUMMARY_MAX_BYTES) -> str:
+def safety_summary(
+    state: SafetyState, now: float, *, max_bytes: int = SUMMARY_MAX_BYTES, cursor: int | None = None
+) -> str:
     """The annotation text: live cooldowns, action times of the last hour, open breakers; at most ``max_bytes``.
 
     When it would be longer, the oldest action times go first, then the cooldowns that lapse
@@ -196,6 +198,10 @@ def safety_summary(state: SafetyState, now: float, *, max_bytes: int = SUMMARY_M
             "workload_actions": per_workload,
             "breakers": breakers,
         }
+        if cursor is not None:
+            # Where the leader's reading of Loki stands: a new leader does not read (and act on)
+            # lines before it again.
+            doc["cursor"] = cursor
         return json.dumps(doc, separators=(",", ":"), sort_keys=True)
 
     text = render()
@@ -343,6 +349,7 @@ class LeaderElector:
         self.holder = ""  # last known holder ("" = none or unknown)
         self.transitions = 0
         self.last_error = ""
+        self.wrote = False  # whether the last round wrote the Lease (renewal with the safety summary)
         self._holding = False  # our last write made us the holder (release() clears it in the Lease)
         self._valid_until = 0.0  # leader until then: last successful renewal + renew deadline
         self._lock = threading.Lock()
@@ -386,6 +393,7 @@ class LeaderElector:
         with self._lock:
             now = self.clock()
             was = self._valid(now)
+            self.wrote = False
             try:
                 self._round(now)
                 self.last_error = ""
@@ -411,6 +419,14 @@ class LeaderElector:
                     "[%s/%s] %s is no longer the leader; read-only now", self.namespace, self.name, self.identity
                 )
             return leading
+
+    def publish(self) -> bool:
+        """A round that must write: True only if we lead and the Lease now holds our safety summary.
+
+        Before each real action: the action goes ahead only when the next leader would know of it.
+        """
+        leading = self.tick()
+        return leading and self.wrote
 
     def _round(self, now: float) -> None:
         try:
@@ -456,13 +472,14 @@ class LeaderElector:
             )
         self.holder = self.identity
         self.transitions = int(((written.get("spec") or {}).get("leaseTransitions")) or 0)
+        self.wrote = True  # this round's write (with the current safety summary) reached the API server
         self._holding = True
         self._valid_until = now + self.renew_deadline
 
     def _summary(self, now: float) -> str:
         assert self.store is not None
         state = SafetyState.from_dict(self.store.get_state(SAFETY_STATE))
-        return safety_summary(state, now)
+        return safety_summary(state, now, cursor=self.store.get_cursor())
 
     def _adopt(self, lease: Mapping[str, Any] | None, now: float) -> None:
         if self.store is None or lease is None:
@@ -473,7 +490,14 @@ class LeaderElector:
         # Only followers get here: no automatic action runs, and the runtime refuses manual ones.
         state = SafetyState.from_dict(self.store.get_state(SAFETY_STATE))
         changed = merge_summary(state, summary, now)
-        if changed:
+        cursor = summary.get("cursor")
+        own = self.store.get_cursor()
+        moved = isinstance(cursor, int) and not isinstance(cursor, bool) and (own is None or cursor > own)
+        if moved:
+            # The previous leader read (and acted on) Loki up to here: resume after it, so old
+            # lines are not acted on twice. This replica's groups miss what it did not read.
+            self.store.set_cursor(int(cursor))  # type: ignore[arg-type]
+        if changed or moved:
             self.store.put_state(SAFETY_STATE, state.to_dict())
             self.store.flush()
         log.info(

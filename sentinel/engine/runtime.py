@@ -33,7 +33,7 @@ from sentinel.engine.events import EventBus
 from sentinel.engine.leader import LeaderElector, default_identity, default_namespace
 from sentinel.engine.pipeline import Batch, Pipeline, group_key, paused_gc
 from sentinel.engine.settings import RuntimeSettings, apply_update, from_stored, stored_overrides, validate_update
-from sentinel.errors import ConfigError, LokiUnavailable, SentinelError, SourceError, cap
+from sentinel.errors import ConfigError, LokiUnavailable, SafetyRefused, SentinelError, SourceError, cap
 from sentinel.remediation.cluster import Cluster
 from sentinel.remediation.remediator import Remediator
 from sentinel.store.base import GroupChange, Store
@@ -72,6 +72,7 @@ class Health:
     cluster: str = "not configured"
     leader: bool = True
     poll_durations: list[float] = field(default_factory=list)
+    skipped_seconds: float = 0.0  # logs never read because a catch-up hit loki.max_lookback
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -89,6 +90,7 @@ class Health:
             "rules_error": self.rules_error,
             "cluster": self.cluster,
             "leader": self.leader,
+            "skipped_seconds": self.skipped_seconds,
             "role": self.role,
         }
 
@@ -168,6 +170,7 @@ class Runtime:
         self.health = Health(started_at=clock())
         self.lifecycle = lifecycle_of(config)
         self.pipeline = Pipeline(rules=rules, fingerprinter=restore_fingerprinter(store))
+        self._merges_applied = self.pipeline.fingerprinter.merges
         self.rule_hits: dict[str, int] = {}
         self._poll_lock = threading.Lock()
         self._rules_mtime = _mtime(rules_path)
@@ -246,7 +249,19 @@ class Runtime:
         self.leader_check = elector.is_leader
         self.health.leader = False
         # Before each real action: the new cooldown goes into the Lease, and we still lead.
-        self.remediator.before_act = self.lease_tick
+        self.remediator.before_act = self._publish_before_action
+
+    def _publish_before_action(self) -> bool:
+        if self.elector is None:
+            return True
+        ok = self.elector.publish()
+        if not ok:
+            self.health.leader = self.elector.is_leader()
+            log.warning(
+                "lease not written before an action (%s): the action is not taken",
+                self.elector.last_error or "not leading",
+            )
+        return ok
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -283,7 +298,9 @@ class Runtime:
 
     def window(self, now: float) -> tuple[int, int]:
         """[start, end) in ns: resume from the cursor, first poll looks back, catch-up is capped."""
-        end = int(now * NS)
+        # Lines reach Loki a little after their timestamp (agents batch and retry): read only up
+        # to ``ingest_delay`` ago, so a line stamped before the cursor is never stored after it.
+        end = int((now - self.config.loki.ingest_delay) * NS)
         cursor = self.store.get_cursor()
         lookback = int(self.settings.lookback * NS)
         max_lookback = int(max(self.config.loki.max_lookback, self.settings.lookback) * NS)
@@ -316,14 +333,26 @@ class Runtime:
         except SentinelError as err:
             return self._poll_failed(err, t0, window)
         self.pipeline.settle(batch)
-        if batch.aliases:
+        fingerprinter = self.pipeline.fingerprinter
+        merged = fingerprinter.merges != self._merges_applied
+        if merged:
+            # Fold stored groups whose template merged since the last successful poll (a failed
+            # poll's merges included: its batch was dropped, the fingerprinter kept them).
             folded = self.store.apply_aliases(
-                batch.aliases, templates=self.pipeline.fingerprinter.templates(), key_fn=group_key
+                fingerprinter.aliases(), templates=fingerprinter.templates(), key_fn=group_key
             )
+            self._merges_applied = fingerprinter.merges
             if folded:
                 log.info("templates merged: %d stored groups folded into their new template", folded)
         # Only now, with the whole window read, do counts change: a failed poll is retried whole.
         changes = self.store.record(list(batch.deltas.values()), now=now, lifecycle=self.lifecycle)
+        cursor = self.store.get_cursor()
+        if cursor is not None and start_ns > cursor:
+            skipped = (start_ns - cursor) / NS
+            self.health.skipped_seconds += skipped
+            log.warning(
+                "catch-up capped by loki.max_lookback: %.0fs of logs after the last poll were not read", skipped
+            )
         self.store.set_cursor(end_ns)
         for name, n in batch.rule_hits.items():
             self.rule_hits[name] = self.rule_hits.get(name, 0) + n
@@ -343,6 +372,8 @@ class Runtime:
         h.consecutive_errors = 0
         h.last_window = window
         h.poll_durations = (h.poll_durations + [duration])[-100:]
+        if merged:
+            self.save_fingerprinter()  # stored keys and the templates that make them stay in step
         try:
             self.store.flush()
         except SentinelError as err:
@@ -404,7 +435,7 @@ class Runtime:
         return decided
 
     def _after_record(self, record: RemediationRecord) -> None:
-        if record.decision == "allowed" and record.result.value == "success":
+        if record.decision == "allowed" and record.result.value == "success" and not record.dry_run:
             g = self.store.get_group(record.group_id)
             if g is not None:
                 g.remediations += 1
@@ -466,8 +497,12 @@ class Runtime:
     # -- people's actions -------------------------------------------------------------------------
 
     def update_settings(self, data: dict[str, Any], *, by: str) -> dict[str, list[Any]]:
-        """Validate all, apply all, persist, record who. ``ConfigError`` names every bad field."""
+        """Validate all, apply all, persist, record who. ``ConfigError`` names every bad field;
+        ``SafetyRefused`` on a follower replica (its settings would not reach the leader)."""
         update = validate_update(data)
+        if self.read_only:
+            holder = self.leadership().get("holder") or "unknown"
+            raise SafetyRefused(f"follower: read-only; change settings on the leader ({holder})")
         new, changes = apply_update(self.settings, update)
         if not changes:
             return {}

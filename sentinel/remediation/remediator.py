@@ -223,7 +223,9 @@ class Remediator:
                 # cluster changes: a crash right after the call must not let a restart repeat it.
                 self._store.flush()
                 if not dry_run and self.before_act is not None and not self.before_act():
-                    raise LeadershipLost("not done: this replica no longer holds the lease")
+                    raise LeadershipLost(
+                        "not done: the lease could not carry this action's cooldown, or this replica no longer leads"
+                    )
                 target = self._target(self._cluster, spec, group)
                 record.kind, record.name = target.kind, target.name
                 ctx = Context(self._cluster, target, typed, dry_run, now)

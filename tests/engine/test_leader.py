@@ -446,6 +446,7 @@ def write_config(
 loki:
   url: {loki.url}
   lookback: 10m
+  ingest_delay: 0s
 kubernetes:
   in_cluster: false
   kubeconfig: {kubeconfig_for(tmp_path, kube)}
@@ -624,3 +625,48 @@ def test_the_lease_knows_of_an_action_before_the_cluster_sees_it(
     assert a.poll_once().remediations == 1 and pod_deletes(kube_peer) == 1
     (summary,) = seen_at_delete
     assert summary is not None and any("demo/web" in key for key in summary["cooldowns"])
+
+
+def test_a_new_leader_resumes_after_the_old_leaders_cursor(
+    tmp_path: Path, kube_peer: KubePeer, loki_peer: LokiPeer
+) -> None:
+    """B never polled as a follower: it must not read (and act on) what A already handled."""
+    clock = FakeClock(time.time())
+    kube_peer.add_namespace(NS)
+    kube_peer.deployment("web")
+    pod = kube_peer.pods(selector="app=web")[0]["metadata"]["name"]
+    refused_line(loki_peer, pod, clock.now - 60, 5)
+    a = build(write_config(tmp_path, kube_peer, loki_peer, "a"), loki_peer, clock)
+    b_cfg = write_config(tmp_path, kube_peer, loki_peer, "b")
+    b_cfg.write_text(b_cfg.read_text().replace("lookback: 10m", "lookback: 30m"))  # would reach A's lines
+    b = build(b_cfg, loki_peer, clock)
+    assert a.lease_tick() and not b.lease_tick()
+    assert a.poll_once().remediations == 1 and pod_deletes(kube_peer) == 1
+    clock.advance(11 * 60)  # past the rule's 10m cooldown: only the cursor stops a repeat now
+    assert a.lease_tick()
+    a.stop()
+    assert b.store.get_cursor() is None
+    assert b.lease_tick()
+    assert b.store.get_cursor() == a.store.get_cursor()
+    r = b.poll_once()
+    assert r.ok and r.lines == 0
+    assert pod_deletes(kube_peer) == 1
+    b.stop()
+
+
+def test_no_action_when_the_lease_cannot_carry_its_cooldown(
+    tmp_path: Path, kube_peer: KubePeer, loki_peer: LokiPeer
+) -> None:
+    clock = FakeClock(time.time())
+    kube_peer.add_namespace(NS)
+    kube_peer.deployment("web")
+    pod = kube_peer.pods(selector="app=web")[0]["metadata"]["name"]
+    refused_line(loki_peer, pod, clock.now - 60, 5)
+    a = build(write_config(tmp_path, kube_peer, loki_peer, "a"), loki_peer, clock)
+    assert a.lease_tick()
+    kube_peer.fail(500, method="PUT", path="/leases/", times=5)
+    r = a.poll_once()
+    assert r.ok and pod_deletes(kube_peer) == 0
+    (record,) = [x for x in a.store.list_remediations(RecordQuery()).items if x.action == "restart-pod"]
+    assert record.result.value == "skipped" and "lease could not carry" in record.reason
+    a.stop()

@@ -38,6 +38,7 @@ def write_config(tmp_path: Path, peer: LokiPeer, extra: str = "") -> Path:
 loki:
   url: {peer.url}
   lookback: 10m
+  ingest_delay: 0s
   max_lookback: 1h
 kubernetes:
   in_cluster: false
@@ -311,3 +312,49 @@ def test_retry_delay_honours_retry_after(failures: int, retry_after: float | Non
     from sentinel.engine.scheduler import retry_delay
 
     assert retry_delay(failures, interval=30.0, retry_after=retry_after) == expected
+
+
+def test_late_lines_are_read_by_the_next_poll(tmp_path: Path, loki_peer: LokiPeer) -> None:
+    """A line stamped before a poll's end but stored in Loki after that poll is still counted."""
+    cfg = write_config(tmp_path, loki_peer).read_text().replace("  ingest_delay: 0s\n", "  ingest_delay: 10s\n")
+    (tmp_path / "config.yaml").write_text(cfg)
+    now = [time.time()]
+    rt = build(tmp_path / "config.yaml", loki_peer, clock=lambda: now[0])
+    loki_peer.add_lines({"namespace": "shop", "pod": "api-0"}, [(int((now[0] - 60) * NS), "ERROR early one")])
+    assert rt.poll_once().lines == 1
+    # stamped 3 s ago, arriving only now (an agent's batch): still after the cursor (now - 10 s)
+    loki_peer.add_lines({"namespace": "shop", "pod": "api-0"}, [(int((now[0] - 3) * NS), "ERROR late one")])
+    now[0] += 30
+    assert rt.poll_once().lines == 1
+    assert total_count(rt) == 2
+    rt.stop()
+
+
+def test_merges_of_a_failed_poll_still_fold_stored_groups(tmp_path: Path, loki_peer: LokiPeer) -> None:
+    from tests.peers.loki import Fault
+
+    cfg = write_config(tmp_path, loki_peer)
+    labels = {"namespace": "shop", "pod": "api-0", "container": "api"}
+    t = time.time_ns() - 120 * NS
+    loki_peer.add_lines(labels, [(t, "ERROR cache lookup failed for tenant alpha")])
+    now = [time.time()]
+    rt = build(cfg, loki_peer, page_limit=2, clock=lambda: now[0])
+    assert rt.poll_once().ok and len(rt.store.all_groups()) == 1
+    cursor = rt.store.get_cursor()
+    assert cursor is not None
+    loki_peer.add_lines(
+        labels,
+        [
+            (cursor + 1, "ERROR cache lookup failed for tenant beta"),
+            (cursor + 2, "ERROR cache lookup failed for tenant gamma"),
+        ],
+    )
+    now[0] += 5
+    loki_peer.inject(Fault(path="/loki/api/v1/query_range"), 1)  # a full page: the templates merge ...
+    loki_peer.fail_next(503, times=3)  # ... then the poll fails and its batch is dropped
+    assert not rt.poll_once().ok
+    assert rt.pipeline.fingerprinter.merges > 0  # the failed poll did merge the templates
+    assert rt.poll_once().ok
+    groups = rt.store.all_groups()
+    assert len(groups) == 1 and groups[0].count == 3 and "<*>" in groups[0].template
+    rt.stop()

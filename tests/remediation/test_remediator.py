@@ -584,18 +584,24 @@ def test_two_polls_racing_for_one_target(
 
     def poll() -> None:
         gate.wait()
-        results.append(handle(r, group, "scale-up"))
+        results.append(handle(r, group, "scale-up", cooldown=0.0))  # no cooldown: only the in-flight mark stops it
 
     threads = [threading.Thread(target=poll) for _ in range(2)]
     for t in threads:
         t.start()
     assert in_patch.wait(5)
+    # The first action is held on the wire until the second poll has decided.
+    for _ in range(500):
+        if results:
+            break
+        threads[0].join(0.01)
+    assert len(results) == 1 and results[0].decision == "denied"
     release.set()
     for t in threads:
         t.join(10)
     assert sorted(x.decision for x in results) == ["allowed", "denied"]
     denied = next(x for x in results if x.decision == "denied")
-    assert "in flight" in denied.reason or "cooldown" in denied.reason
+    assert "in flight" in denied.reason
     assert len(peer.seen("PATCH", "/scale")) == 1
     dep = peer.get("deployments", "demo", "web")
     assert dep is not None and dep["spec"]["replicas"] == 3
