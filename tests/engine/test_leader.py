@@ -670,3 +670,19 @@ def test_no_action_when_the_lease_cannot_carry_its_cooldown(
     (record,) = [x for x in a.store.list_remediations(RecordQuery()).items if x.action == "restart-pod"]
     assert record.result.value == "skipped" and "lease could not carry" in record.reason
     a.stop()
+
+
+def test_a_follower_refuses_settings_changes(tmp_path: Path, kube_peer: KubePeer, loki_peer: LokiPeer) -> None:
+    from sentinel.errors import SafetyRefused
+
+    clock = FakeClock(time.time())
+    kube_peer.add_namespace(NS)
+    a = build(write_config(tmp_path, kube_peer, loki_peer, "a"), loki_peer, clock)
+    b = build(write_config(tmp_path, kube_peer, loki_peer, "b"), loki_peer, clock)
+    assert a.lease_tick() and not b.lease_tick()
+    with pytest.raises(SafetyRefused, match=r"follower: read-only; change settings on the leader \(a\)"):
+        b.update_settings({"dry_run": True}, by="ann")
+    assert b.settings.dry_run is False and b.settings_history() == []
+    assert a.update_settings({"dry_run": True}, by="ann") == {"dry_run": [False, True]}
+    a.stop()
+    b.stop()
