@@ -57,28 +57,6 @@ class Batch:
     aliases: dict[str, str] = field(default_factory=dict)  # template keys replaced by merges
     settled: bool = False  # every delta keyed by a template current at the last settle
 
-    def merge(self, other: Batch) -> None:
-        for key, d in other.deltas.items():
-            mine = self.deltas.get(key)
-            if mine is None:
-                self.deltas[key] = d
-                continue
-            mine.count += d.count
-            mine.first_seen = min(mine.first_seen, d.first_seen)
-            if d.last_seen > mine.last_seen:
-                mine.last_seen, mine.last_pod = d.last_seen, d.last_pod
-            mine.pods.update(d.pods)
-            mine.samples = (mine.samples + d.samples)[-MAX_SAMPLES_PER_DELTA:]
-            for m, n in d.minute_counts.items():
-                mine.minute_counts[m] = mine.minute_counts.get(m, 0) + n
-            if d.priority.rank < mine.priority.rank:
-                mine.rule, mine.priority = d.rule, d.priority
-        self.lines += other.lines
-        self.aliases.update(other.aliases)
-        for r, n in other.rule_hits.items():
-            self.rule_hits[r] = self.rule_hits.get(r, 0) + n
-        self.last_ts_ns = max(self.last_ts_ns, other.last_ts_ns)
-
 
 @dataclass(frozen=True, slots=True)
 class _Stream:
@@ -88,6 +66,16 @@ class _Stream:
     container: str
     workload: str
     group_keys: dict[str, str] = field(default_factory=dict)  # template key -> group key (a cache)
+
+    @classmethod
+    def of(cls, labels: Mapping[str, str]) -> _Stream:
+        return cls(
+            labels,
+            labels.get("namespace") or "",
+            labels.get("pod") or "",
+            labels.get("container") or "",
+            workload_of(labels),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +99,6 @@ class Pipeline:
         self.rules = rules
         self.fingerprinter = fingerprinter or Fingerprinter()
         self._streams: dict[frozenset[tuple[str, str]], _Stream] = {}
-        self._messages: dict[str, tuple[str, str]] = {}
         # Caches hold only strings and ints (rule positions in ``_rule_list``, -1 = look at the
         # labels), so the garbage collector untracks them instead of scanning them again and again.
         self._lines: dict[str, tuple[str, str, int]] = {}  # raw line -> message, level, rule position
@@ -137,24 +124,8 @@ class Pipeline:
             if len(self._streams) > CACHE_LIMIT:
                 self._streams.clear()
                 self._classified.clear()  # keyed on stream identity for contextual rules
-            s = _Stream(
-                labels,
-                labels.get("namespace") or "",
-                labels.get("pod") or "",
-                labels.get("container") or "",
-                workload_of(labels),
-            )
-            self._streams[content] = s
+            s = self._streams[content] = _Stream.of(labels)
         return s
-
-    def _parse(self, line: str) -> tuple[str, str]:
-        found = self._messages.get(line)
-        if found is None:
-            if len(self._messages) > CACHE_LIMIT:
-                self._messages.clear()
-            found = parse_message(line)
-            self._messages[line] = found
-        return found
 
     def _classify(self, message: str, stream: _Stream) -> Rule:
         ctx = id(stream.labels) if self._contextual else 0
@@ -319,34 +290,14 @@ class Pipeline:
             for m, k in d.minute_counts.items():
                 mine.minute_counts[m] = mine.minute_counts.get(m, 0) + k
 
-    def current_template(self, template_key: str) -> tuple[str, str] | None:
-        """(key, template) now standing for ``template_key``, or None if it never merged."""
-        new = self.fingerprinter.resolve(template_key)
-        if new == template_key:
-            return None
-        template = self.fingerprinter.template_of(new)
-        return (new, template) if template is not None else None
-
     def explain(self, entry: LogEntry, *, learn: bool = True) -> Explained:
         """Why ``entry`` lands where it does. ``learn=False`` (testers, previews) changes no state:
         the fingerprinter is only peeked at and no cache is filled."""
         labels = entry.labels
-        if learn:
-            stream = self._stream(labels)
-            message, _level = self._parse(entry.line)
-            rule = self._classify(message, stream)
-            f = self.fingerprinter.fingerprint(message)
-        else:
-            stream = _Stream(
-                labels,
-                labels.get("namespace") or "",
-                labels.get("pod") or "",
-                labels.get("container") or "",
-                workload_of(labels),
-            )
-            message, _level = parse_message(entry.line)
-            rule = self.rules.classify(message, namespace=stream.namespace, labels=labels)
-            f = self.fingerprinter.peek(message)
+        stream = _Stream.of(labels)
+        message, _level = parse_message(entry.line)
+        rule = self.rules.classify(message, namespace=stream.namespace, labels=labels)
+        f = self.fingerprinter.fingerprint(message) if learn else self.fingerprinter.peek(message)
         return Explained(
             group=group_key(stream.namespace, stream.workload, stream.container, f.key),
             template=f.template,
