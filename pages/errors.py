@@ -11,7 +11,7 @@ from sentinel.core.actions import ACTIONS
 from sentinel.core.model import ErrorGroup
 from sentinel.store.base import SORTS, RecordQuery
 from sentinel.ui import charts
-from sentinel.ui.context import admin_token, operator, runtime, token_ok
+from sentinel.ui.context import admin_token, first_page, operator, runtime, seed_widgets, step_page, token_ok
 from sentinel.ui.explain import why
 from sentinel.ui.format import (
     PRIORITIES,
@@ -65,17 +65,11 @@ def _init_filter_widgets(f: ErrorFilters) -> None:
         "f_page": f.page,
         "f_page_size": f.page_size,
     }
-    for key, value in seed.items():
-        if key not in st.session_state:
-            st.session_state[key] = value
+    seed_widgets(seed)
 
 
 def _first_page() -> None:
-    st.session_state["f_page"] = 1
-
-
-def _step_page(delta: int) -> None:
-    st.session_state["f_page"] = max(1, int(st.session_state.get("f_page", 1)) + delta)
+    first_page("f_page")
 
 
 def _clear_filters() -> None:
@@ -210,9 +204,9 @@ def queue() -> None:
         st.rerun()
 
     p1, p2, p3, p4, _ = st.columns([1, 1.2, 1, 1.4, 4], vertical_alignment="bottom")
-    p1.button("◀ Previous", on_click=_step_page, args=(-1,), disabled=page.page <= 1, key="prev")
+    p1.button("◀ Previous", on_click=step_page, args=("f_page", -1), disabled=page.page <= 1, key="prev")
     p2.number_input(f"Page (of {page.pages:,})", min_value=1, step=1, key="f_page")
-    p3.button("Next ▶", on_click=_step_page, args=(1,), disabled=page.page >= page.pages, key="next")
+    p3.button("Next ▶", on_click=step_page, args=("f_page", 1), disabled=page.page >= page.pages, key="next")
     p4.selectbox("Rows per page", PAGE_SIZES, key="f_page_size", on_change=_first_page)
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from sentinel.core.actions import ACTIONS
-from sentinel.ui.context import runtime
+from sentinel.ui.context import first_page, runtime, seed_widgets, step_page
 from sentinel.ui.queries import (
     PAGE_SIZES,
     TIME_RANGE_LABELS,
@@ -42,17 +42,11 @@ seed: dict[str, Any] = {
     "h_page": url.page,
     "h_page_size": url.page_size,
 }
-for key, value in seed.items():
-    if key not in st.session_state:
-        st.session_state[key] = value
+seed_widgets(seed)
 
 
 def _first_page() -> None:
-    st.session_state["h_page"] = 1
-
-
-def _step(delta: int) -> None:
-    st.session_state["h_page"] = max(1, int(st.session_state["h_page"]) + delta)
+    first_page("h_page")
 
 
 actions = sorted(ACTIONS)
@@ -123,9 +117,9 @@ else:
         height=min(35 * (len(page.items) + 1) + 3, 740),
     )
     p = st.columns([1, 1.2, 1, 1.4, 4], vertical_alignment="bottom")
-    p[0].button("◀ Previous", on_click=_step, args=(-1,), disabled=page.page <= 1, key="h_prev")
+    p[0].button("◀ Previous", on_click=step_page, args=("h_page", -1), disabled=page.page <= 1, key="h_prev")
     p[1].number_input(f"Page (of {page.pages:,})", min_value=1, step=1, key="h_page")
-    p[2].button("Next ▶", on_click=_step, args=(1,), disabled=page.page >= page.pages, key="h_next")
+    p[2].button("Next ▶", on_click=step_page, args=("h_page", 1), disabled=page.page >= page.pages, key="h_next")
     p[3].selectbox("Rows per page", PAGE_SIZES, key="h_page_size", on_change=_first_page)
 
 st.subheader("Why actions were refused")

@@ -51,3 +51,20 @@ def token_ok(rt: Runtime, given: str) -> bool:
 
 def link_to_group(group_id: str) -> str:
     return f"/errors?id={group_id}"
+
+
+def seed_widgets(values: dict[str, Any]) -> None:
+    """Give widgets their first values (from the URL of a shared view), never overwriting a choice."""
+    for key, value in values.items():
+        if key not in st.session_state:
+            st.session_state[key] = value
+
+
+def first_page(key: str) -> None:
+    """A filter changed: back to the first page of results kept under ``key``."""
+    st.session_state[key] = 1
+
+
+def step_page(key: str, delta: int) -> None:
+    """Previous / next page of results kept under ``key`` (never before the first)."""
+    st.session_state[key] = max(1, int(st.session_state.get(key, 1)) + delta)

@@ -479,6 +479,15 @@ def refused_line(loki: LokiPeer, pod: str, at: float, n: int) -> None:
     )
 
 
+def failing_web_pod(kube: KubePeer, loki: LokiPeer, clock: FakeClock) -> str:
+    """Deployment ``web`` whose first pod logs the error a restart-pod rule acts on; its name."""
+    kube.add_namespace(NS)
+    kube.deployment("web")
+    pod: str = kube.pods(selector="app=web")[0]["metadata"]["name"]
+    refused_line(loki, pod, clock.now - 60, 5)
+    return pod
+
+
 def pod_deletes(peer: KubePeer) -> int:
     return sum(1 for r in peer.seen("DELETE", "/pods/") if r.status == 200)
 
@@ -490,10 +499,7 @@ def test_no_action_runs_twice_across_a_takeover(
     tmp_path: Path, kube_peer: KubePeer, loki_peer: LokiPeer, merged: bool
 ) -> None:
     clock = FakeClock(time.time())
-    kube_peer.add_namespace(NS)
-    kube_peer.deployment("web")
-    pod = kube_peer.pods(selector="app=web")[0]["metadata"]["name"]
-    refused_line(loki_peer, pod, clock.now - 60, 5)
+    failing_web_pod(kube_peer, loki_peer, clock)
     a = build(write_config(tmp_path, kube_peer, loki_peer, "a"), loki_peer, clock)
     b = build(write_config(tmp_path, kube_peer, loki_peer, "b"), loki_peer, clock)
     assert a.elector is not None and b.elector is not None
@@ -608,10 +614,7 @@ def test_the_lease_knows_of_an_action_before_the_cluster_sees_it(
 ) -> None:
     """A leader that dies right after an action (before the poll's end) cannot have it repeated."""
     clock = FakeClock(time.time())
-    kube_peer.add_namespace(NS)
-    kube_peer.deployment("web")
-    pod = kube_peer.pods(selector="app=web")[0]["metadata"]["name"]
-    refused_line(loki_peer, pod, clock.now - 60, 5)
+    failing_web_pod(kube_peer, loki_peer, clock)
     a = build(write_config(tmp_path, kube_peer, loki_peer, "a"), loki_peer, clock)
     assert a.lease_tick()
     seen_at_delete: list[dict[str, Any] | None] = []
@@ -632,10 +635,7 @@ def test_a_new_leader_resumes_after_the_old_leaders_cursor(
 ) -> None:
     """B never polled as a follower: it must not read (and act on) what A already handled."""
     clock = FakeClock(time.time())
-    kube_peer.add_namespace(NS)
-    kube_peer.deployment("web")
-    pod = kube_peer.pods(selector="app=web")[0]["metadata"]["name"]
-    refused_line(loki_peer, pod, clock.now - 60, 5)
+    failing_web_pod(kube_peer, loki_peer, clock)
     a = build(write_config(tmp_path, kube_peer, loki_peer, "a"), loki_peer, clock)
     b_cfg = write_config(tmp_path, kube_peer, loki_peer, "b")
     b_cfg.write_text(b_cfg.read_text().replace("lookback: 10m", "lookback: 30m"))  # would reach A's lines
@@ -658,10 +658,7 @@ def test_no_action_when_the_lease_cannot_carry_its_cooldown(
     tmp_path: Path, kube_peer: KubePeer, loki_peer: LokiPeer
 ) -> None:
     clock = FakeClock(time.time())
-    kube_peer.add_namespace(NS)
-    kube_peer.deployment("web")
-    pod = kube_peer.pods(selector="app=web")[0]["metadata"]["name"]
-    refused_line(loki_peer, pod, clock.now - 60, 5)
+    failing_web_pod(kube_peer, loki_peer, clock)
     a = build(write_config(tmp_path, kube_peer, loki_peer, "a"), loki_peer, clock)
     assert a.lease_tick()
     kube_peer.fail(500, method="PUT", path="/leases/", times=5)
