@@ -14,6 +14,7 @@
     │   ├── NotFound           404: the target is gone
     │   ├── Conflict           409: resourceVersion conflict
     │   ├── Invalid            422: the API server rejected the object
+    │   ├── DisruptionBudgetRefused 429 from an eviction: a PodDisruptionBudget forbids it now
     │   └── ClusterUnavailable 5xx, timeouts, no cluster configured
     ├── StoreError             the store cannot be read or written
     └── SafetyRefused          a remediation was refused by the safety policy
@@ -98,6 +99,10 @@ class Conflict(ClusterError):
 
 class Invalid(ClusterError):
     """422: the API server rejected the object."""
+
+
+class DisruptionBudgetRefused(ClusterError):
+    """429 from ``pods/eviction``: evicting the pod now would violate a PodDisruptionBudget (never retried as a delete)."""
 
 
 class ClusterUnavailable(ClusterError):

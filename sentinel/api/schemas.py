@@ -119,6 +119,11 @@ class RemediationRow(BaseModel):
     effective: bool | None
     params: dict[str, Any]
     changes: dict[str, Any]
+    reached_cluster: bool = Field(
+        default=False, description="a write or its server-side dry run reached the API server"
+    )
+    count: int = Field(default=1, description="repeats of this same refusal folded into this record")
+    last_time: float | None = Field(default=None, description="the last of the folded repeats")
 
     @classmethod
     def of(cls, r: RemediationRecord) -> RemediationRow:
@@ -142,6 +147,9 @@ class RemediationRow(BaseModel):
             effective=r.effective,
             params=dict(r.params),
             changes=dict(r.changes),
+            reached_cluster=r.reached_cluster,
+            count=r.count,
+            last_time=r.last_time,
         )
 
 
@@ -245,7 +253,7 @@ class PollHealth(BaseModel):
 class Totals(BaseModel):
     groups: int
     occurrences: int
-    remediations: int
+    remediations: int = Field(description="actions that reached the API server (or its dry run); refusals not counted")
 
 
 class Stats(BaseModel):

@@ -44,7 +44,7 @@ def stats(
         totals=Totals(
             groups=s.total_groups,
             occurrences=s.total_occurrences,
-            remediations=sum(s.remediations_by_result.values()),
+            remediations=s.remediations_reached,
         ),
         by_priority=s.by_priority,
         by_status=s.by_status,

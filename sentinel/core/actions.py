@@ -38,6 +38,10 @@ class NoParams(Params):
 
 class RestartPodParams(Params):
     grace_period: int | None = Field(default=None, ge=0, description="seconds; default: the pod's own")
+    method: Literal["evict", "delete"] = Field(
+        default="evict",
+        description="evict: the Eviction API, which PodDisruptionBudgets can refuse (429); delete: a plain DELETE",
+    )
 
 
 class ScaleUpParams(Params):
@@ -134,9 +138,9 @@ register(ActionSpec("none", "Record only; no call to the cluster.", NoParams, ()
 register(
     ActionSpec(
         "restart-pod",
-        "Delete the pod so its controller recreates it.",
+        "Evict the pod (PodDisruptionBudgets hold) so its controller recreates it; method: delete deletes it.",
         RestartPodParams,
-        (*RESOLVE, Permission("", "pods", "delete")),
+        (*RESOLVE, Permission("", "pods/eviction", "create"), Permission("", "pods", "delete")),
         "pod",
         "pod",
     )

@@ -216,6 +216,13 @@ class RemediationRecord:
     changes: dict[str, Any] = field(default_factory=dict)
     effective: bool | None = None
     workload: str = ""
+    # A write (or its server-side dry run) was sent to the API server: only these count as remediations.
+    reached_cluster: bool = False
+    # Repeats of one refusal (rule, workload, decision, reason code) folded into this record:
+    # ``count`` refusals from ``time`` to ``last_time``.
+    reason_code: str = ""
+    count: int = 1
+    last_time: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -7,13 +7,18 @@ crash-restart loop cannot reset a cooldown, the hourly budget or a breaker.
 
 Order of the checks (the first that refuses wins)::
 
-    disabled -> action "none" (record only, cooldown still applies) -> excluded namespace
+    disabled -> action "none" (record only, cooldown still applies)
+    -> remediator halted (every action, manual too) -> excluded namespace
     -> breaker open (automatic only) -> already in flight -> cooldown (automatic only)
     -> hourly budget -> per-workload cap -> Allow (dry-run if the limits say so)
 
 Action ``none`` is an alert, not an action: it touches nothing, so an excluded namespace does
 not refuse it, and it spends neither the hourly budget nor the per-workload cap (only its
 cooldown applies, so that one group is recorded once per cooldown, not once per poll).
+
+The remediator-wide breaker (:data:`REMEDIATOR`, kept with the per-workload ones) opens when a
+dry run is seen to have changed the cluster (read back after the call): then no action runs, not
+even one a person asks for, until a person resets it. Alerts (action ``none``) are still recorded.
 
 A person asking for an action (``manual``) is not held back by a cooldown or an open breaker
 (they are there to stop *automatic* loops), but still by everything else.
@@ -77,6 +82,10 @@ class ActionRequest:
         return self.action == "none"
 
 
+# The key of the breaker that stops the whole remediator (workload keys always hold a "/").
+REMEDIATOR = "remediator"
+
+
 def workload_key(namespace: str, workload: str) -> str:
     """The key cooldowns, caps, in-flight marks and breakers are kept under."""
     return f"{namespace}/{workload}"
@@ -88,6 +97,7 @@ def cooldown_key(rule: str, workload: str) -> str:
 
 class DenyCode(StrEnum):
     DISABLED = "disabled"
+    HALTED = "remediator-halted"
     EXCLUDED = "excluded-namespace"
     BREAKER = "breaker-open"
     IN_FLIGHT = "in-flight"
@@ -260,6 +270,14 @@ class SafetyState:
         )
         return True
 
+    def halt(self, reason: str, *, now: float) -> None:
+        """Open the remediator-wide breaker: no action at all until a person resets it."""
+        self.breakers[REMEDIATOR] = Breaker(open=True, reason=reason, opened_at=now)
+
+    @property
+    def halted(self) -> bool:
+        return self.breaker_open(REMEDIATOR)
+
     def reset_breaker(self, workload: str, *, by: str, now: float) -> bool:
         """Close the workload's breaker (a person did); True if it was open."""
         self.ineffective.pop(workload, None)
@@ -350,6 +368,9 @@ def decide(request: ActionRequest, state: SafetyState, limits: SafetyLimits, now
         if remaining > 0 and not request.manual:
             return _cooldown(request, remaining, now)
         return Allow(dry_run=limits.dry_run, record_only=True)
+    if state.halted:
+        b = state.breakers[REMEDIATOR]
+        return Deny(DenyCode.HALTED, f"remediator halted: {b.reason}; a person must reset it")
     if request.namespace in limits.excluded_namespaces:
         return Deny(DenyCode.EXCLUDED, f"namespace {request.namespace!r} is excluded from remediation")
     if not request.manual and state.breaker_open(w):

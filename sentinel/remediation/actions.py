@@ -8,8 +8,12 @@ nothing to do (already at the bound, no stuck pod, no previous revision, wrong k
 API calls per action (and the RBAC verbs they need, all listed in the spec's ``permissions``):
 
 ================= ======================================================================
-restart-pod       GET pod, DELETE pod (uid precondition, optional grace); a pod with no
-                  controller ownerReference is not deleted (nothing would recreate it)
+restart-pod       GET pod; method evict (default): POST pods/eviction (policy/v1 Eviction,
+                  uid precondition and grace in ``deleteOptions``); a 429 (a
+                  PodDisruptionBudget forbids it) is refused and never retried as a delete.
+                  method delete: DELETE pod (DeleteOptions body: uid precondition, grace).
+                  A pod with no controller ownerReference is left alone (nothing would
+                  recreate it)
 rollout-restart   GET + PATCH (strategic merge) Deployment/StatefulSet/DaemonSet:
                   ``spec.template.metadata.annotations[kubectl.kubernetes.io/restartedAt]``
 scale-up/down     GET + PATCH (merge, resourceVersion precondition) deployments|statefulsets/scale
@@ -22,7 +26,10 @@ delete-stuck-pods GET workload, LIST pods (by selector; a Job's by job-name), fo
 none              nothing
 ================= ======================================================================
 
-Every write accepts ``dry_run`` (``dryRun=All``); read-modify-writes retry once on 409.
+Every write accepts ``dry_run``, sent where the API server reads it (``sentinel.remediation.cluster``);
+read-modify-writes retry once on 409. In dry-run, each executor notes (:meth:`Context.watch`) every
+object it is about to write, as it was just before; :func:`changed_by_dry_run` reads them back
+afterwards (defence in depth: a dry run that changed anything halts the remediator).
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -68,12 +75,47 @@ class NotApplicable(SentinelError):
 
 
 @dataclass(frozen=True, slots=True)
+class Watched:
+    """An object a dry run was about to write, with what could show that the write happened anyway."""
+
+    kind: str
+    namespace: str
+    name: str
+    before: dict[str, Any]
+
+
+def fingerprint(obj: dict[str, Any]) -> dict[str, Any]:
+    """What any of our writes would change: uid, resourceVersion, generation, replicas, deletion, and
+    the rest of metadata and spec (so a resourceVersion moved by someone else's status update is told apart)."""
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    rest = {k: v for k, v in meta.items() if k not in ("resourceVersion", "managedFields")}
+    return {
+        "uid": meta.get("uid"),
+        "resourceVersion": meta.get("resourceVersion"),
+        "generation": meta.get("generation"),
+        "replicas": spec.get("replicas") if isinstance(spec, dict) else None,
+        "deletionTimestamp": meta.get("deletionTimestamp"),
+        "_rest": (rest, spec),
+    }
+
+
+@dataclass(frozen=True, slots=True)
 class Context:
     cluster: Cluster
     target: Target  # the pod for pod actions, the workload otherwise
     params: Params
     dry_run: bool
     now: float
+    watched: list[Watched] = field(default_factory=list)
+
+    def watch(self, kind: str, name: str, obj: dict[str, Any] | None = None) -> None:
+        """In dry-run, note ``kind``/``name`` (as ``obj`` shows it, else read now) before writing it."""
+        if not self.dry_run:
+            return
+        if obj is None or obj.get("kind") not in (None, kind):
+            obj = self.cluster.get_object(self.target.namespace, kind, name)
+        self.watched.append(Watched(kind, self.target.namespace, name, fingerprint(obj)))
 
     def typed(self, cls: type[P]) -> P:
         if not isinstance(self.params, cls):
@@ -83,6 +125,33 @@ class Context:
     @property
     def prefix(self) -> str:
         return f"[{self.target.namespace}/{self.target.name}]"
+
+
+def changed_by_dry_run(ctx: Context) -> list[str]:
+    """Read back every object the dry run watched; one line per change found (empty: nothing changed).
+
+    uid, generation, replicas and deletionTimestamp must be as before, and the object must still
+    exist. A moved resourceVersion counts too, unless nothing but ``status`` changed with it (the
+    kubelet or a controller updating status is not one of our writes: none of them writes status).
+    """
+    found: list[str] = []
+    for w in ctx.watched:
+        where = f"{w.kind} {w.namespace}/{w.name}"
+        try:
+            after = fingerprint(ctx.cluster.get_object(w.namespace, w.kind, w.name))
+        except NotFound:
+            found.append(f"{where} is gone")
+            continue
+        diffs = [
+            f"{key} {w.before[key]!r} -> {after[key]!r}"
+            for key in ("uid", "generation", "replicas", "deletionTimestamp")
+            if w.before[key] != after[key]
+        ]
+        if w.before["resourceVersion"] != after["resourceVersion"] and (diffs or w.before["_rest"] != after["_rest"]):
+            diffs.insert(0, f"resourceVersion {w.before['resourceVersion']!r} -> {after['resourceVersion']!r}")
+        if diffs:
+            found.append(f"{where}: " + ", ".join(diffs))
+    return found
 
 
 Executor = Callable[[Context], Changes]
@@ -146,17 +215,24 @@ def restart_pod(ctx: Context) -> Changes:
             f"restart-pod: pod {t.namespace}/{t.name} has no controller (no ownerReference with controller: true);"
             " no controller would recreate it, so it is not deleted"
         )
-    out = ctx.cluster.delete_pod(
-        t.namespace, t.name, grace_period=params.grace_period, uid=pod["metadata"].get("uid"), dry_run=ctx.dry_run
-    )
-    meta = out.get("metadata") or {}
-    log.info("%s pod %s deleted%s", ctx.prefix, t.name, " (dry-run)" if ctx.dry_run else "")
-    return {
-        "pod": t.name,
-        "deleted": True,
-        "grace_period": meta.get("deletionGracePeriodSeconds", params.grace_period),
-        "deletionTimestamp": meta.get("deletionTimestamp"),
-    }
+    uid = pod["metadata"].get("uid")
+    ctx.watch("Pod", t.name, pod)
+    dry = " (dry-run)" if ctx.dry_run else ""
+    if params.method == "delete":
+        out = ctx.cluster.delete_pod(t.namespace, t.name, grace_period=params.grace_period, uid=uid, dry_run=ctx.dry_run)
+        meta = out.get("metadata") or {}
+        log.info("%s pod %s deleted%s", ctx.prefix, t.name, dry)
+        return {
+            "pod": t.name,
+            "method": "delete",
+            "deleted": True,
+            "grace_period": meta.get("deletionGracePeriodSeconds", params.grace_period),
+            "deletionTimestamp": meta.get("deletionTimestamp"),
+        }
+    # Evicted, or refused with DisruptionBudgetRefused (429): never retried as a plain delete.
+    ctx.cluster.evict_pod(t.namespace, t.name, grace_period=params.grace_period, uid=uid, dry_run=ctx.dry_run)
+    log.info("%s pod %s evicted%s", ctx.prefix, t.name, dry)
+    return {"pod": t.name, "method": "evict", "evicted": True, "grace_period": params.grace_period}
 
 
 @executor("rollout-restart")
@@ -168,6 +244,7 @@ def rollout_restart(ctx: Context) -> Changes:
     old = annotations.get(RESTARTED_AT)
     new = rfc3339(ctx.now)
     patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: new}}}}}
+    ctx.watch(t.kind, t.name, obj)
     ctx.cluster.patch_workload(t.namespace, t.kind, t.name, patch, dry_run=ctx.dry_run)
     log.info("%s %s restarted at %s%s", ctx.prefix, t.kind, new, " (dry-run)" if ctx.dry_run else "")
     return {"restartedAt": [old, new]}
@@ -187,6 +264,7 @@ def _scale(ctx: Context, *, replicas: str, lower_bound: int | None, upper_bound:
         if wanted == current:
             bound = f"max_replicas {upper_bound}" if upper_bound is not None else f"min_replicas {lower_bound}"
             raise NotApplicable(f"no change: {t.kind} {t.name} has {current} replicas ({bound})")
+        ctx.watch(t.kind, t.name)
         ctx.cluster.patch_scale(
             t.namespace,
             t.kind,
@@ -260,6 +338,7 @@ def rollback(ctx: Context) -> Changes:
             "metadata": {"resourceVersion": dep["metadata"].get("resourceVersion")},
             "spec": {"template": merge_diff(dep["spec"]["template"], template)},
         }
+        ctx.watch("Deployment", t.name, dep)
         ctx.cluster.patch_workload(t.namespace, "Deployment", t.name, patch, dry_run=ctx.dry_run, merge=True)
         log.info(
             "%s rolled back from revision %d to %d (%s)%s",
@@ -332,6 +411,7 @@ def delete_stuck_pods(ctx: Context) -> Changes:
         pods = ctx.cluster.list_pods(t.namespace, label_selector=selector)
         owners = _owner_uids(ctx, obj)
     stuck = {}
+    pods_by_name = {p["metadata"]["name"]: p for p in pods}
     for pod in pods:
         if owners is not None and _controller_uid(pod) not in owners:
             continue
@@ -343,6 +423,7 @@ def delete_stuck_pods(ctx: Context) -> Changes:
     deleted: list[str] = []
     for name, (uid, age) in sorted(stuck.items()):
         try:
+            ctx.watch("Pod", name, pods_by_name.get(name))
             ctx.cluster.delete_pod(t.namespace, name, grace_period=0, uid=uid, dry_run=ctx.dry_run)
         except NotFound:
             log.info("%s stuck pod %s is already gone", ctx.prefix, name)

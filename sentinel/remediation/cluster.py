@@ -1,12 +1,24 @@
 """The Kubernetes adapter: the only module that talks to the API server (official ``kubernetes`` client).
 
 Each method is one API call (or one read-modify-write with a single retry on 409), returns the
-object as plain JSON (``dict``), and accepts ``dry_run`` for writes (server-side ``dryRun=All``, so
-a dry run still proves the target exists and RBAC allows the call). Every foreign error is
-translated here, at the edge, by :func:`translate`: ``ApiException`` by status into
-:class:`~sentinel.errors.Forbidden` (naming the verb and resource and pointing at the RBAC file),
-``NotFound``, ``Conflict``, ``Invalid``, ``ClusterUnavailable`` (5xx, 429, timeouts, connection
-errors); payloads capped with :func:`~sentinel.errors.cap`.
+object as plain JSON (``dict``), and accepts ``dry_run`` for writes: server-side dry-run, so a dry
+run still proves the target exists and RBAC allows the call. Dry-run travels where the API server
+reads it (recorded from a real v1.28 server, ``tests/fixtures/kubernetes/dryrun_*``):
+
+* DELETE: in the DeleteOptions **body** (``dryRun: ["All"]``). When a DELETE has a body the server
+  decodes its options from the body and ignores the query, so ``?dryRun=All`` next to a body is a
+  real delete. The official client's ``delete_namespaced_pod(dry_run=..., body=...)`` does exactly
+  that, so :meth:`Cluster.delete_pod` never passes ``dry_run=`` to it: every option is in the body.
+* PATCH, POST, PUT: in the query (``?dryRun=All``).
+* POST ``pods/eviction``: in both, the query (read by the create handler and admission) and
+  ``deleteOptions.dryRun`` (read by the eviction's own delete); the server refuses the two if they
+  differ.
+
+Every foreign error is translated here, at the edge, by :func:`translate`: ``ApiException`` by
+status into :class:`~sentinel.errors.Forbidden` (naming the verb and resource and pointing at the
+RBAC file), ``NotFound``, ``Conflict``, ``Invalid``, ``ClusterUnavailable`` (5xx, 429, timeouts,
+connection errors); a 429 from an eviction is :class:`~sentinel.errors.DisruptionBudgetRefused`.
+Payloads are capped with :func:`~sentinel.errors.cap`.
 """
 
 from __future__ import annotations
@@ -29,6 +41,7 @@ from sentinel.errors import (
     ClusterError,
     ClusterUnavailable,
     Conflict,
+    DisruptionBudgetRefused,
     Forbidden,
     Invalid,
     NotFound,
@@ -41,6 +54,8 @@ Obj = dict[str, Any]
 T = TypeVar("T")
 
 RBAC_FILE = "deploy/kubernetes/rbac.yaml"
+DRY_RUN_ALL = "All"
+JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
@@ -86,7 +101,12 @@ def _status_message(err: ApiException) -> str:
         except ValueError:
             return cap(body)
         if isinstance(data, dict) and data.get("message"):
-            return cap(data["message"])
+            causes = [
+                str(c.get("message"))
+                for c in (data.get("details") or {}).get("causes") or []
+                if isinstance(c, dict) and c.get("message") and str(c.get("message")) not in data["message"]
+            ]
+            return cap("; ".join([str(data["message"]), *causes]))
         return cap(body)
     return cap(err.reason or f"HTTP {err.status}")
 
@@ -116,6 +136,10 @@ def translate(err: BaseException, call: Call) -> ClusterError:
             return Conflict(f"{call}: conflict: {msg}", status=status)
         if status in (400, 415, 422):
             return Invalid(f"{call}: rejected by the API server ({status}): {msg}", status=status)
+        if status == 429 and call.resource == "pods/eviction":
+            return DisruptionBudgetRefused(
+                f"{call}: refused, the eviction would violate a PodDisruptionBudget (429): {msg}", status=status
+            )
         if status == 429 or status >= 500 or status == 0:
             return ClusterUnavailable(
                 f"{call}: API server unavailable ({status or 'no response'}): {msg}", status=status
@@ -253,7 +277,8 @@ class Cluster:
 
     @staticmethod
     def _dry(dry_run: bool) -> dict[str, str]:
-        return {"dry_run": "All"} if dry_run else {}
+        """The query's ``dryRun=All`` for PATCH, POST and PUT (never for a DELETE with a body)."""
+        return {"dry_run": DRY_RUN_ALL} if dry_run else {}
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -326,17 +351,53 @@ class Cluster:
         uid: str | None = None,
         dry_run: bool = False,
     ) -> Obj:
-        """Delete a pod (the returned pod shows ``deletionTimestamp``); ``uid`` guards against a same-named successor."""
-        body: Obj = {"apiVersion": "v1", "kind": "DeleteOptions"}
-        if grace_period is not None:
-            body["gracePeriodSeconds"] = grace_period
-        if uid:
-            body["preconditions"] = {"uid": uid}
-        kw: dict[str, Any] = {"body": body, **self._dry(dry_run)}
-        if grace_period is not None:
-            kw["grace_period_seconds"] = grace_period
+        """Delete a pod (the returned pod shows ``deletionTimestamp``); ``uid`` guards against a same-named successor.
+
+        Every option, dry-run included, goes in the DeleteOptions body and none in the query: the
+        API server ignores the query of a DELETE that has a body (see the module docstring).
+        """
+        body = delete_options(grace_period=grace_period, uid=uid, dry_run=dry_run)
         return self._call(
-            Call("delete", "pods", namespace, name), self.core.delete_namespaced_pod, name, namespace, **kw
+            Call("delete", "pods", namespace, name),
+            self.core.delete_namespaced_pod,
+            name,
+            namespace,
+            body=body,
+            _headers={"Content-Type": JSON},
+        )
+
+    def evict_pod(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        grace_period: int | None = None,
+        uid: str | None = None,
+        dry_run: bool = False,
+    ) -> Obj:
+        """Evict a pod (``policy/v1`` Eviction, ``pods/eviction`` create), so PodDisruptionBudgets hold.
+
+        Dry-run goes in the query *and* in ``deleteOptions.dryRun``: the create handler (and
+        admission) read the query, the eviction's delete reads its ``deleteOptions``, and the
+        server copies one into the other when only one is set, refusing the pair when they differ.
+        A 429 means the eviction would break a disruption budget:
+        :class:`~sentinel.errors.DisruptionBudgetRefused`, to be refused and audited, never
+        retried as a plain delete.
+        """
+        body: Obj = {
+            "apiVersion": "policy/v1",
+            "kind": "Eviction",
+            "metadata": {"name": name, "namespace": namespace},
+            "deleteOptions": delete_options(grace_period=grace_period, uid=uid, dry_run=dry_run),
+        }
+        return self._call(
+            Call("create", "pods/eviction", namespace, name),
+            self.core.create_namespaced_pod_eviction,
+            name,
+            namespace,
+            body,
+            _headers={"Content-Type": JSON},
+            **self._dry(dry_run),
         )
 
     def patch_workload(
@@ -480,6 +541,18 @@ class Cluster:
             namespace,
             lease,
         )
+
+
+def delete_options(*, grace_period: int | None = None, uid: str | None = None, dry_run: bool = False) -> Obj:
+    """A DeleteOptions body: grace period, uid precondition and dry-run (``dryRun: ["All"]``)."""
+    body: Obj = {"apiVersion": "v1", "kind": "DeleteOptions"}
+    if grace_period is not None:
+        body["gracePeriodSeconds"] = grace_period
+    if uid:
+        body["preconditions"] = {"uid": uid}
+    if dry_run:
+        body["dryRun"] = [DRY_RUN_ALL]
+    return body
 
 
 def _kind(kind: str, allowed: tuple[str, ...] | None = None) -> tuple[str, str]:

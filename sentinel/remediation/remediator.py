@@ -16,6 +16,11 @@ With leader election, ``before_act`` then writes the new safety state into the L
 leader knows of the action before it happens; if that write shows leadership is gone, no action.
 
 ``restart-pod`` acts on the pod of the group's newest occurrence (:func:`pod_of`).
+
+Defence in depth for dry-run: after a dry-run action the remediator reads back every object the
+action was about to write (:func:`~sentinel.remediation.actions.changed_by_dry_run`). If any of
+them changed, the record fails with what changed and the remediator-wide breaker
+(:data:`~sentinel.core.policy.REMEDIATOR`) opens: no action runs until a person resets it.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from sentinel.core.policy import (
     ActionRequest,
     Allow,
     Deny,
+    REMEDIATOR,
     PendingCheck,
     SafetyLimits,
     SafetyState,
@@ -41,8 +47,8 @@ from sentinel.core.policy import (
     window_counts,
     workload_key,
 )
-from sentinel.errors import ClusterError, NotFound, StoreError, cap
-from sentinel.remediation.actions import EXECUTORS, Context, NotApplicable
+from sentinel.errors import ClusterError, DisruptionBudgetRefused, NotFound, StoreError, cap
+from sentinel.remediation.actions import EXECUTORS, Context, NotApplicable, changed_by_dry_run
 from sentinel.remediation.cluster import WORKLOAD_KINDS, Cluster
 from sentinel.store.base import MAX_PAGE_SIZE, RecordQuery, Store
 
@@ -77,6 +83,8 @@ class Remediator:
         self._limits = limits
         self._clock = clock
         self._lock = threading.Lock()
+        # The last record per (rule, workload): a refusal that repeats it is folded into it.
+        self._last: dict[tuple[str, str], RemediationRecord] = {}
         # Called after the safety state is on disk and before a real cluster call; False = do not
         # act. With leader election, it publishes the new cooldown in the Lease (so a takeover
         # cannot repeat this action) and confirms this replica still leads.
@@ -168,7 +176,8 @@ class Remediator:
         except ValueError as err:
             record.decision, record.result, record.error = "denied", Result.FAILED, cap(err, 512)
             record.reason = "invalid action or params"
-            self._store.add_remediation(record)
+            record.reason_code = "invalid-params"
+            record = self._append(record)
             log.warning("%s %s refused: %s", prefix, action, err)
             return record
         assert spec is not None
@@ -197,21 +206,22 @@ class Remediator:
 
         if isinstance(decision, Deny):
             record.decision, record.reason, record.result = "denied", decision.reason, Result.SKIPPED
-            self._store.add_remediation(record)
+            record.reason_code = decision.code.value
+            record = self._append(record)
             log.info("%s %s for rule %s denied: %s", prefix, action, rule, decision.reason)
             return record
 
         record.reason = decision.reason
         if decision.record_only:
             record.result = Result.SKIPPED
-            self._store.add_remediation(record)
+            self._append(record)
             log.info("%s rule %s: record only", prefix, rule)
             return record
 
         dry_run = decision.dry_run or self._cluster is None
         record.dry_run = dry_run
         record.reason = "in progress"
-        self._store.add_remediation(record)
+        self._append(record)
         executed = False
         try:
             if self._cluster is None:
@@ -229,12 +239,13 @@ class Remediator:
                 target = self._target(self._cluster, spec, group)
                 record.kind, record.name = target.kind, target.name
                 ctx = Context(self._cluster, target, typed, dry_run, now)
+                record.reached_cluster = True
                 record.changes = EXECUTORS[action](ctx)
                 record.result = Result.SUCCESS
-                record.reason = (
-                    "dry-run (dryRun=All): the API server accepted it, nothing changed" if dry_run else "executed"
-                )
+                record.reason = "executed"
                 executed = not dry_run
+                if dry_run:
+                    self._verify_dry_run(ctx, record, prefix)
         except LeadershipLost as err:
             log.warning("%s %s %s", prefix, action, err)
             record.result, record.reason = Result.SKIPPED, str(err)
@@ -244,6 +255,10 @@ class Remediator:
             record.reason = "not done: the safety state could not be saved before acting"
         except NotApplicable as err:
             record.result, record.reason = Result.SKIPPED, str(err)
+        except DisruptionBudgetRefused as err:
+            # The API server refused the eviction: a budget forbids it now. Audited as such; never retried as a delete.
+            record.result, record.error = Result.SKIPPED, str(err)
+            record.reason = "refused by a PodDisruptionBudget: the eviction would break it (429); not retried as a delete"
         except NotFound as err:
             if spec.target == "pod":
                 record.result, record.reason = (
@@ -280,6 +295,50 @@ class Remediator:
             f": {record.error or record.reason}" if record.result is not Result.SUCCESS else "",
         )
         return record
+
+    def _append(self, record: RemediationRecord) -> RemediationRecord:
+        """Add ``record`` to the audit, or fold it into the previous record for its (rule, workload).
+
+        A refusal folds when the previous record for the same rule and workload is that same
+        refusal (decision and reason code): the old record's ``count`` and ``last_time`` grow
+        instead of the log. Anything else starts a new record. Returns the record that was written.
+        """
+        key = (record.rule, record.workload)
+        with self._lock:
+            prev = self._last.get(key)
+            if (
+                record.decision == "denied"
+                and prev is not None
+                and prev.decision == "denied"
+                and prev.reason_code == record.reason_code
+                and prev.action == record.action
+            ):
+                prev.count += 1
+                prev.last_time = record.time
+                prev.reason = record.reason  # the newest wording (a cooldown's remaining time)
+                self._store.update_remediation(prev)
+                return prev
+            self._last[key] = record
+            self._store.add_remediation(record)
+            return record
+
+    def _verify_dry_run(self, ctx: Context, record: RemediationRecord, prefix: str) -> None:
+        """Read back what the dry run was about to write; if anything changed, fail and halt the remediator."""
+        changed = changed_by_dry_run(ctx)
+        if not changed:
+            record.reason = "dry-run: the API server accepted it; read back, nothing changed"
+            return
+        what = "; ".join(changed)
+        record.result = Result.FAILED
+        record.reason = "dry-run changed the cluster: remediator halted"
+        record.error = cap(f"read back after the dry run: {what}", 1024)
+        record.changes = {**record.changes, "changed_by_dry_run": changed}
+        reason = f"a dry run of {record.action} (record {record.id}) changed the cluster: {cap(what, 512)}"
+        with self._lock:
+            state = self._load()
+            state.halt(reason, now=self._clock())
+            self._save(state)
+        log.error("%s %s; every action is refused until a person resets breaker %r", prefix, reason, REMEDIATOR)
 
     def _target(self, cluster: Cluster, spec: ActionSpec, group: ErrorGroup) -> Target:
         pod = pod_of(group) or None

@@ -85,6 +85,7 @@ class StoreStats:
     by_rule: dict[str, int] = field(default_factory=dict)
     rate: list[dict[str, Any]] = field(default_factory=list)
     remediations_by_result: dict[str, int] = field(default_factory=dict)
+    remediations_reached: int = 0  # audit records whose write (or its dry run) reached the API server
     last_error_at: float | None = None
     last_remediation_at: float | None = None
 

@@ -206,6 +206,7 @@ class _Totals:
         "last_seen",
         "last_seen_stale",
         "by_result",
+        "reached",
         "last_remediation",
         "last_remediation_stale",
     )
@@ -224,6 +225,7 @@ class _Totals:
         self.last_seen: float | None = None
         self.last_seen_stale = False
         self.by_result: dict[str, int] = {}
+        self.reached = 0
         self.last_remediation: float | None = None
         self.last_remediation_stale = False
 
@@ -235,6 +237,7 @@ class _Totals:
 
     def reset_records(self) -> None:
         self.by_result = {}
+        self.reached = 0
         self.last_remediation, self.last_remediation_stale = None, False
 
     def add(self, g: ErrorGroup) -> None:
@@ -288,6 +291,8 @@ class _Totals:
 
     def record(self, r: RemediationRecord, sign: int) -> None:
         _bump(self.by_result, r.result.value, sign)
+        if r.reached_cluster:
+            self.reached += sign
         if sign > 0:
             if self.last_remediation is None or r.time >= self.last_remediation:
                 self.last_remediation, self.last_remediation_stale = r.time, False
@@ -669,6 +674,7 @@ class MemoryStore:
                 t.last_remediation = max((r.time for r in self._records), default=None)
                 t.last_remediation_stale = False
             s.remediations_by_result = dict(t.by_result)
+            s.remediations_reached = t.reached
             s.last_remediation_at = t.last_remediation if self._records else None
             end = int(now // 60)
             start = end - rate_minutes + 1
@@ -710,6 +716,7 @@ class MemoryStore:
                             bucket[p] += n
             for r in self._records:
                 s.remediations_by_result[r.result.value] = s.remediations_by_result.get(r.result.value, 0) + 1
+                s.remediations_reached += int(r.reached_cluster)
                 if s.last_remediation_at is None or r.time > s.last_remediation_at:
                     s.last_remediation_at = r.time
         for p in Priority:

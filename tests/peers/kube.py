@@ -94,16 +94,18 @@ RESOURCES = {
     for r in (
         Resource("", "v1", "namespaces", "Namespace", namespaced=False),
         Resource("", "v1", "nodes", "Node", namespaced=False),
-        Resource("", "v1", "pods", "Pod", subresources=("status",)),
+        Resource("", "v1", "pods", "Pod", subresources=("status", "eviction")),
         Resource("apps", "v1", "deployments", "Deployment", subresources=("scale", "status")),
         Resource("apps", "v1", "replicasets", "ReplicaSet", subresources=("scale", "status")),
         Resource("apps", "v1", "statefulsets", "StatefulSet", subresources=("scale", "status")),
         Resource("apps", "v1", "daemonsets", "DaemonSet", subresources=("status",)),
         Resource("batch", "v1", "jobs", "Job", subresources=("status",)),
         Resource("coordination.k8s.io", "v1", "leases", "Lease"),
+        Resource("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", subresources=("status",)),
     )
 }
 BY_PLURAL = {r.plural: r for r in RESOURCES.values()}
+BY_PLURAL_KIND = {r.kind: r.plural for r in RESOURCES.values()}
 
 
 def rfc3339(ts: float) -> str:
@@ -390,6 +392,9 @@ class KubePeer:
     hooks: list[Hook] = field(default_factory=list)
     requests: list[Seen] = field(default_factory=list)
     rv: int = 100
+    # Methods whose dry run is carried out for real anyway: a broken server (or webhook), for the
+    # defence-in-depth tests. Empty: dry-run is honoured wherever the real server honours it.
+    dry_run_ignored: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.lock = threading.RLock()
@@ -526,6 +531,17 @@ class KubePeer:
             }
         )
 
+    def pdb(self, name: str, namespace: str = "demo", *, app: str = "", **spec: Any) -> Obj:
+        """A ``policy/v1`` PodDisruptionBudget over ``app=<app or name>``: ``minAvailable=`` or ``maxUnavailable=``."""
+        return self.create(
+            {
+                "apiVersion": "policy/v1",
+                "kind": "PodDisruptionBudget",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {"selector": {"matchLabels": {"app": app or name}}, **spec},
+            }
+        )
+
     def pods(self, namespace: str = "demo", selector: str = "", *, live: bool | None = None) -> list[Obj]:
         """Pods; ``live=True`` only those not Terminating, ``live=False`` only Terminating ones."""
         out = self.list_objects("pods", namespace, selector)
@@ -558,7 +574,7 @@ class KubePeer:
             meta["namespace"] = ns
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = rfc3339(self.clock())
-        if res.group in ("apps", "batch"):
+        if res.group in ("apps", "batch", "policy"):
             meta["generation"] = 1
         for k in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):
             meta.pop(k, None)
@@ -754,6 +770,11 @@ class KubePeer:
             self._reconcile_pods(o)
         for o in [o for (p, n, _), o in list(self.objects.items()) if p == "statefulsets" and n == ns]:
             self._reconcile_statefulset(o)
+        for o in [o for (p, n, _), o in list(self.objects.items()) if p == "poddisruptionbudgets" and n == ns]:
+            status = self._pdb_status(o)
+            if o.get("status") != status:
+                o["status"] = status
+                self._bump(o)
 
     def _owned(self, plural: str, ns: str, owner: Obj) -> list[Obj]:
         uid = owner["metadata"]["uid"]
@@ -896,7 +917,151 @@ class KubePeer:
             pod["metadata"]["generateName"] = owner["metadata"]["name"] + "-"
         self._create(RESOURCES[("", "pods")], owner["metadata"]["namespace"], pod, dry_run=False)
         if self.node_name:
-            self.objects[("pods", owner["metadata"]["namespace"], name)]["status"]["phase"] = "Running"
+            status = self.objects[("pods", owner["metadata"]["namespace"], name)]["status"]
+            status["phase"] = "Running"
+            status["conditions"] = [{"type": "Ready", "status": "True"}]
+
+    # -- eviction and disruption budgets (modelled on the API docs and the v1.28 eviction source) -----
+
+    def _evict(self, ns: str, name: str, body: Any, query_dry_run: list[str]) -> tuple[int, Obj]:
+        """``POST pods/{name}/eviction``: delete the pod unless a PodDisruptionBudget forbids it (429).
+
+        Dry-run: the query's ``dryRun`` is copied into ``deleteOptions.dryRun`` when that is empty;
+        when both are set they must match (else 500, as ``propagateDryRun`` answers).
+        """
+        if not isinstance(body, dict) or body.get("kind") != "Eviction":
+            raise ApiError(400, "BadRequest", "the body of the request was in an unknown format")
+        if (body.get("metadata") or {}).get("name") != name:
+            raise ApiError(400, "BadRequest", "name in URL does not match name in Eviction object")
+        _check_dry_run(query_dry_run, "CreateOptions")
+        options = dict(body.get("deleteOptions") or {})
+        body_dry = options.get("dryRun") or []
+        _check_dry_run(body_dry, "DeleteOptions")
+        if not body_dry:
+            options["dryRun"] = list(query_dry_run)
+        elif query_dry_run and query_dry_run != body_dry:
+            raise ApiError(
+                500,
+                "InternalError",
+                "Internal error occurred: Non-matching dry-run options in request and content: "
+                f"[{' '.join(query_dry_run)}] and [{' '.join(body_dry)}]",
+                {"causes": [{"message": "Non-matching dry-run options in request and content"}]},
+            )
+        dry = bool(options["dryRun"]) and "POST" not in self.dry_run_ignored
+        pods = RESOURCES[("", "pods")]
+        pod = self.objects.get(("pods", ns, name))
+        if pod is None:
+            raise not_found(pods, name)
+        phase = (pod.get("status") or {}).get("phase")
+        if phase not in ("Succeeded", "Failed", "Pending") and "deletionTimestamp" not in pod["metadata"]:
+            budgets = [
+                b
+                for (p, n, _), b in sorted(self.objects.items())
+                if p == "poddisruptionbudgets"
+                and n == ns
+                and selector_matches(
+                    label_selector_string((b.get("spec") or {}).get("selector") or {}),
+                    pod["metadata"].get("labels") or {},
+                )
+            ]
+            if len(budgets) > 1:
+                return 500, {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "metadata": {},
+                    "status": "Failure",
+                    "message": "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
+                    "code": 500,
+                }
+            if budgets:
+                pdb = budgets[0]
+                st = self._pdb_status(pdb)
+                unhealthy_ok = not _ready(pod) and st["currentHealthy"] >= st["desiredHealthy"] > 0
+                if not unhealthy_ok and st["disruptionsAllowed"] <= 0:
+                    raise ApiError(
+                        429,
+                        "TooManyRequests",
+                        "Cannot evict pod as it would violate the pod's disruption budget.",
+                        {
+                            "causes": [
+                                {
+                                    "reason": "DisruptionBudget",
+                                    "message": f"The disruption budget {pdb['metadata']['name']} needs "
+                                    f"{st['desiredHealthy']} healthy pods and has {st['currentHealthy']} currently",
+                                }
+                            ]
+                        },
+                    )
+        if not dry:
+            conditions = pod.setdefault("status", {}).setdefault("conditions", [])
+            conditions.append(
+                {
+                    "type": "DisruptionTarget",
+                    "status": "True",
+                    "reason": "EvictionByEvictionAPI",
+                    "message": "Eviction API: evicting",
+                }
+            )
+            self._bump(pod)
+        self._delete(pods, ns, name, options, dry_run=dry)
+        if not dry:
+            self.reconcile(ns)
+        return 201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+
+    def _pdb_status(self, pdb: Obj) -> Obj:
+        """What the disruption controller would report for ``pdb`` now (computed, not eventual)."""
+        ns = pdb["metadata"]["namespace"]
+        spec = pdb.get("spec") or {}
+        sel = label_selector_string(spec.get("selector") or {})
+        pods = [p for p in self._owned_by_selector(ns, sel)]
+        healthy = sum(1 for p in pods if _ready(p) and "deletionTimestamp" not in p["metadata"])
+        if "minAvailable" in spec and not str(spec["minAvailable"]).endswith("%"):
+            expected = len(pods)
+            desired = int(spec["minAvailable"])
+        else:
+            expected = self._expected_pods(ns, pods)
+            if "minAvailable" in spec:
+                desired = -(-int(str(spec["minAvailable"]).rstrip("%")) * expected // 100)
+            else:
+                max_unavailable = str(spec.get("maxUnavailable", 0))
+                if max_unavailable.endswith("%"):
+                    desired = expected - -(-int(max_unavailable.rstrip("%")) * expected // 100)
+                else:
+                    desired = expected - int(max_unavailable)
+        return {
+            "observedGeneration": pdb["metadata"].get("generation", 1),
+            "disruptionsAllowed": max(0, healthy - desired),
+            "currentHealthy": healthy,
+            "desiredHealthy": max(0, desired),
+            "expectedPods": expected,
+        }
+
+    def _owned_by_selector(self, ns: str, selector: str) -> list[Obj]:
+        if not selector:
+            return []
+        return [
+            o
+            for (p, n, _), o in sorted(self.objects.items())
+            if p == "pods" and n == ns and selector_matches(selector, o["metadata"].get("labels") or {})
+        ]
+
+    def _expected_pods(self, ns: str, pods: list[Obj]) -> int:
+        """The sum of the scale of the pods' controllers (a ReplicaSet counts as its Deployment)."""
+        seen: dict[str, int] = {}
+        for p in pods:
+            ref = next((r for r in p["metadata"].get("ownerReferences") or [] if r.get("controller")), None)
+            if ref is None:
+                continue
+            owner = self.objects.get((BY_PLURAL_KIND.get(ref["kind"], ""), ns, ref["name"]))
+            if owner is None:
+                continue
+            top = next((r for r in owner["metadata"].get("ownerReferences") or [] if r.get("controller")), None)
+            if top is not None and top.get("kind") == "Deployment":
+                dep = self.objects.get(("deployments", ns, top["name"]))
+                if dep is not None:
+                    owner = dep
+            seen[owner["metadata"]["uid"]] = int((owner.get("spec") or {}).get("replicas", 0))
+        return sum(seen.values())
 
     # -- HTTP ----------------------------------------------------------------------------------
 
@@ -986,9 +1151,38 @@ class KubePeer:
         sub = rest[2] if len(rest) > 2 else None
         if sub is not None and sub not in res.subresources:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        dry = q.get("dryRun") == "All" or (isinstance(body, dict) and body.get("dryRun") == ["All"])
-        if q.get("dryRun") not in (None, "All"):
-            raise ApiError(400, "BadRequest", f"Invalid dry run value: {q.get('dryRun')}")
+        # Options of a DELETE come from its body when it has one, and then the query is ignored
+        # (recorded: dryrun_query_with_body_delete_pod); without a body, from the query
+        # (dryrun_query_no_body_delete_pod). Every other verb reads dryRun from the query.
+        has_body = body is not None
+        delete_options: Obj = {}
+        if method == "DELETE":
+            if has_body:
+                if not isinstance(body, dict):
+                    raise ApiError(400, "BadRequest", "the body of the request was in an unknown format")
+                delete_options = dict(body)
+            else:
+                if "dryRun" in q:
+                    delete_options["dryRun"] = q.getlist("dryRun")
+                if q.get("gracePeriodSeconds") is not None:
+                    delete_options["gracePeriodSeconds"] = int(q["gracePeriodSeconds"])
+            dry_values = delete_options.get("dryRun") or []
+            if not isinstance(dry_values, list):
+                raise ApiError(400, "BadRequest", "the body of the request was in an unknown format")
+            _check_dry_run(dry_values, "DeleteOptions")
+        else:
+            dry_values = q.getlist("dryRun")
+            options_kind = {"POST": "CreateOptions", "PUT": "UpdateOptions", "PATCH": "PatchOptions"}.get(method)
+            if options_kind:
+                _check_dry_run(dry_values, options_kind)
+        dry = bool(dry_values) and method not in self.dry_run_ignored
+        if res.plural == "pods" and sub == "eviction":
+            if method != "POST" or name is None:
+                raise ApiError(
+                    405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
+                )
+            self._authorize("create", res, sub, ns, name)
+            return self._evict(ns, name, body, q.getlist("dryRun"))
         verb = {
             "GET": "get" if name else ("watch" if q.get("watch") in ("true", "1") else "list"),
             "POST": "create",
@@ -1027,10 +1221,7 @@ class KubePeer:
                 raise not_found(res, name)
             return 200, self._scale_of(res, obj) if sub == "scale" else copy.deepcopy(obj)
         if verb == "delete":
-            options = dict(body) if isinstance(body, dict) else {}
-            if q.get("gracePeriodSeconds") is not None:
-                options["gracePeriodSeconds"] = int(q["gracePeriodSeconds"])
-            code_out = self._delete(res, ns, name, options, dry_run=dry)
+            code_out = self._delete(res, ns, name, delete_options, dry_run=dry)
             if not dry:
                 self.reconcile(ns)
             return 200, code_out[0]
@@ -1174,6 +1365,24 @@ class KubePeer:
         }
 
 
+def _check_dry_run(values: list[str], options_kind: str) -> None:
+    """Only ``All`` is a dry-run value: anything else is a 422 naming the options kind (recorded for DeleteOptions)."""
+    if all(v == "All" for v in values):
+        return
+    go = "[]string{" + ", ".join(json.dumps(v) for v in values) + "}"
+    message = f'Unsupported value: {go}: supported values: "All"'
+    raise ApiError(
+        422,
+        "Invalid",
+        f'{options_kind}.meta.k8s.io "" is invalid: dryRun: {message}',
+        {
+            "group": "meta.k8s.io",
+            "kind": options_kind,
+            "causes": [{"reason": "FieldValueNotSupported", "message": message, "field": "dryRun"}],
+        },
+    )
+
+
 def _injected(f: Failure) -> ApiError:
     reasons = {
         500: "InternalError",
@@ -1190,6 +1399,13 @@ def _injected(f: Failure) -> ApiError:
         429: "the server has received too many requests and has asked us to try again later",
     }.get(f.status, f"injected failure {f.status}")
     return ApiError(f.status, reasons.get(f.status, "Unknown"), message, {})
+
+
+def _ready(pod: Obj) -> bool:
+    """The pod's Ready condition is True (what the eviction API calls healthy)."""
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in (pod.get("status") or {}).get("conditions") or []
+    )
 
 
 def _rand5() -> str:

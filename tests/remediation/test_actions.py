@@ -8,7 +8,7 @@ import pytest
 
 from sentinel.core.actions import ACTIONS, validate_params
 from sentinel.core.model import Target
-from sentinel.errors import Conflict, Forbidden
+from sentinel.errors import Conflict, DisruptionBudgetRefused, Forbidden
 from sentinel.remediation.actions import EXECUTORS, Context, NotApplicable, merge_diff, stuck_for
 from sentinel.remediation.cluster import RESTARTED_AT, REVISION, Cluster
 from tests.peers.kube import KubePeer, merge_patch
@@ -51,20 +51,51 @@ def test_merge_diff_turns_current_into_target(current: dict[str, Any], target: d
 # -- restart-pod -----------------------------------------------------------------------------
 
 
-def test_restart_pod_replaced(peer: KubePeer, cluster: Cluster, clock: FakeClock) -> None:
+def _eviction(seen: Any) -> dict[str, Any]:
+    assert seen.path.endswith("/eviction") and seen.content_type == "application/json"
+    body: dict[str, Any] = seen.body
+    assert body["apiVersion"] == "policy/v1" and body["kind"] == "Eviction"
+    return body
+
+
+def test_restart_pod_evicts_by_default(peer: KubePeer, cluster: Cluster, clock: FakeClock) -> None:
     peer.deployment("web")
-    old = peer.pods()[0]["metadata"]["name"]
+    pod = peer.pods()[0]
+    old = pod["metadata"]["name"]
     changes = run(cluster, clock, "restart-pod", Target("demo", "Pod", old))
-    assert changes["pod"] == old and changes["deleted"] is True
+    assert changes == {"pod": old, "method": "evict", "evicted": True, "grace_period": None}
     names = [p["metadata"]["name"] for p in peer.pods()]
     assert old not in names and len(names) == 2
+    [post] = peer.seen("POST")
+    assert post.query == {} and not peer.seen("DELETE")  # an eviction, not a delete
+    body = _eviction(post)
+    assert body["metadata"] == {"name": old, "namespace": "demo"}
+    assert body["deleteOptions"] == {
+        "apiVersion": "v1",
+        "kind": "DeleteOptions",
+        "preconditions": {"uid": pod["metadata"]["uid"]},
+    }
 
 
-def test_restart_bound_pod_leaves_it_terminating(peer: KubePeer, cluster: Cluster, clock: FakeClock) -> None:
+def test_restart_pod_method_delete(peer: KubePeer, cluster: Cluster, clock: FakeClock) -> None:
+    peer.deployment("web")
+    old = peer.pods()[0]["metadata"]["name"]
+    changes = run(cluster, clock, "restart-pod", Target("demo", "Pod", old), method="delete")
+    assert changes["pod"] == old and changes["deleted"] is True and changes["method"] == "delete"
+    names = [p["metadata"]["name"] for p in peer.pods()]
+    assert old not in names and len(names) == 2
+    [delete] = peer.seen("DELETE")
+    assert delete.query == {} and "dryRun" not in delete.body and not peer.seen("POST")
+
+
+@pytest.mark.parametrize("method", ["evict", "delete"])
+def test_restart_bound_pod_leaves_it_terminating(
+    peer: KubePeer, cluster: Cluster, clock: FakeClock, method: str
+) -> None:
     peer.node_name = "node-1"
     peer.deployment("web")
     old = peer.pods()[0]["metadata"]["name"]
-    changes = run(cluster, clock, "restart-pod", Target("demo", "Pod", old), grace_period=30)
+    changes = run(cluster, clock, "restart-pod", Target("demo", "Pod", old), grace_period=30, method=method)
     assert changes["grace_period"] == 30
     terminating = peer.pods(live=False)
     assert [p["metadata"]["name"] for p in terminating] == [old]
@@ -72,14 +103,56 @@ def test_restart_bound_pod_leaves_it_terminating(peer: KubePeer, cluster: Cluste
     assert len(peer.pods(live=True)) == 2  # the ReplicaSet made a replacement
 
 
-def test_restart_pod_dry_run(peer: KubePeer, cluster: Cluster, clock: FakeClock) -> None:
+@pytest.mark.parametrize("method", ["evict", "delete"])
+def test_restart_pod_dry_run(peer: KubePeer, cluster: Cluster, clock: FakeClock, method: str) -> None:
     peer.deployment("web")
     before = snapshot(peer)
     pod = peer.pods()[0]["metadata"]["name"]
-    changes = run(cluster, clock, "restart-pod", Target("demo", "Pod", pod), dry_run=True)
-    assert changes["deleted"] is True
+    changes = run(cluster, clock, "restart-pod", Target("demo", "Pod", pod), dry_run=True, method=method)
+    assert changes["method"] == method
     assert snapshot(peer) == before
-    assert peer.seen("DELETE")[-1].query.get("dryRun") == "All"
+    if method == "delete":
+        # dry-run in the DeleteOptions body, where the server reads it; nothing in the query, which
+        # the server ignores when a body is present (recorded: dryrun_query_with_body_delete_pod)
+        [delete] = peer.seen("DELETE")
+        assert delete.query == {} and delete.body["dryRun"] == ["All"]
+    else:
+        # both: the create handler reads the query, the eviction's delete its deleteOptions
+        [post] = peer.seen("POST")
+        assert post.query == {"dryRun": "All"} and _eviction(post)["deleteOptions"]["dryRun"] == ["All"]
+        assert not peer.seen("DELETE")
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_restart_pod_refused_by_a_disruption_budget(
+    peer: KubePeer, cluster: Cluster, clock: FakeClock, dry_run: bool
+) -> None:
+    peer.node_name = "node-1"  # running, ready pods: the budget guards them
+    peer.deployment("web", replicas=2)
+    peer.pdb("web", minAvailable=2)
+    before = snapshot(peer)
+    pod = peer.pods()[0]["metadata"]["name"]
+    with pytest.raises(DisruptionBudgetRefused, match="disruption budget web needs 2 healthy pods and has 2"):
+        run(cluster, clock, "restart-pod", Target("demo", "Pod", pod), dry_run=dry_run)
+    assert snapshot(peer) == before
+    assert [r.status for r in peer.seen("POST")] == [429] and not peer.seen("DELETE")  # never retried as a delete
+
+
+@pytest.mark.parametrize(
+    "budget", [pytest.param({"maxUnavailable": 1}, id="maxUnavailable"), pytest.param({"minAvailable": "50%"}, id="pct")]
+)
+def test_restart_pod_within_a_disruption_budget(
+    peer: KubePeer, cluster: Cluster, clock: FakeClock, budget: dict[str, Any]
+) -> None:
+    peer.node_name = "node-1"
+    peer.deployment("web", replicas=2)
+    peer.pdb("web", **budget)
+    pdb = peer.get("poddisruptionbudgets", "demo", "web")
+    assert pdb is not None and pdb["status"]["disruptionsAllowed"] == 1
+    pod = peer.pods()[0]["metadata"]["name"]
+    assert run(cluster, clock, "restart-pod", Target("demo", "Pod", pod))["evicted"] is True
+    assert peer.get("pods", "demo", pod)["metadata"]["deletionTimestamp"]  # type: ignore[index]
+    assert [r.status for r in peer.seen("POST")] == [201]
 
 
 def test_restart_pod_without_a_controller_is_not_applicable(peer: KubePeer, cluster: Cluster, clock: FakeClock) -> None:
@@ -98,9 +171,10 @@ def test_restart_pod_without_a_controller_is_not_applicable(peer: KubePeer, clus
         }
     )
     for dry_run in (False, True):
-        with pytest.raises(NotApplicable, match="no controller would recreate it"):
-            run(cluster, clock, "restart-pod", Target("demo", "Pod", "bare"), dry_run=dry_run)
-    assert peer.get("pods", "demo", "bare") is not None and not peer.seen("DELETE")
+        for method in ("evict", "delete"):
+            with pytest.raises(NotApplicable, match="pod demo/bare has no controller"):
+                run(cluster, clock, "restart-pod", Target("demo", "Pod", "bare"), dry_run=dry_run, method=method)
+    assert peer.get("pods", "demo", "bare") is not None and not peer.seen("DELETE") and not peer.seen("POST")
 
 
 # -- rollout-restart -------------------------------------------------------------------------
@@ -341,7 +415,8 @@ def test_delete_stuck_pods(peer: KubePeer, cluster: Cluster, clock: FakeClock) -
     assert peer.get("pods", "demo", stuck_web) is None
     assert peer.get("pods", "demo", fresh) is not None  # not stuck long enough
     assert peer.get("pods", "demo", stuck_api) is not None  # another workload's pod
-    assert peer.seen("DELETE")[-1].query.get("gracePeriodSeconds") == "0"
+    last = peer.seen("DELETE")[-1]
+    assert last.query == {} and last.body["gracePeriodSeconds"] == 0 and "dryRun" not in last.body
 
 
 def test_delete_stuck_pods_matches_owners_by_uid_not_name(peer: KubePeer, cluster: Cluster, clock: FakeClock) -> None:
@@ -364,7 +439,7 @@ def test_delete_stuck_pods_matches_owners_by_uid_not_name(peer: KubePeer, cluste
     for p in canary_pods:  # still there, still Terminating: not web's to force-delete
         left = peer.get("pods", "demo", p["metadata"]["name"])
         assert left is not None and "deletionTimestamp" in left["metadata"]
-    deleted = {x.path.rsplit("/", 1)[-1] for x in peer.seen("DELETE") if x.query.get("gracePeriodSeconds") == "0"}
+    deleted = {x.path.rsplit("/", 1)[-1] for x in peer.seen("DELETE") if x.body.get("gracePeriodSeconds") == 0}
     assert deleted == set(web_names)
     # and the canary's own action reaches exactly its own pods
     canary = run(cluster, clock, "delete-stuck-pods", Target("demo", "Deployment", "web-canary"))
@@ -442,6 +517,8 @@ def test_delete_stuck_pods_dry_run(peer: KubePeer, cluster: Cluster, clock: Fake
     before = snapshot(peer)
     assert run(cluster, clock, "delete-stuck-pods", WEB, dry_run=True)["deleted"] == [pod]
     assert snapshot(peer) == before
+    last = peer.seen("DELETE")[-1]
+    assert last.query == {} and last.body["dryRun"] == ["All"] and last.body["gracePeriodSeconds"] == 0
 
 
 def test_delete_stuck_pods_none_stuck(peer: KubePeer, cluster: Cluster, clock: FakeClock) -> None:
