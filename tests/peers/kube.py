@@ -94,6 +94,8 @@ RESOURCES = {
     for r in (
         Resource("", "v1", "namespaces", "Namespace", namespaced=False),
         Resource("", "v1", "nodes", "Node", namespaced=False),
+        Resource("", "v1", "events", "Event"),  # served, but no controller of the peer records any
+        Resource("apps", "v1", "controllerrevisions", "ControllerRevision"),
         Resource("", "v1", "pods", "Pod", subresources=("status", "eviction")),
         Resource("apps", "v1", "deployments", "Deployment", subresources=("scale", "status")),
         Resource("apps", "v1", "replicasets", "ReplicaSet", subresources=("scale", "status")),

@@ -52,6 +52,7 @@ class Replayer:
         self.peer = peer
         self.http = httpx.Client(base_url=peer.url, headers={"Authorization": f"Bearer {peer.token}"}, timeout=5)
         self.names: dict[str, str] = {}  # recorded generated name -> ours
+        self.sent: set[str] = set()  # the recordings replayed so far
 
     def renames(self) -> list[tuple[str, str]]:
         return sorted(self.names.items(), key=lambda kv: -len(kv[0]))  # pod names before their ReplicaSet's
@@ -64,6 +65,7 @@ class Replayer:
         content = json.dumps(body).encode() if body is not None else (req["body"] or "").encode() or None
         headers = {k: v for k, v in req["headers"].items() if k.lower() == "content-type"}
         resp = self.http.request(req["method"], path, content=content, headers=headers)
+        self.sent.add(name)
         assert resp.status_code == meta(name)["response"]["status"], (name, resp.text)
         assert resp.headers["content-type"] == "application/json"
         return resp
@@ -114,6 +116,10 @@ def test_recorded_session(rp: Replayer, kube_peer: KubePeer) -> None:
     rp.names["web-68d9dc6687-ptp45"] = pods[0]["metadata"]["name"]
     assert pods[0]["metadata"]["ownerReferences"][0]["kind"] == "ReplicaSet"
     assert pods[0]["status"] == {"phase": "Pending", "qosClass": "BestEffort"}
+    got = rp.send("deployment_after_create").json()
+    assert shape_of_meta(got) - {"annotations"} <= shape_of_meta(recorded("deployment_after_create"))
+    assert got["spec"] == recorded("deployment_after_create")["spec"]
+    assert rp.send("controllerrevisions_none_for_deployments").json()["items"] == []
     status = rp.send("deployment_status_after_create").json()
     assert status["metadata"]["annotations"] == {"deployment.kubernetes.io/revision": "1"}
 
@@ -176,9 +182,12 @@ def test_recorded_session(rp: Replayer, kube_peer: KubePeer) -> None:
     kube_peer.denied.clear()
     bad = httpx.get(f"{kube_peer.url}/api/v1/namespaces/demo/pods", headers={"Authorization": "Bearer nope"})
     assert bad.status_code == 401 and bad.json() == recorded("unauthorized_bad_token_401")
+    rp.sent.add("unauthorized_bad_token_401")  # sent above with a bad token instead of ours
 
     # a pod bound to a node: graceful delete leaves it Terminating; grace 0 removes it
     rp.send("create_node")
+    node = rp.send("get_node").json()
+    assert node["kind"] == "Node" and node["metadata"]["name"] == "fake-node-1"
     bound = rp.send("create_pod_bound_to_node").json()
     assert bound["spec"]["nodeName"] == "fake-node-1"
     kube_peer.clock = lambda: 1795826707.0
@@ -199,6 +208,7 @@ def test_recorded_session(rp: Replayer, kube_peer: KubePeer) -> None:
     assert page2.status_code == 200 and not {p["metadata"]["name"] for p in page2.json()["items"]} & {
         p["metadata"]["name"] for p in page1["items"]
     }
+    rp.sent.add("list_pods_page2_continue")  # sent above with our continue token instead of theirs
     bad_continue = rp.send("list_pods_bad_continue_400").json()
     assert bad_continue["reason"] == "BadRequest" and bad_continue["message"].startswith("invalid continue token")
 
@@ -222,6 +232,51 @@ def test_recorded_session(rp: Replayer, kube_peer: KubePeer) -> None:
     # the same PUT again is stale now
     stale = rp.http.put("/apis/apps/v1/namespaces/demo/deployments/web", json=before)
     assert stale.status_code == 409 and stale.json()["reason"] == "Conflict"
+    final = rp.send("deployment_final").json()
+    # recorded before the rollback in that session: the shape is compared, not the revision
+    assert final["kind"] == "Deployment" and shape_of_meta(final) == shape_of_meta(recorded("deployment_final"))
+    pods_final = rp.send("pods_final").json()
+    assert pods_final["kind"] == "PodList" and all("kind" not in p for p in pods_final["items"])
+    events = rp.send("events_demo").json()
+    assert events["kind"] == recorded("events_demo")["kind"] and events["items"] == []  # the peer records none
+
+    replay_dry_run_on_delete(rp, kube_peer)
+    everything = {p.name.removesuffix(".meta.json") for p in FIXTURES.glob("*.meta.json")}
+    assert everything - rp.sent == set(), "recordings not replayed against the peer"
+
+
+def replay_dry_run_on_delete(rp: Replayer, peer: KubePeer) -> None:
+    """The dryRun-on-DELETE session (recorded later, namespace dryrun): body beats query."""
+    peer.add_namespace("dryrun")
+    for name in ("victim-a", "victim-b", "victim-c"):  # their creation was not recorded
+        peer.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": name, "namespace": "dryrun", "labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]},
+            }
+        )
+    # dryRun=All in the query next to a DeleteOptions body: a REAL delete, as the server did
+    real = rp.send("dryrun_query_with_body_delete_pod").json()
+    want = recorded("dryrun_query_with_body_delete_pod")
+    assert real["kind"] == want["kind"] and shape_of_meta(real) == shape_of_meta(want)
+    assert real["metadata"]["deletionGracePeriodSeconds"] == want["metadata"]["deletionGracePeriodSeconds"] == 0
+    rp.same_status("pod_after_dryrun_query_with_body_404", rp.send("pod_after_dryrun_query_with_body_404"))
+    # dryRun in the body: a true dry run
+    dry = rp.send("dryrun_in_body_delete_pod").json()
+    assert shape_of_meta(dry) == shape_of_meta(recorded("dryrun_in_body_delete_pod"))
+    still = rp.send("pod_after_dryrun_in_body").json()
+    assert shape_of_meta(still) == shape_of_meta(recorded("pod_after_dryrun_in_body"))
+    assert "deletionTimestamp" not in still["metadata"]
+    assert still["metadata"]["resourceVersion"] == dry["metadata"]["resourceVersion"]
+    # dryRun in the query and no body: honoured
+    dry_q = rp.send("dryrun_query_no_body_delete_pod").json()
+    assert shape_of_meta(dry_q) == shape_of_meta(recorded("dryrun_query_no_body_delete_pod"))
+    assert "deletionTimestamp" not in rp.send("pod_after_dryrun_query_no_body").json()["metadata"]
+    # an unknown dryRun value: 422, the recorded Status exactly
+    rp.same_status("delete_pod_bad_dryrun_value_422", rp.send("delete_pod_bad_dryrun_value_422"))
+    assert peer.get("pods", "dryrun", "victim-c") is not None
 
 
 def test_leases(kube_peer: KubePeer) -> None:
@@ -289,3 +344,108 @@ def test_cascade_delete(kube_peer: KubePeer) -> None:
     resp = http.delete("/apis/apps/v1/namespaces/demo/deployments/web")
     assert resp.status_code == 200 and resp.json()["status"] == "Success"
     assert kube_peer.list_objects("replicasets", "demo") == [] and kube_peer.pods() == []
+
+
+# -- modelled on the documentation (no recording): eviction, PodDisruptionBudgets, dry-run values ----
+
+
+def _evict(http: httpx.Client, pod: str, *, query: str = "", dry: list[str] | None = None, name: str = "") -> Any:
+    body: dict[str, Any] = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name or pod}}
+    if dry is not None:
+        body["deleteOptions"] = {"dryRun": dry}
+    return http.post(f"/api/v1/namespaces/demo/pods/{pod}/eviction{query}", json=body)
+
+
+def test_eviction_and_disruption_budgets(kube_peer: KubePeer) -> None:
+    http = httpx.Client(base_url=kube_peer.url, headers={"Authorization": f"Bearer {kube_peer.token}"})
+    kube_peer.node_name = "node-1"  # running and ready: what a budget guards
+    kube_peer.deployment("web", replicas=2)
+    kube_peer.pdb("web", minAvailable=2)
+    pdb = kube_peer.get("poddisruptionbudgets", "demo", "web")
+    assert pdb is not None and pdb["status"] == {
+        "observedGeneration": 1,
+        "disruptionsAllowed": 0,
+        "currentHealthy": 2,
+        "desiredHealthy": 2,
+        "expectedPods": 2,
+    }
+    a, b = (p["metadata"]["name"] for p in kube_peer.pods())
+    refused = _evict(http, a)
+    assert refused.status_code == 429
+    assert refused.json() == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": "Cannot evict pod as it would violate the pod's disruption budget.",
+        "reason": "TooManyRequests",
+        "details": {
+            "causes": [
+                {
+                    "reason": "DisruptionBudget",
+                    "message": "The disruption budget web needs 2 healthy pods and has 2 currently",
+                }
+            ]
+        },
+        "code": 429,
+    }
+    # an unknown value in deleteOptions.dryRun is a 422, as in a DELETE; a wrong name a 400
+    assert _evict(http, a, query="?dryRun=All", dry=["Nope"]).status_code == 422
+    assert _evict(http, a, name="other").status_code == 400
+    kube_peer.set("poddisruptionbudgets", "demo", "web", lambda o: o["spec"].update(minAvailable=1))
+    # dry-run in the query, in deleteOptions, or both (propagateDryRun): nothing changes
+    for query, dry in (("?dryRun=All", None), ("", ["All"]), ("?dryRun=All", ["All"])):
+        ok = _evict(http, a, query=query, dry=dry)
+        assert ok.status_code == 201 and ok.json()["status"] == "Success"
+        assert "deletionTimestamp" not in (kube_peer.get("pods", "demo", a) or {})["metadata"]
+    assert _evict(http, a).status_code == 201  # for real: Terminating, with the DisruptionTarget condition
+    gone = kube_peer.get("pods", "demo", a)
+    assert gone is not None and gone["metadata"]["deletionTimestamp"]
+    assert {
+        "type": "DisruptionTarget",
+        "status": "True",
+        "reason": "EvictionByEvictionAPI",
+        "message": "Eviction API: evicting",
+    } in gone["status"]["conditions"]
+    # a second budget over the same pods: the eviction subresource refuses to choose
+    kube_peer.pdb("web-2", app="web", maxUnavailable=1)
+    assert _evict(http, b).status_code == 500
+    kube_peer.deny("create", "pods/eviction")
+    assert _evict(http, b).status_code == 403
+
+
+def test_pending_pod_is_evicted_whatever_the_budget(kube_peer: KubePeer) -> None:
+    http = httpx.Client(base_url=kube_peer.url, headers={"Authorization": f"Bearer {kube_peer.token}"})
+    kube_peer.deployment("web", replicas=1)  # unscheduled: Pending, which a budget does not guard
+    kube_peer.pdb("web", minAvailable=1)
+    pod = kube_peer.pods()[0]["metadata"]["name"]
+    assert _evict(http, pod).status_code == 201 and kube_peer.get("pods", "demo", pod) is None
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "options"),
+    [
+        pytest.param("PATCH", "/apis/apps/v1/namespaces/demo/deployments/web/scale", "PatchOptions", id="patch"),
+        pytest.param("POST", "/api/v1/namespaces/demo/pods", "CreateOptions", id="post"),
+        pytest.param("DELETE", "/api/v1/namespaces/demo/pods/x", "DeleteOptions", id="delete-query-no-body"),
+    ],
+)
+def test_unknown_dry_run_value_in_the_query_is_422(kube_peer: KubePeer, method: str, path: str, options: str) -> None:
+    kube_peer.deployment("web")
+    http = httpx.Client(base_url=kube_peer.url, headers={"Authorization": f"Bearer {kube_peer.token}"})
+    body = {"spec": {"replicas": 3}} if method == "PATCH" else {}
+    headers = {"Content-Type": "application/merge-patch+json"} if method == "PATCH" else {}
+    resp = http.request(method, path, params={"dryRun": "Yes"}, json=body or None, headers=headers)
+    assert resp.status_code == 422
+    assert resp.json()["message"].startswith(f'{options}.meta.k8s.io "" is invalid: dryRun: Unsupported value')
+
+
+def test_dry_run_ignored_switch_makes_dry_runs_real(kube_peer: KubePeer) -> None:
+    """A server (or webhook) that does not honour dry-run: what the defence-in-depth tests force."""
+    kube_peer.deployment("web")
+    http = httpx.Client(base_url=kube_peer.url, headers={"Authorization": f"Bearer {kube_peer.token}"})
+    pod = kube_peer.pods()[0]["metadata"]["name"]
+    kube_peer.dry_run_ignored.add("DELETE")
+    body = {"apiVersion": "v1", "kind": "DeleteOptions", "dryRun": ["All"]}
+    assert http.request("DELETE", f"/api/v1/namespaces/demo/pods/{pod}", json=body).status_code == 200
+    assert kube_peer.get("pods", "demo", pod) is None

@@ -180,7 +180,7 @@ def test_restart_pod_targets_the_pod_of_the_newest_occurrence(
     assert rec.result is Result.SUCCESS and (rec.kind, rec.name) == ("Pod", a)
     assert rec.changes["pod"] == a
     assert peer.get("pods", "demo", a) is None and peer.get("pods", "demo", b) is not None
-    assert [x.path.rsplit("/", 1)[-1] for x in peer.seen("DELETE")] == [a]
+    assert [x.path.split("/")[-2] for x in peer.seen("POST", "/eviction")] == [a]
 
 
 def test_workload_actions_resolve_through_the_newest_pod(peer: KubePeer, make_remediator: RemediatorFactory) -> None:
@@ -211,7 +211,7 @@ def test_restart_pod_refuses_a_pod_no_controller_would_recreate(
     assert "no controller would recreate it" in rec.reason and "demo/debug-shell" in rec.reason
     assert (rec.kind, rec.name) == ("Pod", "debug-shell")
     assert peer.get("pods", "demo", "debug-shell") is not None
-    assert not peer.seen("DELETE")
+    assert not peer.seen("DELETE") and not peer.seen("POST")
     assert audit(store) == [rec]
 
 
@@ -509,7 +509,7 @@ def test_crash_after_acting_before_the_poll_flush_keeps_the_cooldown(
     first = make_remediator(limits=LIMITS, store=first_store)
     rec = handle(first, group, "restart-pod", cooldown=3600)
     assert rec.result is Result.SUCCESS
-    assert len(peer.seen("DELETE")) == 1
+    assert len(peer.seen("POST", "/eviction")) == 1
     # no flush and no close of the first store: it "crashed"; a new process opens the same file
     second_store = TinyDBStore(path)
     assert not second_store.startup_warnings
@@ -523,7 +523,7 @@ def test_crash_after_acting_before_the_poll_flush_keeps_the_cooldown(
     later = handle(restarted, group, "restart-pod", cooldown=3600)
     assert later.decision == "denied" and later.result is Result.SKIPPED
     assert "cooldown for rule 'crashloop' on demo/web" in later.reason
-    assert len(peer.seen("DELETE")) == 1  # the pod was deleted once, not again after the restart
+    assert len(peer.seen("POST", "/eviction")) == 1  # the pod was evicted once, not again after the restart
 
 
 def test_safety_state_that_cannot_be_saved_means_no_action(peer: KubePeer, make_remediator: RemediatorFactory) -> None:
@@ -542,7 +542,7 @@ def test_state_is_flushed_before_a_dry_run_call(peer: KubePeer, make_remediator:
     peer.deployment("web")
     counting = CountingStore()
     flushes_at_call: list[int] = []
-    peer.before("DELETE", "/pods/", lambda _p: flushes_at_call.append(counting.flushes))
+    peer.before("POST", "/eviction", lambda _p: flushes_at_call.append(counting.flushes))
     rec = handle(
         make_remediator(limits=dataclasses.replace(LIMITS, dry_run=True), store=counting),
         web_group(peer),
