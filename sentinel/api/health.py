@@ -12,12 +12,16 @@ from starlette.responses import JSONResponse, Response
 from sentinel.api.common import redact
 from sentinel.api.deps import RuntimeDep
 from sentinel.api.schemas import Alive, Readiness
+from sentinel.core.policy import REMEDIATOR
 from sentinel.engine.runtime import Runtime
 
 router = APIRouter(tags=["health"])
 
 READY_CACHE_SECONDS = 2.0
 CHECKS = ("config", "rules", "store", "poll")
+# Shown in /ready without making it fail: a halted remediator must keep the console reachable
+# through the Service, so that a person can see why and reset it.
+HALTED = "halted: {reason}; no action runs until a person resets breaker 'remediator'"
 
 
 class ReadyCache:
@@ -51,6 +55,10 @@ def health(runtime: RuntimeDep) -> Alive:
     response_model=Readiness,
     responses={503: {"model": Readiness, "description": "not ready: the failing checks"}},
     summary="Ready: config and rules loaded, store writable, a recent successful poll",
+    description=(
+        "503 with the failing checks when not ready. `checks.remediation` says when the remediator is halted "
+        "(a dry run changed the cluster): shown, but it does not fail readiness, so the console stays reachable."
+    ),
 )
 def ready(request: Request, runtime: RuntimeDep) -> JSONResponse:
     cache: ReadyCache = request.app.state.ready_cache
@@ -58,6 +66,10 @@ def ready(request: Request, runtime: RuntimeDep) -> JSONResponse:
     failing = {k: redact(runtime, v) for k, v in problems.items()}
     checks = {name: failing.get(name, "ok") for name in CHECKS}
     checks.update(failing)
+    state = runtime.remediator.state()
+    checks["remediation"] = (
+        HALTED.format(reason=redact(runtime, state.breakers[REMEDIATOR].reason)) if state.halted else "ok"
+    )
     body = Readiness(ready=ok, checks=checks, failing=failing)
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 

@@ -120,6 +120,11 @@ class RuntimeCollector(Collector):
             breakers.add_metric([workload], 1.0 if b.open else 0.0)
         yield breakers
         yield GaugeMetricFamily(
+            f"{PREFIX}_remediator_halted",
+            "1 when a dry run changed the cluster and every action is refused until a person resets it",
+            value=int(safety.halted),
+        )
+        yield GaugeMetricFamily(
             f"{PREFIX}_breakers_open",
             "Workloads whose breaker is open",
             value=sum(1 for b in safety.breakers.values() if b.open),

@@ -7,6 +7,7 @@ from typing import Literal
 
 import streamlit as st
 
+from sentinel.core.policy import REMEDIATOR
 from sentinel.engine.runtime import Runtime
 from sentinel.ui.format import ago, duration
 
@@ -76,8 +77,15 @@ def checks(rt: Runtime) -> list[Check]:
 
 
 def open_breakers(rt: Runtime) -> dict[str, dict[str, object]]:
+    """Open per-workload breakers (the remediator-wide one has its own banner)."""
     state = rt.remediator.state()
-    return {w: b.to_dict() for w, b in sorted(state.breakers.items()) if b.open}
+    return {w: b.to_dict() for w, b in sorted(state.breakers.items()) if b.open and w != REMEDIATOR}
+
+
+def halted(rt: Runtime) -> str:
+    """Why the whole remediator is halted (a dry run changed the cluster), or ""."""
+    state = rt.remediator.state()
+    return state.breakers[REMEDIATOR].reason if state.halted else ""
 
 
 def banners(rt: Runtime, *, compact: bool = False) -> None:
@@ -96,6 +104,12 @@ def banners(rt: Runtime, *, compact: bool = False) -> None:
         st.info(
             "**Read-only replica** — another replica is the leader; this one does not poll or act.",
             icon=":material/visibility:",
+        )
+    why = halted(rt)
+    if why:
+        st.error(
+            f"**Remediation halted** — {why}. No action runs until a person resets breaker `{REMEDIATOR}` in Settings.",
+            icon=":material/gpp_bad:",
         )
     breakers = open_breakers(rt)
     if breakers:

@@ -19,9 +19,27 @@ def test_ready_after_a_successful_poll(api: Served) -> None:
     assert r.status_code == 200
     assert r.json() == {
         "ready": True,
-        "checks": {"config": "ok", "rules": "ok", "store": "ok", "poll": "ok"},
+        "checks": {"config": "ok", "rules": "ok", "store": "ok", "poll": "ok", "remediation": "ok"},
         "failing": {},
     }
+
+
+def test_a_halted_remediator_shows_in_ready_and_metrics(fresh: Served) -> None:
+    """Shown, not failing: the console must stay reachable through the Service to reset it."""
+    rt = fresh.runtime
+    assert rt.poll_once().ok
+    assert _metrics(fresh)["kube_sentinel_remediator_halted"] == [({}, 0.0)]
+    state = rt.remediator.state()
+    state.halt("a dry run of restart-pod (record r1) changed the cluster: Pod demo/web-1 is gone", now=rt.clock())
+    rt.store.put_state("safety", state.to_dict())
+    r = fresh.client.get("/ready")
+    assert r.status_code == 200 and r.json()["failing"] == {}
+    assert r.json()["checks"]["remediation"].startswith("halted: a dry run of restart-pod")
+    assert "resets breaker 'remediator'" in r.json()["checks"]["remediation"]
+    assert _metrics(fresh)["kube_sentinel_remediator_halted"] == [({}, 1.0)]
+    assert rt.remediator.reset_breaker("remediator", by="test")
+    assert fresh.client.get("/ready").json()["checks"]["remediation"] == "ok"
+    assert _metrics(fresh)["kube_sentinel_remediator_halted"] == [({}, 0.0)]
 
 
 def test_not_ready_before_the_first_poll_then_ready(unpolled: Served) -> None:

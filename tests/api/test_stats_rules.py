@@ -35,7 +35,9 @@ def test_stats_rate_remediations_and_poll_health(api: Served) -> None:
     assert minutes == sorted(minutes) and all(m % 60 == 0 for m in minutes)
     assert sum(p["P1"] + p["P2"] + p["P3"] + p["P4"] for p in s["rate"]) > 0
     audit = api.client.get("/api/remediations", params={"page_size": 500}).json()
-    assert s["totals"]["remediations"] == audit["total"] == sum(s["remediations_by_result"].values())
+    assert audit["total"] == sum(s["remediations_by_result"].values())
+    # only actions that reached the cluster (or its dry run) count; the demo has no cluster
+    assert s["totals"]["remediations"] == sum(1 for x in audit["items"] if x["reached_cluster"])
     assert s["last_remediation_at"] == max(x["time"] for x in audit["items"])
     poll = s["poll"]
     assert poll["ok"] is True and poll["polls"] >= 1 and poll["lines_read"] > 0 and poll["last_error"] == ""

@@ -140,6 +140,21 @@ def test_open_breaker_banner_on_overview(empty_rt: Runtime) -> None:
     assert "Breaker open" in texts(open_page("overview"))
 
 
+def test_halted_remediator_banner_and_reset(empty_rt: Runtime) -> None:
+    assert "Remediation halted" not in texts(open_page("overview"))
+    state = empty_rt.remediator.state()
+    state.halt("a dry run of restart-pod (record r1) changed the cluster: Pod demo/web-1 is gone", now=empty_rt.clock())
+    empty_rt.store.put_state("safety", state.to_dict())
+    shown = texts(open_page("overview"))
+    assert "Remediation halted" in shown and "Pod demo/web-1 is gone" in shown
+    assert "Breaker open" not in shown  # not a workload's breaker
+    at = open_page("settings")
+    at.button(key="reset_remediator").click().run()
+    no_exception(at)
+    assert not empty_rt.remediator.state().halted
+    assert "Remediation halted" not in texts(open_page("overview"))
+
+
 # -- runtime overrides of config.yaml ---------------------------------------------------------------
 
 
