@@ -91,7 +91,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f"cluster: FAILED: {state}", file=sys.stderr)
             ok = False
         else:
-            from sentinel.remediation.rbac import check_permissions
+            from sentinel.remediation.rbac import check_permissions, needed_by
 
             try:
                 report = check_permissions(cluster)
@@ -101,10 +101,17 @@ def cmd_check(args: argparse.Namespace) -> int:
             missing = [p for p, allowed in report if not allowed]
             for perm, allowed in report:
                 mark = "ok     " if allowed else "MISSING"
-                print(f"  {mark} {perm.verb:<7} {perm.resource}" + (f".{perm.group}" if perm.group else ""))
+                line = f"  {mark} {perm.verb:<7} {perm.resource}" + (f".{perm.group}" if perm.group else "")
+                print(line if allowed else f"{line}  (needed by {', '.join(needed_by(perm))})")
             print(f"cluster: {len(report) - len(missing)} of {len(report)} permissions granted")
             if missing:
                 print("cluster: missing permissions: apply deploy/kubernetes/rbac.yaml", file=sys.stderr)
+                if any(p.resource == "pods/eviction" for p in missing):
+                    print(
+                        "cluster: without create pods/eviction, restart-pod fails unless its rule sets "
+                        "params: {method: delete} (a plain delete, which PodDisruptionBudgets do not stop)",
+                        file=sys.stderr,
+                    )
                 ok = False
     return EXIT_OK if ok else EXIT_FAILED
 

@@ -159,10 +159,13 @@ def test_check_cluster_reports_missing_permissions(
     assert main(["check", "--config", str(cfg), "--cluster"]) == 0
     out = capsys.readouterr().out
     assert "MISSING" not in out and "permissions granted" in out
+    assert "ok      create  pods/eviction" in out  # restart-pod evicts
     kube_peer.deny("patch", "deployments/scale")
     kube_peer.deny("delete", "pods")
+    kube_peer.deny("create", "pods/eviction")
     assert main(["check", "--config", str(cfg), "--cluster"]) == 1
     captured = capsys.readouterr()
-    assert "MISSING patch   deployments/scale.apps" in captured.out
-    assert "MISSING delete  pods" in captured.out
-    assert "rbac.yaml" in captured.err
+    assert "MISSING patch   deployments/scale.apps  (needed by scale-down, scale-up)" in captured.out
+    assert "MISSING delete  pods  (needed by delete-stuck-pods, restart-pod)" in captured.out
+    assert "MISSING create  pods/eviction  (needed by restart-pod)" in captured.out
+    assert "rbac.yaml" in captured.err and "params: {method: delete}" in captured.err

@@ -219,7 +219,9 @@ def restart_pod(ctx: Context) -> Changes:
     ctx.watch("Pod", t.name, pod)
     dry = " (dry-run)" if ctx.dry_run else ""
     if params.method == "delete":
-        out = ctx.cluster.delete_pod(t.namespace, t.name, grace_period=params.grace_period, uid=uid, dry_run=ctx.dry_run)
+        out = ctx.cluster.delete_pod(
+            t.namespace, t.name, grace_period=params.grace_period, uid=uid, dry_run=ctx.dry_run
+        )
         meta = out.get("metadata") or {}
         log.info("%s pod %s deleted%s", ctx.prefix, t.name, dry)
         return {

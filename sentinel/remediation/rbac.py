@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from sentinel.core.actions import Permission, all_permissions
+from sentinel.core.actions import ACTIONS, ENGINE_PERMISSIONS, Permission, all_permissions
 from sentinel.remediation.cluster import Cluster
 
 # Leases live in Kube Sentinel's own namespace (a namespaced Role grants them).
@@ -35,3 +35,9 @@ def check_permissions(cluster: Cluster, *, namespace: str | None = None) -> list
         )
         report.append((perm, allowed))
     return report
+
+
+def needed_by(perm: Permission) -> list[str]:
+    """Who needs ``perm``: "engine" and/or the names of the actions that declare it."""
+    who = ["engine"] if perm in ENGINE_PERMISSIONS else []
+    return who + sorted(name for name, spec in ACTIONS.items() if perm in spec.permissions)

@@ -34,10 +34,10 @@ from typing import Any
 from sentinel.core.actions import ACTIONS, ActionSpec, validate_params
 from sentinel.core.model import ErrorGroup, RemediationRecord, Result, Target
 from sentinel.core.policy import (
+    REMEDIATOR,
     ActionRequest,
     Allow,
     Deny,
-    REMEDIATOR,
     PendingCheck,
     SafetyLimits,
     SafetyState,
@@ -258,7 +258,9 @@ class Remediator:
         except DisruptionBudgetRefused as err:
             # The API server refused the eviction: a budget forbids it now. Audited as such; never retried as a delete.
             record.result, record.error = Result.SKIPPED, str(err)
-            record.reason = "refused by a PodDisruptionBudget: the eviction would break it (429); not retried as a delete"
+            record.reason = (
+                "refused by a PodDisruptionBudget: the eviction would break it (429); not retried as a delete"
+            )
         except NotFound as err:
             if spec.target == "pod":
                 record.result, record.reason = (

@@ -1,13 +1,17 @@
 """A Kubernetes API test peer on 127.0.0.1 that the official client talks to unmodified.
 
-Shapes follow real kube-apiserver v1.28 answers (``shared/fixtures/kubernetes/``): Status bodies
-for 401/403/404/409/422, server-side dry-run (``dryRun=All``) returning the would-be object without
-storing it, graceful delete of a pod bound to a node leaving it Terminating (``deletionTimestamp``),
-force delete (grace 0), resourceVersion preconditions (409 on a stale PUT or a patch carrying an old
+Shapes follow real kube-apiserver v1.28 answers (``tests/fixtures/kubernetes/``): Status bodies
+for 401/403/404/409/422, server-side dry-run returning the would-be object without storing it
+(a DELETE takes its options, dryRun included, from its body when it has one and then ignores the
+query, as the recordings ``dryrun_*`` show; an unknown dryRun value is a 422), graceful delete of
+a pod bound to a node leaving it Terminating (``deletionTimestamp``), force delete (grace 0),
+resourceVersion preconditions (409 on a stale PUT or a patch carrying an old
 ``metadata.resourceVersion``), label selectors, owner references and a tiny synchronous controller:
 Deployments own ReplicaSets (``pod-template-hash``, ``deployment.kubernetes.io/revision``; an old
 ReplicaSet whose template comes back is reused with the next revision and
 ``deployment.kubernetes.io/revision-history``), ReplicaSets and StatefulSets own pods.
+Modelled on the documentation (no recording): the Eviction API and PodDisruptionBudgets (429).
+``tests/peers/README.md`` lists every behaviour with the recording that proves it.
 
 Also: ``/version``, the scale subresource, SelfSubjectAccessReview (answered from the deny list) and
 ``coordination.k8s.io/v1`` Leases. RBAC refusals, failures and delays are chosen per test::
@@ -16,6 +20,7 @@ Also: ``/version``, the scale subresource, SelfSubjectAccessReview (answered fro
     peer.fail(status=500, method="PATCH", path="/scale", times=1)
     peer.fail(delay=2.0, path="/pods/")              # the client's timeout fires
     peer.before("PATCH", "/deployments/web", lambda p: p.touch("deployments", "demo", "web"))
+    peer.dry_run_ignored.add("DELETE")               # dry-run DELETEs are carried out for real
 
 Not a conformance suite: no watch, no protobuf, no admission beyond a few validations.
 
@@ -1015,7 +1020,7 @@ class KubePeer:
         ns = pdb["metadata"]["namespace"]
         spec = pdb.get("spec") or {}
         sel = label_selector_string(spec.get("selector") or {})
-        pods = [p for p in self._owned_by_selector(ns, sel)]
+        pods = self._owned_by_selector(ns, sel)
         healthy = sum(1 for p in pods if _ready(p) and "deletionTimestamp" not in p["metadata"])
         if "minAvailable" in spec and not str(spec["minAvailable"]).endswith("%"):
             expected = len(pods)
@@ -1406,7 +1411,8 @@ def _injected(f: Failure) -> ApiError:
 def _ready(pod: Obj) -> bool:
     """The pod's Ready condition is True (what the eviction API calls healthy)."""
     return any(
-        c.get("type") == "Ready" and c.get("status") == "True" for c in (pod.get("status") or {}).get("conditions") or []
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
     )
 
 

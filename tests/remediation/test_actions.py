@@ -139,7 +139,8 @@ def test_restart_pod_refused_by_a_disruption_budget(
 
 
 @pytest.mark.parametrize(
-    "budget", [pytest.param({"maxUnavailable": 1}, id="maxUnavailable"), pytest.param({"minAvailable": "50%"}, id="pct")]
+    "budget",
+    [pytest.param({"maxUnavailable": 1}, id="maxUnavailable"), pytest.param({"minAvailable": "50%"}, id="pct")],
 )
 def test_restart_pod_within_a_disruption_budget(
     peer: KubePeer, cluster: Cluster, clock: FakeClock, budget: dict[str, Any]

@@ -45,7 +45,7 @@ def _web(peer: KubePeer, clock: FakeClock) -> str:
 
 
 def _web_v2(peer: KubePeer, clock: FakeClock) -> str:
-    pod = _web(peer, clock)
+    _web(peer, clock)
 
     def v2(o: dict[str, Any]) -> None:
         o["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "MODE", "value": "v2"}]
