@@ -324,3 +324,16 @@ def test_other_workloads_do_not_break_a_fold(
             r.handle(make_group(workload=workload), rule="crashloop", action="rollout-restart", params={}, cooldown=0)
     records = store.list_remediations(RecordQuery(page_size=100)).items
     assert sorted((x.workload, x.count) for x in records) == [("demo/api", 3), ("demo/web", 3)]
+
+
+def test_folded_records_persist(peer: KubePeer, make_remediator: RemediatorFactory, tmp_path: Any) -> None:
+    from sentinel.store.tinydb import TinyDBStore
+
+    path = tmp_path / "sentinel.json"
+    first = TinyDBStore(path)
+    r = make_remediator(limits=dataclasses.replace(LIMITS, enabled=False), store=first)
+    for _ in range(4):
+        r.handle(make_group(), rule="crashloop", action="rollout-restart", params={}, cooldown=0)
+    first.close()
+    [record] = TinyDBStore(path).list_remediations(RecordQuery(page_size=10)).items
+    assert record.count == 4 and record.reason_code == "disabled" and not record.reached_cluster
