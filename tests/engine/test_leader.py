@@ -489,7 +489,9 @@ def failing_web_pod(kube: KubePeer, loki: LokiPeer, clock: FakeClock) -> str:
 
 
 def pod_deletes(peer: KubePeer) -> int:
-    return sum(1 for r in peer.seen("DELETE", "/pods/") if r.status == 200)
+    """Pods restarted: restart-pod evicts (POST pods/eviction), or deletes with ``method: delete``."""
+    evicted = sum(1 for r in peer.seen("POST", "/eviction") if r.status == 201)
+    return evicted + sum(1 for r in peer.seen("DELETE", "/pods/") if r.status == 200)
 
 
 @pytest.mark.parametrize(
@@ -619,8 +621,8 @@ def test_the_lease_knows_of_an_action_before_the_cluster_sees_it(
     assert a.lease_tick()
     seen_at_delete: list[dict[str, Any] | None] = []
     kube_peer.before(
-        "DELETE",
-        "/pods/",
+        "POST",
+        "/eviction",
         lambda p: seen_at_delete.append(
             parse_summary((p.get("leases", NS, LEASE) or {})["metadata"]["annotations"].get(SAFETY_ANNOTATION))
         ),
