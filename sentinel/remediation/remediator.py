@@ -223,6 +223,7 @@ class Remediator:
         record.reason = "in progress"
         self._append(record)
         executed = False
+        ctx: Context | None = None
         try:
             if self._cluster is None:
                 record.result = Result.SKIPPED
@@ -272,6 +273,11 @@ class Remediator:
         except ClusterError as err:
             record.result, record.error = Result.FAILED, str(err)
             record.reason = f"the API call failed ({type(err).__name__})"
+            if ctx is not None and ctx.dry_run and ctx.watched:  # a dry run that failed halfway: read back too
+                try:
+                    self._verify_dry_run(ctx, record, prefix, after_error=str(err))
+                except ClusterError as again:
+                    log.warning("%s could not read back after the failed dry run: %s", prefix, again)
         except Exception as err:  # a bug must not stop the engine; it is logged with its traceback
             log.exception("%s %s crashed", prefix, action)
             record.result, record.error = Result.FAILED, cap(f"{type(err).__name__}: {err}")
@@ -324,16 +330,19 @@ class Remediator:
             self._store.add_remediation(record)
             return record
 
-    def _verify_dry_run(self, ctx: Context, record: RemediationRecord, prefix: str) -> None:
+    def _verify_dry_run(self, ctx: Context, record: RemediationRecord, prefix: str, *, after_error: str = "") -> None:
         """Read back what the dry run was about to write; if anything changed, fail and halt the remediator."""
         changed = changed_by_dry_run(ctx)
         if not changed:
-            record.reason = "dry-run: the API server accepted it; read back, nothing changed"
+            if not after_error:
+                record.reason = "dry-run: the API server accepted it; read back, nothing changed"
             return
         what = "; ".join(changed)
         record.result = Result.FAILED
         record.reason = "dry-run changed the cluster: remediator halted"
-        record.error = cap(f"read back after the dry run: {what}", 1024)
+        record.error = cap(
+            f"read back after the dry run: {what}" + (f"; then: {after_error}" if after_error else ""), 1024
+        )
         record.changes = {**record.changes, "changed_by_dry_run": changed}
         reason = f"a dry run of {record.action} (record {record.id}) changed the cluster: {cap(what, 512)}"
         with self._lock:

@@ -337,3 +337,23 @@ def test_folded_records_persist(peer: KubePeer, make_remediator: RemediatorFacto
     first.close()
     [record] = TinyDBStore(path).list_remediations(RecordQuery(page_size=10)).items
     assert record.count == 4 and record.reason_code == "disabled" and not record.reached_cluster
+
+
+def test_a_dry_run_that_fails_halfway_is_read_back_too(
+    peer: KubePeer, make_remediator: RemediatorFactory, clock: FakeClock
+) -> None:
+    """delete-stuck-pods, two stuck pods: the first dry-run delete is carried out, the second fails."""
+    peer.node_name = "node-1"
+    peer.deployment("web", replicas=2)
+    names = sorted(p["metadata"]["name"] for p in peer.pods(selector="app=web"))
+    with peer.lock:
+        for name in names:
+            meta = peer.objects[("pods", "demo", name)]["metadata"]
+            meta["deletionTimestamp"] = "2027-01-15T07:00:00Z"
+            meta["deletionGracePeriodSeconds"] = 30
+    peer.dry_run_ignored.add("DELETE")
+    peer.fail(500, method="DELETE", path=names[1])
+    r = make_remediator(limits=DRY)
+    rec = act(r, names[0], Case("delete-stuck-pods", {}, "DELETE", _stuck, lambda p, _: False))
+    assert rec.result is Result.FAILED and r.state().halted
+    assert f"Pod demo/{names[0]} is gone" in rec.error and "500" in rec.error
