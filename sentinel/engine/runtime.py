@@ -44,6 +44,20 @@ log = logging.getLogger(__name__)
 
 NS = 1_000_000_000
 READY_STALE_FACTOR = 3  # /ready fails when the last good poll is older than 3 poll intervals
+# Alert-only (action none) records per poll; the groups past it share one summary record, so a
+# first start on a busy cluster does not flood the audit log or the notifications.
+ALERTS_PER_POLL = 200
+
+
+def outcome_of(record: RemediationRecord) -> str:
+    """How one decision ended, for the poll's summary line: ``denied:<code>``, ``alert``, ``dry-run`` ..."""
+    if record.decision == "denied":
+        return f"denied:{record.reason_code or 'other'}"
+    if record.action == "none":
+        return "alert"
+    if record.dry_run and record.result is Result.SUCCESS:
+        return "dry-run"
+    return record.result.value
 
 
 class Source(Protocol):
@@ -172,6 +186,7 @@ class Runtime:
         self.pipeline = Pipeline(rules=rules, fingerprinter=restore_fingerprinter(store))
         self._merges_applied = self.pipeline.fingerprinter.merges
         self.rule_hits: dict[str, int] = {}
+        self.last_outcomes: dict[str, int] = {}  # the last poll's decisions by outcome
         self._poll_lock = threading.Lock()
         self._rules_mtime = _mtime(rules_path)
         self.health.rules_loaded_at = clock()
@@ -380,11 +395,12 @@ class Runtime:
             log.error("store flush failed: %s", err)
         new = sum(1 for c in changes if c.kind == "new")
         log.info(
-            "poll: %d lines -> %d groups (%d new), %d remediation decisions in %.3fs",
+            "poll: %d lines -> %d groups (%d new), %d remediation decisions (%s) in %.3fs",
             batch.lines,
             len(changes),
             new,
             actions,
+            ", ".join(f"{k} {v}" for k, v in sorted(self.last_outcomes.items())) or "none",
             duration,
         )
         self.events.publish("health", {"ok": True, "lines": batch.lines, "duration": duration}, now=now)
@@ -407,31 +423,53 @@ class Runtime:
             self.events.publish(kind, {**group_summary(c.group), "change": c.kind, "added": c.added})
 
     def _remediate(self, changes: list[GroupChange]) -> int:
-        """Automatic decisions for groups that matched a rule; ``none`` rules are recorded as alert only."""
+        """Automatic decisions for groups that matched a rule; ``none`` rules are recorded as alert only.
+
+        One safety-state load and save for the whole poll (``Remediator.poll``). Alert-only records
+        are capped at ``ALERTS_PER_POLL`` per poll; the groups past the cap get one summary record.
+        ``self.last_outcomes`` counts the decisions by outcome (logged in the poll's INFO line).
+        """
+        self.last_outcomes = {}
         if not self.health.leader:
             return 0
         decided = 0
-        for c in changes:
-            if not self.leader_check():  # the lease may lapse during a long poll: stop acting at once
-                self.health.leader = False
-                log.warning(
-                    "leadership lost during the poll: %d group changes left to the next leader", len(changes) - decided
+        alerts = 0
+        over_cap: list[ErrorGroup] = []
+        outcomes: dict[str, int] = {}
+        with self.remediator.poll():
+            for c in changes:
+                if not self.leader_check():  # the lease may lapse during a long poll: stop acting at once
+                    self.health.leader = False
+                    log.warning(
+                        "leadership lost during the poll: %d group changes left to the next leader",
+                        len(changes) - decided,
+                    )
+                    break
+                g = c.group
+                if g.status in (Status.ACKNOWLEDGED, Status.SNOOZED):
+                    continue
+                rule = self.rules.by_name(g.rule)
+                if rule is None or rule.name == "default":
+                    continue
+                if rule.action == "none":
+                    if c.kind == "updated":
+                        continue  # alert only: recorded when a group appears, regresses or escalates
+                    if alerts >= ALERTS_PER_POLL:
+                        over_cap.append(g)
+                        continue
+                    alerts += 1
+                record = self.remediator.handle(
+                    g, rule=rule.name, action=rule.action, params=dict(rule.params), cooldown=rule.cooldown
                 )
-                break
-            g = c.group
-            if g.status in (Status.ACKNOWLEDGED, Status.SNOOZED):
-                continue
-            rule = self.rules.by_name(g.rule)
-            if rule is None or rule.name == "default":
-                continue
-            if rule.action == "none" and c.kind == "updated":
-                continue  # alert only: recorded when a group appears, regresses or escalates, not on every count
-            record = self.remediator.handle(
-                g, rule=rule.name, action=rule.action, params=dict(rule.params), cooldown=rule.cooldown
-            )
-            self._after_record(record)
-            decided += 1
-
+                self._after_record(record)
+                decided += 1
+                outcome = outcome_of(record)
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            if over_cap:
+                summary = self.remediator.alert_summary(over_cap, cap=ALERTS_PER_POLL)
+                self.events.publish("remediation", summary.to_dict())
+                outcomes["alerts-over-cap"] = len(over_cap)
+        self.last_outcomes = outcomes
         return decided
 
     def _after_record(self, record: RemediationRecord) -> None:

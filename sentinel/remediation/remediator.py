@@ -28,7 +28,8 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from sentinel.core.actions import ACTIONS, ActionSpec, validate_params
@@ -55,6 +56,7 @@ from sentinel.store.base import MAX_PAGE_SIZE, RecordQuery, Store
 log = logging.getLogger(__name__)
 
 STATE_NAME = "safety"
+ALERT_SUMMARY_GROUPS = 1000  # group ids listed in one over-the-cap summary record
 NO_CLUSTER = "no cluster configured (no kubeconfig and no in-cluster service account)"
 
 
@@ -85,6 +87,10 @@ class Remediator:
         self._lock = threading.Lock()
         # The last record per (rule, workload): a refusal that repeats it is folded into it.
         self._last: dict[tuple[str, str], RemediationRecord] = {}
+        # During a poll (:meth:`poll`): the safety state, loaded once; saved at the poll's end,
+        # and before (and after) each action that reaches the cluster.
+        self._ledger: SafetyState | None = None
+        self._dirty = False
         # Called after the safety state is on disk and before a real cluster call; False = do not
         # act. With leader election, it publishes the new cooldown in the Lease (so a takeover
         # cannot repeat this action) and confirms this replica still leads.
@@ -107,9 +113,11 @@ class Remediator:
         log.info("remediation limits changed: %s", limits)
 
     def state(self) -> SafetyState:
-        """A copy of the persisted safety state, pruned at now."""
+        """A copy of the safety state (the poll's ledger while a poll runs), pruned at now."""
         with self._lock:
             s = self._load()
+            if s is self._ledger:
+                s = s.copy()
         s.prune(self._clock())
         return s
 
@@ -133,10 +141,46 @@ class Remediator:
     # -- persistence --------------------------------------------------------------------------
 
     def _load(self) -> SafetyState:
+        """The poll's ledger while a poll runs (callers hold the lock), else the stored state."""
+        if self._ledger is not None:
+            return self._ledger
         return SafetyState.from_dict(self._store.get_state(STATE_NAME))
 
-    def _save(self, state: SafetyState) -> None:
+    def _save(self, state: SafetyState, *, durable: bool = True) -> None:
+        """Write the safety state to the store; during a poll, ``durable=False`` only marks the ledger."""
+        if state is self._ledger and not durable:
+            self._dirty = True
+            return
         self._store.put_state(STATE_NAME, state.to_dict())
+        if state is self._ledger:
+            self._dirty = False
+
+    @contextmanager
+    def poll(self) -> Iterator[None]:
+        """One safety-state load and one save for all the decisions of a poll.
+
+        Decisions inside are made against an in-memory ledger (every thread's, manual requests
+        included, so none is lost). A refusal changes nothing; an alert (action ``none``) only
+        starts a cooldown, saved at the end. An action that reaches the cluster still saves the
+        state before the call (crash safety) and after it.
+        """
+        with self._lock:
+            if self._ledger is not None:  # nested: the outer poll owns the ledger
+                nested = True
+            else:
+                nested = False
+                ledger = SafetyState.from_dict(self._store.get_state(STATE_NAME))
+                ledger.prune(self._clock())
+                self._ledger, self._dirty = ledger, False
+        try:
+            yield
+        finally:
+            if not nested:
+                with self._lock:
+                    ledger, self._ledger = self._ledger, None
+                    if self._dirty and ledger is not None:
+                        self._store.put_state(STATE_NAME, ledger.to_dict())
+                    self._dirty = False
 
     # -- the one entry point -------------------------------------------------------------------
 
@@ -198,24 +242,26 @@ class Remediator:
         with self._lock:
             now = self._clock()
             state = self._load()
-            state.prune(now)
+            if state is not self._ledger:
+                state.prune(now)  # a ledger is pruned once, when the poll starts
             decision = decide(request, state, self._limits, now)
             if isinstance(decision, Allow):
                 state.note_started(request, now)
-                self._save(state)  # before acting: a crash must not reset the budget
+                # before acting: a crash must not reset the budget (an alert touches nothing: it may wait)
+                self._save(state, durable=not decision.record_only)
 
         if isinstance(decision, Deny):
             record.decision, record.reason, record.result = "denied", decision.reason, Result.SKIPPED
             record.reason_code = decision.code.value
             record = self._append(record)
-            log.info("%s %s for rule %s denied: %s", prefix, action, rule, decision.reason)
+            log.debug("%s %s for rule %s denied: %s", prefix, action, rule, decision.reason)
             return record
 
         record.reason = decision.reason
         if decision.record_only:
             record.result = Result.SKIPPED
             self._append(record)
-            log.info("%s rule %s: record only", prefix, rule)
+            log.debug("%s rule %s: record only", prefix, rule)
             return record
 
         dry_run = decision.dry_run or self._cluster is None
@@ -292,7 +338,8 @@ class Remediator:
                 self._save(state)
             record.duration_ms = round((end - started) * 1000, 3)
             self._store.update_remediation(record)
-        log.info(
+        log.log(
+            logging.INFO if record.reached_cluster else logging.DEBUG,
             "%s %s on %s/%s: %s%s%s",
             prefix,
             action,
@@ -302,6 +349,32 @@ class Remediator:
             " (dry-run)" if record.dry_run else "",
             f": {record.error or record.reason}" if record.result is not Result.SUCCESS else "",
         )
+        return record
+
+    def alert_summary(self, groups: list[ErrorGroup], *, cap: int) -> RemediationRecord:
+        """One audit record for the alert-only groups of a poll past its cap of ``cap`` records."""
+        now = self._clock()
+        shown = groups[:ALERT_SUMMARY_GROUPS]
+        record = RemediationRecord(
+            id=uuid.uuid4().hex,
+            time=now,
+            group_id="",
+            rule=",".join(sorted({g.rule for g in groups}))[:200],
+            action="none",
+            namespace="",
+            kind="",
+            name="",
+            reason=f"alert only: {len(groups)} more new groups this poll, past the cap of {cap} records per poll",
+            reason_code="alerts-over-cap",
+            result=Result.SKIPPED,
+            changes={
+                "count": len(groups),
+                "groups": [g.id for g in shown],
+                "more": len(groups) - len(shown),
+            },
+        )
+        self._store.add_remediation(record)
+        log.info("%d alert-only records past the cap of %d this poll: one summary record", len(groups), cap)
         return record
 
     def _append(self, record: RemediationRecord) -> RemediationRecord:
