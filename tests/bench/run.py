@@ -4,7 +4,7 @@
     python -m tests.bench.run --out /tmp/b --only pipeline  # one section (names below)
 
 Sections (each runs on its own: one that fails reports its error and the others still run):
-grouping, classification, pipeline, store, api, console. Absolute times depend on the machine,
+grouping, classification, pipeline, store, api, console, decisions. Absolute times depend on the machine,
 so the report starts with its core count and load; ratios to a peer measured in the same run are
 the figures to compare across machines. See ``tests/bench/README.md``.
 """
@@ -39,7 +39,7 @@ LOGHUB = HERE / "loghub"
 RULES = ROOT / "tests" / "fixtures" / "upstream" / "upstream-rules.yaml"
 DEMO = ROOT / "sentinel" / "demo"
 
-SECTIONS = ("grouping", "classification", "pipeline", "store", "api", "console")
+SECTIONS = ("grouping", "classification", "pipeline", "store", "api", "console", "decisions")
 
 
 # --- helpers ----------------------------------------------------------------------------------------
@@ -741,6 +741,79 @@ def section_console(runs: int = 5) -> dict[str, Any]:
 # --- report -----------------------------------------------------------------------------------------
 
 
+# --- 7. Remediation decisions of one poll -----------------------------------------------------------
+
+DECISION_SIZES = (1_000, 10_000, 100_000)
+
+
+def decisions_child(n: int) -> dict[str, Any]:
+    """In a fresh process: a poll's remediation step over ``n`` new groups, shipped rules, dry-run, no cluster.
+
+    The groups are stored first (not timed), each given one of the shipped rules in turn, as a
+    first start on a busy cluster would bring them; the timed part is ``Runtime._remediate``:
+    every decision, the audit records and the safety state (one load and one save per poll).
+    """
+    import logging
+
+    from sentinel.core.impact import LifecycleSettings
+    from sentinel.store.memory import MemoryStore
+
+    logging.disable(logging.INFO)  # the per-poll INFO line is not what is measured
+    pin_one_core()
+    now = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "config.yaml"
+        config.write_text(API_CONFIG.format(rules=ROOT / "config" / "rules.yaml"), encoding="utf-8")
+        from sentinel.engine.runtime import Runtime
+        from sentinel.sources.files import FileSource
+
+        store = MemoryStore()
+        rt = Runtime.build(config, source=FileSource(DEMO / "logs.jsonl", live=True), store=store, env={})
+        rules = [r.name for r in rt.rules.all_rules if r.name != "default"]
+        deltas = store_deltas(n, now=now, prefix="d")
+        for i, d in enumerate(deltas):
+            d.rule = rules[i % len(rules)]
+        changes = store.record(deltas, now=now, lifecycle=LifecycleSettings())
+        gc.collect()
+        t0, c0 = time.perf_counter(), time.process_time()
+        decided = rt._remediate(changes)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        records = store.stats(now=now).remediations_by_result
+        return {
+            "groups": n,
+            "decisions": decided,
+            "outcomes": dict(sorted(rt.last_outcomes.items())),
+            "records": sum(records.values()),
+            "wall_s": wall,
+            "cpu_s": cpu,
+            "ms_per_decision": wall * 1e3 / max(1, decided),
+        }
+
+
+def section_decisions(sizes: tuple[int, ...] = DECISION_SIZES) -> dict[str, Any]:
+    rows = [child(["--decisions-child", str(n)], timeout=1800) for n in sizes]
+    flat = rows[-1]["ms_per_decision"] / max(1e-9, rows[0]["ms_per_decision"])
+    return {
+        "rows": rows,
+        "targets": [
+            target(
+                f"poll decisions over {rows[-1]['groups']:,} new groups, one core",
+                rows[-1]["wall_s"],
+                30.0,
+                higher=False,
+                unit="s",
+            ),
+            target(
+                f"ms per decision, {rows[-1]['groups']:,} vs {rows[0]['groups']:,} groups",
+                flat,
+                2.0,
+                higher=False,
+                unit="x",
+            ),
+        ],
+    }
+
+
 def _f(v: Any, nd: int = 1) -> str:
     if isinstance(v, float):
         if abs(v) >= 1000:
@@ -974,6 +1047,31 @@ def markdown(rep: dict[str, Any]) -> str:
             "",
         ]
     L += _skipped(co) + _error(co)
+
+    de = s.get("decisions", {})
+    L += ["## 7. Remediation decisions of one poll (shipped rules, dry-run, no cluster)", ""]
+    if "rows" in de:
+        L += _table(
+            ["new groups", "decisions", "audit records", "wall s", "CPU s", "ms per decision", "outcomes"],
+            [
+                [
+                    f"{r['groups']:,}",
+                    f"{r['decisions']:,}",
+                    f"{r['records']:,}",
+                    f"{r['wall_s']:.2f}",
+                    f"{r['cpu_s']:.2f}",
+                    f"{r['ms_per_decision']:.3f}",
+                    ", ".join(f"{k} {v:,}" for k, v in r["outcomes"].items()),
+                ]
+                for r in de["rows"]
+            ],
+        )
+        L += [
+            "`Runtime._remediate` over a poll's new groups (stored beforehand, not timed), in a fresh process "
+            "pinned to one core: the decisions, the audit records and the safety state (one load and one save).",
+            "",
+        ]
+    L += _skipped(de) + _error(de)
     if rep.get("notes"):
         L += ["## Closing note", "", *rep["notes"], ""]
     return "\n".join(L)
@@ -998,6 +1096,7 @@ RUNNERS: dict[str, Callable[[], dict[str, Any]]] = {
     "store": section_store,
     "api": section_api,
     "console": section_console,
+    "decisions": section_decisions,
 }
 
 
@@ -1034,6 +1133,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--api-server", help=argparse.SUPPRESS)
     ap.add_argument("--console-child", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--decisions-child", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--render-only", action="store_true", help="re-render the .md from the .json and the notes")
     a = ap.parse_args(argv)
     if a.render_only:
@@ -1052,6 +1152,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if a.console_child:
         print(json.dumps(console_child(a.console_child)))
+        return
+    if a.decisions_child:
+        print(json.dumps(decisions_child(a.decisions_child)))
         return
     only = [s.strip() for s in a.only.split(",") if s.strip()]
     unknown = [s for s in only if s not in RUNNERS]
