@@ -216,7 +216,9 @@ class RemediationRecord:
     changes: dict[str, Any] = field(default_factory=dict)
     effective: bool | None = None
     workload: str = ""
-    # A write (or its server-side dry run) was sent to the API server: only these count as remediations.
+    # The action itself reached the API server: its write (or the write's server-side dry run) was
+    # accepted, or refused by the server (RBAC, a PodDisruptionBudget...). Nothing to do (not
+    # applicable), a gone target or a refusal by the safety policy did not. Only these count as remediations.
     reached_cluster: bool = False
     # Repeats of one refusal (rule, workload, decision, reason code) folded into this record:
     # ``count`` refusals from ``time`` to ``last_time``.

@@ -286,8 +286,8 @@ class Remediator:
                 target = self._target(self._cluster, spec, group)
                 record.kind, record.name = target.kind, target.name
                 ctx = Context(self._cluster, target, typed, dry_run, now)
-                record.reached_cluster = True
                 record.changes = EXECUTORS[action](ctx)
+                record.reached_cluster = True  # the write (or its dry run) was accepted
                 record.result = Result.SUCCESS
                 record.reason = "executed"
                 executed = not dry_run
@@ -305,6 +305,7 @@ class Remediator:
         except DisruptionBudgetRefused as err:
             # The API server refused the eviction: a budget forbids it now. Audited as such; never retried as a delete.
             record.result, record.error = Result.SKIPPED, str(err)
+            record.reached_cluster = True  # the eviction was sent, and refused
             record.reason = (
                 "refused by a PodDisruptionBudget: the eviction would break it (429); not retried as a delete"
             )
@@ -319,6 +320,7 @@ class Remediator:
         except ClusterError as err:
             record.result, record.error = Result.FAILED, str(err)
             record.reason = f"the API call failed ({type(err).__name__})"
+            record.reached_cluster = ctx is not None  # the action itself (not the target's resolution) failed
             if ctx is not None and ctx.dry_run and ctx.watched:  # a dry run that failed halfway: read back too
                 try:
                     self._verify_dry_run(ctx, record, prefix, after_error=str(err))

@@ -357,3 +357,20 @@ def test_a_dry_run_that_fails_halfway_is_read_back_too(
     rec = act(r, names[0], Case("delete-stuck-pods", {}, "DELETE", _stuck, lambda p, _: False))
     assert rec.result is Result.FAILED and r.state().halted
     assert f"Pod demo/{names[0]} is gone" in rec.error and "500" in rec.error
+
+
+def test_only_actions_that_reached_the_cluster_count(
+    peer: KubePeer, make_remediator: RemediatorFactory, store: MemoryStore
+) -> None:
+    pod = _web(peer, FakeClock())
+    r = make_remediator(limits=LIMITS)
+    nothing_to_do = r.handle(make_group(pods=[pod]), rule="a", action="rollback", params={}, cooldown=0)
+    assert nothing_to_do.result is Result.SKIPPED and not nothing_to_do.reached_cluster  # no previous revision
+    gone = r.handle(make_group(pods=["web-gone-x"]), rule="b", action="restart-pod", params={}, cooldown=0)
+    assert gone.result is Result.SKIPPED and not gone.reached_cluster
+    peer.deny("patch", "deployments/scale")
+    refused = r.handle(make_group(pods=[pod]), rule="c", action="scale-up", params={}, cooldown=0)
+    assert refused.result is Result.FAILED and refused.reached_cluster  # the API server refused it
+    done = r.handle(make_group(pods=[pod]), rule="d", action="rollout-restart", params={}, cooldown=0)
+    assert done.result is Result.SUCCESS and done.reached_cluster
+    assert store.stats(now=0).remediations_reached == 2
