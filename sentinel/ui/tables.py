@@ -82,13 +82,16 @@ def records_frame(records: Iterable[RemediationRecord]) -> pd.DataFrame:
             else r["workload"]
         )
         outcome = "refused" if r["decision"] == "denied" else r["result"]
+        why = r["error"] or r["reason"]
+        if rec.count > 1 and rec.last_time:  # repeats of one refusal, folded into this record
+            why = f"{why} (×{rec.count}, the last at {datetime.fromtimestamp(rec.last_time):%H:%M:%S})"
         rows.append(
             {
                 "Time": _dt(r["time"]),
                 "Action": r["action"],
                 "Target": target,
                 "Outcome": _outcome_label(outcome, dry_run=bool(r["dry_run"])),
-                "Why": r["error"] or r["reason"],
+                "Why": why,
                 "By": r["requested_by"],
                 "Rule": r["rule"],
                 "Effective": {True: "yes", False: "no", None: ""}[r["effective"]],

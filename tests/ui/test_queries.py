@@ -113,3 +113,19 @@ def test_history_rows_newest_first() -> None:
     )
     assert [r["by"] for r in rows] == ["b", "a"]
     assert rows[1]["from"] == "30s" and rows[1]["to"] == "1m" and rows[0]["to"] == "x, y"
+
+
+def test_audit_table_shows_folded_repeats() -> None:
+    from datetime import datetime
+
+    from sentinel.core.model import RemediationRecord
+    from sentinel.ui.tables import records_frame
+
+    base = {"group_id": "g", "rule": "r", "action": "rollout-restart", "namespace": "demo", "kind": "", "name": "web"}
+    once = RemediationRecord(id="a", time=100.0, decision="denied", reason="cooldown 1m remaining", **base)
+    folded = RemediationRecord(
+        id="b", time=100.0, decision="denied", reason="cooldown 30s remaining", count=4, last_time=190.0, **base
+    )
+    why = list(records_frame([once, folded])["Why"])
+    assert why[0] == "cooldown 1m remaining"
+    assert why[1] == f"cooldown 30s remaining (×4, the last at {datetime.fromtimestamp(190.0):%H:%M:%S})"
