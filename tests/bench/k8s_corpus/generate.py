@@ -484,9 +484,11 @@ def _event_json(ev: dict[str, str], message: str, c: _Ctx) -> str:
     involved: dict[str, Any] = {"kind": kind, "name": name, "uid": _uuid(r)}
     if namespace:
         involved["namespace"] = namespace
-    involved["apiVersion"] = {"Job": "batch/v1", "ReplicaSet": "apps/v1", "HorizontalPodAutoscaler": "autoscaling/v2"}.get(
-        kind, "v1"
-    )
+    involved["apiVersion"] = {
+        "Job": "batch/v1",
+        "ReplicaSet": "apps/v1",
+        "HorizontalPodAutoscaler": "autoscaling/v2",
+    }.get(kind, "v1")
     involved["resourceVersion"] = str(r.randrange(10_000, 99_999_999))
     if kind == "Pod" and ev.get("field_path"):
         involved["fieldPath"] = f"spec.containers{{{obj.container}}}"
