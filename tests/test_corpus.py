@@ -196,6 +196,7 @@ def test_score_lines_counts_ga_priority_and_rules(parts: dict) -> None:
     perfect = [{"group": x.truth, "priority": x.priority, "rule": "r"} for x in lines]
     res = score_lines(lines, perfect, perfect, ["r"] * len(lines))
     assert (res["ga"], res["priority_agreement"], res["rule_agreement"]) == (1.0, 1.0, 1.0)
+    assert (res["groups_exact"], res["priority_agreement_per_group"], res["rule_agreement_per_group"]) == (1, 1, 1)
     # merge two true groups into one predicted key: exactly their lines become wrong
     a, b = sorted({x.truth for x in lines})[:2]
     merged = [{**p, "group": a if p["group"] == b else p["group"]} for p in perfect]
@@ -204,6 +205,7 @@ def test_score_lines_counts_ga_priority_and_rules(parts: dict) -> None:
     n_ab = sum(x.truth in (a, b) for x in lines)
     assert res["ga"] == pytest.approx(1 - n_ab / len(lines))
     assert res["merged_groups"][0]["truths"] == sorted([a, b])
+    assert res["groups_exact"] == pytest.approx((res["true_groups"] - 2) / res["true_groups"])
     assert res["priority_agreement"] == 1.0
     assert res["rule_agreement"] == pytest.approx(sum(1 for i in range(len(lines)) if i % 4) / len(lines))
     with pytest.raises(ValueError, match="answers"):

@@ -229,6 +229,9 @@ def _k8s_corpus_markdown(sec: dict[str, Any]) -> list[str]:
             "GA",
             "priority = SRE",
             "rule = Go tool",
+            "true groups exact",
+            "priority, per group",
+            "Go rule, per group",
         ],
         [
             [
@@ -241,6 +244,9 @@ def _k8s_corpus_markdown(sec: dict[str, Any]) -> list[str]:
                 f"{r['ga']:.3f}",
                 f"{r['priority_agreement'] * 100:.1f}%",
                 f"{r['rule_agreement'] * 100:.1f}%",
+                f"{r['groups_exact'] * 100:.1f}%",
+                f"{r['priority_agreement_per_group'] * 100:.1f}%",
+                f"{r['rule_agreement_per_group'] * 100:.1f}%",
             ]
             for name, r in parts.items()
         ],
@@ -269,7 +275,10 @@ def _k8s_corpus_markdown(sec: dict[str, Any]) -> list[str]:
         "GA (`ga.py`'s `grouping_accuracy`) of its `--explain` group against the true "
         "namespace/workload/container/template key, and its priority against the SRE label, with "
         "`config/rules.yaml`; its rule against the Go tool's choice (`score.go_rule`, the raw line as Go "
-        "matched it) with `upstream-rules.yaml`. Worst splits and merges are in the JSON report.",
+        "matched it) with `upstream-rules.yaml`. GA and agreements count lines (the loudest groups of "
+        "the Zipf-like draw weigh most); the per-group columns weigh every true group the same "
+        "(exact: its lines, and only they, form one of our groups). Worst splits and merges are in the "
+        "JSON report.",
         "",
     ]
     return L

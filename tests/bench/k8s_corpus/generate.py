@@ -12,7 +12,7 @@ How lines are drawn
 * A *group* is (template, workload): the workload that logs it, or, for Kubernetes events shipped
   by the event exporter, the workload of the event's ``involvedObject`` (the exporter only carries
   them). The true group key is ``namespace/workload/container/template-group``.
-* Groups get line counts from a Zipf-like law (weight ``1 / rank**ZIPF_S`` over a seeded shuffle),
+* Groups get line counts from a Zipf-like law (weight ``1 / rank**ZIPF_S``, ranks from a seeded hash),
   at least ``MIN_LINES`` each, summing exactly to the requested total.
 * Every line draws its variables afresh (``${name}`` or ``${name:arg}`` in the template text):
   pod of the workload, timestamps in the format's own layout, IPs, ids, durations, and variables
@@ -653,25 +653,28 @@ def groups(part: Part) -> list[Group]:
     return out
 
 
-def _counts(n_groups: int, total: int, r: random.Random) -> list[int]:
-    ranks = list(range(n_groups))
-    r.shuffle(ranks)
-    weights = [1.0 / (k + 1) ** ZIPF_S for k in ranks]
+def _counts(keys: list[str], total: int, seed: int) -> list[int]:
+    """Line counts per group: Zipf-like over ranks drawn from a hash of (seed, group key), so that
+    adding a template moves the other groups by at most one rank instead of reshuffling them."""
+    n_groups = len(keys)
+    order = sorted(range(n_groups), key=lambda i: zlib.crc32(f"{seed}:{keys[i]}".encode()))
+    rank = {i: r for r, i in enumerate(order)}
+    weights = [1.0 / (rank[i] + 1) ** ZIPF_S for i in range(n_groups)]
     budget = total - MIN_LINES * n_groups
     if budget < 0:
         raise CorpusError(f"{total} lines cannot give {n_groups} groups {MIN_LINES} lines each")
     s = sum(weights)
     counts = [MIN_LINES + int(budget * w / s) for w in weights]
-    top = max(range(n_groups), key=lambda i: weights[i])
-    counts[top] += total - sum(counts)
+    counts[order[0]] += total - sum(counts)
     return counts
 
 
 def generate(part: Part, *, lines: int = LINES, seed: int | None = None) -> list[Line]:
     """All lines of ``part``, in time order. Deterministic for (part, lines, seed)."""
-    r = random.Random(part.seed if seed is None else seed)
+    seed = part.seed if seed is None else seed
+    r = random.Random(seed)
     gs = groups(part)
-    counts = _counts(len(gs), lines, r)
+    counts = _counts([g.truth for g in gs], lines, seed)
     out: list[tuple[int, int, Line]] = []
     seq = 0
     for g, n in zip(gs, counts, strict=True):

@@ -218,6 +218,15 @@ def score_lines(
     for t, p in zip(truth, pred, strict=True):
         pred_of[t][p] += 1
         truth_of[p][t] += 1
+    # the same figures with every true group weighing the same (the line-weighted ones follow the
+    # few loudest groups of the Zipf-like draw)
+    exact = sum(1 for t, v in pred_of.items() if len(v) == 1 and len(truth_of[next(iter(v))]) == 1)
+    per_group: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for x, p, r in zip(lines, prio_ok, rule_ok, strict=True):
+        g = per_group[x.truth]
+        g[0] += 1
+        g[1] += p
+        g[2] += r
     split = sorted(((len(v), t) for t, v in pred_of.items() if len(v) > 1), reverse=True)
     merged = sorted(((len(v), p, sorted(v)) for p, v in truth_of.items() if len(v) > 1), reverse=True)
     template_of = {x.truth: x.template for x in lines}
@@ -236,6 +245,9 @@ def score_lines(
         "ga": ga,
         "priority_agreement": _share(sum(prio_ok), len(lines)),
         "rule_agreement": _share(sum(rule_ok), len(lines)),
+        "groups_exact": _share(exact, n_true),
+        "priority_agreement_per_group": sum(g[1] / g[0] for g in per_group.values()) / len(per_group),
+        "rule_agreement_per_group": sum(g[2] / g[0] for g in per_group.values()) / len(per_group),
         "per_family": {
             k: {
                 "lines": v["lines"],
@@ -294,7 +306,9 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"{a.part}: {res['lines']} lines, {res['templates']} templates, {res['families']} families; "
         f"GA {res['ga']:.3f} ({res['pred_groups']} groups for {res['true_groups']}); "
-        f"priority {res['priority_agreement'] * 100:.1f}%; Go rule {res['rule_agreement'] * 100:.1f}%"
+        f"priority {res['priority_agreement'] * 100:.1f}%; Go rule {res['rule_agreement'] * 100:.1f}%; "
+        f"per true group: {res['groups_exact'] * 100:.1f}% exact, priority "
+        f"{res['priority_agreement_per_group'] * 100:.1f}%, Go rule {res['rule_agreement_per_group'] * 100:.1f}%"
     )
     for k, v in res["per_family"].items():
         print(
