@@ -329,6 +329,11 @@ def _reasons(r: R, arg: str) -> str:
     return msg
 
 
+def _fixed(text: str, lo: int, hi: int) -> int:
+    """A frame's line number (or code offset): fixed per frame within one build, as in real traces."""
+    return lo + zlib.crc32(text.encode()) % (hi - lo)
+
+
 def _go_trace(r: R, arg: str) -> str:
     gid = r.randrange(1, 5000)
     frames = r.sample(GO_FRAMES, r.randrange(3, 7))
@@ -336,7 +341,7 @@ def _go_trace(r: R, arg: str) -> str:
     for fn, file in frames:
         args = ", ".join(f"0x{_hexs(r, r.choice((6, 10)))}" for _ in range(r.randrange(0, 4)))
         out.append(f"{fn}({args})")
-        out.append(f"\t{file}:{r.randrange(20, 3000)} +0x{_hexs(r, r.randrange(2, 4))}")
+        out.append(f"\t{file}:{_fixed(fn, 20, 3000)} +0x{_fixed(file + fn, 16, 4096):x}")
     if arg == "more":
         out.append(f"created by net/http.(*Server).Serve in goroutine {r.randrange(1, 50)}")
         out.append(f"\t/usr/local/go/src/net/http/server.go:{r.randrange(3000, 3300)} +0x{_hexs(r, 3)}")
@@ -345,7 +350,7 @@ def _go_trace(r: R, arg: str) -> str:
 
 def _java_frames(r: R, arg: str) -> str:
     frames = r.sample(JAVA_FRAMES, r.randrange(3, 8))
-    lines = ["\tat " + f.replace("{n}", str(r.randrange(20, 2000))) for f in frames]
+    lines = ["\tat " + f.replace("{n}", str(_fixed(f, 20, 2000))) for f in frames]
     if r.random() < 0.5:
         lines.append(f"\t... {r.randrange(10, 90)} common frames omitted")
     return "\n".join(lines)
@@ -355,14 +360,14 @@ def _py_frames(r: R, arg: str) -> str:
     frames = r.sample(PY_FRAMES, r.randrange(2, 5))
     out = []
     for head, code in frames:
-        out.append('  File "' + head.replace("{n}", str(r.randrange(10, 900))))
+        out.append('  File "' + head.replace("{n}", str(_fixed(head, 10, 900))))
         out.append(code)
     return "\n".join(out)
 
 
 def _node_frames(r: R, arg: str) -> str:
     frames = r.sample(NODE_FRAMES, r.randrange(2, 5))
-    return "\n".join("    " + f.replace("{n}", str(r.randrange(10, 1600))) for f in frames)
+    return "\n".join("    " + f.replace("{n}", str(_fixed(f, 10, 1600))) for f in frames)
 
 
 def _referrer(r: R, arg: str) -> str:
