@@ -436,11 +436,13 @@ class Runtime:
 
     def _after_record(self, record: RemediationRecord) -> None:
         if record.decision == "allowed" and record.result.value == "success" and not record.dry_run:
-            g = self.store.get_group(record.group_id)
-            if g is not None:
+            when = record.time
+
+            def count_it(g: ErrorGroup) -> None:
                 g.remediations += 1
-                g.last_remediation_at = record.time
-                self.store.put_group(g)
+                g.last_remediation_at = when
+
+            self.store.update_group(record.group_id, count_it)  # atomic with a concurrent record()
         self.events.publish("remediation", record.to_dict())
 
     # -- maintenance ----------------------------------------------------------------------------
@@ -546,11 +548,15 @@ class Runtime:
         """acknowledge | snooze | resolve | reopen. ``KeyError`` if unknown, ``ValueError`` if invalid."""
         from sentinel.core.impact import transition
 
-        group = self.store.get_group(group_id)
+        now = self.clock()
+
+        def change(g: ErrorGroup) -> None:
+            transition(g, action, by=by, reason=reason, now=now, until=until, more=more)
+
+        # Read, transition and write back under the store's lock: a poll's record() cannot slip in between.
+        group = self.store.update_group(group_id, change)
         if group is None:
             raise KeyError(group_id)
-        transition(group, action, by=by, reason=reason, now=self.clock(), until=until, more=more)
-        self.store.put_group(group)
         self.store.flush()
         self.events.publish("error.updated", {**group_summary(group), "change": action, "by": by})
         return group
