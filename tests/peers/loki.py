@@ -21,6 +21,7 @@ import heapq
 import http.server
 import itertools
 import json
+import random
 import re
 import socket
 import struct
@@ -471,10 +472,13 @@ class LokiPeer:
         clock: Callable[[], float] = time.time,
         ready_after: int = 0,
         check_push_age: bool = True,
+        tie_order: random.Random | None = None,
     ) -> None:
         self.clock = clock
         self.ready_after = ready_after
         self.check_push_age = check_push_age
+        # A fault mode: lines of different streams sharing a timestamp come in a new order on each query.
+        self.tie_order = tie_order
         self.requests: list[RecordedRequest] = []
         self._streams: dict[str, _Stream] = {}
         self._faults: collections.deque[Fault] = collections.deque()
@@ -544,6 +548,13 @@ class LokiPeer:
 
     def require_bearer(self, token: str) -> None:
         self._auth.bearer = token
+
+    def clear(self) -> None:
+        """Forget every stored line and recorded request (one peer reused across property-test examples)."""
+        with self._lock:
+            self._streams.clear()
+            self.requests.clear()
+            self._faults.clear()
 
     def requests_to(self, path: str) -> list[RecordedRequest]:
         with self._lock:
@@ -693,19 +704,23 @@ class LokiPeer:
     ) -> tuple[list[tuple[int, _Stream, int]], int, int]:
         counters = [0, 0]
 
-        def run(stream: _Stream) -> Iterator[tuple[int, str, int, _Stream]]:
+        def run(stream: _Stream, rank: str) -> Iterator[tuple[int, str, int, _Stream]]:
             for i in stream.scan(start, end, forward):
                 line = stream.lines[i]
                 counters[0] += 1
                 counters[1] += len(line)
                 if query.keep(line):
-                    yield stream.ts[i], stream.key, i, stream
+                    yield stream.ts[i], rank, i, stream
 
         with self._lock:
             streams = [s for s in self._streams.values() if query.selects(s.labels)]
             for s in streams:
                 s.sort()
-            merged = heapq.merge(*(run(s) for s in streams), reverse=not forward)
+            # Equal timestamps of different streams: by stream labels, or in a new order on every query.
+            ranks = [s.key for s in streams]
+            if self.tie_order is not None:
+                self.tie_order.shuffle(ranks)
+            merged = heapq.merge(*(run(s, r) for s, r in zip(streams, ranks, strict=True)), reverse=not forward)
             picked = [(ts, s, i) for ts, _key, i, s in itertools.islice(merged, limit)]
         return picked, counters[0], counters[1]
 
