@@ -86,3 +86,34 @@ def test_every_page_boundary_counts_exactly(
 
     assert sum(want.values()) == len(got)
     assert keyed(got) == want
+
+
+def burst(n: int, *, tag: str = "burst") -> list[tuple[int, str]]:
+    return [(BASE, f"ERROR {tag} {i} failed") for i in range(n)]
+
+
+def test_a_burst_beyond_loki_s_limit_in_one_stream_is_read_split_and_counted(shared_peer: LokiPeer) -> None:
+    """5,200 lines at one nanosecond in one stream, 2,600 in each of two others, and ordinary lines around."""
+    peer = shared_peer
+    peer.clear()
+    peer.add_lines({"namespace": "shop", "pod": "api-0", "container": "api"}, burst(5200))
+    peer.add_lines({"namespace": "shop", "pod": "api-1", "container": "api"}, burst(2600))
+    peer.add_lines({"namespace": "shop", "pod": "api-1", "container": "sidecar"}, burst(2600))
+    # the millisecond before the burst holds lines of the saturated stream too: they are not part of it
+    peer.add_lines({"namespace": "shop", "pod": "api-0", "container": "api"}, [(BASE - 5, "ERROR just before")])
+    peer.add_lines({"namespace": "shop", "pod": "web-0"}, [(BASE - 10, "ERROR web before"), (BASE + 7, "ERROR web after")])
+    loki = client(peer, page_limit=1000)
+
+    got = loki.fetch_all(BASE - 1_000_000_000, BASE + 1_000_000_000)
+
+    by_stream = collections.Counter((e.labels["pod"], e.labels.get("container", "")) for e in got)
+    assert by_stream == {("api-0", "api"): 5001, ("api-1", "api"): 2600, ("api-1", "sidecar"): 2600, ("web-0", ""): 2}
+    assert len(set(keyed(got))) == len(got)  # nothing twice
+    stream = '{container="api", namespace="shop", pod="api-0", service_name="api"}'
+    assert loki.report.unread == {stream: 200}
+    assert loki.report.unresolved == 0
+    # the split went through series and one query per stream; the count through one instant metric query
+    assert len(peer.requests_to("/loki/api/v1/series")) == 1
+    instant = peer.requests_to("/loki/api/v1/query")
+    assert [r.param("time") for r in instant] == [str(BASE)]
+    assert "[1ms]" in (instant[0].param("query") or "")
