@@ -75,6 +75,26 @@ def checks(rt: Runtime) -> list[Check]:
     return out
 
 
+def count_notes(rt: Runtime) -> list[str]:
+    """One short line per kind of line Loki holds that was not counted as an occurrence (empty: none)."""
+    c = rt.health.counts
+    notes: list[str] = []
+    if c.unread_lines:
+        notes.append(
+            f"{c.unread_lines} unread occurrences in {len(c.unread)} stream(s): more lines at one nanosecond "
+            "than Loki returns"
+        )
+    if c.unresolved_bursts:
+        notes.append(f"{c.unresolved_bursts} burst(s) too large to count exactly")
+    if c.late_lines:
+        notes.append(f"{c.late_lines} late lines reached Loki after their window was read (not counted)")
+    if c.refused_lines:
+        notes.append(f"{c.refused_lines} lines refused: stream labels that are not strings")
+    if c.cursor_resets:
+        notes.append(f"store cursor was in the future {c.cursor_resets}×: {c.last_cursor_reset}")
+    return notes
+
+
 def open_breakers(rt: Runtime) -> dict[str, dict[str, object]]:
     state = rt.remediator.state()
     return {w: b.to_dict() for w, b in sorted(state.breakers.items()) if b.open}
@@ -96,6 +116,12 @@ def banners(rt: Runtime, *, compact: bool = False) -> None:
         st.info(
             "**Read-only replica** — another replica is the leader; this one does not poll or act.",
             icon=":material/visibility:",
+        )
+    notes = count_notes(rt)
+    if notes:
+        st.warning(
+            "**Not every line was counted** — " + ("; ".join(notes) if not compact else notes[0]),
+            icon=":material/functions:",
         )
     breakers = open_breakers(rt)
     if breakers:
