@@ -87,13 +87,19 @@ class RuntimeCollector(Collector):
             value=c.unread_lines,
         )
         yield CounterMetricFamily(
-            f"{PREFIX}_unresolved_bursts", "Saturated nanoseconds that could not be counted exactly", value=c.unresolved_bursts
+            f"{PREFIX}_unresolved_bursts",
+            "Saturated nanoseconds that could not be counted exactly",
+            value=c.unresolved_bursts,
         )
         yield CounterMetricFamily(
-            f"{PREFIX}_late_lines", "Lines that reached Loki after their window was read (reported, not read)", value=c.late_lines
+            f"{PREFIX}_late_lines",
+            "Lines that reached Loki after their window was read (reported, not read)",
+            value=c.late_lines,
         )
         yield CounterMetricFamily(
-            f"{PREFIX}_refused_lines", "Lines of streams refused for label values that are not strings", value=c.refused_lines
+            f"{PREFIX}_refused_lines",
+            "Lines of streams refused for label values that are not strings",
+            value=c.refused_lines,
         )
         yield CounterMetricFamily(
             f"{PREFIX}_coerced_label_values", "Label values coerced to strings", value=c.coerced_labels

@@ -222,7 +222,7 @@ def split_selector(query: str) -> tuple[str, str]:
                 i += 1
             elif ch == quote:
                 quote = ""
-        elif ch in "\"`":
+        elif ch in '"`':
             quote = ch
         elif ch == "}":
             return text[: i + 1], text[i + 1 :]
@@ -268,9 +268,7 @@ def parse_streams(body: bytes, report: FetchReport | None = None) -> list[LogEnt
                         raise TypeError("values")
                     if report is not None:
                         report.refused_lines += len(values)
-                    log.warning(
-                        "loki stream refused: its labels are not an object of strings: %s", cap(repr(raw), 200)
-                    )
+                    log.warning("loki stream refused: its labels are not an object of strings: %s", cap(repr(raw), 200))
                     continue
                 raw = fixed
             labels = MappingProxyType(raw)

@@ -218,7 +218,9 @@ store:
     return cfg
 
 
-def loki_runtime(tmp_path: Path, peer: LokiPeer, *, page_limit: int = 1000, clock: Any = time.time, **kw: str) -> Runtime:
+def loki_runtime(
+    tmp_path: Path, peer: LokiPeer, *, page_limit: int = 1000, clock: Any = time.time, **kw: str
+) -> Runtime:
     source = LokiClient(
         httpx.Client(base_url=peer.url, timeout=10.0),
         query='{namespace=~".+"} |~ "(?i)(error|fatal)"',

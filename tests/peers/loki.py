@@ -1100,7 +1100,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             elif path == QUERY:
                 text = params.get("query") or ""
                 if is_metric_query(text):
-                    self._json(peer.metric_instant(parse_metric_query(text), parse_loki_time(params.get("time"), now_ns)))
+                    self._json(
+                        peer.metric_instant(parse_metric_query(text), parse_loki_time(params.get("time"), now_ns))
+                    )
                     return
                 parse_log_query(text)
                 raise QueryError(

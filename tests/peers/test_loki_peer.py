@@ -258,7 +258,9 @@ def test_backward_is_the_default_direction_and_limit_defaults_to_100(loaded_peer
         pytest.param({"limit": "0"}, "limit must be a positive value", id="limit-zero"),
         pytest.param({"query": '{app="x"} | json'}, "supports line filters only", id="pipeline-unsupported"),
         pytest.param({"query": 'rate({app="x"}[1m])'}, "count_over_time", id="other-metric-unsupported"),
-        pytest.param({"query": 'sum(count_over_time({app="x"}[1ns]))'}, 'not a valid duration string: "1ns"', id="ns-range"),
+        pytest.param(
+            {"query": 'sum(count_over_time({app="x"}[1ns]))'}, 'not a valid duration string: "1ns"', id="ns-range"
+        ),
         pytest.param({"query": '{app="x" |= "y"'}, "syntax error: unexpected |=, expecting , or }", id="unclosed"),
         pytest.param({"query": "{}"}, "at least one regexp or equality matcher", id="empty-selector"),
     ],

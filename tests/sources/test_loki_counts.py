@@ -101,7 +101,9 @@ def test_a_burst_beyond_loki_s_limit_in_one_stream_is_read_split_and_counted(sha
     peer.add_lines({"namespace": "shop", "pod": "api-1", "container": "sidecar"}, burst(2600))
     # the millisecond before the burst holds lines of the saturated stream too: they are not part of it
     peer.add_lines({"namespace": "shop", "pod": "api-0", "container": "api"}, [(BASE - 5, "ERROR just before")])
-    peer.add_lines({"namespace": "shop", "pod": "web-0"}, [(BASE - 10, "ERROR web before"), (BASE + 7, "ERROR web after")])
+    peer.add_lines(
+        {"namespace": "shop", "pod": "web-0"}, [(BASE - 10, "ERROR web before"), (BASE + 7, "ERROR web after")]
+    )
     loki = client(peer, page_limit=1000)
 
     got = loki.fetch_all(BASE - 1_000_000_000, BASE + 1_000_000_000)
