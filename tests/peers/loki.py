@@ -3,7 +3,9 @@
 It answers in Grafana Loki 3.8's exact shapes (compared with recorded responses in
 ``tests/peers/test_loki_peer.py``): push (JSON), ``query_range`` and ``query`` over a LogQL subset
 (stream selector with ``= != =~ !~``, chained line filters ``|= != |~ !~``), ``/ready``, labels, label
-values, series and buildinfo. Like Loki it adds ``service_name`` at push and ``detected_level`` as
+values, series and buildinfo; metric queries ``[sum [by (labels)]] (count_over_time(<log query> [range]))``
+as instant (``query``) and range (``query_range`` with ``step``) queries. What has no recording is listed in
+``tests/peers/README.md``. Like Loki it adds ``service_name`` at push and ``detected_level`` as
 structured metadata, which splits one pod's lines over several streams in query answers.
 
 Faults are injected per test: a status (with ``Retry-After``), a delay, a malformed body or a connection
