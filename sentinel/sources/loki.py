@@ -34,6 +34,7 @@ import json
 import logging
 import operator
 import random
+import re
 import ssl
 import time
 from collections import Counter
@@ -65,6 +66,7 @@ MAX_LIMIT: Final = 5000
 """Loki's default ``max_entries_limit_per_query``."""
 
 _RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
+_LABEL_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _RETRY_AFTER_STATUSES: Final = frozenset({429, 503})
 _PROBE_LOOKBACK_NS: Final = 3600 * 1_000_000_000
 
@@ -511,15 +513,23 @@ class LokiClient:
                 f"{selector!r} there: they cannot be read without loss"
             )
         names = frozenset(k for labels in streams for k in labels)
+        # One metric query tells which streams have matching lines in the millisecond up to ts (and
+        # how many): only those are read (Loki's series may list many more streams than hold lines).
+        in_ms: dict[str, int] | None = None
+        if all(_LABEL_NAME.fullmatch(n) for n in names):
+            by = ", ".join(sorted(names))
+            in_ms = self._instant_vector(f"sum by ({by}) (count_over_time({self.query} [1ms]))", ts)
         entries: list[LogEntry] = []
         for labels in streams:
+            stream = label_text(labels)
+            if in_ms is not None and not in_ms.get(stream):
+                continue
             query = exact_selector(labels, names) + pipeline
             got = self._query_page(ts, ts + 1, MAX_LIMIT, "forward", report, query=query)
             entries.extend(got)
             if len(got) < MAX_LIMIT:
                 continue
-            stream = label_text(labels)
-            total = self._lines_at(query, ts)
+            total = self._lines_at(query, ts, None if in_ms is None else in_ms[stream])
             if total is None:
                 report.unresolved += 1
                 log.warning(
@@ -544,12 +554,13 @@ class LokiClient:
         entries.sort(key=_ts_key)
         return entries
 
-    def _lines_at(self, query: str, ts: int) -> int | None:
-        """Lines of ``query`` at exactly ``ts``: a count over ``(ts - 1ms, ts]`` less those before ``ts``.
-
-        None when the millisecond before ``ts`` itself holds more lines than one query returns.
+    def _lines_at(self, query: str, ts: int, in_ms: int | None = None) -> int | None:
+        """Lines of ``query`` at exactly ``ts``: a count over ``(ts - 1ms, ts]`` (``in_ms`` when already
+        known) less those before ``ts``. None when the millisecond before ``ts`` itself holds more
+        lines than one query returns.
         """
-        in_ms = self._instant_sum(f"sum(count_over_time({query} [1ms]))", ts)
+        if in_ms is None:
+            in_ms = self._instant_sum(f"sum(count_over_time({query} [1ms]))", ts)
         before = self._query_page(ts - MS + 1, ts, MAX_LIMIT, "forward", None, query=query)
         if len(before) >= MAX_LIMIT:
             return None
@@ -573,13 +584,24 @@ class LokiClient:
 
     def _instant_sum(self, query: str, at_ns: int) -> int:
         """The sum of an instant vector query's values (0 when it has no series)."""
+        return sum(self._instant_vector(query, at_ns).values())
+
+    def _instant_vector(self, query: str, at_ns: int) -> dict[str, int]:
+        """An instant vector query's series (labels in Loki's text form) and their integer values."""
         resp = self._get(QUERY_PATH, {"query": query, "time": str(at_ns)})
         try:
             doc = json.loads(resp.content)
             data = doc["data"]
             if doc["status"] != "success" or data["resultType"] != "vector":
                 raise TypeError("resultType")
-            return sum(int(float(r["value"][1])) for r in data["result"])
+            out: dict[str, int] = {}
+            for r in data["result"]:
+                metric = _coerce_labels(r["metric"], None)
+                if metric is None:
+                    raise TypeError("metric")
+                key = label_text(metric)
+                out[key] = out.get(key, 0) + int(float(r["value"][1]))
+            return out
         except (ValueError, UnicodeDecodeError, KeyError, TypeError, IndexError) as err:
             raise LokiError(
                 f"Loki's answer to the metric query {query!r} is not an instant vector: {cap(resp.content[:200])}"
