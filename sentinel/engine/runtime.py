@@ -121,6 +121,7 @@ class _ReadWindow:
     start_ns: int
     end_ns: int
     counted: int
+    query: str  # a different query counts different lines: no comparison then
 
 
 @dataclass
@@ -504,8 +505,10 @@ class Runtime:
         from those already counted without keeping every line. Returns how many were found now.
         """
         count = getattr(self.source, "count", None)
-        previous, self._last_read = self._last_read, (_ReadWindow(start_ns, end_ns, counted) if exact else None)
-        if previous is None or not callable(count):
+        query = str(getattr(self.source, "query", ""))
+        previous = self._last_read
+        self._last_read = _ReadWindow(start_ns, end_ns, counted, query) if exact else None
+        if previous is None or not callable(count) or previous.query != query:
             return 0
         try:
             now_there = count(previous.start_ns, previous.end_ns)

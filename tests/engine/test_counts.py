@@ -337,6 +337,19 @@ def test_no_late_lines_when_none_arrived(tmp_path: Path, loki_peer: LokiPeer) ->
     rt.stop()
 
 
+def test_a_query_change_between_polls_is_not_taken_for_late_lines(tmp_path: Path, loki_peer: LokiPeer) -> None:
+    now = [time.time()]
+    rt = loki_runtime(tmp_path, loki_peer, clock=lambda: now[0])
+    pod = {"namespace": "shop", "pod": "api-0", "container": "api"}
+    loki_peer.add_lines(pod, [(int((now[0] - 60) * NS), "ERROR one"), (int((now[0] - 50) * NS), "WARN two")])
+    assert rt.poll_once().lines == 1
+    rt.update_settings({"query": '{namespace=~".+"} |~ "(?i)(error|warn)"'}, by="ann")
+    now[0] += 30
+    assert rt.poll_once().ok
+    assert rt.health.counts.late_lines == 0
+    rt.stop()
+
+
 def streams_body(*streams: tuple[object, list[list[str]]]) -> bytes:
     result = [{"stream": labels, "values": values} for labels, values in streams]
     return json.dumps({"status": "success", "data": {"resultType": "streams", "result": result}}).encode()
