@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sentinel.core.model import LogEntry
-from sentinel.sources.loki import LokiClient, build_http_client
+from sentinel.sources.loki import LokiClient, build_http_client, exact_selector, split_selector
 from tests.peers.loki import LokiPeer
 
 BASE = 1_795_826_000_000_000_000
@@ -125,3 +125,40 @@ def test_a_burst_beyond_loki_s_limit_in_one_stream_is_read_split_and_counted(sha
     per_stream = [r.param("query") or "" for r in peer.requests_to("/loki/api/v1/query_range")]
     assert not any("quiet-" in q for q in per_stream)
     assert sum(1 for q in per_stream if 'pod="api-' in q) == 4  # 3 streams at ts, + the ms before api-0's burst
+
+
+@pytest.mark.parametrize(
+    "query, selector, rest",
+    [
+        pytest.param('{a="x"}', '{a="x"}', "", id="selector-only"),
+        pytest.param(' {a="}", b=~"x|y"} |= "}"', '{a="}", b=~"x|y"}', ' |= "}"', id="brace-in-strings"),
+        pytest.param('{a="q\\"}"} | json', '{a="q\\"}"}', " | json", id="escaped-quote"),
+        pytest.param("{a=`}`} !~ `x`", "{a=`}`}", " !~ `x`", id="backticks"),
+    ],
+)
+def test_split_selector_respects_strings(query: str, selector: str, rest: str) -> None:
+    assert split_selector(query) == (selector, rest)
+
+
+@pytest.mark.parametrize("query", [pytest.param('sum(count_over_time({a="x"}[1m]))', id="metric"),
+                                   pytest.param('{a="x"', id="unclosed")])  # fmt: skip
+def test_split_selector_refuses_what_is_not_a_log_query(query: str) -> None:
+    with pytest.raises(ValueError, match="selector"):
+        split_selector(query)
+
+
+def test_exact_selector_quotes_values_and_excludes_other_labels() -> None:
+    got = exact_selector({"pod": 'a"b', "ns": "x\\y"}, frozenset({"pod", "ns", "container"}))
+    assert got == '{ns="x\\\\y", pod="a\\"b", container=""}'
+
+
+def test_count_asks_one_instant_query_over_whole_milliseconds(shared_peer: LokiPeer) -> None:
+    peer = shared_peer
+    peer.clear()
+    peer.add_lines({"namespace": "shop", "pod": "a"}, [(BASE, "ERROR first"), (BASE + 999, "ERROR x"),
+                                                      (BASE + 2_000_000, "ERROR at end")])  # fmt: skip
+    loki = client(peer, page_limit=10)
+    assert loki.count(BASE, BASE + 2_000_000) == 2  # [start, end): the line at end is not in it
+    assert loki.count(BASE, BASE + 2_000_001) is None  # not whole milliseconds: cannot be asked
+    assert loki.count(BASE, BASE) is None
+    assert [r.param("time") for r in peer.requests_to("/loki/api/v1/query")] == [str(BASE + 2_000_000 - 1)]
