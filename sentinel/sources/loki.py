@@ -519,6 +519,8 @@ class LokiClient:
         if all(_LABEL_NAME.fullmatch(n) for n in names):
             by = ", ".join(sorted(names))
             in_ms = self._instant_vector(f"sum by ({by}) (count_over_time({self.query} [1ms]))", ts)
+            if not in_ms.keys() <= {label_text(labels) for labels in streams}:
+                in_ms = None  # the pipeline rewrote stream labels: read every listed stream instead
         entries: list[LogEntry] = []
         for labels in streams:
             stream = label_text(labels)

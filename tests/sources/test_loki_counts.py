@@ -6,6 +6,7 @@ import collections
 import random
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -162,3 +163,32 @@ def test_count_asks_one_instant_query_over_whole_milliseconds(shared_peer: LokiP
     assert loki.count(BASE, BASE + 2_000_001) is None  # not whole milliseconds: cannot be asked
     assert loki.count(BASE, BASE) is None
     assert [r.param("time") for r in peer.requests_to("/loki/api/v1/query")] == [str(BASE + 2_000_000 - 1)]
+
+
+def test_a_pipeline_that_rewrites_stream_labels_still_reads_every_listed_stream() -> None:
+    """Loki's grouped count names streams the series list does not (``| label_format pod=...``): read them all."""
+    stream = {"namespace": "shop", "pod": "api-0"}
+    values = [[str(BASE), f"ERROR {i}"] for i in range(5000)]
+    asked: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        path, params = request.url.path, request.url.params
+        asked.append(path)
+        if path.endswith("/series"):
+            return httpx.Response(200, json={"status": "success", "data": [stream]})
+        if path.endswith("/query"):
+            metric = {"namespace": "shop", "pod": "renamed"} if params["query"].startswith("sum by") else {}
+            vector = [{"metric": metric, "value": [1795826000, "5003"]}]
+            return httpx.Response(200, json={"status": "success", "data": {"resultType": "vector", "result": vector}})
+        body = values if int(params["start"]) == BASE else []
+        result = [{"stream": stream, "values": body}] if body else []
+        return httpx.Response(200, json={"status": "success", "data": {"resultType": "streams", "result": result}})
+
+    http = httpx.Client(base_url="http://loki.test", transport=httpx.MockTransport(handler))
+    loki = LokiClient(http, query='{namespace="shop"} | label_format pod="renamed"', page_limit=100)
+
+    got = loki.fetch_all(BASE, BASE + 10)
+
+    assert len(got) == 5000
+    assert loki.report.unread == {'{namespace="shop", pod="api-0"}': 3}
+    assert asked.count("/loki/api/v1/query") == 2  # the grouped count, then the stream's own count
