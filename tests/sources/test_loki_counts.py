@@ -192,3 +192,19 @@ def test_a_pipeline_that_rewrites_stream_labels_still_reads_every_listed_stream(
     assert len(got) == 5000
     assert loki.report.unread == {'{namespace="shop", pod="api-0"}': 3}
     assert asked.count("/loki/api/v1/query") == 2  # the grouped count, then the stream's own count
+
+
+def test_two_saturated_nanoseconds_in_one_millisecond_are_reported_unresolved(shared_peer: LokiPeer) -> None:
+    """The second burst cannot be told apart from the first by a count over one millisecond: said, not guessed."""
+    peer = shared_peer
+    peer.clear()
+    labels = {"namespace": "shop", "pod": "api-0"}
+    peer.add_lines(labels, [(BASE - 1, f"ERROR first {i}") for i in range(5001)])
+    peer.add_lines(labels, [(BASE, f"ERROR second {i}") for i in range(5001)])
+    loki = client(peer, page_limit=100)
+
+    got = loki.fetch_all(BASE - 10, BASE + 10)
+
+    assert len(got) == 10_000
+    assert loki.report.unread == {'{namespace="shop", pod="api-0", service_name="unknown_service"}': 1}
+    assert loki.report.unresolved == 1
