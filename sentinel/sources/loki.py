@@ -506,7 +506,8 @@ class LokiClient:
                 f"{MAX_LIMIT} or more lines share the timestamp {ts} ns and the query {self.query!r} cannot be "
                 f"split by stream ({err}); narrow the query"
             ) from err
-        streams = self._series(selector, ts, ts + 1)
+        # Streams of the millisecond up to ts: the window the count below covers, so both name the same streams.
+        streams = self._series(selector, ts - MS + 1, ts + 1)
         if not streams:
             raise LokiError(
                 f"{MAX_LIMIT} or more lines share the timestamp {ts} ns but Loki lists no stream for "

@@ -637,11 +637,12 @@ class LokiPeer:
         self._auth.bearer = token
 
     def clear(self) -> None:
-        """Forget every stored line and recorded request (one peer reused across property-test examples)."""
+        """Forget every stored line, recorded request, fault and fault mode (one peer reused across tests)."""
         with self._lock:
             self._streams.clear()
             self.requests.clear()
             self._faults.clear()
+            self.tie_order = None
 
     def requests_to(self, path: str) -> list[RecordedRequest]:
         with self._lock:
