@@ -80,6 +80,33 @@ class RuntimeCollector(Collector):
             for quant in (0.5, 0.9, 0.99):
                 q.add_metric([str(quant)], _quantile(recent, quant))
             yield q
+        c = h.counts
+        yield CounterMetricFamily(
+            f"{PREFIX}_unread_lines",
+            "Lines Loki holds beyond its per-query limit at one nanosecond, counted but not read",
+            value=c.unread_lines,
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}_unresolved_bursts",
+            "Saturated nanoseconds that could not be counted exactly",
+            value=c.unresolved_bursts,
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}_late_lines",
+            "Lines that reached Loki after their window was read (reported, not read)",
+            value=c.late_lines,
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}_refused_lines",
+            "Lines of streams refused for label values that are not strings",
+            value=c.refused_lines,
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}_coerced_label_values", "Label values coerced to strings", value=c.coerced_labels
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}_cursor_resets", "Polls that found the stored cursor in the future", value=c.cursor_resets
+        )
         yield GaugeMetricFamily(
             f"{PREFIX}_last_successful_poll_timestamp_seconds",
             "When the last successful poll ran (0: never)",

@@ -248,6 +248,14 @@ class PollHealth(BaseModel):
     last_error: str
     leader: bool
     cluster: str
+    unread_lines: int = Field(0, description="lines Loki holds beyond its per-query limit at one nanosecond")
+    unread_streams: dict[str, int] = Field(default_factory=dict, description="unread lines by stream")
+    unresolved_bursts: int = Field(0, description="saturated nanoseconds that could not be counted exactly")
+    late_lines: int = Field(0, description="lines that reached Loki after their window was read (not re-read)")
+    refused_lines: int = Field(0, description="lines of streams refused for label values that are not strings")
+    coerced_labels: int = Field(0, description="label values coerced to strings")
+    cursor_resets: int = Field(0, description="polls that found the stored cursor in the future")
+    last_cursor_reset: str = ""
 
 
 class Totals(BaseModel):

@@ -29,6 +29,14 @@ def poll_health(runtime: Runtime) -> PollHealth:
         last_error=redact(runtime, h.last_error),
         leader=h.leader,
         cluster=redact(runtime, h.cluster),
+        unread_lines=h.counts.unread_lines,
+        unread_streams=dict(h.counts.unread),
+        unresolved_bursts=h.counts.unresolved_bursts,
+        late_lines=h.counts.late_lines,
+        refused_lines=h.counts.refused_lines,
+        coerced_labels=h.counts.coerced_labels,
+        cursor_resets=h.counts.cursor_resets,
+        last_cursor_reset=h.counts.last_cursor_reset,
     )
 
 

@@ -36,6 +36,7 @@ from sentinel.engine.settings import RuntimeSettings, apply_update, from_stored,
 from sentinel.errors import ConfigError, LokiUnavailable, SafetyRefused, SentinelError, SourceError, cap
 from sentinel.remediation.cluster import Cluster
 from sentinel.remediation.remediator import Remediator
+from sentinel.sources.loki import FetchReport
 from sentinel.store.base import GroupChange, Store
 from sentinel.store.memory import MemoryStore
 from sentinel.store.tinydb import TinyDBStore
@@ -43,6 +44,7 @@ from sentinel.store.tinydb import TinyDBStore
 log = logging.getLogger(__name__)
 
 NS = 1_000_000_000
+MS = 1_000_000
 READY_STALE_FACTOR = 3  # /ready fails when the last good poll is older than 3 poll intervals
 # Alert-only (action none) records per poll; the groups past it share one summary record, so a
 # first start on a busy cluster does not flood the audit log or the notifications.
@@ -66,6 +68,76 @@ class Source(Protocol):
     def ready(self) -> tuple[bool, str]: ...
 
 
+MAX_UNREAD_STREAMS = 100
+OTHER_STREAMS = "{other streams}"
+
+
+@dataclass
+class SourceCounts:
+    """Lines Loki holds that were not read as lines, and what the source had to correct (persisted)."""
+
+    unread: dict[str, int] = field(default_factory=dict)  # stream -> lines past Loki's per-query limit
+    unresolved_bursts: int = 0  # saturated nanoseconds that could not be measured exactly
+    late_lines: int = 0  # lines that reached Loki after their window was read (reported, not re-read)
+    refused_lines: int = 0  # lines of streams whose labels could not be made strings
+    coerced_labels: int = 0  # label values coerced to strings
+    cursor_resets: int = 0  # polls that found the stored cursor in the future
+    last_cursor_reset: str = ""
+
+    @property
+    def unread_lines(self) -> int:
+        return sum(self.unread.values())
+
+    def add_unread(self, unread: Mapping[str, int]) -> None:
+        for stream, n in unread.items():
+            self.unread[stream] = self.unread.get(stream, 0) + n
+        if len(self.unread) > MAX_UNREAD_STREAMS:  # keep the largest; the rest are summed, never dropped
+            ranked = sorted(self.unread.items(), key=lambda kv: (kv[0] == OTHER_STREAMS, -kv[1]))
+            keep = dict(ranked[: MAX_UNREAD_STREAMS - 1])
+            keep[OTHER_STREAMS] = sum(n for k, n in ranked[MAX_UNREAD_STREAMS - 1 :])
+            self.unread = keep
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "unread_lines": self.unread_lines,
+            "unread_streams": dict(self.unread),
+            "unresolved_bursts": self.unresolved_bursts,
+            "late_lines": self.late_lines,
+            "refused_lines": self.refused_lines,
+            "coerced_labels": self.coerced_labels,
+            "cursor_resets": self.cursor_resets,
+            "last_cursor_reset": self.last_cursor_reset,
+        }
+
+    @classmethod
+    def from_stored(cls, doc: Mapping[str, Any] | None) -> SourceCounts:
+        if not doc:
+            return cls()
+        try:
+            return cls(
+                unread={str(k): int(v) for k, v in dict(doc.get("unread_streams", {})).items()},
+                unresolved_bursts=int(doc.get("unresolved_bursts", 0)),
+                late_lines=int(doc.get("late_lines", 0)),
+                refused_lines=int(doc.get("refused_lines", 0)),
+                coerced_labels=int(doc.get("coerced_labels", 0)),
+                cursor_resets=int(doc.get("cursor_resets", 0)),
+                last_cursor_reset=str(doc.get("last_cursor_reset", "")),
+            )
+        except (TypeError, ValueError) as err:
+            log.warning("stored source counts could not be read (%s); starting from zero", cap(err))
+            return cls()
+
+
+@dataclass(frozen=True, slots=True)
+class _ReadWindow:
+    """A window read and what was counted in it: checked once more at the next poll for late lines."""
+
+    start_ns: int
+    end_ns: int
+    counted: int
+    query: str  # a different query counts different lines: no comparison then
+
+
 @dataclass
 class Health:
     """What the engine knows about itself; /ready, /metrics and the console read it."""
@@ -87,6 +159,7 @@ class Health:
     leader: bool = True
     poll_durations: list[float] = field(default_factory=list)
     skipped_seconds: float = 0.0  # logs never read because a catch-up hit loki.max_lookback
+    counts: SourceCounts = field(default_factory=lambda: SourceCounts())
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -106,6 +179,7 @@ class Health:
             "leader": self.leader,
             "skipped_seconds": self.skipped_seconds,
             "role": self.role,
+            **self.counts.to_dict(),
         }
 
     @property
@@ -202,6 +276,8 @@ class Runtime:
         stored_hits = store.get_state("rule_hits")
         if stored_hits:
             self.rule_hits = {str(k): int(v) for k, v in stored_hits.items()}
+        self.health.counts = SourceCounts.from_stored(store.get_state("source_counts"))
+        self._last_read: _ReadWindow | None = None
 
     # -- construction ---------------------------------------------------------------------------
 
@@ -316,10 +392,16 @@ class Runtime:
         # Lines reach Loki a little after their timestamp (agents batch and retry): read only up
         # to ``ingest_delay`` ago, so a line stamped before the cursor is never stored after it.
         end = int((now - self.config.loki.ingest_delay) * NS)
+        end -= end % MS  # whole milliseconds: a metric query can count the window again (late lines)
         cursor = self.store.get_cursor()
         lookback = int(self.settings.lookback * NS)
         max_lookback = int(max(self.config.loki.max_lookback, self.settings.lookback) * NS)
-        start = end - lookback if cursor is None else max(cursor, end - max_lookback)
+        if cursor is None or cursor > end:
+            # No cursor, or one in the future (a clock that jumped back, a store from elsewhere): it
+            # cannot be trusted, so read from now - lookback rather than nothing (_poll says so).
+            start = end - lookback
+        else:
+            start = max(cursor, end - max_lookback)
         return min(start, end), end
 
     def poll_once(self) -> PollResult:
@@ -361,8 +443,32 @@ class Runtime:
                 log.info("templates merged: %d stored groups folded into their new template", folded)
         # Only now, with the whole window read, do counts change: a failed poll is retried whole.
         changes = self.store.record(list(batch.deltas.values()), now=now, lifecycle=self.lifecycle)
+        counts = self.health.counts
+        report = getattr(self.source, "report", None)
+        extra = 0  # lines Loki holds in this window that were not read as lines
+        if isinstance(report, FetchReport):
+            extra = report.unread_lines + report.refused_lines
+            counts.add_unread(report.unread)
+            counts.unresolved_bursts += report.unresolved
+            counts.refused_lines += report.refused_lines
+            counts.coerced_labels += report.coerced_labels
+            if report.refused_lines or report.coerced_labels:
+                log.warning(
+                    "loki labels that are not strings: %d values coerced, %d lines of refused streams",
+                    report.coerced_labels,
+                    report.refused_lines,
+                )
+        late = self._check_late(start_ns, end_ns, batch.lines + extra, exact=not (report and report.unresolved))
         cursor = self.store.get_cursor()
-        if cursor is not None and start_ns > cursor:
+        if cursor is not None and cursor > end_ns:
+            counts.cursor_resets += 1
+            counts.last_cursor_reset = (
+                f"store cursor {cursor} ns was {(cursor - end_ns) / NS:.0f}s in the future at "
+                f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(now))}: reset, and this poll read from "
+                f"now - lookback ({self.settings.lookback:.0f}s)"
+            )
+            log.warning("%s", counts.last_cursor_reset)
+        elif cursor is not None and start_ns > cursor:
             skipped = (start_ns - cursor) / NS
             self.health.skipped_seconds += skipped
             log.warning(
@@ -373,6 +479,8 @@ class Runtime:
             self.rule_hits[name] = self.rule_hits.get(name, 0) + n
         if batch.rule_hits:
             self.store.put_state("rule_hits", dict(self.rule_hits))
+        if extra or late or counts.cursor_resets or (report is not None and report.coerced_labels):
+            self.store.put_state("source_counts", counts.to_dict())
         self._publish_changes(changes)
         actions = self._remediate(changes)
         if actions and self.elector is not None:
@@ -405,6 +513,37 @@ class Runtime:
         )
         self.events.publish("health", {"ok": True, "lines": batch.lines, "duration": duration}, now=now)
         return PollResult(True, batch.lines, len(changes), new, actions, duration, window)
+
+    def _check_late(self, start_ns: int, end_ns: int, counted: int, *, exact: bool) -> int:
+        """Count the previous window again (one metric query): lines that reached Loki after it was read.
+
+        They are reported (``late_lines``), not re-read: which lines they are cannot be told apart
+        from those already counted without keeping every line. Returns how many were found now.
+        """
+        count = getattr(self.source, "count", None)
+        query = str(getattr(self.source, "query", ""))
+        previous = self._last_read
+        self._last_read = _ReadWindow(start_ns, end_ns, counted, query) if exact else None
+        if previous is None or not callable(count) or previous.query != query:
+            return 0
+        try:
+            now_there = count(previous.start_ns, previous.end_ns)
+        except SentinelError as err:
+            log.warning("late-line check of the previous window failed: %s", cap(err, 300))
+            return 0
+        if not isinstance(now_there, int) or now_there <= previous.counted:
+            return 0
+        late = now_there - previous.counted
+        self.health.counts.late_lines += late
+        log.warning(
+            "%d lines reached Loki after their window [%d, %d) was read (ingest_delay %.0fs is too short): "
+            "counted as late lines, not read",
+            late,
+            previous.start_ns,
+            previous.end_ns,
+            self.config.loki.ingest_delay,
+        )
+        return late
 
     def _poll_failed(self, err: SentinelError, t0: float, window: tuple[float, float]) -> PollResult:
         h = self.health
@@ -474,11 +613,13 @@ class Runtime:
 
     def _after_record(self, record: RemediationRecord) -> None:
         if record.decision == "allowed" and record.result.value == "success" and not record.dry_run:
-            g = self.store.get_group(record.group_id)
-            if g is not None:
+            when = record.time
+
+            def count_it(g: ErrorGroup) -> None:
                 g.remediations += 1
-                g.last_remediation_at = record.time
-                self.store.put_group(g)
+                g.last_remediation_at = when
+
+            self.store.update_group(record.group_id, count_it)  # atomic with a concurrent record()
         self.events.publish("remediation", record.to_dict())
 
     # -- maintenance ----------------------------------------------------------------------------
@@ -584,11 +725,15 @@ class Runtime:
         """acknowledge | snooze | resolve | reopen. ``KeyError`` if unknown, ``ValueError`` if invalid."""
         from sentinel.core.impact import transition
 
-        group = self.store.get_group(group_id)
+        now = self.clock()
+
+        def change(g: ErrorGroup) -> None:
+            transition(g, action, by=by, reason=reason, now=now, until=until, more=more)
+
+        # Read, transition and write back under the store's lock: a poll's record() cannot slip in between.
+        group = self.store.update_group(group_id, change)
         if group is None:
             raise KeyError(group_id)
-        transition(group, action, by=by, reason=reason, now=self.clock(), until=until, more=more)
-        self.store.put_group(group)
         self.store.flush()
         self.events.publish("error.updated", {**group_summary(group), "change": action, "by": by})
         return group

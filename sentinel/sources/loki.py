@@ -9,7 +9,17 @@ window forward page by page:
   already yielded at exactly that timestamp are skipped (a multiset of ``(stream labels, line)``):
   nothing is lost when several lines share the boundary timestamp, nothing is counted twice;
 * a full page made of one single timestamp cannot move the cursor, so that nanosecond is read on its
-  own (``[ts, ts+1)``, ``limit=5000``); if even that overflows, :class:`LokiError` says so.
+  own (``[ts, ts+1)``, ``limit=5000``); if even that is saturated, it is split by stream
+  (``/loki/api/v1/series``, then one query per stream). A stream holding more lines at that
+  nanosecond than Loki returns is counted with a metric query (``count_over_time`` over the last
+  millisecond, less the lines of that millisecond before ``ts``): what could not be read is recorded
+  in :attr:`LokiClient.report` as *unread occurrences* of that stream, never read twice, and the
+  rest of the window is read as usual;
+* label values that are not strings (``{"namespace": 123}``) are coerced to strings (numbers,
+  booleans) or, for objects, lists and null, the stream is refused; both are counted in the report.
+
+:meth:`LokiClient.count` counts what the query matches over a window with one instant metric
+query: the engine compares it with what it read to find lines that reached Loki late.
 
 Errors are translated here, at the edge: connection errors, 5xx and 429 are retried with exponential
 backoff and full jitter (``Retry-After`` honoured), then raise :class:`LokiUnavailable`; 400 raises
@@ -24,10 +34,12 @@ import json
 import logging
 import operator
 import random
+import re
 import ssl
 import time
 from collections import Counter
 from collections.abc import Callable, Generator, Iterator, Mapping
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final, TypedDict
 
@@ -46,11 +58,15 @@ from sentinel.errors import (
 log = logging.getLogger(__name__)
 
 QUERY_RANGE_PATH: Final = "/loki/api/v1/query_range"
+QUERY_PATH: Final = "/loki/api/v1/query"
+SERIES_PATH: Final = "/loki/api/v1/series"
+MS: Final = 1_000_000
 READY_PATH: Final = "/ready"
 MAX_LIMIT: Final = 5000
 """Loki's default ``max_entries_limit_per_query``."""
 
 _RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
+_LABEL_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _RETRY_AFTER_STATUSES: Final = frozenset({429, 503})
 _PROBE_LOOKBACK_NS: Final = 3600 * 1_000_000_000
 
@@ -153,14 +169,85 @@ def build_http_client(
     )
 
 
+# --- what a fetch could not read as lines ---------------------------------------------------------
+
+
+@dataclass(slots=True)
+class FetchReport:
+    """What one :meth:`LokiClient.fetch` counted besides the lines it returned."""
+
+    unread: dict[str, int] = field(default_factory=dict)  # stream labels (Loki's text form) -> lines
+    unresolved: int = 0  # saturated nanoseconds whose size could not be measured exactly
+    refused_lines: int = 0  # lines of streams whose labels are not strings and cannot be made strings
+    coerced_labels: int = 0  # label values of streams that were coerced to strings
+
+    @property
+    def unread_lines(self) -> int:
+        return sum(self.unread.values())
+
+
+def label_text(labels: Mapping[str, str]) -> str:
+    """``{a="x", b="y"}``: a stream's labels the way Loki prints them (sorted)."""
+    return "{" + ", ".join(f"{k}={json.dumps(labels[k], ensure_ascii=False)}" for k in sorted(labels)) + "}"
+
+
+def _coerce_labels(raw: object, report: FetchReport | None) -> dict[str, str] | None:
+    """Labels of strings: numbers and booleans become strings; None if the labels cannot be used."""
+    if not isinstance(raw, dict):
+        return None
+    out: dict[str, str] = {}
+    for k, v in raw.items():
+        if type(v) is str:
+            out[k] = v
+        elif isinstance(v, bool):
+            out[k] = "true" if v else "false"
+        elif isinstance(v, int | float):
+            out[k] = json.dumps(v)
+        else:
+            return None
+        if type(v) is not str and report is not None:
+            report.coerced_labels += 1
+    return out
+
+
+def split_selector(query: str) -> tuple[str, str]:
+    """``{...}`` and the pipeline after it; ``ValueError`` if the query does not start with a selector."""
+    text = query.strip()
+    if not text.startswith("{"):
+        raise ValueError("the query does not start with a stream selector")
+    quote = ""
+    i = 1
+    while i < len(text):
+        ch = text[i]
+        if quote:
+            if ch == "\\" and quote == '"':
+                i += 1
+            elif ch == quote:
+                quote = ""
+        elif ch in '"`':
+            quote = ch
+        elif ch == "}":
+            return text[: i + 1], text[i + 1 :]
+        i += 1
+    raise ValueError("the stream selector is not closed")
+
+
+def exact_selector(labels: Mapping[str, str], absent: frozenset[str] = frozenset()) -> str:
+    """A selector for exactly this stream: its labels, and ``name=""`` for labels it does not have."""
+    parts = [f"{k}={json.dumps(labels[k], ensure_ascii=False)}" for k in sorted(labels)]
+    parts += [f'{k}=""' for k in sorted(absent - labels.keys())]
+    return "{" + ", ".join(parts) + "}"
+
+
 # --- response parsing (the hot path) --------------------------------------------------------------
 
 
-def parse_streams(body: bytes) -> list[LogEntry]:
+def parse_streams(body: bytes, report: FetchReport | None = None) -> list[LogEntry]:
     """Decode a ``query_range`` streams body into entries of all streams merged in time order.
 
     Entries of one stream share one read-only label mapping. Raises :class:`LokiError` naming what
-    was wrong when the body is not JSON or not Loki's streams shape.
+    was wrong when the body is not JSON or not Loki's streams shape. Label values that are not
+    strings are coerced or their stream refused (counted in ``report``).
     """
     try:
         doc = json.loads(body)
@@ -174,7 +261,19 @@ def parse_streams(body: bytes) -> list[LogEntry]:
         append = entries.append
         new = tuple.__new__  # LogEntry is a named tuple: build it without its Python-level __new__
         for stream in data["result"]:
-            labels = MappingProxyType(stream["stream"])
+            raw = stream["stream"]
+            if type(raw) is not dict or not all(type(v) is str for v in raw.values()):
+                fixed = _coerce_labels(raw, report)  # the slow path: once per stream, never per line
+                if fixed is None:
+                    values = stream["values"]
+                    if type(values) is not list:
+                        raise TypeError("values")
+                    if report is not None:
+                        report.refused_lines += len(values)
+                    log.warning("loki stream refused: its labels are not an object of strings: %s", cap(repr(raw), 200))
+                    continue
+                raw = fixed
+            labels = MappingProxyType(raw)
             for ts, line, *_metadata in stream["values"]:
                 if type(line) is not str:
                     raise TypeError("line")
@@ -214,8 +313,8 @@ def _describe_shape_problem(doc: object) -> str:
         if not isinstance(stream, dict):
             return prefix + f"{where} is not an object"
         labels = stream.get("stream")
-        if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
-            return prefix + f"{where}.stream is missing or not an object of strings"
+        if not isinstance(labels, dict):
+            return prefix + f"{where}.stream is missing or not an object"
         values = stream.get("values")
         if not isinstance(values, list):
             return prefix + f"{where}.values is missing or not a list"
@@ -285,6 +384,7 @@ class LokiClient:
         self.backoff_max = backoff_max
         self._sleep = sleep
         self._rng = rng if rng is not None else random.Random()
+        self.report = FetchReport()  # what the last fetch counted besides its lines
 
     def __repr__(self) -> str:
         base = str(self._http.base_url)
@@ -314,22 +414,23 @@ class LokiClient:
         self.query = query
 
     def fetch(self, start_ns: int, end_ns: int) -> Iterator[list[LogEntry]]:
-        """Yield every entry in ``[start_ns, end_ns)`` once, in time order, one list per page."""
+        """Yield every entry in ``[start_ns, end_ns)`` once, in time order, one list per page.
+
+        What cannot be read as lines is counted in :attr:`report` (a fresh one per fetch).
+        """
+        report = self.report = FetchReport()
         cursor = start_ns
         # entries already yielded whose timestamp equals ``cursor`` (the next page repeats them)
         seen: Counter[tuple[frozenset[tuple[str, str]], str]] = Counter()
         while cursor < end_ns:
-            page = self._query_page(cursor, end_ns, self.page_limit, "forward")
+            page = self._query_page(cursor, end_ns, self.page_limit, "forward", report)
             full = len(page) >= self.page_limit
             if full and page[0].ts_ns == page[-1].ts_ns:
                 # One timestamp fills the page: read that nanosecond alone, as much as Loki allows.
                 ts = page[0].ts_ns
-                page = self._query_page(ts, ts + 1, MAX_LIMIT, "forward")
+                page = self._query_page(ts, ts + 1, MAX_LIMIT, "forward", report)
                 if len(page) >= MAX_LIMIT:
-                    raise LokiError(
-                        f"{len(page)} or more lines share the timestamp {ts} ns: Loki cannot page through "
-                        f"them without loss (max {MAX_LIMIT} per query); narrow the query {self.query!r}"
-                    )
+                    page = self._read_saturated(ts, report)
                 fresh = self._drop_seen(page, ts if ts == cursor else None, seen)
                 if fresh:
                     yield fresh
@@ -352,13 +453,24 @@ class LokiClient:
             out.extend(page)
         return out
 
+    def count(self, start_ns: int, end_ns: int) -> int | None:
+        """How many lines the query matches in ``[start_ns, end_ns)`` now, by one instant metric query.
+
+        None when the window is empty or not whole milliseconds (a LogQL range has no smaller unit).
+        """
+        length = end_ns - start_ns
+        if length <= 0 or length % MS:
+            return None
+        # count_over_time at t covers (t - range, t]: at end - 1 that is exactly [start, end).
+        return self._instant_sum(f"sum(count_over_time({self.query} [{length // MS}ms]))", end_ns - 1)
+
     def probe(self) -> str:
         """``/ready`` plus one ``limit=1`` query over the last hour; a one-line verdict or an error."""
         ok, why = self.ready()
         if not ok:
             raise LokiUnavailable(f"Loki is not ready: {why}", delay=self.backoff_base)
         end = time.time_ns()
-        page = self._query_page(end - _PROBE_LOOKBACK_NS, end, 1, "backward")
+        page = self._query_page(end - _PROBE_LOOKBACK_NS, end, 1, "backward", None)
         if page:
             latest = page[-1].ts
             return f"Loki ready; query {self.query!r} matched lines in the last hour (latest at {latest:.3f})"
@@ -385,16 +497,138 @@ class LokiClient:
                 fresh.append(entry)
         return fresh
 
-    def _query_page(self, start_ns: int, end_ns: int, limit: int, direction: str) -> list[LogEntry]:
+    def _read_saturated(self, ts: int, report: FetchReport) -> list[LogEntry]:
+        """Every line Loki returns at ``ts``, one query per stream; what it cannot return goes to ``report``."""
+        try:
+            selector, pipeline = split_selector(self.query)
+        except ValueError as err:
+            raise LokiError(
+                f"{MAX_LIMIT} or more lines share the timestamp {ts} ns and the query {self.query!r} cannot be "
+                f"split by stream ({err}); narrow the query"
+            ) from err
+        # Streams of the millisecond up to ts: the window the count below covers, so both name the same streams.
+        streams = self._series(selector, ts - MS + 1, ts + 1)
+        if not streams:
+            raise LokiError(
+                f"{MAX_LIMIT} or more lines share the timestamp {ts} ns but Loki lists no stream for "
+                f"{selector!r} there: they cannot be read without loss"
+            )
+        names = frozenset(k for labels in streams for k in labels)
+        # One metric query tells which streams have matching lines in the millisecond up to ts (and
+        # how many): only those are read (Loki's series may list many more streams than hold lines).
+        in_ms: dict[str, int] | None = None
+        if all(_LABEL_NAME.fullmatch(n) for n in names):
+            by = ", ".join(sorted(names))
+            in_ms = self._instant_vector(f"sum by ({by}) (count_over_time({self.query} [1ms]))", ts)
+            if not in_ms.keys() <= {label_text(labels) for labels in streams}:
+                in_ms = None  # the pipeline rewrote stream labels: read every listed stream instead
+        entries: list[LogEntry] = []
+        for labels in streams:
+            stream = label_text(labels)
+            if in_ms is not None and not in_ms.get(stream):
+                continue
+            query = exact_selector(labels, names) + pipeline
+            got = self._query_page(ts, ts + 1, MAX_LIMIT, "forward", report, query=query)
+            entries.extend(got)
+            if len(got) < MAX_LIMIT:
+                continue
+            total = self._lines_at(query, ts, None if in_ms is None else in_ms[stream])
+            if total is None:
+                report.unresolved += 1
+                log.warning(
+                    "loki %s: %d or more lines at %d ns, and so many in the millisecond before that they cannot "
+                    "be counted exactly; %d read",
+                    stream,
+                    MAX_LIMIT,
+                    ts,
+                    len(got),
+                )
+            elif total > len(got):
+                report.unread[stream] = report.unread.get(stream, 0) + total - len(got)
+                log.warning(
+                    "loki %s: %d lines at %d ns, Loki returns at most %d per query: %d read, %d counted as unread",
+                    stream,
+                    total,
+                    ts,
+                    MAX_LIMIT,
+                    len(got),
+                    total - len(got),
+                )
+        entries.sort(key=_ts_key)
+        return entries
+
+    def _lines_at(self, query: str, ts: int, in_ms: int | None = None) -> int | None:
+        """Lines of ``query`` at exactly ``ts``: a count over ``(ts - 1ms, ts]`` (``in_ms`` when already
+        known) less those before ``ts``. None when the millisecond before ``ts`` itself holds more
+        lines than one query returns.
+        """
+        if in_ms is None:
+            in_ms = self._instant_sum(f"sum(count_over_time({query} [1ms]))", ts)
+        before = self._query_page(ts - MS + 1, ts, MAX_LIMIT, "forward", None, query=query)
+        if len(before) >= MAX_LIMIT:
+            return None
+        return in_ms - len(before)
+
+    def _series(self, selector: str, start_ns: int, end_ns: int) -> list[dict[str, str]]:
+        resp = self._get(SERIES_PATH, {"match[]": selector, "start": str(start_ns), "end": str(end_ns)})
+        try:
+            doc = json.loads(resp.content)
+            data = doc["data"]
+            if doc["status"] != "success" or not isinstance(data, list):
+                raise TypeError("data")
+        except (ValueError, UnicodeDecodeError, KeyError, TypeError) as err:
+            raise LokiError(f"Loki's series answer is not a list of label sets: {cap(resp.content[:200])}") from err
+        out: list[dict[str, str]] = []
+        for raw in data:
+            labels = _coerce_labels(raw, None)
+            if labels:
+                out.append(labels)
+        return out
+
+    def _instant_sum(self, query: str, at_ns: int) -> int:
+        """The sum of an instant vector query's values (0 when it has no series)."""
+        return sum(self._instant_vector(query, at_ns).values())
+
+    def _instant_vector(self, query: str, at_ns: int) -> dict[str, int]:
+        """An instant vector query's series (labels in Loki's text form) and their integer values."""
+        resp = self._get(QUERY_PATH, {"query": query, "time": str(at_ns)})
+        try:
+            doc = json.loads(resp.content)
+            data = doc["data"]
+            if doc["status"] != "success" or data["resultType"] != "vector":
+                raise TypeError("resultType")
+            out: dict[str, int] = {}
+            for r in data["result"]:
+                metric = _coerce_labels(r["metric"], None)
+                if metric is None:
+                    raise TypeError("metric")
+                key = label_text(metric)
+                out[key] = out.get(key, 0) + int(float(r["value"][1]))
+            return out
+        except (ValueError, UnicodeDecodeError, KeyError, TypeError, IndexError) as err:
+            raise LokiError(
+                f"Loki's answer to the metric query {query!r} is not an instant vector: {cap(resp.content[:200])}"
+            ) from err
+
+    def _query_page(
+        self,
+        start_ns: int,
+        end_ns: int,
+        limit: int,
+        direction: str,
+        report: FetchReport | None,
+        *,
+        query: str | None = None,
+    ) -> list[LogEntry]:
         params = {
-            "query": self.query,
+            "query": query or self.query,
             "start": str(start_ns),
             "end": str(end_ns),
             "limit": str(limit),
             "direction": direction,
         }
         resp = self._get(QUERY_RANGE_PATH, params)
-        return parse_streams(resp.content)
+        return parse_streams(resp.content, report)
 
     def _backoff(self, attempt: int) -> float:
         """Full jitter: uniform in ``[0, min(max, base * 2**attempt)]``."""
@@ -446,7 +680,8 @@ class LokiClient:
                     return resp
                 message = cap(resp.text) or resp.reason_phrase
                 if status == 400:
-                    raise LokiQueryError(f"Loki rejected the query {self.query!r}: {message}", status=status)
+                    shown = params.get("query") or params.get("match[]") or self.query
+                    raise LokiQueryError(f"Loki rejected the query {shown!r}: {message}", status=status)
                 if status in (401, 403):
                     raise LokiAuthError(f"Loki refused the credentials (HTTP {status}): {message}", status=status)
                 if status not in _RETRY_STATUSES:

@@ -425,6 +425,28 @@ class MemoryStore:
             self._totals.add(new)
             self._touch({group.id})
 
+    def update_group(self, group_id: str, fn: Callable[[ErrorGroup], object]) -> ErrorGroup | None:
+        """Read, change and write back one group atomically with respect to ``record`` and every other write.
+
+        ``fn`` changes a copy of the group (an id folded into another resolves to the group it
+        went into), under the store's lock; the copy then replaces the stored group. If ``fn``
+        raises, nothing is changed. Returns a copy of the new group, or None if there is none.
+        """
+        with self._lock:
+            gid = group_id if group_id in self._groups else self.resolve_id(group_id)
+            old = self._groups.get(gid)
+            if old is None:
+                return None
+            new = _clone(old)
+            fn(new)
+            if new.id != gid:
+                raise ValueError(f"update_group: the change must keep the group id {gid!r}, got {new.id!r}")
+            self._totals.remove(old)
+            self._groups[gid] = new  # keeps its place in insertion order
+            self._totals.add(new)
+            self._touch({gid})
+            return _clone(new)
+
     def update_groups(self, fn: Callable[[ErrorGroup], bool]) -> list[ErrorGroup]:
         """Apply ``fn`` to every stored group in place; returns copies of those it reported changed."""
         changed: list[ErrorGroup] = []

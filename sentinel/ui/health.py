@@ -76,6 +76,26 @@ def checks(rt: Runtime) -> list[Check]:
     return out
 
 
+def count_notes(rt: Runtime) -> list[str]:
+    """One short line per kind of line Loki holds that was not counted as an occurrence (empty: none)."""
+    c = rt.health.counts
+    notes: list[str] = []
+    if c.unread_lines:
+        notes.append(
+            f"{c.unread_lines} unread occurrences in {len(c.unread)} stream(s): more lines at one nanosecond "
+            "than Loki returns"
+        )
+    if c.unresolved_bursts:
+        notes.append(f"{c.unresolved_bursts} burst(s) too large to count exactly")
+    if c.late_lines:
+        notes.append(f"{c.late_lines} late lines reached Loki after their window was read (not counted)")
+    if c.refused_lines:
+        notes.append(f"{c.refused_lines} lines refused: stream labels that are not strings")
+    if c.cursor_resets:
+        notes.append(f"store cursor was in the future {c.cursor_resets}×: {c.last_cursor_reset}")
+    return notes
+
+
 def open_breakers(rt: Runtime) -> dict[str, dict[str, object]]:
     """Open per-workload breakers (the remediator-wide one has its own banner)."""
     state = rt.remediator.state()
@@ -110,6 +130,12 @@ def banners(rt: Runtime, *, compact: bool = False) -> None:
         st.error(
             f"**Remediation halted** — {why}. No action runs until a person resets breaker `{REMEDIATOR}` in Settings.",
             icon=":material/gpp_bad:",
+        )
+    notes = count_notes(rt)
+    if notes:
+        st.warning(
+            "**Not every line was counted** — " + ("; ".join(notes) if not compact else notes[0]),
+            icon=":material/functions:",
         )
     breakers = open_breakers(rt)
     if breakers:

@@ -3,7 +3,9 @@
 It answers in Grafana Loki 3.8's exact shapes (compared with recorded responses in
 ``tests/peers/test_loki_peer.py``): push (JSON), ``query_range`` and ``query`` over a LogQL subset
 (stream selector with ``= != =~ !~``, chained line filters ``|= != |~ !~``), ``/ready``, labels, label
-values, series and buildinfo. Like Loki it adds ``service_name`` at push and ``detected_level`` as
+values, series and buildinfo; metric queries ``[sum [by (labels)]] (count_over_time(<log query> [range]))``
+as instant (``query``) and range (``query_range`` with ``step``) queries. What has no recording is listed in
+``tests/peers/README.md``. Like Loki it adds ``service_name`` at push and ``detected_level`` as
 structured metadata, which splits one pod's lines over several streams in query answers.
 
 Faults are injected per test: a status (with ``Retry-After``), a delay, a malformed body or a connection
@@ -21,6 +23,7 @@ import heapq
 import http.server
 import itertools
 import json
+import random
 import re
 import socket
 import struct
@@ -282,6 +285,91 @@ def parse_log_query(text: str) -> LogQuery:
     return LogQuery(tuple(matchers), tuple(filters))
 
 
+# --- metric subset: [sum [by (labels)]] (count_over_time(LOG_QUERY [RANGE])) -----------------------
+
+MAX_POINTS = 11_000
+TOO_MANY_POINTS = (
+    "exceeded maximum resolution of 11,000 points per time series. Try increasing the value of the step parameter"
+)
+_PROM_DURATION = re.compile(r"(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?")
+_PROM_UNITS_MS = (365 * 86_400_000, 7 * 86_400_000, 86_400_000, 3_600_000, 60_000, 1000, 1)
+_METRIC_HEAD = re.compile(
+    r"\s*(?P<sum>sum\s*(?:by\s*\(\s*(?P<by>[A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)?\s*\)\s*)?\(\s*)?"
+    r"count_over_time\s*\("
+)
+
+
+@dataclass(frozen=True)
+class MetricQuery:
+    log: LogQuery
+    range_ns: int
+    grouping: tuple[str, ...] | None  # None: one series per stream; (): one sum; names: ``sum by``
+
+
+def parse_prom_duration(text: str) -> int:
+    """Prometheus' ``model.ParseDuration`` (what Loki uses inside ``[...]``): ``ms`` is the smallest unit."""
+    m = _PROM_DURATION.fullmatch(text)
+    if text != "0" and (m is None or not any(m.groups())):
+        raise QueryError(f'not a valid duration string: "{text}"')
+    if m is None:
+        return 0
+    return sum(int(g) * u for g, u in zip(m.groups(), _PROM_UNITS_MS, strict=True) if g) * 1_000_000
+
+
+def is_metric_query(text: str) -> bool:
+    return re.match(r"\s*[A-Za-z_]", text) is not None
+
+
+def parse_metric_query(text: str) -> MetricQuery:
+    """Parse the metric subset; anything else is refused with a message naming what the peer supports."""
+    m = _METRIC_HEAD.match(text)
+    unsupported = QueryError(
+        "parse error at line 1, col 1: the Loki test peer supports metric queries of the form "
+        "[sum [by (labels)]] (count_over_time(<log query> [range])) only"
+    )
+    if m is None:
+        raise unsupported
+    summed = m.group("sum") is not None
+    rest = text[m.end() :]
+    for _ in range(2 if summed else 1):
+        rest = rest.rstrip()
+        if not rest.endswith(")"):
+            raise unsupported
+        rest = rest[:-1]
+    rest = rest.rstrip()
+    bracket = rest.rfind("[")
+    if not rest.endswith("]") or bracket < 0:
+        raise unsupported
+    range_text = rest[bracket + 1 : -1].strip()
+    log = parse_log_query(rest[:bracket])
+    try:
+        range_ns = parse_prom_duration(range_text)
+    except QueryError as err:
+        raise QueryError(f"parse error at line 1, col {m.end() + bracket + 1}: {err}") from err
+    by = m.group("by")
+    grouping = tuple(x.strip() for x in by.split(",")) if by else (() if summed else None)
+    return MetricQuery(log, range_ns, grouping)
+
+
+def prom_time(ns: int) -> int | float:
+    """A sample time as Loki writes it: seconds, cut to milliseconds, without a trailing ``.0``."""
+    ms = ns // 1_000_000
+    return ms // 1000 if ms % 1000 == 0 else ms / 1000
+
+
+def parse_step(value: str | None, start: int, end: int) -> int:
+    """``step`` in ns: float seconds or a duration; Loki's default is (end - start) / 250, at least 1s."""
+    if not value:
+        return max((end - start) // NS // 250, 1) * NS
+    try:
+        step = int(round(float(value) * NS))
+    except ValueError:
+        step = parse_prom_duration(value)
+    if step <= 0:
+        raise QueryError("zero or negative query resolution step widths are not accepted. Try a positive integer")
+    return step
+
+
 # --- what Loki adds at push ----------------------------------------------------------------------
 
 _LEVEL_NAMES = {
@@ -471,10 +559,13 @@ class LokiPeer:
         clock: Callable[[], float] = time.time,
         ready_after: int = 0,
         check_push_age: bool = True,
+        tie_order: random.Random | None = None,
     ) -> None:
         self.clock = clock
         self.ready_after = ready_after
         self.check_push_age = check_push_age
+        # A fault mode: lines of different streams sharing a timestamp come in a new order on each query.
+        self.tie_order = tie_order
         self.requests: list[RecordedRequest] = []
         self._streams: dict[str, _Stream] = {}
         self._faults: collections.deque[Fault] = collections.deque()
@@ -544,6 +635,14 @@ class LokiPeer:
 
     def require_bearer(self, token: str) -> None:
         self._auth.bearer = token
+
+    def clear(self) -> None:
+        """Forget every stored line, recorded request, fault and fault mode (one peer reused across tests)."""
+        with self._lock:
+            self._streams.clear()
+            self.requests.clear()
+            self._faults.clear()
+            self.tie_order = None
 
     def requests_to(self, path: str) -> list[RecordedRequest]:
         with self._lock:
@@ -670,7 +769,10 @@ class LokiPeer:
             raise QueryError("end timestamp must not be before or equal to start time")
         if limit <= 0:
             raise QueryError("limit must be a positive value")
-        query = parse_log_query(params.get("query") or "")
+        text = params.get("query") or ""
+        if is_metric_query(text):
+            return self.metric_range(parse_metric_query(text), start, end, params.get("step"))
+        query = parse_log_query(text)
         if limit > MAX_ENTRIES:
             raise QueryError(
                 f"max entries limit per query exceeded, limit > max_entries_limit_per_query ({limit} > {MAX_ENTRIES})"
@@ -693,21 +795,90 @@ class LokiPeer:
     ) -> tuple[list[tuple[int, _Stream, int]], int, int]:
         counters = [0, 0]
 
-        def run(stream: _Stream) -> Iterator[tuple[int, str, int, _Stream]]:
+        def run(stream: _Stream, rank: str) -> Iterator[tuple[int, str, int, _Stream]]:
             for i in stream.scan(start, end, forward):
                 line = stream.lines[i]
                 counters[0] += 1
                 counters[1] += len(line)
                 if query.keep(line):
-                    yield stream.ts[i], stream.key, i, stream
+                    yield stream.ts[i], rank, i, stream
 
         with self._lock:
             streams = [s for s in self._streams.values() if query.selects(s.labels)]
             for s in streams:
                 s.sort()
-            merged = heapq.merge(*(run(s) for s in streams), reverse=not forward)
+            # Equal timestamps of different streams: by stream labels, or in a new order on every query.
+            ranks = [s.key for s in streams]
+            if self.tie_order is not None:
+                self.tie_order.shuffle(ranks)
+            merged = heapq.merge(*(run(s, r) for s, r in zip(streams, ranks, strict=True)), reverse=not forward)
             picked = [(ts, s, i) for ts, _key, i, s in itertools.islice(merged, limit)]
         return picked, counters[0], counters[1]
+
+    def metric_instant(self, query: MetricQuery, at: int) -> dict[str, Any]:
+        started = time.perf_counter()
+        series, scanned, scanned_bytes = self._count(query, [at])
+        result = [{"metric": labels, "value": [prom_time(t), str(n)]} for labels, points in series for t, n in points]
+        return {
+            "status": "success",
+            "data": {
+                "resultType": "vector",
+                "result": result,
+                "stats": stats(len(result), scanned, scanned_bytes, time.perf_counter() - started),
+            },
+        }
+
+    def metric_range(self, query: MetricQuery, start: int, end: int, step_text: str | None) -> dict[str, Any]:
+        step = parse_step(step_text, start, end)
+        if (end - start) // step > MAX_POINTS:
+            raise QueryError(TOO_MANY_POINTS)
+        # Loki aligns a metric range to its step: the start rounded down, the end rounded up.
+        first = start - start % step
+        last = end + (-end % step)
+        started = time.perf_counter()
+        series, scanned, scanned_bytes = self._count(query, list(range(first, last + 1, step)))
+        result = [
+            {"metric": labels, "values": [[prom_time(t), str(n)] for t, n in points]} for labels, points in series
+        ]
+        return {
+            "status": "success",
+            "data": {
+                "resultType": "matrix",
+                "result": result,
+                "stats": stats(len(result), scanned, scanned_bytes, time.perf_counter() - started),
+            },
+        }
+
+    def _count(
+        self, query: MetricQuery, points: Sequence[int]
+    ) -> tuple[list[tuple[dict[str, str], list[tuple[int, int]]]], int, int]:
+        """count_over_time at each point ``t`` over ``(t - range, t]`` (the lower bound excluded, as Loki does)."""
+        counts: dict[str, tuple[dict[str, str], dict[int, int]]] = {}
+        scanned = scanned_bytes = 0
+        with self._lock:
+            for stream in self._streams.values():
+                if not query.log.selects(stream.labels):
+                    continue
+                stream.sort()
+                for t in points:
+                    lo = bisect.bisect_right(stream.ts, t - query.range_ns)
+                    hi = bisect.bisect_right(stream.ts, t)
+                    for i in range(lo, hi):
+                        line = stream.lines[i]
+                        scanned += 1
+                        scanned_bytes += len(line)
+                        if not query.log.keep(line):
+                            continue
+                        labels = {**stream.labels, **stream.meta[i]}
+                        if query.grouping is not None:
+                            labels = {k: labels[k] for k in query.grouping if labels.get(k)}
+                        key = label_string(labels)
+                        entry = counts.get(key)
+                        if entry is None:
+                            entry = counts[key] = (dict(sorted(labels.items())), {})
+                        entry[1][t] = entry[1].get(t, 0) + 1
+        series = [(labels, sorted(by_t.items())) for _, (labels, by_t) in sorted(counts.items())]
+        return series, scanned, scanned_bytes
 
     def label_names(self, start: int, end: int) -> list[str]:
         with self._lock:
@@ -930,7 +1101,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 categorize = "categorize-labels" in headers.get("x-loki-response-encoding-flags", "")
                 self._json(peer.query_range(params, categorize))
             elif path == QUERY:
-                parse_log_query(params.get("query") or "")
+                text = params.get("query") or ""
+                if is_metric_query(text):
+                    self._json(
+                        peer.metric_instant(parse_metric_query(text), parse_loki_time(params.get("time"), now_ns))
+                    )
+                    return
+                parse_log_query(text)
                 raise QueryError(
                     "log queries are not supported as an instant query type, please change your query to a "
                     "range query type"

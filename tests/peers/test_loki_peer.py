@@ -120,6 +120,7 @@ ERROR_RECORDINGS = [
         "error_end_before_start",
         "error_instant_log_query",
         "error_limit_above_max_entries",
+        "error_metric_too_many_points",
         "error_range_too_long_31d",
         "error_start_year_2000",
     )
@@ -133,6 +134,33 @@ def test_query_errors_are_loki_s_plain_text(loaded_peer: LokiPeer, name: str) ->
     assert resp.status_code == meta(name)["response"]["status"] == 400
     assert_same_headers(resp, name)
     assert resp.content == recorded_body(name)
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, id=n) for n in ("query_instant_metric", "query_range_metric_count_errors_by_pod")]
+)
+def test_metric_queries_answer_like_loki(loaded_peer: LokiPeer, name: str) -> None:
+    resp = replay(loaded_peer, name)
+    want = json.loads(recorded_body(name))
+    got = resp.json()
+
+    assert resp.status_code == meta(name)["response"]["status"] == 200
+    assert_same_headers(resp, name)
+    assert list(got) == list(want) == ["status", "data"]
+    assert list(got["data"]) == list(want["data"])
+    assert got["data"]["resultType"] == want["data"]["resultType"]
+    assert got["data"]["result"] == want["data"]["result"]
+    assert key_shape(got["data"]["stats"]) == key_shape(want["data"]["stats"])
+
+
+def test_count_over_time_excludes_the_lower_bound_and_counts_one_millisecond(loaded_peer: LokiPeer) -> None:
+    """``(t - range, t]``: a line exactly at ``t - range`` is not counted, one exactly at ``t`` is."""
+    with LokiPeer() as peer:
+        base = 1_795_826_000_000_000_000
+        peer.add_lines({"namespace": "x", "pod": "a"}, [(base, "e1"), (base + 1, "e2"), (base + 1_000_000, "e3")])
+        got = httpx.get(f"{peer.url}/loki/api/v1/query", params={
+            "query": 'sum(count_over_time({namespace="x"}[1ms]))', "time": str(base + 1_000_000)}).json()  # fmt: skip
+    assert got["data"]["result"] == [{"metric": {}, "value": [1795826000.001, "2"]}]
 
 
 @pytest.mark.parametrize(
@@ -229,7 +257,10 @@ def test_backward_is_the_default_direction_and_limit_defaults_to_100(loaded_peer
     [
         pytest.param({"limit": "0"}, "limit must be a positive value", id="limit-zero"),
         pytest.param({"query": '{app="x"} | json'}, "supports line filters only", id="pipeline-unsupported"),
-        pytest.param({"query": 'count_over_time({app="x"}[1m])'}, "log queries only", id="metric-unsupported"),
+        pytest.param({"query": 'rate({app="x"}[1m])'}, "count_over_time", id="other-metric-unsupported"),
+        pytest.param(
+            {"query": 'sum(count_over_time({app="x"}[1ns]))'}, 'not a valid duration string: "1ns"', id="ns-range"
+        ),
         pytest.param({"query": '{app="x" |= "y"'}, "syntax error: unexpected |=, expecting , or }", id="unclosed"),
         pytest.param({"query": "{}"}, "at least one regexp or equality matcher", id="empty-selector"),
     ],

@@ -116,12 +116,21 @@ def test_a_page_of_one_timestamp_is_read_as_one_nanosecond(peer: LokiPeer) -> No
     assert [r.param("limit") for r in one_ns] == ["5000"]
 
 
-def test_more_lines_in_one_nanosecond_than_loki_returns_fails_loudly(peer: LokiPeer) -> None:
+def test_more_lines_in_one_nanosecond_than_loki_returns_are_counted_as_unread(peer: LokiPeer) -> None:
     peer.add_lines({"namespace": "demo", "pod": "a"}, [(BASE, f"line {i}") for i in range(5001)])
     loki = client(peer, page_limit=10)
 
-    with pytest.raises(LokiError, match=r"share the timestamp 1795826000000000000"):
-        loki.fetch_all(BASE, BASE + 10)
+    assert len(loki.fetch_all(BASE, BASE + 10)) == 5000
+    assert loki.report.unread == {'{namespace="demo", pod="a", service_name="unknown_service"}': 1}
+
+
+def test_a_saturated_nanosecond_of_a_query_without_selector_fails_loudly(peer: LokiPeer) -> None:
+    peer.add_lines({"namespace": "demo", "pod": "a"}, [(BASE, f"line {i}") for i in range(5001)])
+    loki = client(peer, page_limit=10)
+    loki.query = ' sum(count_over_time({namespace="demo"}[1m]))'  # not a log query: cannot be split by stream
+
+    with pytest.raises(LokiError, match=r"share the timestamp 1795826000000000000.*cannot be split by stream"):
+        loki._read_saturated(BASE, loki.report)
 
 
 def test_window_start_is_inclusive_and_end_exclusive(peer: LokiPeer) -> None:
