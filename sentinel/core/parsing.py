@@ -68,7 +68,9 @@ _LEADING_PID = re.compile(r"^\[\d+\]\s+")
 _LEADING_LEVEL = re.compile(r"^\[?(FATAL|PANIC|CRITICAL|ERROR|ERR|WARN|WARNING|INFO|DEBUG)\]?(?::\s*|\s+)", re.I)
 
 # Multi-line entries: which lines are exceptions (kept) rather than frames (dropped).
-_JAVA_EXCEPTION = re.compile(r"^(?:Caused by: |Exception in thread \"[^\"\n]{0,200}\" )?([\w$]+(?:\.[\w$]+)+(?:Exception|Error|Throwable)\b[^\n]{0,300})")
+_JAVA_EXCEPTION = re.compile(
+    r"^(?:Caused by: |Exception in thread \"[^\"\n]{0,200}\" )?([\w$]+(?:\.[\w$]+)+(?:Exception|Error|Throwable)\b[^\n]{0,300})"
+)
 _PY_EXCEPTION = re.compile(r"^([A-Za-z_][\w.]{0,200}(?:Error|Exception|Exit|Interrupt|Warning|Failure)\b[^\n]{0,300})")
 
 # Pod name suffixes, most specific first. Kubernetes draws ReplicaSet hashes and pod suffixes
@@ -204,9 +206,7 @@ _ESC_BACKSLASH, _ESC_QUOTE = b"\x00", b"\x01"
 _LOGFMT_KEYS = ("msg", "message", "level", "lvl", "ts", "time", "err", "error")
 # RE2, one linear scan each: the first ``key=`` outside any quoted value (quoted values skipped
 # whole), so a key inside a quoted value is never taken for one.
-_KEY_AT = {
-    key: re2.compile(rb'^(?:[^"]|"[^"]*")*?[ \t\r\n]' + key.encode() + rb"=") for key in _LOGFMT_KEYS
-}
+_KEY_AT = {key: re2.compile(rb'^(?:[^"]|"[^"]*")*?[ \t\r\n]' + key.encode() + rb"=") for key in _LOGFMT_KEYS}
 _UNQUOTED = re2.compile(rb"[^ \t\r\n]*")
 
 

@@ -107,7 +107,6 @@ class Pipeline:
         self._urgency = {r.name: (r.priority.rank, i) for i, r in enumerate(rules.rules)}
         self._urgency[DEFAULT.name] = (DEFAULT.priority.rank, len(rules.rules))
         self._classified: dict[tuple[str, str, int], Rule] = {}
-        self._plain: dict[str, int] = {}  # message -> rule position, when no rule looks at labels
         self._rule_list: list[Rule] = [*rules.rules, DEFAULT]
         self._position = {id(r): i for i, r in enumerate(self._rule_list)}
         self._contextual = any(r.contextual for r in rules.rules)
@@ -127,26 +126,18 @@ class Pipeline:
             s = self._streams[content] = _Stream.of(labels)
         return s
 
-    def _classify(self, message: str, stream: _Stream) -> Rule:
-        ctx = id(stream.labels) if self._contextual else 0
-        ns = stream.namespace if self._contextual else ""
-        key = (message, ns, ctx)
+    def _classify(self, line: str, message: str, level: str, stream: _Stream) -> Rule:
+        """The rule for a raw line in a stream, when some rule looks at labels or namespaces."""
+        key = (line, stream.namespace, id(stream.labels))
         rule = self._classified.get(key)
         if rule is None:
             if len(self._classified) > CACHE_LIMIT:
                 self._classified.clear()
-            rule = self.rules.classify(message, namespace=stream.namespace, labels=stream.labels)
+            rule = self.rules.classify(
+                line, message=message, level=level, namespace=stream.namespace, labels=stream.labels
+            )
             self._classified[key] = rule
         return rule
-
-    def _classify_plain(self, message: str) -> int:
-        """Position of the rule for ``message`` when no rule looks at labels or namespaces."""
-        position = self._plain.get(message)
-        if position is None:
-            if len(self._plain) > CACHE_LIMIT:
-                self._plain.clear()
-            position = self._plain[message] = self._position[id(self.rules.classify(message))]
-        return position
 
     def fingerprint(self, message: str) -> Fingerprint:
         return self.fingerprinter.fingerprint(message)
@@ -176,7 +167,8 @@ class Pipeline:
         local_get = local.get
         lines = self._lines
         lines_get = lines.get
-        plain_get = self._plain.get
+        classify = self.rules.classify
+        position_of = self._position
         rule_list = self._rule_list
         rule_names: list[str] = []
         add_rule = rule_names.append
@@ -191,14 +183,11 @@ class Pipeline:
                 if len(lines) > CACHE_LIMIT:
                     lines.clear()
                 message, level = parse_message(line)
-                position = -1
-                if not contextual:
-                    position = plain_get(message, -1)
-                    if position < 0:
-                        position = self._classify_plain(message)
+                # the rule sees the raw line, as the Go tool's did (and the message and level)
+                position = -1 if contextual else position_of[id(classify(line, message=message, level=level))]
                 hit = lines[line] = (message, level, position)
             message = hit[0]
-            rule = rule_list[hit[2]] if hit[2] >= 0 else self._classify(message, stream)
+            rule = rule_list[hit[2]] if hit[2] >= 0 else self._classify(line, message, hit[1], stream)
             f = fp(message)
             ts = ts_ns / 1e9
             if ts_ns > last:
@@ -295,8 +284,8 @@ class Pipeline:
         the fingerprinter is only peeked at and no cache is filled."""
         labels = entry.labels
         stream = _Stream.of(labels)
-        message, _level = parse_message(entry.line)
-        rule = self.rules.classify(message, namespace=stream.namespace, labels=labels)
+        message, level = parse_message(entry.line)
+        rule = self.rules.classify(entry.line, message=message, level=level, namespace=stream.namespace, labels=labels)
         f = self.fingerprinter.fingerprint(message) if learn else self.fingerprinter.peek(message)
         return Explained(
             group=group_key(stream.namespace, stream.workload, stream.container, f.key),

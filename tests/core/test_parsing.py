@@ -81,7 +81,7 @@ from sentinel.core.parsing import parse, parse_message, workload_from_pod, workl
         ),
         pytest.param(
             "ERROR:root:order 7 failed\nTraceback (most recent call last):\n"
-            '  File "/app/w.py", line 3, in <module>\n    f()\nKeyError: \'sku\'',
+            "  File \"/app/w.py\", line 3, in <module>\n    f()\nKeyError: 'sku'",
             "root:order 7 failed KeyError: 'sku'",
             "error",
             id="python-logged-traceback",
@@ -190,7 +190,7 @@ def test_real_pod_names_give_their_deployment_across_rollouts() -> None:
     for path in sorted(FIXTURES.glob("replicasets_*[!a].json")):
         for rs in json.loads(path.read_text(encoding="utf-8"))["items"]:
             rs_owner[rs["metadata"]["name"]] = rs["metadata"]["ownerReferences"][0]["name"]
-    assert len({rs for rs in seen.values()}) >= 3  # three ReplicaSets: the rollouts are in the data
+    assert len(set(seen.values())) >= 3  # three ReplicaSets: the rollouts are in the data
     for pod, rs in seen.items():
         assert workload_from_pod(pod) == rs_owner[rs] == "web"
 

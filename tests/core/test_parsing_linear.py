@@ -26,8 +26,11 @@ SIZES = st.integers(min_value=100_000, max_value=1_000_000)
 UNITS = st.sampled_from(
     ["a", "ab ", "k=", "=", '"', 'k="', "\\", '\\"', "x=y ", "é", "\U0001f600", "[", "{", " ", "0", "err", "\t"]
 )
-FILLER = st.builds(lambda units, size: ("".join(units) * (size // max(1, len("".join(units))) + 1))[:size],
-                   st.lists(UNITS, min_size=1, max_size=4), SIZES)
+FILLER = st.builds(
+    lambda units, size: ("".join(units) * (size // max(1, len("".join(units))) + 1))[:size],
+    st.lists(UNITS, min_size=1, max_size=4),
+    SIZES,
+)
 
 
 def _clean(text: str) -> str:
@@ -62,8 +65,8 @@ def long_lines(draw: st.DrawFn) -> tuple[str, str, str, str]:
         )
         return fmt, line, line.rstrip()[:MAX_MESSAGE], "error"
     if fmt == "plain":
-        line = "ERROR " + filler
-        return fmt, line, filler.strip()[:MAX_MESSAGE], "error"
+        line = "ERROR disk " + filler
+        return fmt, line, ("disk " + filler).rstrip()[:MAX_MESSAGE], "error"
     # raw: the filler alone, whatever it holds; only the invariants are checked
     return fmt, filler, "", ""
 
