@@ -175,7 +175,7 @@ class RuleSet:
             inner = getattr(s, "_set", None)
             self._sets[on] = (inner.Match if inner is not None else s.Match, [i for i, _r in patterned])
         line_set = self._sets.get("line")
-        self._match = line_set[0] if line_set else None
+        self._match: Any = line_set[0] if line_set else None
         # Every enabled rule is a bare pattern on the raw line (the common case, and the Go tool's
         # files): set slots are in rule order, so the first rule is the smallest slot that matched.
         self._simple = (
