@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import hashlib
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -68,13 +68,13 @@ class _Stream:
     group_keys: dict[str, str] = field(default_factory=dict)  # template key -> group key (a cache)
 
     @classmethod
-    def of(cls, labels: Mapping[str, str]) -> _Stream:
+    def of(cls, labels: Mapping[str, str], workloads: Callable[[Mapping[str, str]], str] = workload_of) -> _Stream:
         return cls(
             labels,
             labels.get("namespace") or "",
             labels.get("pod") or "",
             labels.get("container") or "",
-            workload_of(labels),
+            workloads(labels),
         )
 
 
@@ -95,9 +95,18 @@ class Explained:
 class Pipeline:
     """Stateless apart from caches; one per rules version (``with_rules`` keeps the fingerprinter)."""
 
-    def __init__(self, *, rules: RuleSet, fingerprinter: Fingerprinter | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        rules: RuleSet,
+        fingerprinter: Fingerprinter | None = None,
+        workloads: Callable[[Mapping[str, str]], str] | None = None,
+    ) -> None:
+        """``workloads`` names a stream's workload from its labels (default: pod-name rules;
+        ``sentinel.remediation.owners.OwnerResolver.workload_of`` asks the cluster)."""
         self.rules = rules
         self.fingerprinter = fingerprinter or Fingerprinter()
+        self.workloads = workloads or workload_of
         self._streams: dict[frozenset[tuple[str, str]], _Stream] = {}
         # Caches hold only strings and ints (rule positions in ``_rule_list``, -1 = look at the
         # labels), so the garbage collector untracks them instead of scanning them again and again.
@@ -113,7 +122,7 @@ class Pipeline:
         self._merges_seen = self.fingerprinter.merges
 
     def with_rules(self, rules: RuleSet) -> Pipeline:
-        return Pipeline(rules=rules, fingerprinter=self.fingerprinter)
+        return Pipeline(rules=rules, fingerprinter=self.fingerprinter, workloads=self.workloads)
 
     def _stream(self, labels: Mapping[str, str]) -> _Stream:
         """The stream for a label set, by content: each Loki page brings new label dicts."""
@@ -123,7 +132,7 @@ class Pipeline:
             if len(self._streams) > CACHE_LIMIT:
                 self._streams.clear()
                 self._classified.clear()  # keyed on stream identity for contextual rules
-            s = self._streams[content] = _Stream.of(labels)
+            s = self._streams[content] = _Stream.of(labels, self.workloads)
         return s
 
     def _classify(self, line: str, message: str, level: str, stream: _Stream) -> Rule:
@@ -283,7 +292,7 @@ class Pipeline:
         """Why ``entry`` lands where it does. ``learn=False`` (testers, previews) changes no state:
         the fingerprinter is only peeked at and no cache is filled."""
         labels = entry.labels
-        stream = _Stream.of(labels)
+        stream = self._streams.get(frozenset(labels.items())) or _Stream.of(labels, self.workloads)
         message, level = parse_message(entry.line)
         rule = self.rules.classify(entry.line, message=message, level=level, namespace=stream.namespace, labels=labels)
         f = self.fingerprinter.fingerprint(message) if learn else self.fingerprinter.peek(message)
