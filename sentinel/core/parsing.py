@@ -65,6 +65,8 @@ _LEADING_TS = re.compile(
 )
 # A process id or thread tag after the timestamp, as PostgreSQL writes it: "[4802] ".
 _LEADING_PID = re.compile(r"^\[\d+\]\s+")
+# PostgreSQL's informational severities (src/backend/utils/error/elog.c), upper case only.
+_PG_INFO = re.compile(r"^(NOTICE|LOG|INFO|DETAIL|HINT|STATEMENT|CONTEXT):\s+")
 _LEADING_LEVEL = re.compile(r"^\[?(FATAL|PANIC|CRITICAL|ERROR|ERR|WARN|WARNING|INFO|DEBUG)\]?(?::\s*|\s+)", re.I)
 
 # Multi-line entries: which lines are exceptions (kept) rather than frames (dropped).
@@ -333,6 +335,9 @@ def parse_message(line: str) -> tuple[str, str]:
                 text = text[p.end() :]
     if text.startswith(("panic:", "fatal error:")):
         return _join(text, exception)[:MAX_MESSAGE], "fatal"
+    pg = _PG_INFO.match(text[:64])
+    if pg:
+        return _join(text[pg.end() :], exception)[:MAX_MESSAGE], "info"
     lm = _LEADING_LEVEL.match(text[:64])
     if lm:
         return _join(text[lm.end() :], exception)[:MAX_MESSAGE], _normalise_level(lm.group(1))

@@ -80,9 +80,9 @@ IMPROVED = [
         "permission-denied",
     ),
     ("Error: getaddrinfo ENOTFOUND recommendations.shop.svc.cluster.local", "dns-error", "generic-error"),
-    ("FATAL:  sorry, too many clients already", "database-error", DEFAULT_RULE),
+    ("FATAL:  sorry, too many clients already", "postgres-unavailable", DEFAULT_RULE),
     ("read tcp 10.0.0.1:443: connection reset by peer", "connection-refused", DEFAULT_RULE),
-    ("x509: certificate has expired or is not yet valid", "tls-error", "tls-error"),
+    ("x509: certificate has expired or is not yet valid", "certificate-expired", "tls-error"),
     ("container ledger exceeded memory limit 512Mi", "oom-killed", DEFAULT_RULE),
 ]
 
