@@ -59,7 +59,9 @@ HEAD = 4096  # Python regexes only ever see this much of a line
 _KLOG = re.compile(r"^([IWEF])(\d{4}) \d{2}:\d{2}:\d{2}\.\d+\s+\d+ [^\]\n]{1,512}\] ?")
 _KLOG_LEVEL = {"I": "info", "W": "warning", "E": "error", "F": "fatal"}
 # RE2: a linear scan whatever the text; on UTF-8 bytes (the wrapper's str path converts offsets).
-_LEVEL_WORD = re2.compile(rb"(?i)\b(fatal|panic|critical|crit|error|err|exception|warn(?:ing)?|fail(?:ed|ure)?)\b")
+_LEVEL_WORDS = r"\b(fatal|panic|critical|crit|error|err|exception|warn(?:ing)?|fail(?:ed|ure)?)\b"
+_LEVEL_WORD = re2.compile(b"(?i)" + _LEVEL_WORDS.encode())
+_LEVEL_WORD_SHORT = re.compile(_LEVEL_WORDS, re.I | re.A)  # cheaper on a short text; ASCII \\b as RE2
 _LEADING_TS = re.compile(
     r"^(?:\[?\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2}| [A-Z]{3,4})?\]?\s+)"
 )
@@ -148,13 +150,17 @@ def _normalise_level(value: str) -> str:
 
 
 def _level_from_text(text: str) -> str:
-    m = _LEVEL_WORD.search(text.encode("utf-8", "surrogatepass"))
-    if not m:
+    if len(text) <= HEAD:
+        m = _LEVEL_WORD_SHORT.search(text)
+        word = m.group(1).lower() if m else ""
+    else:
+        b = _LEVEL_WORD.search(text.encode("utf-8", "surrogatepass"))
+        word = b.group(1).decode().lower() if b else ""
+    if not word:
         return "unknown"
-    word = m.group(1).lower()
-    if word in (b"fatal", b"panic", b"critical", b"crit"):
+    if word in ("fatal", "panic", "critical", "crit"):
         return "fatal"
-    if word.startswith(b"warn"):
+    if word.startswith("warn"):
         return "warning"
     return "error"
 
@@ -212,29 +218,56 @@ _KEY_AT = {key: re2.compile(rb'^(?:[^"]|"[^"]*")*?[ \t\r\n]' + key.encode() + rb
 _UNQUOTED = re2.compile(rb"[^ \t\r\n]*")
 
 
+def _logfmt_value_slow(data: bytes, key: str) -> str | None:
+    """The value of ``key`` in (escape-hidden) ``data``, by one RE2 scan; ``None`` if absent."""
+    m = _KEY_AT[key].search(data)
+    if m is None:
+        return None
+    start = m.end()
+    close = data.find(b'"', start + 1) if data[start : start + 1] == b'"' else -1
+    if close >= 0:
+        raw = data[start + 1 : close]
+    else:  # unquoted, or a quote never closed: up to the next blank
+        u = _UNQUOTED.match(data, start)
+        raw = data[start : u.end() if u else start]
+    return raw.decode("utf-8", "surrogatepass")
+
+
 def _logfmt_values(line: str) -> dict[str, str]:
-    """The values of the keys this module reads (first occurrence wins), in linear time."""
-    data = b" " + line.encode("utf-8", "surrogatepass")
-    escaped = b"\\" in data
+    """The values of the keys this module reads (first occurrence wins), in linear time.
+
+    Fast path: the first `` key=`` is outside quotes when an even number of quotes precede it
+    (``str.find`` and ``str.count``). Otherwise, or with tabs or newlines as separators, one RE2
+    scan that skips quoted values whole.
+    """
+    text = " " + line
+    escaped = "\\" in text
     if escaped:
-        data = data.replace(b"\\\\", _ESC_BACKSLASH * 2).replace(b'\\"', _ESC_QUOTE * 2)
+        text = text.replace("\\\\", "\x00\x00").replace('\\"', "\x01\x01")
+    simple = "\t" not in text and "\n" not in text and "\r" not in text
+    data: bytes | None = None
     found: dict[str, str] = {}
-    for key, rx in _KEY_AT.items():
-        if key.encode() + b"=" not in data:
+    for key in _LOGFMT_KEYS:
+        if key + "=" not in text:
             continue
-        m = rx.search(data)
-        if m is None:
-            continue
-        start = m.end()
-        close = data.find(b'"', start + 1) if data[start : start + 1] == b'"' else -1
-        if close >= 0:
-            raw = data[start + 1 : close]
-        else:  # unquoted, or a quote never closed: up to the next blank
-            u = _UNQUOTED.match(data, start)
-            raw = data[start : u.end() if u else start]
+        at = text.find(" " + key + "=") if simple else -1
+        if at >= 0 and text.count('"', 0, at) % 2 == 0:
+            start = at + len(key) + 2
+            close = text.find('"', start + 1) if text.startswith('"', start) else -1
+            if close >= 0:
+                value: str | None = text[start + 1 : close]
+            else:
+                end = text.find(" ", start)
+                value = text[start:] if end < 0 else text[start:end]
+        else:
+            if data is None:
+                data = text.encode("utf-8", "surrogatepass")
+            value = _logfmt_value_slow(data, key)
+            if value is None:
+                continue
         if escaped:
-            raw = raw.replace(_ESC_QUOTE * 2, b'"').replace(_ESC_BACKSLASH * 2, b"\\")
-        found[key] = raw.decode("utf-8", "surrogatepass")
+            value = value.replace("\x01\x01", '"').replace("\x00\x00", "\\")
+        found[key] = value
     return found
 
 
