@@ -40,9 +40,11 @@ import hashlib
 import re
 from typing import Any
 
+import re2
+
 from sentinel.core.model import Fingerprint
 
-__all__ = ["VAR", "Fingerprinter", "mask", "template_key"]
+__all__ = ["VAR", "Fingerprinter", "mask", "template_key", "variables"]
 
 VAR = "<*>"
 """How a variable is shown in a template."""
@@ -124,6 +126,31 @@ def _mask_normalised(text: str, kv_values: bool) -> str:
 def mask(message: str, *, kv_values: bool = False) -> str:
     """The masking step alone, without state: variables shown as ``<*>``, whitespace normalised."""
     return " ".join(_mask_normalised(_normalise(message), kv_values).split()).replace(_V, VAR)
+
+
+_VARIABLE_OPTIONS = re2.Options()
+_VARIABLE_OPTIONS.log_errors = False
+_MAX_VARIABLES = 64
+
+
+def variables(template: str, message: str) -> list[str] | None:
+    """The parts of ``message`` that stand where ``template`` shows ``<*>``, in order.
+
+    ``None`` when the message does not fit the template (a template from other rules, or a
+    message cut at its length limit). RE2, so the match is linear whatever the two hold.
+    """
+    parts = template.split(VAR)
+    if len(parts) < 2 or len(parts) > _MAX_VARIABLES + 1:
+        return [] if len(parts) < 2 else None
+    pattern = "(.*?)".join(re.escape(p) for p in parts)
+    text = " ".join(message.split())
+    try:
+        m = re2.compile(pattern, options=_VARIABLE_OPTIONS).fullmatch(text)
+    except re2.error:
+        return None
+    if m is None:
+        return None
+    return [g.strip() for g in m.groups()]
 
 
 def template_key(template: str) -> str:

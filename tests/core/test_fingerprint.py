@@ -233,3 +233,23 @@ def test_peek_answers_like_fingerprint_but_learns_nothing() -> None:
     unseen = fp.peek("cache shard gamma is unavailable")  # would merge the three if learned
     assert unseen.template == "cache shard gamma is unavailable"
     assert fp.snapshot() == before and fp.aliases() == {}
+
+
+@pytest.mark.parametrize(
+    ("template", "message", "expected"),
+    [
+        pytest.param(
+            "failed to connect to <*> after <*> retries",
+            "failed to connect to 10.0.0.5:5432 after 3 retries",
+            ["10.0.0.5:5432", "3"],
+            id="two",
+        ),
+        pytest.param("all quiet", "all quiet", [], id="no-variables"),
+        pytest.param("a <*> b", "x y", None, id="does-not-fit"),
+        pytest.param("<*> (<*>)", "(" * 5000 + " (x)", ["(" * 5000, "x"], id="linear-on-hostile-text"),
+    ],
+)
+def test_variables_are_the_parts_behind_the_stars(template: str, message: str, expected: list[str] | None) -> None:
+    from sentinel.core.fingerprint import variables
+
+    assert variables(template, message) == expected
