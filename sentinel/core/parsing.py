@@ -255,16 +255,17 @@ def _logfmt_values(line: str) -> dict[str, str]:
             start = at + len(key) + 2
             close = text.find('"', start + 1) if text.startswith('"', start) else -1
             if close >= 0:
-                value: str | None = text[start + 1 : close]
+                value = text[start + 1 : close]
             else:
                 end = text.find(" ", start)
                 value = text[start:] if end < 0 else text[start:end]
         else:
             if data is None:
                 data = text.encode("utf-8", "surrogatepass")
-            value = _logfmt_value_slow(data, key)
-            if value is None:
+            slow = _logfmt_value_slow(data, key)
+            if slow is None:
                 continue
+            value = slow
         if escaped:
             value = value.replace("\x01\x01", '"').replace("\x00\x00", "\\")
         found[key] = value
