@@ -168,7 +168,32 @@ def _level_from_text(text: str) -> str:
 # -- JSON ------------------------------------------------------------------------------------------
 
 
-def _from_json(line: str) -> tuple[str, str] | None:
+Subject = tuple[str, str, str]
+"""What a Kubernetes event is about: (namespace, workload, pod or "")."""
+
+_RS_NAME = re.compile(rf"^(.+)-{_SAFE}{{6,10}}$")
+_CRONJOB_RUN = re.compile(r"^(.+)-\d{8,10}$")
+
+
+def _subject_of(obj: dict[str, object]) -> Subject | None:
+    """The workload a Kubernetes event is about (its involvedObject), not the exporter's pod."""
+    inv = obj.get("involvedObject") or obj.get("regarding")
+    if not isinstance(inv, dict):
+        return None
+    kind, name = inv.get("kind"), inv.get("name")
+    if not isinstance(kind, str) or not isinstance(name, str) or not name:
+        return None
+    meta = obj.get("metadata")
+    namespace = inv.get("namespace") or (meta.get("namespace") if isinstance(meta, dict) else "") or ""
+    namespace = namespace if isinstance(namespace, str) else ""
+    if kind == "Pod":
+        return namespace, workload_from_pod(name, namespace=namespace), name
+    pattern = _RS_NAME if kind == "ReplicaSet" else _CRONJOB_RUN if kind == "Job" else None
+    m = pattern.match(name) if pattern is not None else None
+    return namespace, m.group(1) if m else name, ""
+
+
+def _from_json(line: str) -> tuple[str, str, Subject | None] | None:
     try:
         obj = json.loads(line)
     except (ValueError, RecursionError):  # RecursionError: nesting deeper than the interpreter's stack
@@ -196,14 +221,15 @@ def _from_json(line: str) -> tuple[str, str] | None:
             level = _normalise_level(value)
             break
     kind = obj.get("type")
-    if isinstance(obj.get("involvedObject"), dict) or isinstance(obj.get("regarding"), dict):
+    subject = _subject_of(obj)
+    if subject is not None:
         # A Kubernetes event: its type is its level, its reason names it.
         if not level and kind in ("Normal", "Warning"):
             level = "info" if kind == "Normal" else "warning"
         reason = obj.get("reason")
         if isinstance(reason, str) and reason and not message.startswith(reason):
             message = f"{reason}: {message}"
-    return message, level
+    return message, level, subject
 
 
 # -- logfmt ----------------------------------------------------------------------------------------
@@ -342,12 +368,23 @@ def _join(head: str, exception: str) -> str:
 
 def parse_message(line: str) -> tuple[str, str]:
     """(message, level) of one raw line (one entry, which may span several lines)."""
+    message, level, _subject = parse_line(line)
+    return message, level
+
+
+def parse_line(line: str) -> tuple[str, str, Subject | None]:
+    """(message, level, subject): the subject is what a Kubernetes event is about, else ``None``."""
     text = line.strip()
     if text.startswith("{"):
         found = _from_json(text)
         if found:
-            msg, level = found
-            return msg[:MAX_MESSAGE], level or _level_from_text(msg)
+            msg, level, subject = found
+            return msg[:MAX_MESSAGE], level or _level_from_text(msg), subject
+    message, level = _parse_text(text)
+    return message, level, None
+
+
+def _parse_text(text: str) -> tuple[str, str]:
     exception = ""
     if "\n" in text:
         text, exception = _split_trace(text)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from sentinel.core.fingerprint import Fingerprinter
 from sentinel.core.model import Fingerprint, GroupDelta, LogEntry
-from sentinel.core.parsing import parse_message, workload_of
+from sentinel.core.parsing import Subject, parse_line, workload_of
 from sentinel.core.rules import DEFAULT, Rule, RuleSet
 
 MAX_SAMPLES_PER_DELTA = 5
@@ -110,7 +110,8 @@ class Pipeline:
         self._streams: dict[frozenset[tuple[str, str]], _Stream] = {}
         # Caches hold only strings and ints (rule positions in ``_rule_list``, -1 = look at the
         # labels), so the garbage collector untracks them instead of scanning them again and again.
-        self._lines: dict[str, tuple[str, str, int]] = {}  # raw line -> message, level, rule position
+        # raw line -> message, level, rule position, what an event is about (else None)
+        self._lines: dict[str, tuple[str, str, int, Subject | None]] = {}
         # How urgent each rule is: (priority rank, position in the file); a group takes the most
         # urgent rule any of its lines matched, so the result does not depend on line order.
         self._urgency = {r.name: (r.priority.rank, i) for i, r in enumerate(rules.rules)}
@@ -191,26 +192,35 @@ class Pipeline:
             if hit is None:
                 if len(lines) > CACHE_LIMIT:
                     lines.clear()
-                message, level = parse_message(line)
+                message, level, subject = parse_line(line)
+                if subject is not None:  # a Kubernetes event: grouped under what it is about
+                    subject = self._subject(subject)
                 # the rule sees the raw line, as the Go tool's did (and the message and level)
                 position = -1 if contextual else position_of[id(classify(line, message=message, level=level))]
-                hit = lines[line] = (message, level, position)
+                hit = lines[line] = (message, level, position, subject)
             message = hit[0]
             rule = rule_list[hit[2]] if hit[2] >= 0 else self._classify(line, message, hit[1], stream)
             f = fp(message)
             ts = ts_ns / 1e9
             if ts_ns > last:
                 last = ts_ns
-            d = by_template.get(f.key)
-            if d is None:
+            subject = hit[3]
+            if subject is not None:
+                d = self._event_delta(deltas, subject, f, rule, ts, hit[1], message)
+                pod = subject[2]
+            elif (found := by_template.get(f.key)) is not None:
+                d, pod = found, stream.pod
+            else:
                 known = stream.group_keys
                 key = known.get(f.key)
                 if key is None:
                     if len(known) > KEYS_PER_STREAM_LIMIT:
                         known.clear()
                     key = known[f.key] = group_key(stream.namespace, stream.workload, stream.container, f.key)
-                d = deltas.get(key)
-                if d is None:
+                known_d = deltas.get(key)
+                if known_d is not None:
+                    d = known_d
+                else:
                     d = deltas[key] = GroupDelta(
                         key=key,
                         namespace=stream.namespace,
@@ -227,11 +237,11 @@ class Pipeline:
                         last_pod=stream.pod,
                     )
                 by_template[f.key] = d
+                pod = stream.pod
             rname = rule.name
             if rname != d.rule and urgency[rname] < urgency[d.rule]:
                 d.rule, d.priority = rname, rule.priority
             d.count += 1
-            pod = stream.pod
             if ts < d.first_seen:
                 d.first_seen = ts
             elif ts >= d.last_seen:
@@ -252,6 +262,39 @@ class Pipeline:
         for name, n in Counter(rule_names).items():
             hits[name] = hits.get(name, 0) + n
         return batch
+
+    def _subject(self, subject: Subject) -> Subject:
+        """An event's (namespace, workload, pod): the pod's workload as the resolver sees it."""
+        namespace, workload, pod = subject
+        if pod:
+            workload = self.workloads({"namespace": namespace, "pod": pod}) or workload
+        return namespace, workload, pod
+
+    @staticmethod
+    def _event_delta(
+        deltas: dict[str, GroupDelta], subject: Subject, f: Fingerprint, rule: Rule, ts: float, level: str, message: str
+    ) -> GroupDelta:
+        """The delta of an event's group: its subject's namespace and workload, no container."""
+        namespace, workload, pod = subject
+        key = group_key(namespace, workload, "", f.key)
+        d = deltas.get(key)
+        if d is None:
+            d = deltas[key] = GroupDelta(
+                key=key,
+                namespace=namespace,
+                workload=workload,
+                container="",
+                template=f.template,
+                rule=rule.name,
+                priority=rule.priority,
+                first_seen=ts,
+                last_seen=ts,
+                level=level,
+                template_key=f.key,
+                message=message,
+                last_pod=pod,
+            )
+        return d
 
     def settle(self, batch: Batch) -> None:
         """Templates that merged while the batch ran: re-key its deltas, report the aliases."""
@@ -293,16 +336,20 @@ class Pipeline:
         the fingerprinter is only peeked at and no cache is filled."""
         labels = entry.labels
         stream = self._streams.get(frozenset(labels.items())) or _Stream.of(labels, self.workloads)
-        message, level = parse_message(entry.line)
+        message, level, subject = parse_line(entry.line)
         rule = self.rules.classify(entry.line, message=message, level=level, namespace=stream.namespace, labels=labels)
         f = self.fingerprinter.fingerprint(message) if learn else self.fingerprinter.peek(message)
+        namespace, workload, container = stream.namespace, stream.workload, stream.container
+        if subject is not None:
+            namespace, workload, _pod = self._subject(subject)
+            container = ""
         return Explained(
-            group=group_key(stream.namespace, stream.workload, stream.container, f.key),
+            group=group_key(namespace, workload, container, f.key),
             template=f.template,
             rule=rule.name,
             priority=rule.priority.value,
             message=message,
-            namespace=stream.namespace,
-            workload=stream.workload,
-            container=stream.container,
+            namespace=namespace,
+            workload=workload,
+            container=container,
         )
