@@ -188,6 +188,8 @@ def _subject_of(obj: dict[str, object]) -> Subject | None:
     namespace = namespace if isinstance(namespace, str) else ""
     if kind == "Pod":
         return namespace, workload_from_pod(name, namespace=namespace), name
+    if kind == "Node":  # cluster-scoped: node problems form one workload, "nodes"
+        return "", "nodes", ""
     pattern = _RS_NAME if kind == "ReplicaSet" else _CRONJOB_RUN if kind == "Job" else None
     m = pattern.match(name) if pattern is not None else None
     return namespace, m.group(1) if m else name, ""

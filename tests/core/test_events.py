@@ -35,6 +35,7 @@ def test_subject_of_an_event() -> None:
     )
     assert parse_line(event("shop", "ReplicaSet", "web-7d4b9c8f6d", "FailedCreate", "x"))[2] == ("shop", "web", "")
     assert parse_line(event("ops", "Job", "backup-28391160", "BackoffLimitExceeded", "x"))[2] == ("ops", "backup", "")
+    assert parse_line(event("default", "Node", "worker-3", "NodeNotReady", "x"))[2] == ("", "nodes", "")
     assert parse_line('{"msg":"not an event","level":"error"}')[2] is None
 
 
