@@ -107,10 +107,11 @@ _NODE_REASONS = re.compile(r"(nodes are available:)[^\"\n]*+")
 _THREAD = re.compile(r'(--- \[)[^\]\n]*+(\])|(Exception in thread ")[^"\n]*+(")')
 # DNS names: dotted lower-case labels ending in a common suffix (a trailing dot allowed), and the
 # record type that follows one in CoreDNS's errors plugin ("%d %s %s: %s").
-_DNS_NAME = re.compile(
-    r"(?<![\w.-])(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+"
+_DNS_SUFFIX = (
     r"(?:com|net|org|io|dev|app|cloud|local|internal|lan|svc|info|biz|co|us|uk|de|eu|fr|nl|pl|jp|ai)\.?(?![\w-])"
 )
+_DNS_NAME = re.compile(r"(?<![\w.-])(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+" + _DNS_SUFFIX)
+_DNS_GATE = re.compile(r"\." + _DNS_SUFFIX)  # starts with a literal: a fast scan for dots
 _RR_TYPE = re.compile("\ue000 (?:A|AAAA|CNAME|SRV|PTR|MX|TXT|NS|SOA|HTTPS|SVCB|CAA|ANY)(?=[:\\s]|$)")
 
 
@@ -133,7 +134,7 @@ def _structured(text: str) -> str:
         text = _NODE_REASONS.sub(r"\1 " + _V, text)
     if "--- [" in text or "Exception in thread" in text:
         text = _THREAD.sub(lambda m: (m.group(1) or m.group(3)) + _V + (m.group(2) or m.group(4)), text)
-    if "." in text:
+    if "." in text and _DNS_GATE.search(text):
         text = _DNS_NAME.sub(_V, text)
         if _V + " " in text:
             text = _RR_TYPE.sub(_V, text)
