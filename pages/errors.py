@@ -295,6 +295,9 @@ def _rule_section(g: ErrorGroup) -> None:
             + (f" ({', '.join(f'{k}={v}' for k, v in r.params.items())})" if r.params else "")
             + f" · cooldown {duration(r.cooldown)}"
         )
+    if w.variables:
+        st.caption("Treated as variables (shown as <*> in the template), in the newest sample")
+        st.code("\n".join(w.variables), language=None, wrap_lines=True)
     if w.now_rule != g.rule:
         st.info(f"With the current rules, new lines like these would match **{w.now_rule}**.")
     if g.escalated:

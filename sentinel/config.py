@@ -33,6 +33,8 @@ from pydantic import (
 from sentinel.core.actions import validate_params
 from sentinel.core.durations import parse_duration
 from sentinel.core.model import Priority
+from sentinel.core.rules import LEVELS as RULE_LEVELS
+from sentinel.core.rules import ON as RULE_ON
 from sentinel.core.rules import LabelMatcher, PatternError, Rule, RuleSet, compile_pattern
 from sentinel.errors import ConfigError
 
@@ -231,6 +233,8 @@ class MatchSpec(BaseModel):
     keywords: list[str] = Field(default_factory=list)
     labels: dict[str, str] = Field(default_factory=dict)
     namespaces: list[str] = Field(default_factory=list)
+    levels: list[str] | str = Field(default_factory=list)  # [error, fatal], or "any" (ignores the level)
+    on: str = "line"  # what pattern and keywords see: the raw "line" (as the Go tool) or the "message"
 
 
 class RemediationSpec(BaseModel):
@@ -414,8 +418,11 @@ def build_rule(spec: RuleSpec) -> Rule:
             raise ValueError(f"match.labels.{key}: invalid RE2 regex {err.pattern!r}: {err.reason}") from None
     allow = frozenset(n for n in spec.match.namespaces if not n.startswith("!"))
     deny = frozenset(n[1:] for n in spec.match.namespaces if n.startswith("!"))
-    if not spec.match.pattern and not spec.match.keywords and not labels and not allow and not deny:
-        raise ValueError("match: needs at least one of pattern, keywords, labels, namespaces")
+    levels = _rule_levels(spec.match.levels)
+    if spec.match.on not in RULE_ON:
+        raise ValueError(f"match.on: {spec.match.on!r} is not one of {', '.join(RULE_ON)}")
+    if not spec.match.pattern and not spec.match.keywords and not labels and not allow and not deny and not levels:
+        raise ValueError("match: needs at least one of pattern, keywords, labels, namespaces, levels")
     try:
         params = validate_params(spec.remediation.action, spec.remediation.params)
     except ValueError as err:
@@ -436,7 +443,26 @@ def build_rule(spec: RuleSpec) -> Rule:
         enabled=spec.enabled,
         description=spec.description,
         regex=regex,
+        levels=levels,
+        on=spec.match.on,
     )
+
+
+_LEVEL_ALIASES = {"warn": "warning", "err": "error", "critical": "fatal", "crit": "fatal", "panic": "fatal"}
+
+
+def _rule_levels(value: list[str] | str) -> frozenset[str]:
+    """``match.levels``: a list of levels, or ``any`` (the rule ignores the level)."""
+    items = [value] if isinstance(value, str) else list(value)
+    out = set()
+    for item in items:
+        name = _LEVEL_ALIASES.get(str(item).strip().lower(), str(item).strip().lower())
+        if name == "any":
+            return frozenset()
+        if name not in RULE_LEVELS:
+            raise ValueError(f"match.levels: unknown level {item!r}; use any or {', '.join(RULE_LEVELS)}")
+        out.add(name)
+    return frozenset(out)
 
 
 def parse_rules(data: Any, *, source: str) -> LoadedRules:

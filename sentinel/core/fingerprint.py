@@ -40,9 +40,11 @@ import hashlib
 import re
 from typing import Any
 
+import re2
+
 from sentinel.core.model import Fingerprint
 
-__all__ = ["VAR", "Fingerprinter", "mask", "template_key"]
+__all__ = ["VAR", "Fingerprinter", "mask", "template_key", "variables"]
 
 VAR = "<*>"
 """How a variable is shown in a template."""
@@ -78,7 +80,7 @@ _SIZE = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?\s+(?:[KMGTPE]i?B|B)\b")  # "5.
 _PATH = re.compile(r"(?<![\w/.])(?:[A-Za-z]:)?+[/\\][\w.$@~*+%=\[\]/\\,:-]*+(?:\?[^\s\"']*+)?+")
 _DOTTED_PATH = re.compile(r"(?<![\w.-])[\w-]++(?:\.[\w-]++)++/[\w./$-]*+")  # host/path, java/component
 _POD = re.compile(r"\b[a-z0-9][a-z0-9-]*-[bcdfghjklmnpqrstvwxz2-9]{5,10}-[bcdfghjklmnpqrstvwxz2-9]{5}(?![a-z0-9-])")
-_QUOTED_VALUE = re.compile(r"""\b([A-Za-z_][\w.-]*)=(["'])[^"'\n]*\2""")
+_QUOTED_VALUE = re.compile(r"""\b([A-Za-z_][\w.-]*)=(?:"(?:[^"\\\n]++|\\.)*+"|'[^'\n]*+')""")
 _KV_VALUE = re.compile(r"(?<=[\w.-]=)(?!\ue000)[^\s,;&)\]}\"']+")
 # a word piece holding a digit or an already masked part; pieces end at these delimiters
 _PIECE = re.compile(r"(?<![^\s,:;=|()\[\]{}<>\"'])[^\s,:;=|()\[\]{}<>\"'\d\ue000]*+[\d\ue000][^\s,:;=|()\[\]{}<>\"']*+")
@@ -87,7 +89,60 @@ _EMPTY = re.compile(r"(?<=[(\[{])(?=[)\]}])|(?<=\")(?=\"(?:[\s,;)\]}]|$))")
 _RUN = re.compile("\ue000(?:[\\s,:;|/._-]*\ue000)+")
 
 
+# Formats whose structure says which words are variables (sources in the comments).
+# nginx error log tail (src/http/ngx_http_request.c ngx_http_log_error_handler): ", client: %V,
+# server: %V, request: \"%V\", upstream: \"%V\", host: \"%V\", referrer: \"%V\"", fields optional.
+_NGINX_TAIL = re.compile(r", client: .*$", re.S)
+# Access-log request lines (nginx combined "$request" $status, Envoy "%REQ(:METHOD)% %REQ(:PATH)%
+# %PROTOCOL%" %RESPONSE_CODE%): method, path and protocol are variables when a status follows.
+_REQUEST_LINE = re.compile(
+    r'"(?:GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS|CONNECT|TRACE) [^"\s]*+(?: HTTP/[\d.]+)?" (?=\d)'
+)
+_QUOTED_FIELD = re.compile(r'"[^"\n]*+"')
+# kube-scheduler FitError (pkg/scheduler/framework/types.go): "0/%v nodes are available: %v." then a
+# reason list of any length and "preemption: ...": the list is one variable.
+_NODE_REASONS = re.compile(r"(nodes are available:)[^\"\n]*+")
+# Spring Boot's console pattern "%5p PID --- [%15.15t] logger : msg" and the JVM's "Exception in
+# thread \"%s\"": thread names are variables, spaces and all.
+_THREAD = re.compile(r'(--- \[)[^\]\n]*+(\])|(Exception in thread ")[^"\n]*+(")')
+# DNS names: dotted lower-case labels ending in a common suffix (a trailing dot allowed), and the
+# record type that follows one in CoreDNS's errors plugin ("%d %s %s: %s").
+_DNS_SUFFIX = (
+    r"(?:com|net|org|io|dev|app|cloud|local|internal|lan|svc|info|biz|co|us|uk|de|eu|fr|nl|pl|jp|ai)\.?(?![\w-])"
+)
+_DNS_NAME = re.compile(r"(?<![\w.-])(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+" + _DNS_SUFFIX)
+_DNS_GATE = re.compile(r"\." + _DNS_SUFFIX)  # starts with a literal: a fast scan for dots
+_RR_TYPE = re.compile("\ue000 (?:A|AAAA|CNAME|SRV|PTR|MX|TXT|NS|SOA|HTTPS|SVCB|CAA|ANY)(?=[:\\s]|$)")
+
+
+def _quoted_value(m: re.Match[str]) -> str:
+    q = '"' if m.group(0)[len(m.group(1)) + 1] == '"' else "'"
+    return f"{m.group(1)}={q}{_V}{q}"
+
+
+def _structured(text: str) -> str:
+    if '="' in text or "='" in text:  # first: a URL inside a quoted value must not eat its quotes
+        text = _QUOTED_VALUE.sub(_quoted_value, text)
+    if ", client: " in text:
+        text = _NGINX_TAIL.sub(", client: " + _V, text, count=1)
+    if '" ' in text and "HTTP" in text or "GET " in text or "POST " in text:
+        text, n = _REQUEST_LINE.subn('"' + _V + '" ', text, count=1)
+        if n:  # an access log: the quoted fields after the request (agent, forwarded-for, ids, hosts)
+            head, sep, tail = text.partition('"' + _V + '" ')
+            text = head + sep + _QUOTED_FIELD.sub('"' + _V + '"', tail)
+    if "nodes are available:" in text:
+        text = _NODE_REASONS.sub(r"\1 " + _V, text)
+    if "--- [" in text or "Exception in thread" in text:
+        text = _THREAD.sub(lambda m: (m.group(1) or m.group(3)) + _V + (m.group(2) or m.group(4)), text)
+    if "." in text and _DNS_GATE.search(text):
+        text = _DNS_NAME.sub(_V, text)
+        if _V + " " in text:
+            text = _RR_TYPE.sub(_V, text)
+    return text
+
+
 def _mask_normalised(text: str, kv_values: bool) -> str:
+    text = _structured(text)
     if "://" in text:
         text = _URL.sub(_V, text)
     if "@" in text:
@@ -105,8 +160,6 @@ def _mask_normalised(text: str, kv_values: bool) -> str:
     if "-" in text:
         text = _POD.sub(_V, text)
     if "=" in text:
-        if '="' in text or "='" in text:
-            text = _QUOTED_VALUE.sub(r"\1=\2" + _V + r"\2", text)
         if kv_values:
             text = _KV_VALUE.sub(_V, text)
     if "0" in text or _V in text:
@@ -124,6 +177,31 @@ def _mask_normalised(text: str, kv_values: bool) -> str:
 def mask(message: str, *, kv_values: bool = False) -> str:
     """The masking step alone, without state: variables shown as ``<*>``, whitespace normalised."""
     return " ".join(_mask_normalised(_normalise(message), kv_values).split()).replace(_V, VAR)
+
+
+_VARIABLE_OPTIONS = re2.Options()
+_VARIABLE_OPTIONS.log_errors = False
+_MAX_VARIABLES = 64
+
+
+def variables(template: str, message: str) -> list[str] | None:
+    """The parts of ``message`` that stand where ``template`` shows ``<*>``, in order.
+
+    ``None`` when the message does not fit the template (a template from other rules, or a
+    message cut at its length limit). RE2, so the match is linear whatever the two hold.
+    """
+    parts = template.split(VAR)
+    if len(parts) < 2 or len(parts) > _MAX_VARIABLES + 1:
+        return [] if len(parts) < 2 else None
+    pattern = "(.*?)".join(re.escape(p) for p in parts)
+    text = " ".join(message.split())
+    try:
+        m = re2.compile(pattern, options=_VARIABLE_OPTIONS).fullmatch(text)
+    except re2.error:
+        return None
+    if m is None:
+        return None
+    return [g.strip() for g in m.groups()]
 
 
 def template_key(template: str) -> str:

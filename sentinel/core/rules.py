@@ -2,7 +2,13 @@
 
 Patterns are RE2 (google-re2), as in the Go tool: matching time stays linear in the line length
 whatever a rule says. All patterns go into one ``re2.Set`` so a line is scanned once for every
-rule; the few rules that also match on labels or namespaces are then checked in order.
+rule; the few rules that also match on labels, namespaces or levels are then checked in order.
+
+What a pattern sees: by default the whole raw line (the whole entry, for a multi-line one), as the
+Go tool matched it, so a logfmt ``level=error`` or a JSON ``"level":"error"`` is part of what its
+``generic-error`` rule sees. A rule may instead say ``on: message`` (the parsed message alone), and
+``levels: [error, fatal]`` (only lines at those levels; a Kubernetes event's ``Warning`` is
+``warning``, ``Normal`` is ``info``). A rule without ``levels`` ignores the level.
 """
 
 from __future__ import annotations
@@ -16,6 +22,9 @@ import re2
 from sentinel.core.model import Priority
 
 DEFAULT_RULE = "default"
+LEVELS = ("fatal", "error", "warning", "info", "debug", "unknown")
+"""The levels parsing gives (``sentinel.core.parsing``); other words a line may carry count as unknown."""
+ON = ("line", "message")
 
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False
@@ -79,6 +88,8 @@ class Rule:
     enabled: bool = True
     description: str = ""
     regex: Any = None
+    levels: frozenset[str] = frozenset()  # empty: any level
+    on: str = "line"  # what the pattern and keywords see: the raw "line" or the parsed "message"
 
     def matches_context(self, namespace: str, labels: Mapping[str, str]) -> bool:
         if self.namespaces_allow and namespace not in self.namespaces_allow:
@@ -95,12 +106,34 @@ class Rule:
             return any(k in low for k in self.keywords)
         return True
 
-    def matches(self, message: str, *, namespace: str = "", labels: Mapping[str, str] | None = None) -> bool:
-        return self.matches_context(namespace, labels or {}) and self.matches_text(message)
+    def matches_level(self, level: str) -> bool:
+        return not self.levels or (level if level in LEVELS else "unknown") in self.levels
+
+    def matches(
+        self,
+        message: str,
+        *,
+        namespace: str = "",
+        labels: Mapping[str, str] | None = None,
+        line: str | None = None,
+        level: str = "",
+    ) -> bool:
+        """Whether the rule picks this entry; ``line`` defaults to ``message`` (a lone message)."""
+        text = message if self.on == "message" or line is None else line
+        return (
+            self.matches_context(namespace, labels or {})
+            and (not self.levels or self.matches_level(level))
+            and self.matches_text(text)
+        )
 
     @property
     def contextual(self) -> bool:
         return bool(self.labels or self.namespaces_allow or self.namespaces_deny)
+
+    @property
+    def conditional(self) -> bool:
+        """Whether more than the pattern decides: labels, namespaces, keywords or levels."""
+        return self.contextual or bool(self.keywords) or bool(self.levels)
 
 
 DEFAULT = Rule(name=DEFAULT_RULE, priority=Priority.P4, description="no rule matched")
@@ -120,33 +153,40 @@ class Classification:
 
 
 class RuleSet:
-    """The enabled rules in file order, with one RE2 Set over their patterns."""
+    """The enabled rules in file order, with one RE2 Set over the patterns of each text they see."""
 
     def __init__(self, rules: list[Rule], *, source: str = "") -> None:
         self.all_rules = list(rules)
         self.rules = [r for r in rules if r.enabled]
         self.source = source
-        self._set: Any = None
-        self._match: Any = None
-        self._set_index: list[int] = []  # set slot -> index in self.rules
-        self._always: list[int] = []  # rules with no pattern: candidates for every line
-        patterned = [(i, r) for i, r in enumerate(self.rules) if r.pattern]
-        self._always = [i for i, r in enumerate(self.rules) if not r.pattern]
-        if patterned:
+        # per text ("line", "message"): the C++ Match of its set, and set slot -> rule index
+        self._sets: dict[str, tuple[Any, list[int]]] = {}
+        self._always = [i for i, r in enumerate(self.rules) if not r.pattern]  # candidates for every line
+        for on in ON:
+            patterned = [(i, r) for i, r in enumerate(self.rules) if r.pattern and r.on == on]
+            if not patterned:
+                continue
             s = re2.Set.SearchSet(_OPTIONS)
-            for i, r in patterned:
+            for _i, r in patterned:
                 s.Add(r.pattern)
-                self._set_index.append(i)
             s.Compile()
-            self._set = s
             # The C++ set behind google-re2's wrapper, called with UTF-8 bytes: the wrapper only
             # encodes the text; calling it directly saves that Python frame on the hot path.
             inner = getattr(s, "_set", None)
-            self._match = inner.Match if inner is not None else s.Match
-        # Every enabled rule is a bare pattern (the common case, and the Go tool's files): set
-        # slots are in rule order, so the first rule is the smallest slot that matched.
-        self._simple = bool(patterned) and not self._always and not any(r.contextual or r.keywords for r in self.rules)
-        self._by_slot = [self.rules[i] for i in self._set_index]
+            self._sets[on] = (inner.Match if inner is not None else s.Match, [i for i, _r in patterned])
+        line_set = self._sets.get("line")
+        self._match: Any = line_set[0] if line_set else None
+        # Every enabled rule is a bare pattern on the raw line (the common case, and the Go tool's
+        # files): set slots are in rule order, so the first rule is the smallest slot that matched.
+        self._simple = (
+            line_set is not None
+            and not self._always
+            and len(self._sets) == 1
+            and not any(r.conditional for r in self.rules)
+        )
+        self._by_slot = [self.rules[i] for i in line_set[1]] if line_set else []
+        self.uses_levels = any(r.levels for r in self.rules)
+        self.uses_message = "message" in self._sets or any(r.on == "message" for r in self.rules)
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -157,17 +197,30 @@ class RuleSet:
                 return r
         return DEFAULT if name == DEFAULT_RULE else None
 
-    def classify(self, message: str, *, namespace: str = "", labels: Mapping[str, str] | None = None) -> Rule:
-        """The first enabled rule that matches, else :data:`DEFAULT` (P4)."""
+    def classify(
+        self,
+        line: str,
+        *,
+        message: str | None = None,
+        level: str = "",
+        namespace: str = "",
+        labels: Mapping[str, str] | None = None,
+    ) -> Rule:
+        """The first enabled rule that matches, else :data:`DEFAULT` (P4).
+
+        ``line`` is the raw entry (what the Go tool matched); ``message`` the parsed message for
+        rules with ``on: message`` (the line itself when not given); ``level`` the parsed level.
+        """
         if self._simple:
             # Only plain patterns: the lowest set index that matched is the first rule in order.
-            hits = self._match(message.encode())
+            hits = self._match(line.encode("utf-8", "surrogatepass"))
             return self._by_slot[min(hits)] if hits else DEFAULT
-        if self._set is not None:
-            hits = self._match(message.encode())
-            candidates = [self._set_index[h] for h in hits] if hits else []
-        else:
-            candidates = []
+        candidates: list[int] = []
+        texts = {"line": line, "message": line if message is None else message}
+        for on, (match, index) in self._sets.items():
+            hits = match(texts[on].encode("utf-8", "surrogatepass"))
+            if hits:
+                candidates.extend(index[h] for h in hits)
         if self._always:
             candidates.extend(self._always)
         if not candidates:
@@ -179,7 +232,9 @@ class RuleSet:
             rule: Rule = self.rules[i]
             if rule.contextual and not rule.matches_context(namespace, lab):
                 continue
-            if rule.keywords and not rule.matches_text(message):
+            if rule.levels and not rule.matches_level(level):
+                continue
+            if rule.keywords and not rule.matches_text(texts[rule.on]):
                 continue
             return rule
         return DEFAULT

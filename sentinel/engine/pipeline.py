@@ -10,13 +10,13 @@ from __future__ import annotations
 import gc
 import hashlib
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sentinel.core.fingerprint import Fingerprinter
 from sentinel.core.model import Fingerprint, GroupDelta, LogEntry
-from sentinel.core.parsing import parse_message, workload_of
+from sentinel.core.parsing import Subject, parse_line, workload_of
 from sentinel.core.rules import DEFAULT, Rule, RuleSet
 
 MAX_SAMPLES_PER_DELTA = 5
@@ -68,13 +68,13 @@ class _Stream:
     group_keys: dict[str, str] = field(default_factory=dict)  # template key -> group key (a cache)
 
     @classmethod
-    def of(cls, labels: Mapping[str, str]) -> _Stream:
+    def of(cls, labels: Mapping[str, str], workloads: Callable[[Mapping[str, str]], str] = workload_of) -> _Stream:
         return cls(
             labels,
             labels.get("namespace") or "",
             labels.get("pod") or "",
             labels.get("container") or "",
-            workload_of(labels),
+            workloads(labels),
         )
 
 
@@ -95,26 +95,35 @@ class Explained:
 class Pipeline:
     """Stateless apart from caches; one per rules version (``with_rules`` keeps the fingerprinter)."""
 
-    def __init__(self, *, rules: RuleSet, fingerprinter: Fingerprinter | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        rules: RuleSet,
+        fingerprinter: Fingerprinter | None = None,
+        workloads: Callable[[Mapping[str, str]], str] | None = None,
+    ) -> None:
+        """``workloads`` names a stream's workload from its labels (default: pod-name rules;
+        ``sentinel.remediation.owners.OwnerResolver.workload_of`` asks the cluster)."""
         self.rules = rules
         self.fingerprinter = fingerprinter or Fingerprinter()
+        self.workloads = workloads or workload_of
         self._streams: dict[frozenset[tuple[str, str]], _Stream] = {}
         # Caches hold only strings and ints (rule positions in ``_rule_list``, -1 = look at the
         # labels), so the garbage collector untracks them instead of scanning them again and again.
-        self._lines: dict[str, tuple[str, str, int]] = {}  # raw line -> message, level, rule position
+        # raw line -> message, level, rule position, what an event is about (else None)
+        self._lines: dict[str, tuple[str, str, int, Subject | None]] = {}
         # How urgent each rule is: (priority rank, position in the file); a group takes the most
         # urgent rule any of its lines matched, so the result does not depend on line order.
         self._urgency = {r.name: (r.priority.rank, i) for i, r in enumerate(rules.rules)}
         self._urgency[DEFAULT.name] = (DEFAULT.priority.rank, len(rules.rules))
         self._classified: dict[tuple[str, str, int], Rule] = {}
-        self._plain: dict[str, int] = {}  # message -> rule position, when no rule looks at labels
         self._rule_list: list[Rule] = [*rules.rules, DEFAULT]
         self._position = {id(r): i for i, r in enumerate(self._rule_list)}
         self._contextual = any(r.contextual for r in rules.rules)
         self._merges_seen = self.fingerprinter.merges
 
     def with_rules(self, rules: RuleSet) -> Pipeline:
-        return Pipeline(rules=rules, fingerprinter=self.fingerprinter)
+        return Pipeline(rules=rules, fingerprinter=self.fingerprinter, workloads=self.workloads)
 
     def _stream(self, labels: Mapping[str, str]) -> _Stream:
         """The stream for a label set, by content: each Loki page brings new label dicts."""
@@ -124,29 +133,21 @@ class Pipeline:
             if len(self._streams) > CACHE_LIMIT:
                 self._streams.clear()
                 self._classified.clear()  # keyed on stream identity for contextual rules
-            s = self._streams[content] = _Stream.of(labels)
+            s = self._streams[content] = _Stream.of(labels, self.workloads)
         return s
 
-    def _classify(self, message: str, stream: _Stream) -> Rule:
-        ctx = id(stream.labels) if self._contextual else 0
-        ns = stream.namespace if self._contextual else ""
-        key = (message, ns, ctx)
+    def _classify(self, line: str, message: str, level: str, stream: _Stream) -> Rule:
+        """The rule for a raw line in a stream, when some rule looks at labels or namespaces."""
+        key = (line, stream.namespace, id(stream.labels))
         rule = self._classified.get(key)
         if rule is None:
             if len(self._classified) > CACHE_LIMIT:
                 self._classified.clear()
-            rule = self.rules.classify(message, namespace=stream.namespace, labels=stream.labels)
+            rule = self.rules.classify(
+                line, message=message, level=level, namespace=stream.namespace, labels=stream.labels
+            )
             self._classified[key] = rule
         return rule
-
-    def _classify_plain(self, message: str) -> int:
-        """Position of the rule for ``message`` when no rule looks at labels or namespaces."""
-        position = self._plain.get(message)
-        if position is None:
-            if len(self._plain) > CACHE_LIMIT:
-                self._plain.clear()
-            position = self._plain[message] = self._position[id(self.rules.classify(message))]
-        return position
 
     def fingerprint(self, message: str) -> Fingerprint:
         return self.fingerprinter.fingerprint(message)
@@ -176,7 +177,8 @@ class Pipeline:
         local_get = local.get
         lines = self._lines
         lines_get = lines.get
-        plain_get = self._plain.get
+        classify = self.rules.classify
+        position_of = self._position
         rule_list = self._rule_list
         rule_names: list[str] = []
         add_rule = rule_names.append
@@ -190,29 +192,35 @@ class Pipeline:
             if hit is None:
                 if len(lines) > CACHE_LIMIT:
                     lines.clear()
-                message, level = parse_message(line)
-                position = -1
-                if not contextual:
-                    position = plain_get(message, -1)
-                    if position < 0:
-                        position = self._classify_plain(message)
-                hit = lines[line] = (message, level, position)
+                message, level, subject = parse_line(line)
+                if subject is not None:  # a Kubernetes event: grouped under what it is about
+                    subject = self._subject(subject)
+                # the rule sees the raw line, as the Go tool's did (and the message and level)
+                position = -1 if contextual else position_of[id(classify(line, message=message, level=level))]
+                hit = lines[line] = (message, level, position, subject)
             message = hit[0]
-            rule = rule_list[hit[2]] if hit[2] >= 0 else self._classify(message, stream)
+            rule = rule_list[hit[2]] if hit[2] >= 0 else self._classify(line, message, hit[1], stream)
             f = fp(message)
             ts = ts_ns / 1e9
             if ts_ns > last:
                 last = ts_ns
-            d = by_template.get(f.key)
-            if d is None:
+            subject = hit[3]
+            if subject is not None:
+                d = self._event_delta(deltas, subject, f, rule, ts, hit[1], message)
+                pod = subject[2]
+            elif (found := by_template.get(f.key)) is not None:
+                d, pod = found, stream.pod
+            else:
                 known = stream.group_keys
                 key = known.get(f.key)
                 if key is None:
                     if len(known) > KEYS_PER_STREAM_LIMIT:
                         known.clear()
                     key = known[f.key] = group_key(stream.namespace, stream.workload, stream.container, f.key)
-                d = deltas.get(key)
-                if d is None:
+                known_d = deltas.get(key)
+                if known_d is not None:
+                    d = known_d
+                else:
                     d = deltas[key] = GroupDelta(
                         key=key,
                         namespace=stream.namespace,
@@ -229,11 +237,11 @@ class Pipeline:
                         last_pod=stream.pod,
                     )
                 by_template[f.key] = d
+                pod = stream.pod
             rname = rule.name
             if rname != d.rule and urgency[rname] < urgency[d.rule]:
                 d.rule, d.priority = rname, rule.priority
             d.count += 1
-            pod = stream.pod
             if ts < d.first_seen:
                 d.first_seen = ts
             elif ts >= d.last_seen:
@@ -254,6 +262,39 @@ class Pipeline:
         for name, n in Counter(rule_names).items():
             hits[name] = hits.get(name, 0) + n
         return batch
+
+    def _subject(self, subject: Subject) -> Subject:
+        """An event's (namespace, workload, pod): the pod's workload as the resolver sees it."""
+        namespace, workload, pod = subject
+        if pod:
+            workload = self.workloads({"namespace": namespace, "pod": pod}) or workload
+        return namespace, workload, pod
+
+    @staticmethod
+    def _event_delta(
+        deltas: dict[str, GroupDelta], subject: Subject, f: Fingerprint, rule: Rule, ts: float, level: str, message: str
+    ) -> GroupDelta:
+        """The delta of an event's group: its subject's namespace and workload, no container."""
+        namespace, workload, pod = subject
+        key = group_key(namespace, workload, "", f.key)
+        d = deltas.get(key)
+        if d is None:
+            d = deltas[key] = GroupDelta(
+                key=key,
+                namespace=namespace,
+                workload=workload,
+                container="",
+                template=f.template,
+                rule=rule.name,
+                priority=rule.priority,
+                first_seen=ts,
+                last_seen=ts,
+                level=level,
+                template_key=f.key,
+                message=message,
+                last_pod=pod,
+            )
+        return d
 
     def settle(self, batch: Batch) -> None:
         """Templates that merged while the batch ran: re-key its deltas, report the aliases."""
@@ -294,17 +335,21 @@ class Pipeline:
         """Why ``entry`` lands where it does. ``learn=False`` (testers, previews) changes no state:
         the fingerprinter is only peeked at and no cache is filled."""
         labels = entry.labels
-        stream = _Stream.of(labels)
-        message, _level = parse_message(entry.line)
-        rule = self.rules.classify(message, namespace=stream.namespace, labels=labels)
+        stream = self._streams.get(frozenset(labels.items())) or _Stream.of(labels, self.workloads)
+        message, level, subject = parse_line(entry.line)
+        rule = self.rules.classify(entry.line, message=message, level=level, namespace=stream.namespace, labels=labels)
         f = self.fingerprinter.fingerprint(message) if learn else self.fingerprinter.peek(message)
+        namespace, workload, container = stream.namespace, stream.workload, stream.container
+        if subject is not None:
+            namespace, workload, _pod = self._subject(subject)
+            container = ""
         return Explained(
-            group=group_key(stream.namespace, stream.workload, stream.container, f.key),
+            group=group_key(namespace, workload, container, f.key),
             template=f.template,
             rule=rule.name,
             priority=rule.priority.value,
             message=message,
-            namespace=stream.namespace,
-            workload=stream.workload,
-            container=stream.container,
+            namespace=namespace,
+            workload=workload,
+            container=container,
         )

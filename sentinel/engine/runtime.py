@@ -35,6 +35,7 @@ from sentinel.engine.pipeline import Batch, Pipeline, group_key, paused_gc
 from sentinel.engine.settings import RuntimeSettings, apply_update, from_stored, stored_overrides, validate_update
 from sentinel.errors import ConfigError, LokiUnavailable, SafetyRefused, SentinelError, SourceError, cap
 from sentinel.remediation.cluster import Cluster
+from sentinel.remediation.owners import OwnerResolver
 from sentinel.remediation.remediator import Remediator
 from sentinel.sources.loki import FetchReport
 from sentinel.store.base import GroupChange, Store
@@ -327,6 +328,12 @@ class Runtime:
             stopping=stopping,
         )
         rt.health.cluster = cluster_state
+        if cluster is not None:  # workloads from ownerReferences; pod-name rules when the API cannot say
+            rt.pipeline = Pipeline(
+                rules=rules.ruleset,
+                fingerprinter=rt.pipeline.fingerprinter,
+                workloads=OwnerResolver(cluster).workload_of,
+            )
         if config.leader_election.enabled:
             if cluster is None:
                 log.warning("leader_election is enabled but no cluster can hold the Lease: this replica leads alone")

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from sentinel.core.fingerprint import variables
 from sentinel.core.model import ErrorGroup, LogEntry
 from sentinel.core.parsing import parse_message
 from sentinel.core.rules import DEFAULT_RULE, PatternError, Rule, RuleSet, compile_pattern
@@ -62,6 +63,7 @@ class Why:
     message: str
     matched: str
     now_rule: str  # what the current rules say about the newest sample
+    variables: list[str] = field(default_factory=list)  # the sample's parts the template shows as <*>
 
 
 def why(group: ErrorGroup, rules: RuleSet, pipeline: Pipeline) -> Why:
@@ -70,18 +72,18 @@ def why(group: ErrorGroup, rules: RuleSet, pipeline: Pipeline) -> Why:
     rule = rules.by_name(group.rule)
     matched = ""
     if rule is not None and rule.regex is not None:
-        m = rule.regex.search(message)
+        m = rule.regex.search(message if rule.on == "message" else sample)
         if m is not None:
             matched = str(m.group(0))
     elif rule is not None and rule.keywords:
-        low = message.lower()
+        low = (message if rule.on == "message" else sample).lower()
         matched = next((k for k in rule.keywords if k in low), "")
     labels = {"namespace": group.namespace, "container": group.container}
     pod = group.last_pod or (group.pods[-1] if group.pods else "")
     if pod:
         labels["pod"] = pod
     now_rule = pipeline.explain(LogEntry(int(group.last_seen * 1e9), labels, sample), learn=False).rule
-    return Why(rule, message, matched, now_rule)
+    return Why(rule, message, matched, now_rule, variables(group.template, message) or [])
 
 
 @dataclass(slots=True)

@@ -4,8 +4,8 @@
     python -m tests.bench.run --out /tmp/b --only pipeline  # one section (names below)
 
 Sections (each runs on its own: one that fails reports its error and the others still run):
-grouping, k8s_corpus, classification, pipeline, store, api, console, decisions. Absolute times depend
-on the machine, so the report starts with its core count and load; ratios to a peer measured in the same
+grouping, k8s_corpus, classification, parsing, pipeline, store, api, console, decisions. Absolute times
+depend on the machine, so the report starts with its core count and load; ratios to a peer measured in the same
 run are the figures to compare across machines. See ``tests/bench/README.md``.
 """
 
@@ -39,7 +39,7 @@ LOGHUB = HERE / "loghub"
 RULES = ROOT / "tests" / "fixtures" / "upstream" / "upstream-rules.yaml"
 DEMO = ROOT / "sentinel" / "demo"
 
-SECTIONS = ("grouping", "k8s_corpus", "classification", "pipeline", "store", "api", "console", "decisions")
+SECTIONS = ("grouping", "k8s_corpus", "classification", "parsing", "pipeline", "store", "api", "console", "decisions")
 
 
 # --- helpers ----------------------------------------------------------------------------------------
@@ -352,6 +352,82 @@ def section_classification(repeat: int = 5) -> dict[str, Any]:
                 higher=True,
                 unit="lines/s",
             )
+        ],
+    }
+
+
+# --- 2b. parsing long lines -----------------------------------------------------------------------
+
+# Pieces that made the old logfmt regex rescan from every position, and others that stress a scanner.
+PARSE_UNITS = [
+    "a",
+    "ab ",
+    "k=",
+    "=",
+    '"',
+    'k="',
+    "\\",
+    '\\"',
+    "x=y ",
+    "é",
+    "\U0001f600",
+    "[",
+    "{",
+    " ",
+    "0",
+    "err",
+    "\t",
+    "\n",
+    "\n\tat ",
+    "msg=",
+    ' msg="',
+]
+
+
+def parse_lines(size: int = 1_000_000) -> dict[str, list[str]]:
+    """For each format, lines of ``size`` characters built from each unit."""
+    out: dict[str, list[str]] = {}
+    for unit in PARSE_UNITS:
+        f = (unit * (size // len(unit) + 1))[:size]
+        forms = {
+            "raw": f,
+            "json": json.dumps({"level": "error", "msg": f}),
+            "logfmt": 'level=error ts=1 msg="a" ' + f,
+            "klog": "E1201 10:00:00.000001       1 r.go:1] " + f,
+            "plain": "ERROR " + f,
+            "nginx": '2026/12/01 10:00:00 [error] 31#31: *7 x, client: 1, request: "GET /' + f,
+            "go-panic": "panic: x\n" + f,
+            "python-traceback": "Traceback (most recent call last):\n" + f,
+            "java-trace": "java.lang.IllegalStateException: x\n\tat " + f,
+        }
+        for name, line in forms.items():
+            out.setdefault(name, []).append(line)
+    return out
+
+
+def section_parsing(repeat: int = 3) -> dict[str, Any]:
+    """The worst parse time of a 1 MB line per format (CPU time, best of ``repeat``)."""
+    from sentinel.core.parsing import parse_message
+
+    rows = []
+    worst_all = 0.0
+    for fmt, lines in parse_lines().items():
+        worst, worst_unit = 0.0, ""
+        for unit, line in zip(PARSE_UNITS, lines, strict=True):
+            best = float("inf")
+            for _ in range(repeat):
+                c0 = time.process_time()
+                parse_message(line)
+                best = min(best, time.process_time() - c0)
+            if best > worst:
+                worst, worst_unit = best, unit
+        rows.append({"format": fmt, "worst_ms": worst * 1000, "worst_unit": worst_unit, "chars": len(lines[0])})
+        worst_all = max(worst_all, worst)
+    return {
+        "rows": rows,
+        "repeat": repeat,
+        "targets": [
+            target("parse time of a 1 MB line, worst format and content", worst_all * 1000, 50, higher=False, unit="ms")
         ],
     }
 
@@ -1028,6 +1104,14 @@ def markdown(rep: dict[str, Any]) -> str:
     L += _error(c)
 
     p = s.get("pipeline", {})
+    pz = s.get("parsing", {})
+    L += ["## 2b. Parsing a 1 MB line: the worst content per format (CPU ms, best of repeats)", ""]
+    if "rows" in pz:
+        L += _table(
+            ["format", "worst ms", "worst content unit"],
+            [[r["format"], f"{r['worst_ms']:.1f}", repr(r["worst_unit"])] for r in pz["rows"]],
+        )
+    L += _error(pz) + _skipped(pz)
     L += ["## 3. Whole pipeline: Loki body -> parse_streams -> process -> settle -> TinyDB record -> flush", ""]
     if "rows" in p:
         L += _table(
@@ -1201,6 +1285,7 @@ RUNNERS: dict[str, Callable[[], dict[str, Any]]] = {
     "grouping": section_grouping,
     "k8s_corpus": section_k8s_corpus,
     "classification": section_classification,
+    "parsing": section_parsing,
     "pipeline": section_pipeline,
     "store": section_store,
     "api": section_api,

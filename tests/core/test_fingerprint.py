@@ -233,3 +233,88 @@ def test_peek_answers_like_fingerprint_but_learns_nothing() -> None:
     unseen = fp.peek("cache shard gamma is unavailable")  # would merge the three if learned
     assert unseen.template == "cache shard gamma is unavailable"
     assert fp.snapshot() == before and fp.aliases() == {}
+
+
+@pytest.mark.parametrize(
+    ("template", "message", "expected"),
+    [
+        pytest.param(
+            "failed to connect to <*> after <*> retries",
+            "failed to connect to 10.0.0.5:5432 after 3 retries",
+            ["10.0.0.5:5432", "3"],
+            id="two",
+        ),
+        pytest.param("all quiet", "all quiet", [], id="no-variables"),
+        pytest.param("a <*> b", "x y", None, id="does-not-fit"),
+        pytest.param("<*> (<*>)", "(" * 5000 + " (x)", ["(" * 5000, "x"], id="linear-on-hostile-text"),
+    ],
+)
+def test_variables_are_the_parts_behind_the_stars(template: str, message: str, expected: list[str] | None) -> None:
+    from sentinel.core.fingerprint import variables
+
+    assert variables(template, message) == expected
+
+
+# One logging statement, values that look like words: each pair must share a template.
+SAME_STATEMENT = [
+    pytest.param(
+        "connect() failed (111: Connection refused) while connecting to upstream, client: 10.0.0.1, server: shop, "
+        'request: "GET /api HTTP/1.1", upstream: "http://10.0.0.7:8080/api", host: "shop.example.com"',
+        "connect() failed (111: Connection refused) while connecting to upstream, client: 10.2.0.9, server: admin, "
+        'request: "POST /login HTTP/2.0", upstream: "http://10.0.0.8:8080/login", host: "admin", referrer: "https://x/"',
+        id="nginx-tail-with-and-without-referrer",
+    ),
+    pytest.param(
+        '"GET /api/cart HTTP/1.1" 503 UF upstream_reset_before_response_started{connection_failure} - "-" 0 91 3 - '
+        '"-" "curl/8.5.0" "5f1c" "cart.shop.svc.cluster.local:8080" "10.0.0.7:8080"',
+        '"DELETE /api/orders/7 HTTP/1.1" 503 UF upstream_reset_before_response_started{connection_failure} - "-" 0 '
+        '91 3 - "-" "Mozilla/5.0 (X11; Linux x86_64)" "9a2b" "orders.billing.svc.cluster.local:8080" "10.0.0.9:8080"',
+        id="envoy-method-path-agent-authority",
+    ),
+    pytest.param(
+        "FailedScheduling: 0/9 nodes are available: 3 node(s) had untolerated taint {node-role.kubernetes.io/"
+        "control-plane: }, 6 Insufficient cpu. preemption: 0/9 nodes are available: 3 Preemption is not helpful.",
+        "FailedScheduling: 0/3 nodes are available: 3 Insufficient memory. preemption: 0/3 nodes are available: "
+        "3 No preemption victims found for incoming pod.",
+        id="scheduler-reason-lists",
+    ),
+    pytest.param(
+        "plugin/errors: 2 api.shop.svc.cluster.local. A: read udp 10.0.0.3:5353->10.0.0.2:53: i/o timeout",
+        "plugin/errors: 2 login.microsoftonline.com. AAAA: read udp 10.0.0.3:5353->10.0.0.2:53: i/o timeout",
+        id="coredns-name-and-type",
+    ),
+    pytest.param(
+        "1 --- [nio-8080-exec-3] c.e.shop.OrderService : Order failed",
+        "1 --- [ad | producer-1] c.e.shop.OrderService : Order failed",
+        id="spring-thread-names",
+    ),
+    pytest.param(
+        'Exception in thread "main" java.lang.OutOfMemoryError: Java heap space',
+        'Exception in thread "kafka-producer-network-thread | producer-1" java.lang.OutOfMemoryError: Java heap space',
+        id="jvm-thread-names",
+    ),
+    pytest.param(
+        'E1 "Failed to update lease" err="Put \\"https://10.0.0.1:6443/apis/x?timeout=5s\\": dial tcp: refused"',
+        'E1 "Failed to update lease" err="Put \\"https://10.0.0.2:6443/apis/y\\": net/http: request canceled"',
+        id="klog-quoted-value-with-escaped-quotes",
+    ),
+    pytest.param(
+        "getaddrinfo ENOTFOUND smtp.sendgrid.net",
+        "getaddrinfo ENOTFOUND hooks.slack.com",
+        id="hostnames",
+    ),
+]
+
+
+@pytest.mark.parametrize(("a", "b"), SAME_STATEMENT)
+def test_variables_that_look_like_words(a: str, b: str) -> None:
+    assert mask(a) == mask(b)
+
+
+def test_structure_keeps_what_names_the_event() -> None:
+    # Loghub OpenStack's wsgi lines keep their method apart: no status follows the request there
+    assert mask('1.2.3.4 "GET /v2/x HTTP/1.1" status: 200') != mask('1.2.3.4 "POST /v2/x HTTP/1.1" status: 200')
+    # Envoy response flags name the failure
+    assert mask('"GET / HTTP/1.1" 503 UF x') != mask('"GET / HTTP/1.1" 504 UT x')
+    # Java class names are not host names
+    assert "java.lang.OutOfMemoryError" in mask("java.lang.OutOfMemoryError: Java heap space")

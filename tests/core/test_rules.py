@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from sentinel.config import load_rules, parse_rules
-from sentinel.core.model import Priority
+from sentinel.core.model import LogEntry, Priority
 from sentinel.core.rules import DEFAULT_RULE
+from sentinel.errors import ConfigError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "upstream"
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,9 +80,9 @@ IMPROVED = [
         "permission-denied",
     ),
     ("Error: getaddrinfo ENOTFOUND recommendations.shop.svc.cluster.local", "dns-error", "generic-error"),
-    ("FATAL:  sorry, too many clients already", "database-error", DEFAULT_RULE),
+    ("FATAL:  sorry, too many clients already", "postgres-unavailable", DEFAULT_RULE),
     ("read tcp 10.0.0.1:443: connection reset by peer", "connection-refused", DEFAULT_RULE),
-    ("x509: certificate has expired or is not yet valid", "tls-error", "tls-error"),
+    ("x509: certificate has expired or is not yet valid", "certificate-expired", "tls-error"),
     ("container ledger exceeded memory limit 512Mi", "oom-killed", DEFAULT_RULE),
 ]
 
@@ -145,3 +146,65 @@ def test_first_enabled_match_wins_in_file_order() -> None:
         {"name": "b", "match": {"pattern": "bo+m"}, "priority": "P1"},
     )
     assert rs.classify("boom").name == "a"
+
+
+# The Go tool matched each pattern against the whole raw line. (line, the Go tool's rule)
+RAW_LINE_TABLE = [
+    # the level key and value are part of what generic-error sees
+    ('level=error ts=2026-12-01T10:00:00Z msg="request served" status=200', "generic-error"),
+    ('{"level":"error","msg":"request served","status":200}', "generic-error"),
+    ('{"level":"info","msg":"request served","status":200}', DEFAULT_RULE),
+    # message and raw line match differently: the raw line's choice is the Go tool's
+    ('level=warn ts=1 msg="slow query" caller=pool/timeout.go:88', "timeout"),
+    ('{"msg":"lookup failed","error":"dial tcp 10.0.0.7:5432: connect: connection refused"}', "connection-refused"),
+    # a multi-line entry is matched whole: the frames too
+    (
+        "goroutine 7 [running]:\nmain.serve()\n\t/app/main.go:12 +0x1d",
+        "panic",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("line", "rule"), [pytest.param(line, rule, id=f"{rule}-{i}") for i, (line, rule) in enumerate(RAW_LINE_TABLE)]
+)
+def test_upstream_rules_see_the_raw_line_as_go_did(line: str, rule: str) -> None:
+    from sentinel.core.parsing import parse_message
+    from sentinel.engine.pipeline import Pipeline
+
+    message, level = parse_message(line)
+    assert UPSTREAM.classify(line, message=message, level=level).name == rule
+    # and the pipeline (analyze, the poller) hands the rules the raw line
+    assert Pipeline(rules=UPSTREAM).explain(LogEntry(1, {"namespace": "ns", "pod": "p-0"}, line)).rule == rule
+
+
+def test_levels_restrict_a_rule_and_any_ignores_the_level() -> None:
+    rs = ruleset(
+        {"name": "sql-error", "match": {"pattern": "(?i)sql", "levels": ["error", "fatal"]}, "priority": "P2"},
+        {"name": "sql-notice", "match": {"pattern": "(?i)sql", "levels": "any"}, "priority": "P4"},
+    )
+    assert rs.classify("SQL state 42P01", level="error").name == "sql-error"
+    assert rs.classify("SQL state 42P01", level="warning").name == "sql-notice"
+    assert rs.classify("SQL state 42P01", level="notice").name == "sql-notice"  # an unknown word is "unknown"
+
+
+def test_on_message_rules_see_the_parsed_message() -> None:
+    rs = ruleset(
+        {"name": "msg-error", "match": {"pattern": "(?i)error", "on": "message"}, "priority": "P3"},
+    )
+    line = '{"level":"error","msg":"request served"}'
+    assert rs.classify(line, message="request served").name == DEFAULT_RULE
+    assert rs.classify(line, message="error in handler").name == "msg-error"
+
+
+@pytest.mark.parametrize(
+    ("match", "problem"),
+    [
+        pytest.param({"pattern": "x", "levels": ["loud"]}, "match.levels: unknown level 'loud'", id="bad-level"),
+        pytest.param({"pattern": "x", "on": "labels"}, "match.on: 'labels' is not one of line, message", id="bad-on"),
+    ],
+)
+def test_bad_levels_and_on_are_named(match: dict[str, object], problem: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        ruleset({"name": "r", "match": match, "priority": "P3"})
+    assert any(problem in p for p in err.value.problems), err.value.problems

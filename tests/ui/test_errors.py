@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from sentinel.core.model import Priority, Status
+from sentinel.core.model import LogEntry, Priority, Status
 from sentinel.engine.runtime import Runtime
 from sentinel.store.base import GroupQuery, RecordQuery
 from sentinel.ui.queries import ErrorFilters, groups_csv
@@ -145,6 +145,9 @@ def test_detail_by_link(demo_rt: Runtime) -> None:
 
 
 def test_detail_of_a_default_group_says_no_rule_matched(demo_rt: Runtime) -> None:
+    # every demo line matches a shipped rule (they see the raw line); add one that matches none
+    batch = demo_rt.pipeline.process([LogEntry(int(demo_rt.clock() * 1e9), {"namespace": "shop"}, "all quiet")])
+    demo_rt.store.record(list(batch.deltas.values()), now=demo_rt.clock())
     g = demo_rt.store.filtered_groups(GroupQuery(rule="default"))[0]
     text = texts(open_page("errors", {"id": g.id}))
     assert "No rule matched" in text

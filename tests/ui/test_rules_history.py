@@ -46,7 +46,7 @@ def test_backtest(demo_rt: Runtime) -> None:
     at.button[[b.label for b in at.button].index("Backtest")].click().run()
     no_exception(at)
     text = texts(at)
-    assert "Matched **" in text and "database-error" in text
+    assert "Matched **" in text and "postgres-unavailable" in text  # the library's PostgreSQL FATAL rule
     rows = table(at, "rule today", "sample")
     assert len(rows) >= 1 and all("too many clients" in s.lower() for s in rows["sample"])
 
