@@ -6,8 +6,6 @@ Exit codes: 0 success, 1 a cycle or a probe failed, 2 invalid configuration or r
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import logging
 import sys
@@ -18,6 +16,7 @@ from typing import Any
 
 from sentinel import __version__
 from sentinel.config import load_config, load_rules, parse_listen, resolve_rules_path
+from sentinel.core.export import csv_text
 from sentinel.errors import ConfigError, SentinelError
 
 log = logging.getLogger("sentinel")
@@ -198,8 +197,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         print(f"invalid rules:\n{err}", file=sys.stderr)
         return EXIT_INVALID
     except SentinelError as err:
-        print(f"cannot read {args.file}: {err}", file=sys.stderr)
-        return EXIT_FAILED
+        # a bad line names the file and the line number; one line, no traceback
+        print(f"analyze: {err}", file=sys.stderr)
+        return EXIT_INVALID
     explain_out = None
     if args.explain:
         try:
@@ -240,11 +240,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         json.dump({"lines": batch.lines, "groups": len(batch.deltas), "top": rows}, out, indent=2)
         out.write("\n")
     elif args.format == "csv":
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["priority"])
-        writer.writeheader()
-        writer.writerows(rows)
-        out.write(buf.getvalue())
+        columns = list(rows[0]) if rows else ["priority"]
+        out.write(csv_text(columns, ([r[c] for c in columns] for r in rows)))
     else:
         out.write(f"{batch.lines} lines -> {len(batch.deltas)} groups\n")
         out.write(f"{'PRI':<4} {'COUNT':>7} {'RULE':<20} {'WORKLOAD':<30} TEMPLATE\n")

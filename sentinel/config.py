@@ -33,8 +33,8 @@ from pydantic import (
 from sentinel.core.actions import validate_params
 from sentinel.core.durations import parse_duration
 from sentinel.core.model import Priority
-from sentinel.core.rules import LabelMatcher, PatternError, Rule, RuleSet, compile_pattern
-from sentinel.errors import ConfigError
+from sentinel.core.rules import MAX_RULES, LabelMatcher, PatternError, Rule, RuleLimitError, RuleSet, compile_pattern
+from sentinel.errors import ConfigError, cap
 
 ENV_PREFIX = "KUBE_SENTINEL_"
 
@@ -279,21 +279,115 @@ class LoadedRules:
     warnings: list[str] = field(default_factory=list)
 
 
+# Limits on what a config or rules file may be, so that a hostile file fails fast and small.
+MAX_FILE_BYTES = 4 * 1024 * 1024  # 4 MiB: room for ~20,000 ordinary rules
+MAX_DEPTH = 64  # nested mappings/sequences
+MAX_ALIAS_NODES = 10_000  # nodes that aliases (*name) may add in all, counting what each expands to
+
+
+class _Refused(yaml.YAMLError):
+    """A file the loader will not read further; ``problem_mark`` says where."""
+
+    def __init__(self, problem: str, mark: Any) -> None:
+        self.problem = problem
+        self.problem_mark = mark
+        super().__init__(problem)
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` with bounded nesting, bounded alias expansion and no duplicate keys."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._expanded = 0
+        self._weights: dict[int, int] = {}
+
+    def _weight(self, node: yaml.Node) -> int:
+        """How many nodes ``node`` stands for once every alias in it is expanded."""
+        found = self._weights.get(id(node))
+        if found is not None:
+            return found
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            total += sum(self._weight(k) + self._weight(v) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total += sum(self._weight(v) for v in node.value)
+        self._weights[id(node)] = total
+        return total
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            target = self.anchors.get(event.anchor)
+            if target is not None:
+                self._expanded += self._weight(target)
+                if self._expanded > MAX_ALIAS_NODES:
+                    raise _Refused(
+                        f"aliases expand to more than {MAX_ALIAS_NODES} nodes (at *{event.anchor}); "
+                        "write the values out instead",
+                        event.start_mark,
+                    )
+            return super().compose_node(parent, index)
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _Refused(f"nested more than {MAX_DEPTH} levels deep", self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[str, int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            line = key_node.start_mark.line + 1
+            key = str(key_node.value)
+            if key in seen:
+                shown = key if len(key) <= 60 else key[:59] + "…"
+                raise _Refused(f"duplicate key {shown!r} (lines {seen[key]} and {line})", key_node.start_mark)
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _one_line(text: object, limit: int = 200) -> str:
+    return cap(" ".join(str(text).split()), limit)
+
+
 def _read_yaml(path: str | Path, what: str) -> Any:
+    """Parse ``path`` as YAML: size, encoding, nesting, aliases and duplicate keys checked first.
+
+    Every refusal is one ``ConfigError`` line naming the file and the problem (with the line and
+    column, or the byte offset, where there is one).
+    """
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        with p.open("rb") as fh:
+            raw = fh.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"{p}: {what} file not found") from None
     except OSError as err:
         raise ConfigError(f"{p}: cannot read {what} file: {err.strerror}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError(f"{p}: {what} file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; refused")
     try:
-        return yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise ConfigError(
+            f"{p}: not UTF-8: byte 0x{raw[err.start]:02x} at offset {err.start} (line {line}); save the file as UTF-8"
+        ) from None
+    try:
+        return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader with limits
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(err, "problem", None) or str(err)
-        raise ConfigError(f"{p}: not valid YAML{where}: {problem}") from None
+        verb = "refused" if isinstance(err, _Refused) else "not valid YAML"
+        raise ConfigError(f"{p}: {verb}{where}: {_one_line(problem)}") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: refused: nested too deep") from None
 
 
 def _loc(parts: tuple[int | str, ...]) -> str:
@@ -449,6 +543,8 @@ def parse_rules(data: Any, *, source: str) -> LoadedRules:
         top = RulesFile.model_validate(data)
     except ValidationError as err:
         raise ConfigError(f"{source}: invalid rules", problems=_problems(err)) from None
+    if len(top.rules) > MAX_RULES:
+        raise ConfigError(f"{source}: rules: {len(top.rules)} rules, at most {MAX_RULES} are supported")
     warnings = [f"{source}: {k}: unknown key, ignored" for k in top.model_extra or {}]
     problems: list[str] = []
     rules: list[Rule] = []
@@ -479,7 +575,11 @@ def parse_rules(data: Any, *, source: str) -> LoadedRules:
             problems.append(f"{label}.{err}")
     if problems:
         raise ConfigError(f"{source}: invalid rules", problems=problems)
-    return LoadedRules(RuleSet(rules, source=source), source, warnings)
+    try:
+        ruleset = RuleSet(rules, source=source)
+    except RuleLimitError as err:
+        raise ConfigError(f"{source}: rules: {err}") from None
+    return LoadedRules(ruleset, source, warnings)
 
 
 def load_rules(path: str | Path) -> LoadedRules:

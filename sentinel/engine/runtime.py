@@ -43,6 +43,7 @@ from sentinel.store.tinydb import TinyDBStore
 log = logging.getLogger(__name__)
 
 NS = 1_000_000_000
+MAX_RULES_ERROR = 400  # characters of a rejected rules file's reason kept, logged and served
 READY_STALE_FACTOR = 3  # /ready fails when the last good poll is older than 3 poll intervals
 
 
@@ -68,7 +69,8 @@ class Health:
     last_lines: int = 0
     last_window: tuple[float, float] | None = None
     rules_loaded_at: float | None = None
-    rules_error: str = ""
+    rules_error: str = ""  # "rules file X rejected: reason" until a good file loads
+    rules_rejections: int = 0  # reloads refused since start
     cluster: str = "not configured"
     leader: bool = True
     poll_durations: list[float] = field(default_factory=list)
@@ -481,11 +483,15 @@ class Runtime:
         self._rules_mtime = mtime
         try:
             loaded = load_rules(self.rules_path)
-        except ConfigError as err:
-            self.health.rules_error = f"reload failed, previous rules kept: {err}"
+        except Exception as err:  # noqa: BLE001 - whatever a file does, the previous rules stay
+            # ConfigError names the problem; anything else (a bug, MemoryError) is named by its class.
+            reason = str(err) if isinstance(err, ConfigError) else f"{type(err).__name__}: {err}"
+            reason = cap(" ".join(reason.split()), MAX_RULES_ERROR)
+            self.health.rules_error = f"rules file {self.rules_path} rejected: {reason}; previous rules kept"
+            self.health.rules_rejections += 1
             log.error("%s", self.health.rules_error)
             self.events.publish("health", {"ok": False, "error": self.health.rules_error})
-            return False, str(err)
+            return False, reason
         self.pipeline = self.pipeline.with_rules(loaded.ruleset)
         self.health.rules_error = ""
         self.health.rules_loaded_at = self.clock()

@@ -81,7 +81,7 @@ def open_breakers(rt: Runtime) -> dict[str, dict[str, object]]:
 
 
 def banners(rt: Runtime, *, compact: bool = False) -> None:
-    """Dry-run, disabled remediation, read-only replica and open breakers, as coloured banners."""
+    """Dry-run, disabled remediation, read-only replica, a rejected rules file and open breakers, as banners."""
     s = rt.settings
     if not s.remediation_enabled:
         st.warning(
@@ -97,6 +97,10 @@ def banners(rt: Runtime, *, compact: bool = False) -> None:
             "**Read-only replica** — another replica is the leader; this one does not poll or act.",
             icon=":material/visibility:",
         )
+    if rt.health.rules_error:
+        # the reason comes from a file: shown as plain text, never as markdown
+        st.error("**Rules file rejected**: the previous rules are still in force.", icon=":material/rule:")
+        st.text(rt.health.rules_error)
     breakers = open_breakers(rt)
     if breakers:
         names = ", ".join(breakers) if not compact else f"{len(breakers)} workload(s)"
