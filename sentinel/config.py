@@ -294,58 +294,56 @@ class _Refused(yaml.YAMLError):
         super().__init__(problem)
 
 
-class _BoundedLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` with bounded nesting, bounded alias expansion and no duplicate keys."""
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
-        self._expanded = 0
-        self._weights: dict[int, int] = {}
 
-    def _weight(self, node: yaml.Node) -> int:
-        """How many nodes ``node`` stands for once every alias in it is expanded."""
-        found = self._weights.get(id(node))
-        if found is not None:
-            return found
-        total = 1
-        if isinstance(node, yaml.MappingNode):
-            total += sum(self._weight(k) + self._weight(v) for k, v in node.value)
-        elif isinstance(node, yaml.SequenceNode):
-            total += sum(self._weight(v) for v in node.value)
-        self._weights[id(node)] = total
-        return total
+def _check_structure(text: str) -> None:
+    """One pass over the parse events: refuse deep nesting and aliases that expand too far.
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            target = self.anchors.get(event.anchor)
-            if target is not None:
-                self._expanded += self._weight(target)
-                if self._expanded > MAX_ALIAS_NODES:
-                    raise _Refused(
-                        f"aliases expand to more than {MAX_ALIAS_NODES} nodes (at *{event.anchor}); "
-                        "write the values out instead",
-                        event.start_mark,
-                    )
-            return super().compose_node(parent, index)
-        self._depth += 1
-        try:
-            if self._depth > MAX_DEPTH:
-                raise _Refused(f"nested more than {MAX_DEPTH} levels deep", self.peek_event().start_mark)
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
+    Each node's weight is how many nodes it stands for once its aliases are expanded; an alias
+    adds its anchor's weight to the total, which is bounded by :data:`MAX_ALIAS_NODES`.
+    """
+    anchors: dict[str, int] = {}
+    stack: list[list[Any]] = [[None, 0]]  # [anchor, weight so far] per open collection
+    expanded = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.AliasEvent):
+            weight = anchors.get(event.anchor or "", 1)
+            expanded += weight
+            if expanded > MAX_ALIAS_NODES:
+                raise _Refused(
+                    f"aliases expand to more than {MAX_ALIAS_NODES} nodes (at *{event.anchor}); "
+                    "write the values out instead",
+                    event.start_mark,
+                )
+            stack[-1][1] += weight
+        elif isinstance(event, yaml.ScalarEvent):
+            if event.anchor:
+                anchors[event.anchor] = 1
+            stack[-1][1] += 1
+        elif isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent):
+            if len(stack) > MAX_DEPTH:
+                raise _Refused(f"nested more than {MAX_DEPTH} levels deep", event.start_mark)
+            stack.append([event.anchor, 1])
+        elif isinstance(event, yaml.SequenceEndEvent | yaml.MappingEndEvent):
+            anchor, weight = stack.pop()
+            if anchor:
+                anchors[anchor] = weight
+            stack[-1][1] += weight
+
+
+class _BoundedLoader(_Loader):  # type: ignore[valid-type,misc]
+    """The safe loader, refusing duplicate keys in a mapping (YAML would silently keep the last)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[str, int] = {}
+        seen: dict[tuple[str, str], int] = {}
         for key_node, _ in node.value:
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
                 continue
             line = key_node.start_mark.line + 1
-            key = str(key_node.value)
+            key = (key_node.tag, str(key_node.value))
             if key in seen:
-                shown = key if len(key) <= 60 else key[:59] + "…"
+                shown = cap(key[1], 60)
                 raise _Refused(f"duplicate key {shown!r} (lines {seen[key]} and {line})", key_node.start_mark)
             seen[key] = line
         return super().construct_mapping(node, deep=deep)
@@ -379,7 +377,8 @@ def _read_yaml(path: str | Path, what: str) -> Any:
             f"{p}: not UTF-8: byte 0x{raw[err.start]:02x} at offset {err.start} (line {line}); save the file as UTF-8"
         ) from None
     try:
-        return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader with limits
+        _check_structure(text)
+        return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 - a safe loader, with limits
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
