@@ -17,7 +17,7 @@ from typing import Any
 from sentinel import __version__
 from sentinel.config import load_config, load_rules, parse_listen, resolve_rules_path
 from sentinel.core.export import csv_text
-from sentinel.errors import ConfigError, SentinelError
+from sentinel.errors import ConfigError, RedactingFilter, SentinelError, redact
 
 log = logging.getLogger("sentinel")
 
@@ -42,6 +42,7 @@ def setup_logging(level: str = "INFO", *, json_format: bool = False) -> None:
         handler.setFormatter(_Json())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())  # no configured secret reaches the log, whoever echoes it
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -80,7 +81,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         try:
             print(f"loki: {source.probe()}")
         except SentinelError as err:
-            print(f"loki: FAILED: {err}", file=sys.stderr)
+            print(f"loki: FAILED: {redact(err)}", file=sys.stderr)
             ok = False
     if args.cluster:
         from sentinel.engine.runtime import build_cluster
@@ -127,7 +128,7 @@ def _serve_or_once(runtime: Any, args: argparse.Namespace, listen: str) -> int:
                 + ", ".join(f"{p}={n}" for p, n in sorted(stats.by_priority.items()))
             )
             return EXIT_OK
-        print(f"poll FAILED: {result.error}", file=sys.stderr)
+        print(f"poll FAILED: {redact(result.error)}", file=sys.stderr)
         return EXIT_FAILED
     from sentinel.web import serve
 

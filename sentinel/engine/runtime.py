@@ -33,7 +33,17 @@ from sentinel.engine.events import EventBus
 from sentinel.engine.leader import LeaderElector, default_identity, default_namespace
 from sentinel.engine.pipeline import Batch, Pipeline, group_key, paused_gc
 from sentinel.engine.settings import RuntimeSettings, apply_update, from_stored, stored_overrides, validate_update
-from sentinel.errors import ConfigError, LokiUnavailable, SafetyRefused, SentinelError, SourceError, cap
+from sentinel.errors import (
+    ConfigError,
+    LokiQueryError,
+    LokiUnavailable,
+    SafetyRefused,
+    SentinelError,
+    SourceError,
+    cap,
+    redact,
+    register_secret,
+)
 from sentinel.remediation.cluster import Cluster
 from sentinel.remediation.remediator import Remediator
 from sentinel.store.base import GroupChange, Store
@@ -206,6 +216,8 @@ class Runtime:
         """Everything from the files; ``ConfigError`` if either file is invalid (nothing started)."""
         loaded: Loaded = load_config(config_path, env=env)
         config = loaded.config
+        for secret in (config.loki.password, config.loki.bearer_token, config.api.token):
+            register_secret(secret.get_secret_value(), username=config.loki.username)
         rpath = resolve_rules_path(config_path, config, str(rules_path) if rules_path else None)
         rules: LoadedRules = load_rules(rpath)
         base_dir = Path(config_path).parent
@@ -396,7 +408,7 @@ class Runtime:
         h = self.health
         h.poll_errors += 1
         h.consecutive_errors += 1
-        h.last_error = cap(err, 500)
+        h.last_error = cap(redact(err), 500)
         h.last_duration = time.perf_counter() - t0
         delay = err.delay if isinstance(err, LokiUnavailable) else None
         log.error("poll failed: %s", h.last_error)
@@ -512,6 +524,8 @@ class Runtime:
         new, changes = apply_update(self.settings, update)
         if not changes:
             return {}
+        if "query" in changes:
+            self._check_query(new.query)
         stored = stored_overrides(
             self.store.get_state("settings"), changes, file_values=RuntimeSettings.from_config(self.config)
         )
@@ -529,6 +543,20 @@ class Runtime:
         log.info("settings changed by %s: %s", by, ", ".join(sorted(changes)))
         self.events.publish("settings", {"by": by, "changes": changes, "settings": new.to_dict()})
         return changes
+
+    def _check_query(self, query: str) -> None:
+        """A new LogQL query runs once against Loki (a one-second range) before it is saved."""
+        check = getattr(self.source, "check_query", None)
+        if not callable(check):
+            return  # a file or demo source runs no query
+        try:
+            check(query)
+        except LokiQueryError as err:
+            problem = f"query: {cap(redact(err), 500)}"
+            raise ConfigError("settings: invalid change, nothing was saved", problems=[problem]) from None
+        except SentinelError as err:
+            problem = f"query: cannot be checked against Loki, so it was not saved: {cap(redact(err), 300)}"
+            raise ConfigError("settings: invalid change, nothing was saved", problems=[problem]) from None
 
     def _apply_query(self, query: str) -> None:
         """The LogQL query the source runs (a file or demo source has none)."""
@@ -707,6 +735,8 @@ def build_loki_source(config: Config, *, sleep: Callable[[float], None] = time.s
     from sentinel.sources.loki import LokiClient, build_http_client
 
     lc = config.loki
+    register_secret(lc.password.get_secret_value(), username=lc.username)
+    register_secret(lc.bearer_token.get_secret_value())
     http = build_http_client(
         url=lc.url,
         tenant_id=lc.tenant_id,

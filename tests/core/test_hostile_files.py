@@ -17,7 +17,6 @@ from sentinel.config import MAX_FILE_BYTES, load_config, load_rules
 from sentinel.core.rules import MAX_RULES
 from sentinel.errors import ConfigError
 
-
 BILLION_LAUGHS = """\
 a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
 b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
@@ -128,7 +127,7 @@ def test_a_file_over_the_size_limit_is_refused_before_parsing(tmp_path: Path) ->
 
 
 def test_non_utf8_bytes_name_the_byte_offset_and_line(tmp_path: Path) -> None:
-    data = "rules:\n  - name: caf".encode() + b"\xe9" + b"\n    priority: P1\n"
+    data = b"rules:\n  - name: caf" + b"\xe9" + b"\n    priority: P1\n"
     message = refusal(load_rules, write(tmp_path, "rules.yaml", data))
     assert "not UTF-8: byte 0xe9 at offset 20 (line 2)" in message
 
