@@ -14,6 +14,7 @@ from starlette.responses import Response
 from sentinel.core.durations import parse_duration
 from sentinel.core.export import csv_text
 from sentinel.engine.runtime import Runtime
+from sentinel.errors import redact as redact_secrets
 
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 CSV_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -111,4 +112,4 @@ def redact(runtime: Runtime, text: str) -> str:
     for secret in secrets_of(runtime):
         if secret in text:
             text = text.replace(secret, "***")
-    return text
+    return redact_secrets(text)  # and every registered form: base64, Basic/Bearer, URL-encoded
