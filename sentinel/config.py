@@ -346,7 +346,8 @@ class _BoundedLoader(_Loader):  # type: ignore[valid-type,misc]
                 shown = cap(key[1], 60)
                 raise _Refused(f"duplicate key {shown!r} (lines {seen[key]} and {line})", key_node.start_mark)
             seen[key] = line
-        return super().construct_mapping(node, deep=deep)
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return mapping
 
 
 def _one_line(text: object, limit: int = 200) -> str:
