@@ -417,7 +417,7 @@ def _problems(err: ValidationError, prefix: str = "") -> list[str]:
             "float_parsing",
             "model_type",
         ):
-            shown = "(hidden)" if _is_secret(e["loc"]) else repr(e.get("input"))
+            shown = "(hidden)" if _is_secret(e["loc"]) else cap(repr(e.get("input")), 80)
             msg = f"{msg} (got {type(e.get('input')).__name__} {shown})"
         problems.append(f"{prefix}{loc}: {msg}")
     return problems
@@ -499,13 +499,17 @@ def build_rule(spec: RuleSpec) -> Rule:
         try:
             regex = compile_pattern(spec.match.pattern)
         except PatternError as err:
-            raise ValueError(f"match.pattern: invalid RE2 regex {err.pattern!r}: {err.reason}") from None
+            raise ValueError(
+                f"match.pattern: invalid RE2 regex {cap(repr(err.pattern), 120)}: {cap(err.reason)}"
+            ) from None
     labels = []
     for key, value in spec.match.labels.items():
         try:
             labels.append(LabelMatcher.build(key, str(value)))
         except PatternError as err:
-            raise ValueError(f"match.labels.{key}: invalid RE2 regex {err.pattern!r}: {err.reason}") from None
+            raise ValueError(
+                f"match.labels.{cap(key, 60)}: invalid RE2 regex {cap(repr(err.pattern), 120)}: {cap(err.reason)}"
+            ) from None
     allow = frozenset(n for n in spec.match.namespaces if not n.startswith("!"))
     deny = frozenset(n[1:] for n in spec.match.namespaces if n.startswith("!"))
     if not spec.match.pattern and not spec.match.keywords and not labels and not allow and not deny:

@@ -250,3 +250,17 @@ def test_run_refuses_an_infinite_interval_with_exit_2(tmp_path: Path, capsys: py
     assert main(["run", "--once", "--config", str(config)]) == 2
     err = capsys.readouterr().err
     assert "loki.poll_interval: duration must be a finite number" in err and "Traceback" not in err
+
+
+def test_a_bombed_value_gives_a_short_message(tmp_path: Path) -> None:
+    huge = "a" * 1_000_000
+    text = f"rules:\n  - name: x\n    priority: P1\n    match: {{pattern: '{huge}(', keywords: {huge}}}\n"
+    with pytest.raises(ConfigError) as info:
+        load_rules(write(tmp_path, "rules.yaml", text))
+    assert len(str(info.value)) < 2000, len(str(info.value))
+    assert any(p.startswith("rules[0] (x).match.keywords: ") and "…" in p for p in info.value.problems)
+    text = f"rules:\n  - name: x\n    priority: P1\n    match: {{pattern: '{huge}('}}\n"
+    with pytest.raises(ConfigError) as info:
+        load_rules(write(tmp_path, "rules.yaml", text))
+    assert len(str(info.value)) < 2000, len(str(info.value))
+    assert info.value.problems[0].startswith("rules[0] (x).match.pattern: invalid RE2 regex 'aaa")
