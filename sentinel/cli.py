@@ -6,8 +6,6 @@ Exit codes: 0 success, 1 a cycle or a probe failed, 2 invalid configuration or r
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import logging
 import sys
@@ -18,7 +16,8 @@ from typing import Any
 
 from sentinel import __version__
 from sentinel.config import load_config, load_rules, parse_listen, resolve_rules_path
-from sentinel.errors import ConfigError, SentinelError
+from sentinel.core.export import csv_text
+from sentinel.errors import ConfigError, RedactingFilter, SentinelError, redact
 
 log = logging.getLogger("sentinel")
 
@@ -43,6 +42,7 @@ def setup_logging(level: str = "INFO", *, json_format: bool = False) -> None:
         handler.setFormatter(_Json())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())  # no configured secret reaches the log, whoever echoes it
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -81,7 +81,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         try:
             print(f"loki: {source.probe()}")
         except SentinelError as err:
-            print(f"loki: FAILED: {err}", file=sys.stderr)
+            print(f"loki: FAILED: {redact(err)}", file=sys.stderr)
             ok = False
     if args.cluster:
         from sentinel.engine.runtime import build_cluster
@@ -135,7 +135,7 @@ def _serve_or_once(runtime: Any, args: argparse.Namespace, listen: str) -> int:
                 + ", ".join(f"{p}={n}" for p, n in sorted(stats.by_priority.items()))
             )
             return EXIT_OK
-        print(f"poll FAILED: {result.error}", file=sys.stderr)
+        print(f"poll FAILED: {redact(result.error)}", file=sys.stderr)
         return EXIT_FAILED
     from sentinel.web import serve
 
@@ -205,8 +205,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         print(f"invalid rules:\n{err}", file=sys.stderr)
         return EXIT_INVALID
     except SentinelError as err:
-        print(f"cannot read {args.file}: {err}", file=sys.stderr)
-        return EXIT_FAILED
+        # a bad line names the file and the line number; one line, no traceback
+        print(f"analyze: {err}", file=sys.stderr)
+        return EXIT_INVALID
     explain_out = None
     if args.explain:
         try:
@@ -247,11 +248,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         json.dump({"lines": batch.lines, "groups": len(batch.deltas), "top": rows}, out, indent=2)
         out.write("\n")
     elif args.format == "csv":
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["priority"])
-        writer.writeheader()
-        writer.writerows(rows)
-        out.write(buf.getvalue())
+        columns = list(rows[0]) if rows else ["priority"]
+        out.write(csv_text(columns, ([r[c] for c in columns] for r in rows)))
     else:
         out.write(f"{batch.lines} lines -> {len(batch.deltas)} groups\n")
         out.write(f"{'PRI':<4} {'COUNT':>7} {'RULE':<20} {'WORKLOAD':<30} TEMPLATE\n")

@@ -34,9 +34,9 @@ from sentinel.core.actions import validate_params
 from sentinel.core.durations import parse_duration
 from sentinel.core.model import Priority
 from sentinel.core.rules import LEVELS as RULE_LEVELS
+from sentinel.core.rules import MAX_RULES, LabelMatcher, PatternError, Rule, RuleLimitError, RuleSet, compile_pattern
 from sentinel.core.rules import ON as RULE_ON
-from sentinel.core.rules import LabelMatcher, PatternError, Rule, RuleSet, compile_pattern
-from sentinel.errors import ConfigError
+from sentinel.errors import ConfigError, cap
 
 ENV_PREFIX = "KUBE_SENTINEL_"
 
@@ -283,21 +283,115 @@ class LoadedRules:
     warnings: list[str] = field(default_factory=list)
 
 
+# Limits on what a config or rules file may be, so that a hostile file fails fast and small.
+MAX_FILE_BYTES = 4 * 1024 * 1024  # 4 MiB: room for ~20,000 ordinary rules
+MAX_DEPTH = 64  # nested mappings/sequences
+MAX_ALIAS_NODES = 10_000  # nodes that aliases (*name) may add in all, counting what each expands to
+
+
+class _Refused(yaml.YAMLError):
+    """A file the loader will not read further; ``problem_mark`` says where."""
+
+    def __init__(self, problem: str, mark: Any) -> None:
+        self.problem = problem
+        self.problem_mark = mark
+        super().__init__(problem)
+
+
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present
+
+
+def _check_structure(text: str) -> None:
+    """One pass over the parse events: refuse deep nesting and aliases that expand too far.
+
+    Each node's weight is how many nodes it stands for once its aliases are expanded; an alias
+    adds its anchor's weight to the total, which is bounded by :data:`MAX_ALIAS_NODES`.
+    """
+    anchors: dict[str, int] = {}
+    stack: list[list[Any]] = [[None, 0]]  # [anchor, weight so far] per open collection
+    expanded = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.AliasEvent):
+            weight = anchors.get(event.anchor or "", 1)
+            expanded += weight
+            if expanded > MAX_ALIAS_NODES:
+                raise _Refused(
+                    f"aliases expand to more than {MAX_ALIAS_NODES} nodes (at *{event.anchor}); "
+                    "write the values out instead",
+                    event.start_mark,
+                )
+            stack[-1][1] += weight
+        elif isinstance(event, yaml.ScalarEvent):
+            if event.anchor:
+                anchors[event.anchor] = 1
+            stack[-1][1] += 1
+        elif isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent):
+            if len(stack) > MAX_DEPTH:
+                raise _Refused(f"nested more than {MAX_DEPTH} levels deep", event.start_mark)
+            stack.append([event.anchor, 1])
+        elif isinstance(event, yaml.SequenceEndEvent | yaml.MappingEndEvent):
+            anchor, weight = stack.pop()
+            if anchor:
+                anchors[anchor] = weight
+            stack[-1][1] += weight
+
+
+class _BoundedLoader(_Loader):  # type: ignore[valid-type,misc]
+    """The safe loader, refusing duplicate keys in a mapping (YAML would silently keep the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[tuple[str, str], int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            line = key_node.start_mark.line + 1
+            key = (key_node.tag, str(key_node.value))
+            if key in seen:
+                shown = cap(key[1], 60)
+                raise _Refused(f"duplicate key {shown!r} (lines {seen[key]} and {line})", key_node.start_mark)
+            seen[key] = line
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return mapping
+
+
+def _one_line(text: object, limit: int = 200) -> str:
+    return cap(" ".join(str(text).split()), limit)
+
+
 def _read_yaml(path: str | Path, what: str) -> Any:
+    """Parse ``path`` as YAML: size, encoding, nesting, aliases and duplicate keys checked first.
+
+    Every refusal is one ``ConfigError`` line naming the file and the problem (with the line and
+    column, or the byte offset, where there is one).
+    """
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        with p.open("rb") as fh:
+            raw = fh.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"{p}: {what} file not found") from None
     except OSError as err:
         raise ConfigError(f"{p}: cannot read {what} file: {err.strerror}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError(f"{p}: {what} file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; refused")
     try:
-        return yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise ConfigError(
+            f"{p}: not UTF-8: byte 0x{raw[err.start]:02x} at offset {err.start} (line {line}); save the file as UTF-8"
+        ) from None
+    try:
+        _check_structure(text)
+        return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 - a safe loader, with limits
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(err, "problem", None) or str(err)
-        raise ConfigError(f"{p}: not valid YAML{where}: {problem}") from None
+        verb = "refused" if isinstance(err, _Refused) else "not valid YAML"
+        raise ConfigError(f"{p}: {verb}{where}: {_one_line(problem)}") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: refused: nested too deep") from None
 
 
 def _loc(parts: tuple[int | str, ...]) -> str:
@@ -327,7 +421,7 @@ def _problems(err: ValidationError, prefix: str = "") -> list[str]:
             "float_parsing",
             "model_type",
         ):
-            shown = "(hidden)" if _is_secret(e["loc"]) else repr(e.get("input"))
+            shown = "(hidden)" if _is_secret(e["loc"]) else cap(repr(e.get("input")), 80)
             msg = f"{msg} (got {type(e.get('input')).__name__} {shown})"
         problems.append(f"{prefix}{loc}: {msg}")
     return problems
@@ -409,13 +503,17 @@ def build_rule(spec: RuleSpec) -> Rule:
         try:
             regex = compile_pattern(spec.match.pattern)
         except PatternError as err:
-            raise ValueError(f"match.pattern: invalid RE2 regex {err.pattern!r}: {err.reason}") from None
+            raise ValueError(
+                f"match.pattern: invalid RE2 regex {cap(repr(err.pattern), 120)}: {cap(err.reason)}"
+            ) from None
     labels = []
     for key, value in spec.match.labels.items():
         try:
             labels.append(LabelMatcher.build(key, str(value)))
         except PatternError as err:
-            raise ValueError(f"match.labels.{key}: invalid RE2 regex {err.pattern!r}: {err.reason}") from None
+            raise ValueError(
+                f"match.labels.{cap(key, 60)}: invalid RE2 regex {cap(repr(err.pattern), 120)}: {cap(err.reason)}"
+            ) from None
     allow = frozenset(n for n in spec.match.namespaces if not n.startswith("!"))
     deny = frozenset(n[1:] for n in spec.match.namespaces if n.startswith("!"))
     levels = _rule_levels(spec.match.levels)
@@ -475,6 +573,8 @@ def parse_rules(data: Any, *, source: str) -> LoadedRules:
         top = RulesFile.model_validate(data)
     except ValidationError as err:
         raise ConfigError(f"{source}: invalid rules", problems=_problems(err)) from None
+    if len(top.rules) > MAX_RULES:
+        raise ConfigError(f"{source}: rules: {len(top.rules)} rules, at most {MAX_RULES} are supported")
     warnings = [f"{source}: {k}: unknown key, ignored" for k in top.model_extra or {}]
     problems: list[str] = []
     rules: list[Rule] = []
@@ -505,7 +605,11 @@ def parse_rules(data: Any, *, source: str) -> LoadedRules:
             problems.append(f"{label}.{err}")
     if problems:
         raise ConfigError(f"{source}: invalid rules", problems=problems)
-    return LoadedRules(RuleSet(rules, source=source), source, warnings)
+    try:
+        ruleset = RuleSet(rules, source=source)
+    except RuleLimitError as err:
+        raise ConfigError(f"{source}: rules: {err}") from None
+    return LoadedRules(ruleset, source, warnings)
 
 
 def load_rules(path: str | Path) -> LoadedRules:

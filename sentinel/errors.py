@@ -21,11 +21,71 @@
 
 Errors raised by foreign libraries are translated at the edge (the adapter that called them),
 with ``raise ... from err`` and their payload capped by :func:`cap`.
+
+Secrets: a server (or a proxy in front of it) may echo our ``Authorization`` header in its error
+body. Every configured secret is registered with :func:`register_secret` when the process builds
+its clients; :func:`redact` replaces it, its base64, the base64 of ``user:secret`` (HTTP Basic)
+and its URL-encoded form with ``[redacted]``. Foreign text is redacted where it enters (the Loki
+client), again where errors are stored or served, and :class:`RedactingFilter` redacts every log
+record. The registry is process-wide on purpose: so is logging.
 """
 
 from __future__ import annotations
 
+import base64
+import logging
+import threading
+from urllib.parse import quote
+
 MAX_FOREIGN_CHARS = 256
+REDACTED = "[redacted]"
+_MIN_SECRET = 4  # shorter "secrets" are not redacted: replacing them everywhere would garble text
+
+_secret_forms: tuple[str, ...] = ()
+_secret_lock = threading.Lock()
+
+
+def _b64(text: str) -> list[str]:
+    encoded = base64.b64encode(text.encode()).decode()
+    return [encoded, encoded.rstrip("=")]
+
+
+def register_secret(secret: str, *, username: str = "") -> None:
+    """Redact ``secret`` (and its Basic/Bearer, base64 and URL-encoded forms) from now on."""
+    global _secret_forms
+    if len(secret) < _MIN_SECRET:
+        return
+    forms = {secret, quote(secret, safe=""), *_b64(secret)}
+    if username:
+        forms.update(_b64(f"{username}:{secret}"))
+    with _secret_lock:
+        # longest first, so that a secret inside its own encoded form does not leave a tail behind
+        _secret_forms = tuple(sorted(set(_secret_forms) | forms, key=len, reverse=True))
+
+
+def redact(text: object) -> str:
+    """``text`` with every registered secret form replaced by ``[redacted]``."""
+    s = str(text)
+    for form in _secret_forms:
+        if form in s:
+            s = s.replace(form, REDACTED)
+    return s
+
+
+class RedactingFilter(logging.Filter):
+    """A handler filter: the formatted message (and any traceback text) of each record, redacted."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _secret_forms:
+            message = record.getMessage()
+            clean = redact(message)
+            if clean != message:
+                record.msg, record.args = clean, None
+            if record.exc_info and not record.exc_text:
+                record.exc_text = logging.Formatter().formatException(record.exc_info)
+            if record.exc_text:
+                record.exc_text = redact(record.exc_text)
+        return True
 
 
 def cap(text: object, limit: int = MAX_FOREIGN_CHARS) -> str:

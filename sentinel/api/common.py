@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from collections.abc import Sequence
@@ -14,7 +12,9 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from sentinel.core.durations import parse_duration
+from sentinel.core.export import csv_text
 from sentinel.engine.runtime import Runtime
+from sentinel.errors import redact as redact_secrets
 
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 CSV_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -38,28 +38,27 @@ def not_found(what: str, ident: str) -> ApiError:
     return ApiError(404, f"no {what} with id {shown!r}")
 
 
-def csv_cell(value: Any) -> str:
-    """How one JSON value is written in CSV: null -> empty, booleans lower case, objects as JSON."""
+def csv_cell(value: Any) -> Any:
+    """How one JSON value is written in CSV: null -> empty, booleans lower case, objects as JSON.
+
+    Numbers stay numbers, so that :func:`sentinel.core.export.safe_cell` leaves a negative one alone."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dict | list):
         return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    if isinstance(value, int | float):
+        return value
     return str(value)
 
 
 def csv_response(model: type[BaseModel], rows: Sequence[BaseModel], *, filename: str, total: int) -> Response:
     """The rows as CSV: a header of ``model``'s fields, then one line per row, same values as JSON."""
     columns = list(model.model_fields)
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow(columns)
-    for row in rows:
-        data = row.model_dump(mode="json")
-        writer.writerow([csv_cell(data[c]) for c in columns])
+    text = csv_text(columns, ([csv_cell(d[c]) for c in columns] for d in (r.model_dump(mode="json") for r in rows)))
     return Response(
-        buf.getvalue().encode("utf-8"),
+        text.encode("utf-8"),
         media_type=CSV_MEDIA_TYPE,
         headers={"Content-Disposition": f'attachment; filename="{filename}"', "X-Total-Count": str(total)},
     )
@@ -113,4 +112,4 @@ def redact(runtime: Runtime, text: str) -> str:
     for secret in secrets_of(runtime):
         if secret in text:
             text = text.replace(secret, "***")
-    return text
+    return redact_secrets(text)  # and every registered form: base64, Basic/Bearer, URL-encoded

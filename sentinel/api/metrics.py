@@ -178,6 +178,18 @@ class RuntimeCollector(Collector):
             "When the rules were last loaded",
             value=h.rules_loaded_at or 0.0,
         )
+        rejected = GaugeMetricFamily(
+            f"{PREFIX}_rules_file_rejected",
+            "1 while the last reload of the rules file was refused (reason: why; the previous rules are kept)",
+            labels=["file", "reason"],
+        )
+        rejected.add_metric([rt.rules_path, h.rules_error], 1.0 if h.rules_error else 0.0)
+        yield rejected
+        yield CounterMetricFamily(
+            f"{PREFIX}_rules_reload_rejections",
+            "Reloads of the rules file refused since start",
+            value=h.rules_rejections,
+        )
         yield GaugeMetricFamily(f"{PREFIX}_start_time_seconds", "When the process started", value=h.started_at)
 
 

@@ -1,14 +1,34 @@
-"""``/api/rules``: the loaded rules with their match counts, and the pattern tester."""
+"""``/api/rules``: the loaded rules with their match counts, the pattern tester and the backtest.
+
+The tester and the backtest are open to anyone who can read the API, so both are bounded: the
+body is capped (``sample`` 16 KiB, ``pattern`` 4 KiB, 64 KiB in all), at most
+:data:`sentinel.engine.backtest.MAX_CONCURRENT` run at once in the process (one more is answered
+429 with ``Retry-After``), and they are plain ``def`` routes, so they run in the server's
+threadpool and never on the event loop: ``/health`` answers while they work.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
+from pydantic import BaseModel, Field
 
 from sentinel.api.common import ApiError, not_found
 from sentinel.api.deps import RuntimeDep
-from sentinel.api.schemas import Classified, Problem, RuleList, RuleOut, RuleTest, RuleTestResult
+from sentinel.api.schemas import (
+    MAX_PATTERN,
+    Classified,
+    Problem,
+    Request,
+    RuleList,
+    RuleOut,
+    RuleTest,
+    RuleTestResult,
+)
 from sentinel.core.parsing import parse_message, workload_of
 from sentinel.core.rules import DEFAULT_RULE, PatternError, Rule, compile_pattern
+from sentinel.engine.backtest import BUSY, EXPENSIVE, MAX_GROUPS, backtest
 from sentinel.engine.pipeline import group_key
 
 router = APIRouter(prefix="/api/rules", tags=["rules"])
@@ -47,7 +67,7 @@ def list_rules(runtime: RuntimeDep) -> RuleList:
 @router.post(
     "/test",
     response_model=RuleTestResult,
-    responses={404: {"model": Problem}},
+    responses={404: {"model": Problem}, 429: {"model": Problem}},
     summary="Test a pattern or a rule against a sample line",
     description=(
         "`pattern` is an RE2 regex (422 with RE2's reason when it does not compile); `rule` names a loaded "
@@ -56,6 +76,17 @@ def list_rules(runtime: RuntimeDep) -> RuleList:
     ),
 )
 def test_rule(runtime: RuntimeDep, body: RuleTest) -> RuleTestResult:
+    with EXPENSIVE.slot() as got:
+        if not got:
+            raise _busy()
+        return _test_rule(runtime, body)
+
+
+def _busy() -> ApiError:
+    return ApiError(429, BUSY, headers={"Retry-After": "1"})
+
+
+def _test_rule(runtime: RuntimeDep, body: RuleTest) -> RuleTestResult:
     labels = dict(body.labels)
     message, _level = parse_message(body.sample)
     namespace, container = labels.get("namespace") or "", labels.get("container") or ""
@@ -94,4 +125,57 @@ def test_rule(runtime: RuntimeDep, body: RuleTest) -> RuleTestResult:
         workload=workload,
         container=container,
         classified=Classified(rule=classified.name, priority=classified.priority.value),
+    )
+
+
+class BacktestRequest(Request):
+    """Run ``pattern`` (RE2) over the stored samples of the most recently seen groups."""
+
+    pattern: str = Field(min_length=1, max_length=MAX_PATTERN)
+    max_groups: int = Field(default=MAX_GROUPS, ge=1, le=MAX_GROUPS, description="groups to scan, newest first")
+    max_rows: int = Field(default=50, ge=0, le=200, description="matching groups to list")
+
+
+class BacktestResult(BaseModel):
+    pattern: str
+    groups_scanned: int
+    groups_total: int
+    partial: bool = Field(description="true when max_groups stopped the scan before the oldest group")
+    samples_scanned: int
+    groups_matched: int
+    samples_matched: int
+    occurrences: int = Field(description="occurrences counted in the matching groups: what the pattern would catch")
+    by_rule: dict[str, int] = Field(description="matching groups by the rule that holds them today")
+    rows: list[dict[str, Any]]
+    seconds: float
+
+
+@router.post(
+    "/backtest",
+    response_model=BacktestResult,
+    responses={422: {"model": Problem}, 429: {"model": Problem}},
+    summary="Backtest a pattern over the stored samples",
+    description=(
+        "The pattern is RE2 (422 with RE2's reason when it does not compile). Read-only: no token needed. "
+        "At most two backtests or rule tests run at once; one more is answered 429 with Retry-After."
+    ),
+)
+def backtest_pattern(runtime: RuntimeDep, body: BacktestRequest) -> BacktestResult:
+    bt = backtest(runtime.store, body.pattern, max_groups=body.max_groups, max_rows=body.max_rows)
+    if bt.error == BUSY:
+        raise _busy()
+    if bt.error:
+        raise ApiError(422, f"invalid RE2 pattern: {bt.error}", [f"pattern: {bt.error}"])
+    return BacktestResult(
+        pattern=bt.pattern,
+        groups_scanned=bt.groups_scanned,
+        groups_total=bt.groups_total,
+        partial=bt.partial,
+        samples_scanned=bt.samples_scanned,
+        groups_matched=bt.groups_matched,
+        samples_matched=bt.samples_matched,
+        occurrences=bt.occurrences,
+        by_rule=dict(bt.by_rule),
+        rows=bt.rows,
+        seconds=round(bt.seconds, 4),
     )

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from sentinel.core.durations import parse_duration
-from sentinel.core.model import ErrorGroup, Priority, RemediationRecord
+from sentinel.core.model import ErrorGroup, Priority, RemediationRecord, cut_text
 from sentinel.engine.settings import RuntimeSettings
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
@@ -71,7 +71,7 @@ class GroupRow(BaseModel):
             workload=g.workload,
             container=g.container,
             rule=g.rule,
-            template=g.template,
+            template=cut_text(g.template),
             level=g.level,
             count=g.count,
             pod_count=g.pod_count or len(g.pods),
@@ -184,7 +184,7 @@ class GroupDetail(GroupRow):
             **row,
             base_priority=g.base_priority.value,
             pods=list(g.pods),
-            samples=list(g.samples),
+            samples=[cut_text(x) for x in g.samples],
             minute_counts=[MinuteCount(minute=m * 60, count=n) for m, n in sorted(g.minute_counts.items())],
             status_changed_at=g.status_changed_at,
             status_by=g.status_by,

@@ -37,16 +37,25 @@ class NoParams(Params):
 
 
 class RestartPodParams(Params):
-    grace_period: int | None = Field(default=None, ge=0, description="seconds; default: the pod's own")
+    grace_period: int | None = Field(default=None, ge=0, le=86_400, description="seconds; default: the pod's own")
     method: Literal["evict", "delete"] = Field(
         default="evict",
         description="evict: the Eviction API, which PodDisruptionBudgets can refuse (429); delete: a plain DELETE",
     )
 
 
+MAX_REPLICAS = 1000  # a scale action never asks for (or steps by) more replicas than this
+
+
+def _bounded_replicas(text: str, v: object) -> str:
+    if abs(int(text)) > MAX_REPLICAS:
+        raise ValueError(f"replicas must be at most {MAX_REPLICAS} (step or absolute), got {v!r}")
+    return text
+
+
 class ScaleUpParams(Params):
     replicas: str = Field(default="+1", description='"+N" to add N, or "N" for an absolute count')
-    max_replicas: int = Field(default=10, ge=1)
+    max_replicas: int = Field(default=10, ge=1, le=MAX_REPLICAS)
 
     @field_validator("replicas", mode="before")
     @classmethod
@@ -54,12 +63,12 @@ class ScaleUpParams(Params):
         text = str(v).strip()
         if not re.fullmatch(r"\+?\d+", text):
             raise ValueError(f'replicas must be "+N" (step) or "N" (absolute), got {v!r}')
-        return text
+        return _bounded_replicas(text, v)
 
 
 class ScaleDownParams(Params):
     replicas: str = Field(default="-1", description='"-N" to remove N, or "N" for an absolute count')
-    min_replicas: int = Field(default=1, ge=0)
+    min_replicas: int = Field(default=1, ge=0, le=MAX_REPLICAS)
 
     @field_validator("replicas", mode="before")
     @classmethod
@@ -67,7 +76,7 @@ class ScaleDownParams(Params):
         text = str(v).strip()
         if not re.fullmatch(r"-?\d+", text):
             raise ValueError(f'replicas must be "-N" (step) or "N" (absolute), got {v!r}')
-        return text
+        return _bounded_replicas(text, v)
 
 
 class RollbackParams(Params):

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+MAX_SECONDS = 3650 * 86400.0  # ten years: longer is a typo, and overflows nanosecond arithmetic
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d)")
 
 
 def parse_duration(value: object) -> float:
-    """Seconds in ``value``; raises ``ValueError`` naming what is wrong (negative, unparseable)."""
+    """Seconds in ``value``; raises ``ValueError`` naming what is wrong (negative, unparseable,
+    not finite, longer than ten years)."""
+    seconds = _parse(value)
+    if not math.isfinite(seconds):
+        raise ValueError(f"duration must be a finite number, got {value!r}")
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"duration must be at most 3650d (ten years), got {value!r}")
+    return seconds
+
+
+def _parse(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a duration like 30s, 5m or 1h30m, got {value!r}")
     if isinstance(value, int | float):

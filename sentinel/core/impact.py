@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from sentinel.core.model import ErrorGroup, GroupDelta, Status
+from sentinel.core.model import ErrorGroup, GroupDelta, Status, cut_text
 
 MAX_SAMPLES = 10
 MAX_PODS = 50
@@ -45,7 +45,7 @@ def new_group(delta: GroupDelta, *, now: float) -> ErrorGroup:
         last_seen=delta.last_seen,
         pods=pods,
         pod_count=len(delta.pods),
-        samples=delta.samples[-MAX_SAMPLES:],
+        samples=[cut_text(x) for x in delta.samples[-MAX_SAMPLES:]],
         minute_counts=dict(delta.minute_counts),
         status_changed_at=now,
         level=delta.level,
@@ -102,7 +102,7 @@ def merge(group: ErrorGroup, delta: GroupDelta, *, now: float) -> str:
             if len(group.pods) < MAX_PODS:
                 group.pods.append(pod)
     if delta.samples:
-        group.samples = (group.samples + delta.samples)[-MAX_SAMPLES:]
+        group.samples = (group.samples + [cut_text(x) for x in delta.samples])[-MAX_SAMPLES:]
     for minute, n in delta.minute_counts.items():
         group.minute_counts[minute] = group.minute_counts.get(minute, 0) + n
     if group.minute_counts:

@@ -13,6 +13,16 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple
 
+MAX_SAMPLE_CHARS = 4096  # a stored sample line, or a template in an API answer, is cut past this
+
+
+def cut_text(text: str, limit: int = MAX_SAMPLE_CHARS) -> str:
+    """``text`` up to ``limit`` characters, with a marker saying it was cut and how long it was."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [cut: {len(text)} characters in all]"
+
+
 PRIORITY_LABELS = {"P1": "critical", "P2": "high", "P3": "medium", "P4": "low"}
 
 

@@ -9,6 +9,10 @@ Go tool matched it, so a logfmt ``level=error`` or a JSON ``"level":"error"`` is
 ``generic-error`` rule sees. A rule may instead say ``on: message`` (the parsed message alone), and
 ``levels: [error, fatal]`` (only lines at those levels; a Kubernetes event's ``Warning`` is
 ``warning``, ``Normal`` is ``info``). A rule without ``levels`` ignores the level.
+
+Limits: at most :data:`MAX_RULES` (10,000) rules in one file, and the set of their patterns may
+use up to :data:`SET_MAX_MEM` (256 MiB) inside RE2 (the default 8 MiB failed between 2,000 and
+3,000 ordinary rules). Past either, :class:`RuleLimitError` names the count.
 """
 
 from __future__ import annotations
@@ -26,8 +30,18 @@ LEVELS = ("fatal", "error", "warning", "info", "debug", "unknown")
 """The levels parsing gives (``sentinel.core.parsing``); other words a line may carry count as unknown."""
 ON = ("line", "message")
 
+MAX_RULES = 10_000
+SET_MAX_MEM = 256 * 1024 * 1024
+
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False
+_SET_OPTIONS = re2.Options()
+_SET_OPTIONS.log_errors = False
+_SET_OPTIONS.max_mem = SET_MAX_MEM
+
+
+class RuleLimitError(ValueError):
+    """Too many rules, or their patterns together too big for one RE2 set; the message names the count."""
 
 
 class PatternError(ValueError):
@@ -156,6 +170,8 @@ class RuleSet:
     """The enabled rules in file order, with one RE2 Set over the patterns of each text they see."""
 
     def __init__(self, rules: list[Rule], *, source: str = "") -> None:
+        if len(rules) > MAX_RULES:
+            raise RuleLimitError(f"{len(rules)} rules: at most {MAX_RULES} are supported")
         self.all_rules = list(rules)
         self.rules = [r for r in rules if r.enabled]
         self.source = source
@@ -166,10 +182,16 @@ class RuleSet:
             patterned = [(i, r) for i, r in enumerate(self.rules) if r.pattern and r.on == on]
             if not patterned:
                 continue
-            s = re2.Set.SearchSet(_OPTIONS)
+            s = re2.Set.SearchSet(_SET_OPTIONS)
             for _i, r in patterned:
                 s.Add(r.pattern)
-            s.Compile()
+            try:
+                s.Compile()
+            except re2.error:
+                raise RuleLimitError(
+                    f"the {len(patterned)} patterns of {len(self.rules)} enabled rules do not fit in one RE2 set "
+                    f"({SET_MAX_MEM // (1024 * 1024)} MiB): use fewer or simpler patterns"
+                ) from None
             # The C++ set behind google-re2's wrapper, called with UTF-8 bytes: the wrapper only
             # encodes the text; calling it directly saves that Python frame on the hot path.
             inner = getattr(s, "_set", None)

@@ -33,7 +33,17 @@ from sentinel.engine.events import EventBus
 from sentinel.engine.leader import LeaderElector, default_identity, default_namespace
 from sentinel.engine.pipeline import Batch, Pipeline, group_key, paused_gc
 from sentinel.engine.settings import RuntimeSettings, apply_update, from_stored, stored_overrides, validate_update
-from sentinel.errors import ConfigError, LokiUnavailable, SafetyRefused, SentinelError, SourceError, cap
+from sentinel.errors import (
+    ConfigError,
+    LokiQueryError,
+    LokiUnavailable,
+    SafetyRefused,
+    SentinelError,
+    SourceError,
+    cap,
+    redact,
+    register_secret,
+)
 from sentinel.remediation.cluster import Cluster
 from sentinel.remediation.owners import OwnerResolver
 from sentinel.remediation.remediator import Remediator
@@ -46,6 +56,7 @@ log = logging.getLogger(__name__)
 
 NS = 1_000_000_000
 MS = 1_000_000
+MAX_RULES_ERROR = 400  # characters of a rejected rules file's reason kept, logged and served
 READY_STALE_FACTOR = 3  # /ready fails when the last good poll is older than 3 poll intervals
 # Alert-only (action none) records per poll; the groups past it share one summary record, so a
 # first start on a busy cluster does not flood the audit log or the notifications.
@@ -155,7 +166,8 @@ class Health:
     last_lines: int = 0
     last_window: tuple[float, float] | None = None
     rules_loaded_at: float | None = None
-    rules_error: str = ""
+    rules_error: str = ""  # "rules file X rejected: reason" until a good file loads
+    rules_rejections: int = 0  # reloads refused since start
     cluster: str = "not configured"
     leader: bool = True
     poll_durations: list[float] = field(default_factory=list)
@@ -296,6 +308,8 @@ class Runtime:
         """Everything from the files; ``ConfigError`` if either file is invalid (nothing started)."""
         loaded: Loaded = load_config(config_path, env=env)
         config = loaded.config
+        for secret in (config.loki.password, config.loki.bearer_token, config.api.token):
+            register_secret(secret.get_secret_value(), username=config.loki.username)
         rpath = resolve_rules_path(config_path, config, str(rules_path) if rules_path else None)
         rules: LoadedRules = load_rules(rpath)
         base_dir = Path(config_path).parent
@@ -556,7 +570,7 @@ class Runtime:
         h = self.health
         h.poll_errors += 1
         h.consecutive_errors += 1
-        h.last_error = cap(err, 500)
+        h.last_error = cap(redact(err), 500)
         h.last_duration = time.perf_counter() - t0
         delay = err.delay if isinstance(err, LokiUnavailable) else None
         log.error("poll failed: %s", h.last_error)
@@ -667,11 +681,15 @@ class Runtime:
         self._rules_mtime = mtime
         try:
             loaded = load_rules(self.rules_path)
-        except ConfigError as err:
-            self.health.rules_error = f"reload failed, previous rules kept: {err}"
+        except Exception as err:  # noqa: BLE001 - whatever a file does, the previous rules stay
+            # ConfigError names the problem; anything else (a bug, MemoryError) is named by its class.
+            reason = str(err) if isinstance(err, ConfigError) else f"{type(err).__name__}: {err}"
+            reason = cap(" ".join(reason.split()), MAX_RULES_ERROR)
+            self.health.rules_error = f"rules file {self.rules_path} rejected: {reason}; previous rules kept"
+            self.health.rules_rejections += 1
             log.error("%s", self.health.rules_error)
             self.events.publish("health", {"ok": False, "error": self.health.rules_error})
-            return False, str(err)
+            return False, reason
         self.pipeline = self.pipeline.with_rules(loaded.ruleset)
         self.health.rules_error = ""
         self.health.rules_loaded_at = self.clock()
@@ -692,6 +710,8 @@ class Runtime:
         new, changes = apply_update(self.settings, update)
         if not changes:
             return {}
+        if "query" in changes:
+            self._check_query(new.query)
         stored = stored_overrides(
             self.store.get_state("settings"), changes, file_values=RuntimeSettings.from_config(self.config)
         )
@@ -709,6 +729,20 @@ class Runtime:
         log.info("settings changed by %s: %s", by, ", ".join(sorted(changes)))
         self.events.publish("settings", {"by": by, "changes": changes, "settings": new.to_dict()})
         return changes
+
+    def _check_query(self, query: str) -> None:
+        """A new LogQL query runs once against Loki (a one-second range) before it is saved."""
+        check = getattr(self.source, "check_query", None)
+        if not callable(check):
+            return  # a file or demo source runs no query
+        try:
+            check(query)
+        except LokiQueryError as err:
+            problem = f"query: {cap(redact(err), 500)}"
+            raise ConfigError("settings: invalid change, nothing was saved", problems=[problem]) from None
+        except SentinelError as err:
+            problem = f"query: cannot be checked against Loki, so it was not saved: {cap(redact(err), 300)}"
+            raise ConfigError("settings: invalid change, nothing was saved", problems=[problem]) from None
 
     def _apply_query(self, query: str) -> None:
         """The LogQL query the source runs (a file or demo source has none)."""
@@ -891,6 +925,8 @@ def build_loki_source(config: Config, *, sleep: Callable[[float], None] = time.s
     from sentinel.sources.loki import LokiClient, build_http_client
 
     lc = config.loki
+    register_secret(lc.password.get_secret_value(), username=lc.username)
+    register_secret(lc.bearer_token.get_secret_value())
     http = build_http_client(
         url=lc.url,
         tenant_id=lc.tenant_id,

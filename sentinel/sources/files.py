@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
@@ -24,8 +25,8 @@ PAGE = 5000
 
 def _parse_ts(value: Any, *, where: str) -> int:
     """Nanoseconds from an int/str of ns, float seconds, or an RFC 3339 string."""
-    if isinstance(value, bool):
-        raise SourceError(f"{where}: ts must be a number or a time string, got {value!r}")
+    if isinstance(value, bool) or (isinstance(value, float) and not math.isfinite(value)):
+        raise SourceError(f"{where}: ts must be a number or a time string, got {_shown(value)}")
     if isinstance(value, int):
         return value if value > 10**14 else value * 10**9
     if isinstance(value, float):
@@ -35,9 +36,23 @@ def _parse_ts(value: Any, *, where: str) -> int:
             return _parse_ts(int(value), where=where)
         try:
             return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1e9)
-        except ValueError:
+        except (ValueError, OverflowError):
             pass
-    raise SourceError(f"{where}: ts must be nanoseconds, seconds or an RFC 3339 time, got {value!r}")
+    raise SourceError(f"{where}: ts must be nanoseconds, seconds or an RFC 3339 time, got {_shown(value)}")
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
+def _labels(value: Any, *, where: str) -> Mapping[str, Any]:
+    """A stream's labels: an object (or nothing); anything else is refused naming the place."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise SourceError(f"{where} must be an object of label names to values, got {type(value).__name__}")
+    return value
 
 
 def read_entries(
@@ -74,12 +89,24 @@ def read_entries(
             except ValueError:
                 obj = None
         if isinstance(obj, dict) and "streams" in obj:
-            for s in obj["streams"]:
-                labels = labels_of(s.get("stream") or {})
-                for value in s.get("values") or []:
+            streams = obj["streams"]
+            if not isinstance(streams, list):
+                raise SourceError(f"{where}: streams must be a list, got {type(streams).__name__}")
+            for i, s in enumerate(streams):
+                if not isinstance(s, dict):
+                    raise SourceError(f"{where}: streams[{i}] must be an object, got {type(s).__name__}")
+                labels = labels_of(_labels(s.get("stream"), where=f"{where}: streams[{i}].stream"))
+                values = s.get("values") or []
+                if not isinstance(values, list):
+                    raise SourceError(f"{where}: streams[{i}].values must be a list, got {type(values).__name__}")
+                for j, value in enumerate(values):
+                    if not isinstance(value, list) or len(value) < 2:
+                        raise SourceError(
+                            f"{where}: streams[{i}].values[{j}] must be [timestamp, line], got {_shown(value)}"
+                        )
                     entries.append(LogEntry(_parse_ts(value[0], where=where), labels, str(value[1])))
         elif isinstance(obj, dict) and "line" in obj:
-            labels = labels_of(obj.get("labels") or {})
+            labels = labels_of(_labels(obj.get("labels"), where=f"{where}: labels"))
             ts = _parse_ts(obj["ts"], where=where) if "ts" in obj else start_ns + n
             entries.append(LogEntry(ts, labels, str(obj["line"])))
         else:

@@ -53,6 +53,7 @@ from sentinel.errors import (
     LokiQueryError,
     LokiUnavailable,
     cap,
+    redact,
 )
 
 log = logging.getLogger(__name__)
@@ -402,7 +403,7 @@ class LokiClient:
             log.info("loki GET %s -> %s in %.3fs", READY_PATH, type(err).__name__, elapsed)
             return False, f"cannot reach Loki: {type(err).__name__}: {cap(err)}"
         log.info("loki GET %s -> %d in %.3fs", READY_PATH, resp.status_code, time.perf_counter() - started)
-        text = cap(resp.text)
+        text = cap(redact(resp.text[:4096]))  # a proxy may echo our credentials
         if resp.status_code == 200:
             return True, text or "ready"
         return False, f"HTTP {resp.status_code}: {text}"
@@ -412,6 +413,15 @@ class LokiClient:
         if not query.strip():
             raise ConfigError("loki.query: must not be empty")
         self.query = query
+
+    def check_query(self, query: str) -> None:
+        """Ask Loki to run ``query`` over the last second (one line at most) before it is used.
+
+        ``LokiQueryError`` carries Loki's own reason when Loki refuses it; other ``LokiError`` when
+        Loki cannot be asked."""
+        end = time.time_ns()
+        params = {"query": query, "start": str(end - 1_000_000_000), "end": str(end), "limit": "1"}
+        self._get(QUERY_RANGE_PATH, params)
 
     def fetch(self, start_ns: int, end_ns: int) -> Iterator[list[LogEntry]]:
         """Yield every entry in ``[start_ns, end_ns)`` once, in time order, one list per page.
@@ -678,7 +688,7 @@ class LokiClient:
                 )
                 if status == 200:
                     return resp
-                message = cap(resp.text) or resp.reason_phrase
+                message = cap(redact(resp.text[:4096])) or resp.reason_phrase  # may echo our credentials
                 if status == 400:
                     shown = params.get("query") or params.get("match[]") or self.query
                     raise LokiQueryError(f"Loki rejected the query {shown!r}: {message}", status=status)

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from sentinel.core.fingerprint import variables
 from sentinel.core.model import ErrorGroup, LogEntry
 from sentinel.core.parsing import parse_message
-from sentinel.core.rules import DEFAULT_RULE, PatternError, Rule, RuleSet, compile_pattern
+from sentinel.core.rules import DEFAULT_RULE, Rule, RuleSet
+from sentinel.engine.backtest import Backtest as Backtest  # re-exported: pages import it from here
+from sentinel.engine.backtest import backtest as backtest
 from sentinel.engine.pipeline import Explained, Pipeline
-from sentinel.store.base import MAX_PAGE_SIZE, GroupQuery, Store
 
 
 def rule_rows(rules: RuleSet, hits: Mapping[str, int], groups_by_rule: Mapping[str, int]) -> list[dict[str, Any]]:
@@ -84,73 +84,3 @@ def why(group: ErrorGroup, rules: RuleSet, pipeline: Pipeline) -> Why:
         labels["pod"] = pod
     now_rule = pipeline.explain(LogEntry(int(group.last_seen * 1e9), labels, sample), learn=False).rule
     return Why(rule, message, matched, now_rule, variables(group.template, message) or [])
-
-
-@dataclass(slots=True)
-class Backtest:
-    pattern: str
-    error: str = ""
-    groups_scanned: int = 0
-    groups_total: int = 0
-    samples_scanned: int = 0
-    groups_matched: int = 0
-    samples_matched: int = 0
-    occurrences: int = 0
-    by_rule: Counter[str] = field(default_factory=Counter)
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def partial(self) -> bool:
-        return self.groups_scanned < self.groups_total
-
-
-def backtest(store: Store, pattern: str, *, max_groups: int = 20_000, max_rows: int = 200) -> Backtest:
-    """Run an RE2 pattern over the stored samples of the most recently seen groups.
-
-    ``groups_matched`` counts groups with at least one matching sample; ``occurrences`` adds up their
-    counts (what the pattern would have caught); ``by_rule`` says which rule holds them today.
-    """
-    result = Backtest(pattern=pattern)
-    t0 = time.perf_counter()
-    try:
-        regex = compile_pattern(pattern)
-    except PatternError as err:
-        result.error = err.reason
-        return result
-    query = GroupQuery(sort="last_seen", page_size=MAX_PAGE_SIZE)
-    page_no = 1
-    while result.groups_scanned < max_groups:
-        page = store.list_groups(replace(query, page=page_no))
-        result.groups_total = page.total
-        for g in page.items:
-            result.groups_scanned += 1
-            hit = ""
-            for s in g.samples:
-                result.samples_scanned += 1
-                if regex.search(s) is not None:
-                    result.samples_matched += 1
-                    hit = hit or s
-            if hit:
-                result.groups_matched += 1
-                result.occurrences += g.count
-                result.by_rule[g.rule] += 1
-                if len(result.rows) < max_rows:
-                    result.rows.append(
-                        {
-                            "priority": g.priority.value,
-                            "rule today": g.rule,
-                            "count": g.count,
-                            "namespace": g.namespace,
-                            "workload": g.workload,
-                            "sample": hit,
-                            "id": g.id,
-                        }
-                    )
-            if result.groups_scanned >= max_groups:
-                break
-        if page_no >= page.pages or not page.items:
-            break
-        page_no += 1
-    result.seconds = time.perf_counter() - t0
-    return result

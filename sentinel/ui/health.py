@@ -109,7 +109,7 @@ def halted(rt: Runtime) -> str:
 
 
 def banners(rt: Runtime, *, compact: bool = False) -> None:
-    """Dry-run, disabled remediation, read-only replica and open breakers, as coloured banners."""
+    """Dry-run, disabled remediation, read-only replica, a rejected rules file and open breakers, as banners."""
     s = rt.settings
     if not s.remediation_enabled:
         st.warning(
@@ -137,6 +137,10 @@ def banners(rt: Runtime, *, compact: bool = False) -> None:
             "**Not every line was counted** — " + ("; ".join(notes) if not compact else notes[0]),
             icon=":material/functions:",
         )
+    if rt.health.rules_error:
+        # the reason comes from a file: shown as plain text, never as markdown
+        st.error("**Rules file rejected**: the previous rules are still in force.", icon=":material/rule:")
+        st.text(rt.health.rules_error)
     breakers = open_breakers(rt)
     if breakers:
         names = ", ".join(breakers) if not compact else f"{len(breakers)} workload(s)"

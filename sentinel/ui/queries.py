@@ -9,13 +9,12 @@ Nothing here caches: every call reads the live in-process store, one page at a t
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from sentinel.core.export import csv_text
 from sentinel.core.model import ErrorGroup, Priority, RemediationRecord, Status
 from sentinel.store.base import MAX_PAGE_SIZE, SORTS, GroupQuery, GroupSort, Page, RecordQuery, Store
 
@@ -272,12 +271,7 @@ def group_row(g: ErrorGroup) -> dict[str, Any]:
 
 
 def _csv(rows: Iterable[Mapping[str, Any]], columns: tuple[str, ...]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow(row)
-    return buf.getvalue()
+    return csv_text(columns, ([row.get(c, "") for c in columns] for row in rows), lineterminator="\n")
 
 
 def groups_csv(store: Store, filters: ErrorFilters, *, now: float) -> str:

@@ -548,6 +548,7 @@ class _Auth:
     tenant_required: bool = False
     basic: tuple[str, str] | None = None
     bearer: str | None = None
+    echo: bool = False  # a 401 body repeats the Authorization header (a hostile proxy; no recording)
 
 
 class LokiPeer:
@@ -644,6 +645,10 @@ class LokiPeer:
             self._faults.clear()
             self.tie_order = None
 
+    def echo_auth_in_401(self) -> None:
+        """Like a careless proxy: every 401 body ends with the request's Authorization header."""
+        self._auth.echo = True
+
     def requests_to(self, path: str) -> list[RecordedRequest]:
         with self._lock:
             return [r for r in self.requests if r.path == path]
@@ -695,6 +700,12 @@ class LokiPeer:
         return None
 
     def _check_auth(self, headers: Mapping[str, str]) -> tuple[int, str] | None:
+        denied = self._deny(headers)
+        if denied is not None and self._auth.echo:
+            return denied[0], denied[1].rstrip("\n") + f" (Authorization: {headers.get('authorization', '')})\n"
+        return denied
+
+    def _deny(self, headers: Mapping[str, str]) -> tuple[int, str] | None:
         auth = self._auth
         if auth.tenant_required and not headers.get("x-scope-orgid"):
             return 401, "no org id\n"
