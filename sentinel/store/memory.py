@@ -20,6 +20,7 @@ from sentinel.store.base import (
     GroupQuery,
     Page,
     RecordQuery,
+    StoreHealth,
     StoreStats,
 )
 
@@ -324,6 +325,11 @@ class MemoryStore:
         self._totals = _Totals()
         self._group_aliases: dict[str, str] = {}
         self._dirty = False
+        # What changed since the last flush, for stores that write only that (see tinydb.py).
+        self._dirty_ids: set[str] | None = set()  # group ids changed or removed; None: all of them
+        self._new_records: list[RemediationRecord] = []  # audit records added or updated
+        self._dirty_state: set[str] = set()
+        self._records_trimmed = False
 
     # -- groups -------------------------------------------------------------------------------
 
@@ -375,12 +381,15 @@ class MemoryStore:
         """Groups changed: all of them (``ids`` None), or those in ``ids`` (sort orders are then patched)."""
         self._dirty = True
         if ids is None:
+            self._dirty_ids = None
             self._orders.clear()
             self._pending.clear()
             self._hays.clear()
             self._stale_hays = None
             return
         ids = set(ids)
+        if self._dirty_ids is not None:
+            self._dirty_ids.update(ids)
         self._stale_haystacks(ids)
         self._repatch(ids)
 
@@ -426,6 +435,7 @@ class MemoryStore:
         with self._lock:
             totals = self._totals
             new_hays: set[str] = set()
+            written: set[str] = set()
             try:
                 for gid, g in self._groups.items():
                     # What stats count and what search reads, before: ``fn`` may change anything.
@@ -434,14 +444,20 @@ class MemoryStore:
                     try:
                         if fn(g):
                             changed.append(_clone(g))
+                            written.add(gid)
                     finally:
                         if _counted(g) != counted:
                             totals.take_out(counted)
                             totals.add(g)
+                            written.add(gid)
                         if (g.template, g.workload, g.namespace, g.samples[-3:]) != hay:
                             new_hays.add(gid)
             finally:
-                self._dirty = True
+                written |= new_hays
+                if written:
+                    self._dirty = True
+                    if self._dirty_ids is not None:
+                        self._dirty_ids.update(written)
                 self._stale_haystacks(new_hays)
                 self._refile_changed(new_hays)
         return changed
@@ -737,6 +753,7 @@ class MemoryStore:
             self._record_index[r.id] = len(self._records)
             self._records.append(r)
             self._totals.record(r, +1)
+            self._new_records.append(r)
             self._dirty = True
 
     def update_remediation(self, record: RemediationRecord) -> None:
@@ -749,6 +766,7 @@ class MemoryStore:
             self._totals.record(self._records[i], -1)
             self._records[i] = r
             self._totals.record(r, +1)
+            self._new_records.append(r)
             self._dirty = True
 
     def list_remediations(self, query: RecordQuery) -> Page[RemediationRecord]:
@@ -767,6 +785,7 @@ class MemoryStore:
     def put_state(self, name: str, value: dict[str, Any]) -> None:
         with self._lock:
             self._state[name] = copy.deepcopy(value)
+            self._dirty_state.add(name)
             self._dirty = True
 
     def get_cursor(self) -> int | None:
@@ -796,6 +815,7 @@ class MemoryStore:
                 self._records = self._records[-max_records:]
                 self._record_index = {r.id: i for i, r in enumerate(self._records)}
                 self._recount_records()
+                self._records_trimmed = True
                 self._dirty = True
             if removed:
                 self._touch(removed)
@@ -804,9 +824,17 @@ class MemoryStore:
     def flush(self) -> None:
         with self._lock:
             self._dirty = False
+            self._dirty_ids, self._new_records, self._dirty_state = set(), [], set()
+            self._records_trimmed = False
 
     def writable(self) -> tuple[bool, str]:
         return True, "memory store"
+
+    def health(self) -> StoreHealth:
+        return StoreHealth(kind="memory")
+
+    def acknowledge_notices(self, *, by: str = "") -> int:
+        return 0
 
     def close(self) -> None:
         self.flush()
@@ -835,6 +863,8 @@ class MemoryStore:
             self._recount_records()
             self._touch()
             self._dirty = False
+            self._dirty_ids, self._new_records, self._dirty_state = set(), [], set()
+            self._records_trimmed = False
 
     def _snapshot(self) -> dict[str, Any]:
         with self._lock:
