@@ -132,6 +132,8 @@ class RemediationConfig(Section):
 class StoreConfig(Section):
     type: Literal["memory", "tinydb"] = "memory"
     path: str = "data/sentinel.json"
+    # TinyDB: how many files the groups are spread over (fixed when the store is created).
+    shards: int = Field(default=1024, ge=1, le=65536)
 
 
 class ApiConfig(Section):

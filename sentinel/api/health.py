@@ -58,7 +58,8 @@ def ready(request: Request, runtime: RuntimeDep) -> JSONResponse:
     failing = {k: redact(runtime, v) for k, v in problems.items()}
     checks = {name: failing.get(name, "ok") for name in CHECKS}
     checks.update(failing)
-    body = Readiness(ready=ok, checks=checks, failing=failing)
+    notices = [redact(runtime, n) for n in runtime.store.health().notices]
+    body = Readiness(ready=ok, checks=checks, failing=failing, notices=notices)
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
 
