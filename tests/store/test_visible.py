@@ -88,3 +88,29 @@ def test_failing_writes_show_on_metrics_and_fail_ready(tmp_path: Path) -> None:
         assert api.client.get("/ready").status_code == 200
     finally:
         served.close()
+
+
+def test_console_banner_names_the_moved_file_until_acknowledged(tmp_path: Path) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from sentinel.engine.runtime import install, uninstall
+    from tests.ui.conftest import APP, build_runtime, no_exception, texts
+
+    (tmp_path / "db.json").write_text("{ truncated by a crash")
+    rt = build_runtime(TinyDBStore(tmp_path / "db.json", shards=8))  # type: ignore[arg-type]
+    install(rt)
+    try:
+        at = AppTest.from_file(APP, default_timeout=60)
+        at.run()  # the overview: the sidebar's banner and the page's own
+        no_exception(at)
+        (aside,) = [p for p in tmp_path.iterdir() if ".corrupt-" in p.name]
+        shown = [e.value for e in at.error]  # the sidebar's and the page's
+        assert len([v for v in shown if "The store started empty" in v]) == 2
+        assert all(aside.name.replace("-", "\\-").replace(".", "\\.") in v for v in shown if "started empty" in v)
+        at.button(key="store-ack-page").click().run()
+        no_exception(at)
+        assert rt.store.health().notices == []
+        assert "The store started empty" not in texts(at)
+    finally:
+        uninstall()
+        rt.stop()
