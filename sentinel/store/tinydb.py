@@ -73,8 +73,14 @@ SCHEMA_VERSION = 2
 DEFAULT_SHARDS = 1024
 INLINE_STATE_MAX = 64 * 1024  # a state entry larger than this (encoded) gets a file of its own
 WRITERS = 8  # shard files written (and fsynced) in parallel: fsync waits on the disk, not the GIL
+# A commit writes its changed groups to one delta file (one fsync, whatever the number of shards they
+# fall in); once this many delta files are named, each commit that changes groups also folds the
+# shards of the oldest ones back into their shard files, COMPACT_SHARDS at a time (x4 past DELTA_HARD).
+DELTA_SOFT = 16
+DELTA_HARD = 128
+COMPACT_SHARDS = 16
 
-_SHARD_FILE = re.compile(r"^s(\d+)\.g(\d+)\.json$")
+_SHARD_FILE = re.compile(r"^(?:s(\d+)\.g(\d+)|d(\d+))\.json$")
 _STATE_FILE = re.compile(r"^x([0-9a-f]{8})\.g(\d+)\.json$")
 _SEGMENT_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.jsonl$")
 
@@ -183,6 +189,9 @@ class TinyDBStore(MemoryStore):
         self._state_files: dict[str, int] = {}  # large state name -> generation of its file
         self._state_blobs: dict[str, str] = {}  # state name -> its JSON text, as last encoded
         self._members: dict[int, set[str]] = {}
+        self._deltas: list[int] = []  # generations of the delta files named, oldest first
+        self._overlay: dict[str, int] = {}  # group id -> the delta file holding its newest version
+        self._delta_ids: dict[int, set[str]] = {}  # delta generation -> the ids it is newest for
         self._flush_lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._health = StoreHealth(kind="tinydb", started_at=clock())
@@ -367,7 +376,7 @@ class TinyDBStore(MemoryStore):
                 self._notice(f"store: {cap(err)}; moved aside to {aside}; state {name!r} starts empty", aside)
             except OSError as err:
                 raise StoreError(f"store file {f}: cannot read: {cap(err)}") from err
-        groups: list[ErrorGroup] = []
+        groups: dict[str, ErrorGroup] = {}
         for key, gen in sorted(meta.get("manifest", {}).items(), key=lambda kv: int(kv[0])):
             shard = int(key)
             f = self._shard_path(shard, gen)
@@ -384,9 +393,11 @@ class TinyDBStore(MemoryStore):
             except OSError as err:
                 raise StoreError(f"store file {f}: cannot read: {cap(err)}") from err
             self._manifest[shard] = gen
-            groups.extend(loaded)
+            for g in loaded:
+                groups[g.id] = g
+        self._read_deltas(meta, groups)
         records = self._read_audit()
-        self._load(groups, records, state, cursor, aliases)
+        self._load(groups.values(), records, state, cursor, aliases)
         self._state_blobs = {name: json.dumps(v, separators=(",", ":")) for name, v in self._state.items()}
         self._members = {}
         for g in self._groups:
@@ -399,6 +410,43 @@ class TinyDBStore(MemoryStore):
             len(self._manifest),
             len(records),
         )
+
+    def _read_deltas(self, meta: dict[str, Any], groups: dict[str, ErrorGroup]) -> None:
+        """Apply the delta files the commit names, oldest first, over the shards' groups."""
+        deltas = meta.get("deltas", [])
+        if not isinstance(deltas, list) or not all(isinstance(g, int) and not isinstance(g, bool) for g in deltas):
+            raise StoreError(f"store file {self.path}: field 'deltas' must be a list of generations")
+        for gen in deltas:
+            f = self._delta_path(gen)
+            try:
+                t = _read_tables(f) or {}
+                loaded = [group_from_doc(d, where=str(f)) for d in _docs(t, "groups")]
+                removed = [d.get("id") if isinstance(d, dict) else None for d in _docs(t, "removed")]
+                if not all(isinstance(r, str) for r in removed):
+                    raise BadRecord(f"{f}: table 'removed': every entry needs a string 'id'")
+            except FileNotFoundError:
+                self._notice(f"store: delta file {f} is missing; the changes it held are lost")
+                continue
+            except (ValueError, KeyError, TypeError, AttributeError) as err:
+                aside = self._move_aside(f, cap(err))
+                self._notice(f"store: {cap(err)}; moved aside to {aside}; the changes it held are not loaded", aside)
+                continue
+            except OSError as err:
+                raise StoreError(f"store file {f}: cannot read: {cap(err)}") from err
+            ids: set[str] = set()
+            for g in loaded:
+                groups[g.id] = g
+                ids.add(g.id)
+            for gid in removed:
+                groups.pop(str(gid), None)
+                ids.add(str(gid))
+            for gid in ids:
+                old = self._overlay.get(gid)
+                if old is not None:
+                    self._delta_ids[old].discard(gid)
+                self._overlay[gid] = gen
+            self._delta_ids[gen] = ids
+            self._deltas.append(gen)
 
     def _read_audit(self) -> list[RemediationRecord]:
         folder = self.folder / "audit"
@@ -434,6 +482,7 @@ class TinyDBStore(MemoryStore):
     def _remove_unnamed(self) -> None:
         """Delete shard and state files no commit names (a crash between writing them and the commit)."""
         named = {self._shard_path(s, g).name for s, g in self._manifest.items()}
+        named |= {self._delta_path(g).name for g in self._deltas}
         named |= {self._state_path(n, g).name for n, g in self._state_files.items()}
         for sub, pattern in (("groups", _SHARD_FILE), ("state", _STATE_FILE)):
             folder = self.folder / sub
@@ -450,6 +499,9 @@ class TinyDBStore(MemoryStore):
 
     def _shard_path(self, shard: int, gen: int) -> Path:
         return self.folder / "groups" / f"s{shard:04d}.g{gen}.json"
+
+    def _delta_path(self, gen: int) -> Path:
+        return self.folder / "groups" / f"d{gen}.json"
 
     def _state_path(self, name: str, gen: int) -> Path:
         return self.folder / "state" / f"x{zlib.crc32(name.encode()):08x}.g{gen}.json"
@@ -508,14 +560,13 @@ class TinyDBStore(MemoryStore):
             members: dict[int, set[str]] = {}
             for gid in groups:
                 members.setdefault(shard_of(gid, n), set()).add(gid)
-            shards = set(members) | set(self._manifest)
+            compact = set(members) | set(self._manifest)
             self._members = members
+            changed: set[str] = set()
         else:
             members = self._members
-            shards = set()
             for gid in dirty_ids:
                 s = shard_of(gid, n)
-                shards.add(s)
                 if gid in groups:
                     members.setdefault(s, set()).add(gid)
                 else:
@@ -524,7 +575,13 @@ class TinyDBStore(MemoryStore):
                         ids.discard(gid)
                         if not ids:
                             del members[s]
-        shard_docs = {s: [_group_dict(groups[gid]) for gid in members.get(s, ())] for s in shards}
+            changed = dirty_ids
+            compact = self._pick_compaction() if dirty_ids else set()
+            if len(changed) * 4 >= len(groups) and len(changed) > COMPACT_SHARDS:
+                # a large part of the store changed (a first fill, a migration): straight to the shards
+                compact |= {shard_of(gid, n) for gid in changed}
+        shard_docs = {s: [_group_dict(groups[gid]) for gid in members.get(s, ())] for s in compact}
+        delta_ids = {gid for gid in changed if shard_of(gid, n) not in compact}
         for name in dirty_state:
             if name in self._state:
                 self._state_blobs[name] = json.dumps(self._state[name], separators=(",", ":"))
@@ -532,7 +589,11 @@ class TinyDBStore(MemoryStore):
                 self._state_blobs.pop(name, None)
         live_days: set[str] | None = {_day(r.time) for r in self._records} if trimmed else None
         return {
+            "full": dirty_ids is None,
             "shards": shard_docs,
+            "delta_ids": delta_ids,
+            "delta_docs": [_group_dict(groups[gid]) for gid in delta_ids if gid in groups],
+            "delta_removed": [gid for gid in delta_ids if gid not in groups],
             "records": [r.to_dict() for r in new_records],
             "dirty_state": {name: self._state_blobs[name] for name in dirty_state if name in self._state_blobs},
             "blobs": dict(self._state_blobs),
@@ -540,6 +601,19 @@ class TinyDBStore(MemoryStore):
             "aliases": dict(self._group_aliases),
             "live_days": live_days,
         }
+
+    def _pick_compaction(self) -> set[int]:
+        """The shards to fold back this commit: those of the oldest delta files, once there are many."""
+        if len(self._deltas) < DELTA_SOFT:
+            return set()
+        budget = COMPACT_SHARDS * (4 if len(self._deltas) >= DELTA_HARD else 1)
+        picked: set[int] = set()
+        for gen in self._deltas:
+            for gid in self._delta_ids.get(gen, ()):
+                picked.add(shard_of(gid, self._shards))
+                if len(picked) >= budget:
+                    return picked
+        return picked
 
     def _write(self, plan: dict[str, Any]) -> None:
         gen = self._gen + 1
@@ -566,6 +640,30 @@ class TinyDBStore(MemoryStore):
                 manifest[s] = gen
             else:
                 manifest.pop(s, None)
+        # the overlay after this commit: compacted shards leave it, this commit's delta enters it
+        n = self._shards
+        overlay: dict[str, int] = {} if plan["full"] else dict(self._overlay)
+        delta_ids: dict[int, set[str]] = {} if plan["full"] else {g: set(ids) for g, ids in self._delta_ids.items()}
+        if plan["shards"] and not plan["full"]:
+            compact = set(plan["shards"])
+            for gid in [g for g in overlay if shard_of(g, n) in compact]:
+                delta_ids[overlay.pop(gid)].discard(gid)
+        if plan["delta_ids"]:
+            body = {
+                "groups": {str(i): d for i, d in enumerate(plan["delta_docs"], 1)},
+                "removed": {str(i): {"id": gid} for i, gid in enumerate(plan["delta_removed"], 1)},
+            }
+            files.append((self._delta_path(gen), json.dumps(body, separators=(",", ":")).encode()))
+            for gid in plan["delta_ids"]:
+                was = overlay.get(gid)
+                if was is not None:
+                    delta_ids[was].discard(gid)
+                overlay[gid] = gen
+            delta_ids[gen] = set(plan["delta_ids"])
+        deltas = [g for g in [*self._deltas, gen] if delta_ids.get(g)]
+        dead = [g for g in self._deltas if not delta_ids.get(g)]
+        for g in dead:
+            delta_ids.pop(g, None)
         inline: dict[str, str] = {}
         for name, blob in plan["blobs"].items():
             if len(blob) <= INLINE_STATE_MAX:
@@ -587,14 +685,15 @@ class TinyDBStore(MemoryStore):
                 for path, _ in files:
                     path.unlink(missing_ok=True)
                 raise
-            _fsync_dir(groups_dir)
-            _fsync_dir(state_dir)
+            for folder in {path.parent for path, _ in files}:
+                _fsync_dir(folder)
         # 3. the commit
         meta = {
             "schema": SCHEMA_VERSION,
             "generation": gen,
             "shards": self._shards,
             "manifest": {str(s): g for s, g in sorted(manifest.items())},
+            "deltas": deltas,
             "state_files": state_files,
             "cursor": plan["cursor"],
             "group_aliases": plan["aliases"],
@@ -612,8 +711,10 @@ class TinyDBStore(MemoryStore):
             raise
         _fsync_dir(self.path.parent)
         old = [self._shard_path(s, g) for s, g in self._manifest.items() if manifest.get(s) != g]
-        old += [self._state_path(n, g) for n, g in self._state_files.items() if state_files.get(n) != g]
+        old += [self._state_path(name, g) for name, g in self._state_files.items() if state_files.get(name) != g]
+        old += [self._delta_path(g) for g in dead]
         self._gen, self._manifest, self._state_files = gen, manifest, state_files
+        self._overlay, self._delta_ids, self._deltas = overlay, delta_ids, deltas
         # 4. what the previous commit named and this one does not
         for path in old:
             try:

@@ -39,7 +39,7 @@ LOGHUB = HERE / "loghub"
 RULES = ROOT / "tests" / "fixtures" / "upstream" / "upstream-rules.yaml"
 DEMO = ROOT / "sentinel" / "demo"
 
-SECTIONS = ("grouping", "classification", "pipeline", "store", "api", "console")
+SECTIONS = ("grouping", "classification", "pipeline", "store", "persistence", "api", "console")
 
 
 # --- helpers ----------------------------------------------------------------------------------------
@@ -974,9 +974,17 @@ def markdown(rep: dict[str, Any]) -> str:
             "",
         ]
     L += _skipped(co) + _error(co)
+    pe = s.get("persistence", {})
+    L += _persistence().render(pe) + _skipped(pe) + _error(pe)
     if rep.get("notes"):
         L += ["## Closing note", "", *rep["notes"], ""]
     return "\n".join(L)
+
+
+def _persistence() -> Any:
+    from tests.bench import persistence
+
+    return persistence
 
 
 def _error(sec: dict[str, Any]) -> list[str]:
@@ -996,6 +1004,7 @@ RUNNERS: dict[str, Callable[[], dict[str, Any]]] = {
     "classification": section_classification,
     "pipeline": section_pipeline,
     "store": section_store,
+    "persistence": lambda: _persistence().section_persistence(),
     "api": section_api,
     "console": section_console,
 }
@@ -1034,6 +1043,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--api-server", help=argparse.SUPPRESS)
     ap.add_argument("--console-child", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--persistence-child", nargs=2, help=argparse.SUPPRESS)
     ap.add_argument("--render-only", action="store_true", help="re-render the .md from the .json and the notes")
     a = ap.parse_args(argv)
     if a.render_only:
@@ -1049,6 +1059,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     if a.api_server:
         api_server_child(a.api_server)
+        return
+    if a.persistence_child:
+        n, folder = a.persistence_child
+        print(json.dumps(_persistence().persistence_child(int(n), folder)))
         return
     if a.console_child:
         print(json.dumps(console_child(a.console_child)))

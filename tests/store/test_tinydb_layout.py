@@ -56,7 +56,11 @@ def test_safety_write_touches_only_the_commit_file_and_the_audit_segment(populat
     assert changed(before, files(root)) == {"db.json"}
 
 
-def test_acknowledge_touches_one_shard(populated: TinyDBStore) -> None:
+def delta_file(root: Path, name: str) -> dict[str, object]:
+    return json.loads((root / "db.json.d" / "groups" / name).read_text())  # type: ignore[no-any-return]
+
+
+def test_acknowledge_writes_one_small_file_and_rewrites_no_shard(populated: TinyDBStore) -> None:
     root = populated.path.parent
     before = files(root)
     g = populated.get_group("g7")
@@ -64,21 +68,52 @@ def test_acknowledge_touches_one_shard(populated: TinyDBStore) -> None:
     g.status = Status.ACKNOWLEDGED
     populated.put_group(g)
     populated.flush()
-    new = changed(before, files(root))
-    shard = shard_of("g7", 64)
-    assert new - {"db.json"} == {f"db.json.d/groups/s{shard:04d}.g2.json"}
-    assert f"db.json.d/groups/s{shard:04d}.g1.json" not in files(root)  # the old generation is gone
+    assert changed(before, files(root)) == {"db.json", "db.json.d/groups/d2.json"}
+    (doc,) = delta_file(root, "d2.json")["groups"].values()  # type: ignore[attr-defined]
+    assert doc["id"] == "g7" and doc["status"] == "acknowledged"
+    populated.close()
+    assert TinyDBStore(populated.path).get_group("g7").status is Status.ACKNOWLEDGED  # type: ignore[union-attr]
 
 
-def test_poll_writes_only_the_shards_it_changed(populated: TinyDBStore) -> None:
+def test_poll_writes_only_the_groups_it_changed(populated: TinyDBStore) -> None:
     root = populated.path.parent
     before = files(root)
     keys = [f"g{i}" for i in range(0, 500, 97)]
     populated.record([delta(k, count=2) for k in keys], now=NOW + 60)
     populated.set_cursor(3)
     populated.flush()
-    new = changed(before, files(root)) - {"db.json"}
-    assert new == {f"db.json.d/groups/s{shard_of(k, 64):04d}.g2.json" for k in keys}
+    assert changed(before, files(root)) == {"db.json", "db.json.d/groups/d2.json"}
+    docs = delta_file(root, "d2.json")["groups"].values()  # type: ignore[attr-defined]
+    assert sorted(d["id"] for d in docs) == sorted(keys)
+
+
+def test_many_commits_fold_back_into_shards_only_those_that_changed(populated: TinyDBStore) -> None:
+    from sentinel.store import tinydb
+
+    root = populated.path.parent
+    rounds = 3 * tinydb.DELTA_SOFT
+    hot = [f"g{i}" for i in range(rounds)]  # the only groups that change, each once
+    hot_shards = {shard_of(k, 64) for k in hot}
+    before = files(root)
+    for i in range(rounds):
+        populated.record([delta(hot[i], count=1)], now=NOW + i)
+        populated.set_cursor(10 + i)
+        populated.flush()
+        assert len(populated._deltas) <= tinydb.DELTA_SOFT + 1  # folded back as fast as they come
+    rewritten = {n for n in changed(before, files(root)) if "/s" in n}
+    assert rewritten and {int(n.split("/s")[1][:4]) for n in rewritten} <= hot_shards
+    populated.close()
+    again = TinyDBStore(populated.path)
+    assert sum(g.count for g in again.all_groups()) == 500 + rounds and again.get_cursor() == 10 + rounds - 1
+
+
+def test_a_removed_group_stays_removed_across_a_restart(populated: TinyDBStore) -> None:
+    populated.apply_retention(now=NOW, max_age=DAY, max_groups=499, max_records=10)
+    populated.flush()
+    gone = {f"g{i}" for i in range(500)} - {g.id for g in populated.all_groups()}
+    assert len(gone) == 1
+    populated.close()
+    assert len(TinyDBStore(populated.path).all_groups()) == 499
 
 
 def test_restart_keeps_everything_and_cursor_matches(populated: TinyDBStore) -> None:
@@ -114,12 +149,13 @@ def test_an_uncommitted_shard_file_is_ignored_and_removed(populated: TinyDBStore
     for d in doc["groups"].values():
         d["count"] += 100
     (groups / f"s{shard:04d}.g2.json").write_text(json.dumps(doc))
+    (groups / "d2.json").write_text(json.dumps(doc))
     (populated.path.parent / "db.json.123abc.tmp").write_text("{half")
     (groups / "s0001.g2.json.xyz.tmp").write_text("{half")
     again = TinyDBStore(populated.path)
     assert sum(g.count for g in again.all_groups()) == 500
     left = {p.name for p in populated.path.parent.rglob("*")}
-    assert f"s{shard:04d}.g2.json" not in left
+    assert f"s{shard:04d}.g2.json" not in left and "d2.json" not in left
     assert not any(name.endswith(".tmp") for name in left)
 
 
