@@ -316,6 +316,7 @@ class MemoryStore:
         self._next_seq = 0
         self._records: list[RemediationRecord] = []
         self._record_index: dict[str, int] = {}
+        self._by_group: dict[str, list[int]] = {}  # group id -> positions of its records, oldest first
         self._state: dict[str, dict[str, Any]] = {}
         self._cursor: int | None = None
         self._orders: dict[str, _Order] = {}
@@ -739,6 +740,12 @@ class MemoryStore:
         for g in self._groups.values():
             t.add(g)
 
+    def _reindex_records(self) -> None:
+        self._record_index = {r.id: i for i, r in enumerate(self._records)}
+        self._by_group = {}
+        for i, r in enumerate(self._records):
+            self._by_group.setdefault(r.group_id, []).append(i)
+
     def _recount_records(self) -> None:
         t = self._totals
         t.reset_records()
@@ -752,6 +759,7 @@ class MemoryStore:
             r = copy.deepcopy(record)
             self._record_index[r.id] = len(self._records)
             self._records.append(r)
+            self._by_group.setdefault(r.group_id, []).append(len(self._records) - 1)
             self._totals.record(r, +1)
             self._new_records.append(r)
             self._dirty = True
@@ -763,7 +771,11 @@ class MemoryStore:
                 self.add_remediation(record)
                 return
             r = copy.deepcopy(record)
-            self._totals.record(self._records[i], -1)
+            old = self._records[i]
+            if old.group_id != r.group_id:
+                self._by_group[old.group_id].remove(i)
+                bisect.insort(self._by_group.setdefault(r.group_id, []), i)
+            self._totals.record(old, -1)
             self._records[i] = r
             self._totals.record(r, +1)
             self._new_records.append(r)
@@ -772,7 +784,12 @@ class MemoryStore:
     def list_remediations(self, query: RecordQuery) -> Page[RemediationRecord]:
         page, size, start, end = _page_bounds(query.page, query.page_size)
         with self._lock:
-            hits = [r for r in reversed(self._records) if record_matches(r, query)]
+            if query.group_id is not None:  # the group's own records, not a scan of the whole audit
+                records = self._records
+                mine = (records[i] for i in reversed(self._by_group.get(query.group_id, [])))
+                hits = [r for r in mine if record_matches(r, query)]
+            else:
+                hits = [r for r in reversed(self._records) if record_matches(r, query)]
             return Page([copy.deepcopy(r) for r in hits[start:end]], len(hits), page, size)
 
     # -- state, cursor ------------------------------------------------------------------------
@@ -813,7 +830,7 @@ class MemoryStore:
                     removed.add(g.id)
             if len(self._records) > max_records:
                 self._records = self._records[-max_records:]
-                self._record_index = {r.id: i for i, r in enumerate(self._records)}
+                self._reindex_records()
                 self._recount_records()
                 self._records_trimmed = True
                 self._dirty = True
@@ -856,7 +873,7 @@ class MemoryStore:
             self._next_seq = len(self._seq)
             self._records = list(records)
             self._records.sort(key=lambda r: r.time)
-            self._record_index = {r.id: i for i, r in enumerate(self._records)}
+            self._reindex_records()
             self._state = state
             self._cursor = cursor
             self._recount_groups()

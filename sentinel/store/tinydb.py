@@ -123,6 +123,14 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def _unlink_all(paths: list[Path]) -> None:
+    for path in paths:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as err:
+            log.warning("store: cannot remove %s: %s", path, cap(err))
+
+
 class AtomicJSONStorage(Storage):
     """TinyDB storage over one JSON document, replaced atomically on every write."""
 
@@ -192,6 +200,7 @@ class TinyDBStore(MemoryStore):
         self._deltas: list[int] = []  # generations of the delta files named, oldest first
         self._overlay: dict[str, int] = {}  # group id -> the delta file holding its newest version
         self._delta_ids: dict[int, set[str]] = {}  # delta generation -> the ids it is newest for
+        self._dirty_now: set[str] = set()
         self._flush_lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._health = StoreHealth(kind="tinydb", started_at=clock())
@@ -576,6 +585,7 @@ class TinyDBStore(MemoryStore):
                         if not ids:
                             del members[s]
             changed = dirty_ids
+            self._dirty_now = dirty_ids
             compact = self._pick_compaction() if dirty_ids else set()
             if len(changed) * 4 >= len(groups) and len(changed) > COMPACT_SHARDS:
                 # a large part of the store changed (a first fill, a migration): straight to the shards
@@ -606,6 +616,8 @@ class TinyDBStore(MemoryStore):
         """The shards to fold back this commit: those of the oldest delta files, once there are many."""
         if len(self._deltas) < DELTA_SOFT:
             return set()
+        if len(self._deltas) < DELTA_HARD and len(self._dirty_now) < COMPACT_SHARDS:
+            return set()  # a small write (an acknowledge) stays small: a poll's commit folds them back
         budget = COMPACT_SHARDS * (4 if len(self._deltas) >= DELTA_HARD else 1)
         picked: set[int] = set()
         for gen in self._deltas:
@@ -715,12 +727,11 @@ class TinyDBStore(MemoryStore):
         old += [self._delta_path(g) for g in dead]
         self._gen, self._manifest, self._state_files = gen, manifest, state_files
         self._overlay, self._delta_ids, self._deltas = overlay, delta_ids, deltas
-        # 4. what the previous commit named and this one does not
-        for path in old:
-            try:
-                path.unlink(missing_ok=True)
-            except OSError as err:
-                log.warning("store: cannot remove %s: %s", path, cap(err))
+        # 4. what the previous commit named and this one does not (in the background: nothing waits on it)
+        if old:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="store-write")
+            self._pool.submit(_unlink_all, old)
         if plan["live_days"] is not None:
             self._drop_segments(plan["live_days"])
 

@@ -87,24 +87,27 @@ def test_poll_writes_only_the_groups_it_changed(populated: TinyDBStore) -> None:
     assert sorted(d["id"] for d in docs) == sorted(keys)
 
 
-def test_many_commits_fold_back_into_shards_only_those_that_changed(populated: TinyDBStore) -> None:
+def test_many_commits_fold_back_into_shards_only_those_that_changed(tmp_path: Path) -> None:
     from sentinel.store import tinydb
 
-    root = populated.path.parent
-    rounds = 3 * tinydb.DELTA_SOFT
-    hot = [f"g{i}" for i in range(rounds)]  # the only groups that change, each once
-    hot_shards = {shard_of(k, 64) for k in hot}
-    before = files(root)
-    for i in range(rounds):
-        populated.record([delta(hot[i], count=1)], now=NOW + i)
-        populated.set_cursor(10 + i)
-        populated.flush()
-        assert len(populated._deltas) <= tinydb.DELTA_SOFT + 1  # folded back as fast as they come
-    rewritten = {n for n in changed(before, files(root)) if "/s" in n}
+    store = TinyDBStore(tmp_path / "db.json", shards=1024)
+    store.record([delta(f"g{i}") for i in range(5000)], now=NOW)
+    store.flush()
+    assert store._deltas == []  # a first fill goes straight to the shards
+    per, rounds = tinydb.COMPACT_SHARDS, 2 * tinydb.DELTA_SOFT
+    hot = [f"g{i}" for i in range(per * rounds)]  # the only groups that change, each once
+    hot_shards = {shard_of(k, 1024) for k in hot}
+    before = files(tmp_path)
+    for r in range(rounds):
+        store.record([delta(k) for k in hot[r * per : (r + 1) * per]], now=NOW + r)
+        store.set_cursor(10 + r)
+        store.flush()
+        assert len(store._deltas) <= tinydb.DELTA_SOFT + 1  # folded back as fast as they come
+    rewritten = {n for n in changed(before, files(tmp_path)) if "/s" in n}
     assert rewritten and {int(n.split("/s")[1][:4]) for n in rewritten} <= hot_shards
-    populated.close()
-    again = TinyDBStore(populated.path)
-    assert sum(g.count for g in again.all_groups()) == 500 + rounds and again.get_cursor() == 10 + rounds - 1
+    store.close()
+    again = TinyDBStore(store.path)
+    assert sum(g.count for g in again.all_groups()) == 5000 + per * rounds and again.get_cursor() == 10 + rounds - 1
 
 
 def test_a_removed_group_stays_removed_across_a_restart(populated: TinyDBStore) -> None:
