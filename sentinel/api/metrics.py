@@ -88,10 +88,14 @@ class RuntimeCollector(Collector):
 
         sh = rt.store.health()
         yield CounterMetricFamily(
-            f"{PREFIX}_store_write_errors", "Store writes that failed (full disk, read-only folder ...)", value=sh.write_errors
+            f"{PREFIX}_store_write_errors",
+            "Store writes that failed (full disk, read-only folder ...)",
+            value=sh.write_errors,
         )
         yield GaugeMetricFamily(
-            f"{PREFIX}_store_write_consecutive_errors", "Store writes failed in a row", value=sh.consecutive_write_errors
+            f"{PREFIX}_store_write_consecutive_errors",
+            "Store writes failed in a row",
+            value=sh.consecutive_write_errors,
         )
         last_ok = sh.last_write_ok_at if sh.last_write_ok_at is not None else sh.started_at
         if last_ok is not None:

@@ -346,7 +346,12 @@ class TinyDBStore(MemoryStore):
             self._dirty_ids = None
             self._new_records = list(self._records)
             self._dirty_state = set(self._state)
-        log.info("store %s: migrating %d groups, %d records from the single-file layout", self.path, len(groups), len(records))
+        log.info(
+            "store %s: migrating %d groups, %d records from the single-file layout",
+            self.path,
+            len(groups),
+            len(records),
+        )
         try:
             self.flush()
         except StoreError as err:
@@ -409,8 +414,8 @@ class TinyDBStore(MemoryStore):
         self._load(groups.values(), records, state, cursor, aliases)
         self._state_blobs = {name: json.dumps(v, separators=(",", ":")) for name, v in self._state.items()}
         self._members = {}
-        for g in self._groups:
-            self._members.setdefault(shard_of(g, self._shards), set()).add(g)
+        for gid in self._groups:
+            self._members.setdefault(shard_of(gid, self._shards), set()).add(gid)
         self._remove_unnamed()
         log.info(
             "store %s loaded: %d groups in %d shards, %d remediation records",
@@ -479,7 +484,9 @@ class TinyDBStore(MemoryStore):
                 self._notice(f"store: {cap(err)}; moved aside to {aside}; its records are not loaded", aside)
                 continue
             if tail:
-                log.warning("store: %s ends in a line cut short by an interrupted write (%d bytes); dropped", f, len(tail))
+                log.warning(
+                    "store: %s ends in a line cut short by an interrupted write (%d bytes); dropped", f, len(tail)
+                )
                 try:
                     os.truncate(f, len(raw) - len(tail))
                 except OSError as err:
@@ -773,7 +780,10 @@ class TinyDBStore(MemoryStore):
         h = self._health
         if h.failing:
             age = "never" if h.last_write_ok_at is None else f"{int(self.clock() - h.last_write_ok_at)}s ago"
-            return False, f"{h.consecutive_write_errors} writes failed in a row (last success {age}): {h.last_write_error}"
+            return (
+                False,
+                f"{h.consecutive_write_errors} writes failed in a row (last success {age}): {h.last_write_error}",
+            )
         return True, str(self.path)
 
     def health(self) -> StoreHealth:

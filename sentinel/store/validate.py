@@ -147,7 +147,9 @@ def cap_repr(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _check(doc: object, required: Mapping[str, str], optional: Mapping[str, str], what: str, where: str) -> dict[str, Any]:
+def _check(
+    doc: object, required: Mapping[str, str], optional: Mapping[str, str], what: str, where: str
+) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise BadRecord(f"{where}: a {what} must be an object, got {_kind(doc)}")
     label = f"{what} {doc.get('id')!r}" if isinstance(doc.get("id"), str) else what

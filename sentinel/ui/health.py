@@ -95,7 +95,9 @@ def store_notices(rt: Runtime, *, compact: bool = False) -> None:
         + "; ".join(_plain(n) for n in notices),
         icon=":material/report:",
     )
-    if st.button("Acknowledge", key=f"store-ack-{'compact' if compact else 'page'}", help="the files stay where they are"):
+    if st.button(
+        "Acknowledge", key=f"store-ack-{'compact' if compact else 'page'}", help="the files stay where they are"
+    ):
         who = str(st.session_state.get("operator") or "console")
         rt.store.acknowledge_notices(by=who)
         st.rerun()

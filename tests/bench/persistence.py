@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import resource
 import signal
 import socket
@@ -118,8 +117,15 @@ def persistence_child(n: int, folder: str) -> dict[str, Any]:
         store.put_state("safety", {"actions": [now - j for j in range(50 + k)], "cooldowns": {}})
         store.add_remediation(
             RemediationRecord(
-                id=f"pre{k}", time=now, group_id="g000001", rule="r", action="restart-pod", namespace="team-01",
-                kind="Pod", name="p", reason="in progress",
+                id=f"pre{k}",
+                time=now,
+                group_id="g000001",
+                rule="r",
+                action="restart-pod",
+                namespace="team-01",
+                kind="Pod",
+                name="p",
+                reason="in progress",
             )
         )
         t0 = time.perf_counter()
@@ -135,9 +141,19 @@ def persistence_child(n: int, folder: str) -> dict[str, Any]:
         picked = [store.get_group(ids[(k * 7 + j) % len(ids)]) for j in range(200)]
         return [
             GroupDelta(
-                key=g.id, namespace=g.namespace, workload=g.workload, container=g.container, template=g.template,
-                rule=g.rule, priority=Priority(g.base_priority), count=1, first_seen=now, last_seen=now,
-                pods={g.pods[0]: None} if g.pods else {}, samples=[g.template], minute_counts={int(now // 60): 1},
+                key=g.id,
+                namespace=g.namespace,
+                workload=g.workload,
+                container=g.container,
+                template=g.template,
+                rule=g.rule,
+                priority=Priority(g.base_priority),
+                count=1,
+                first_seen=now,
+                last_seen=now,
+                pods={g.pods[0]: None} if g.pods else {},
+                samples=[g.template],
+                minute_counts={int(now // 60): 1},
                 template_key=g.template_key,
             )
             for g in picked
@@ -199,7 +215,10 @@ def persistence_child(n: int, folder: str) -> dict[str, Any]:
         config = Path(tmp) / "config.yaml"
         config.write_text(API_CONFIG.format(rules=RULES), encoding="utf-8")
         rt = Runtime.build(
-            config, source=FileSource(DEMO / "logs.jsonl", live=True), store=store, env={"KUBE_SENTINEL_API_TOKEN": TOKEN}
+            config,
+            source=FileSource(DEMO / "logs.jsonl", live=True),
+            store=store,
+            env={"KUBE_SENTINEL_API_TOKEN": TOKEN},
         )
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
@@ -297,7 +316,9 @@ def section_persistence() -> dict[str, Any]:
         if n == 100_000:
             targets += [
                 target("pre-action safety write (100k)", row["safety_write"]["median_ms"], 20, higher=False, unit="ms"),
-                target("acknowledge, API PATCH end to end (100k)", row["ack_api"]["median_ms"], 50, higher=False, unit="ms"),
+                target(
+                    "acknowledge, API PATCH end to end (100k)", row["ack_api"]["median_ms"], 50, higher=False, unit="ms"
+                ),
                 target("page of 100 errors (100k)", row["page_idle"]["p90_ms"], 200, higher=False, unit="ms"),
                 target(
                     "page of 100 errors while a poll writes (100k)",
@@ -306,10 +327,18 @@ def section_persistence() -> dict[str, Any]:
                     higher=False,
                     unit="ms",
                 ),
-                target("poll changing 200 groups: writing (100k)", row["poll200_write"]["median_ms"], 200, higher=False, unit="ms"),
+                target(
+                    "poll changing 200 groups: writing (100k)",
+                    row["poll200_write"]["median_ms"],
+                    200,
+                    higher=False,
+                    unit="ms",
+                ),
                 target("restart to /ready (100k)", row.get("restart_to_ready_s"), 5, higher=False, unit="s"),
                 target("SIGTERM to exit (100k)", row.get("sigterm_to_exit_s"), 5, higher=False, unit="s"),
-                target("running RSS, 100k groups + 50k records", row.get("running_rss_mib"), 400, higher=False, unit="MiB"),
+                target(
+                    "running RSS, 100k groups + 50k records", row.get("running_rss_mib"), 400, higher=False, unit="MiB"
+                ),
             ]
     return {"rows": rows, "targets": targets}
 
@@ -336,15 +365,31 @@ def render(sec: dict[str, Any]) -> list[str]:
         ["acknowledge, API PATCH (p90)", *[cell(n, "ack_api", "p90_ms") for n in r], "—", "—"],
         ["page of 100 errors (p90)", *[cell(n, "page_idle", "p90_ms") for n in r], "—", "—"],
         ["page of 100 while a poll writes (p90)", *[cell(n, "page_during_poll", "p90_ms") for n in r], *before("page")],
-        ["poll changing 200 groups: writing (median)", *[cell(n, "poll200_write", "median_ms") for n in r], *before("flush")],
-        ["poll changing 200 groups: record + write (median)", *[cell(n, "poll200_total", "median_ms") for n in r], "—", "—"],
+        [
+            "poll changing 200 groups: writing (median)",
+            *[cell(n, "poll200_write", "median_ms") for n in r],
+            *before("flush"),
+        ],
+        [
+            "poll changing 200 groups: record + write (median)",
+            *[cell(n, "poll200_total", "median_ms") for n in r],
+            "—",
+            "—",
+        ],
         ["first full write", *[cell(n, "first_full_write_s", unit="s") for n in r], "—", "—"],
-        ["restart to /ready (`kube-sentinel demo --store`)", *[cell(n, "restart_to_ready_s", unit="s") for n in r], *before("restart")],
+        [
+            "restart to /ready (`kube-sentinel demo --store`)",
+            *[cell(n, "restart_to_ready_s", unit="s") for n in r],
+            *before("restart"),
+        ],
         ["SIGTERM to exit", *[cell(n, "sigterm_to_exit_s", unit="s") for n in r], "—", BEFORE[100_000]["sigterm"]],
         ["RSS of the running process", *[cell(n, "running_rss_mib", unit="MiB") for n in r], *before("rss")],
-        ["RSS of the store builder (built / end / peak)", *[
-            f"{r[n]['rss_built_mib']:.0f} / {r[n]['rss_end_mib']:.0f} / {r[n]['peak_rss_mib']:.0f} MiB" for n in r
-        ], "—", "—"],
+        [
+            "RSS of the store builder (built / end / peak)",
+            *[f"{r[n]['rss_built_mib']:.0f} / {r[n]['rss_end_mib']:.0f} / {r[n]['peak_rss_mib']:.0f} MiB" for n in r],
+            "—",
+            "—",
+        ],
         ["files on disk / size", *[f"{r[n]['files']} / {r[n]['bytes_mib']:.0f} MiB" for n in r], "1", "130-198 MiB"],
     ]
     L += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

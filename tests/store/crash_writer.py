@@ -60,7 +60,14 @@ def main(spec: str, folder: str) -> None:
         store.flush()
         store.put_state("safety", {"actions": i})
         record = RemediationRecord(
-            id=f"a{i}", time=NOW + i, group_id="total", rule="r", action="restart-pod", namespace="shop", kind="Pod", name="p"
+            id=f"a{i}",
+            time=NOW + i,
+            group_id="total",
+            rule="r",
+            action="restart-pod",
+            namespace="shop",
+            kind="Pod",
+            name="p",
         )
         record.reason = "in progress"
         store.add_remediation(record)

@@ -19,7 +19,9 @@ DAY = 86400.0
 
 def files(root: Path) -> dict[str, tuple[int, int]]:
     """Every file under ``root``: name -> (inode, size). A replaced file has a new inode, an appended one grows."""
-    return {str(p.relative_to(root)): (p.stat().st_ino, p.stat().st_size) for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): (p.stat().st_ino, p.stat().st_size) for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 def changed(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> set[str]:
