@@ -148,8 +148,9 @@ class LifecycleConfig(Section):
 
 class RetentionConfig(Section):
     max_age: Duration = 7 * 86400.0
-    max_groups: int = Field(default=100_000, ge=1)
-    max_records: int = Field(default=50_000, ge=1)
+    # Sized for the shipped 512 Mi limit with room (see sentinel/store/budget.py and `check`).
+    max_groups: int = Field(default=40_000, ge=1)
+    max_records: int = Field(default=20_000, ge=1)
 
 
 _DNS1123 = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
