@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import copy
 import dataclasses
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import Enum
@@ -103,6 +104,38 @@ def _group_dict(g: ErrorGroup) -> dict[str, Any]:
                 value = copy.deepcopy(value)
         d[name] = value
     return d
+
+
+_intern = sys.intern
+_MINUTES: dict[int, int] = {}  # one int object per minute number, shared by every group's buckets
+
+
+def _minute(m: int) -> int:
+    got = _MINUTES.setdefault(m, m)
+    if len(_MINUTES) > 200_000:  # a day of minutes is 1,440: this only guards against odd input
+        _MINUTES.clear()
+    return got
+
+
+def _compact(g: ErrorGroup) -> ErrorGroup:
+    """Share the strings that many groups repeat (namespace, workload, rule, pod names ...): one copy each.
+
+    Strings read from a file or from Loki are separate objects per group; at 100k groups the copies
+    of the same few hundred names cost tens of MiB.
+    """
+    g.namespace = _intern(g.namespace)
+    g.workload = _intern(g.workload)
+    g.container = _intern(g.container)
+    g.rule = _intern(g.rule)
+    g.level = _intern(g.level)
+    g.status_by = _intern(g.status_by)
+    g.template_key = _intern(g.template_key)
+    g.last_pod = _intern(g.last_pod)
+    if g.pods and type(g.pods) is list and all(type(p) is str for p in g.pods):
+        g.pods = [_intern(p) for p in g.pods]
+    if g.minute_counts:
+        g.minute_counts = {_minute(m): n for m, n in g.minute_counts.items()}
+    return g
 
 
 def _hay(g: ErrorGroup) -> str:
@@ -336,7 +369,7 @@ class MemoryStore:
 
     def _insert(self, group: ErrorGroup) -> None:
         """Store a group under an id not stored yet (it goes last in insertion order)."""
-        self._groups[group.id] = group
+        self._groups[group.id] = _compact(group)
         self._seq[group.id] = self._next_seq
         self._next_seq += 1
 
@@ -868,7 +901,7 @@ class MemoryStore:
     ) -> None:
         with self._lock:
             self._group_aliases = dict(group_aliases or {})
-            self._groups = {g.id: g for g in groups}
+            self._groups = {g.id: _compact(g) for g in groups}
             self._seq = {gid: i for i, gid in enumerate(self._groups)}
             self._next_seq = len(self._seq)
             self._records = list(records)
