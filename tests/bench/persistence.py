@@ -259,19 +259,21 @@ def restart_and_sigterm(folder: Path) -> dict[str, Any]:
 
     port = _free_port()
     exe = Path(sys.executable).with_name("kube-sentinel")
+    errlog = open(folder / "demo.log", "w+b")  # noqa: SIM115 - a file, not a pipe: a full pipe would block its logging
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         [str(exe), "demo", "--store", str(folder / "sentinel.json"), "--listen", f"127.0.0.1:{port}"],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=errlog,
     )
     out: dict[str, Any] = {}
     try:
         ready = None
         while time.perf_counter() - t0 < 120:
             if proc.poll() is not None:
-                raise RuntimeError(f"demo exited {proc.returncode}: {proc.stderr.read()[-500:] if proc.stderr else ''}")
+                errlog.seek(0)
+                raise RuntimeError(f"demo exited {proc.returncode}: {errlog.read()[-500:]!r}")
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
                     ready = time.perf_counter() - t0
@@ -289,8 +291,7 @@ def restart_and_sigterm(folder: Path) -> dict[str, Any]:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
+        errlog.close()
     return out
 
 
