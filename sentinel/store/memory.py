@@ -107,6 +107,18 @@ def _group_dict(g: ErrorGroup) -> dict[str, Any]:
 
 
 _intern = sys.intern
+# A sample is kept to show what the line looked like: past this many characters it is cut (with "…"),
+# so that a few huge lines cannot make every group they reach cost megabytes.
+SAMPLE_MAX_CHARS = 2048
+
+
+def _cut_samples(g: ErrorGroup) -> None:
+    if any(len(s) > SAMPLE_MAX_CHARS for s in g.samples if type(s) is str):
+        g.samples = [
+            s[: SAMPLE_MAX_CHARS - 1] + "…" if type(s) is str and len(s) > SAMPLE_MAX_CHARS else s for s in g.samples
+        ]
+
+
 _MINUTES: dict[int, int] = {}  # one int object per minute number, shared by every group's buckets
 
 
@@ -135,6 +147,7 @@ def _compact(g: ErrorGroup) -> ErrorGroup:
         g.pods = [_intern(p) for p in g.pods]
     if g.minute_counts:
         g.minute_counts = {_minute(m): n for m, n in g.minute_counts.items()}
+    _cut_samples(g)
     return g
 
 
@@ -401,6 +414,8 @@ class MemoryStore:
                     try:
                         if existed:
                             kind = "regressed" if merge(group, delta, now=now) == "regressed" else "updated"
+                            if delta.samples:
+                                _cut_samples(group)
                         if lifecycle is not None and refresh(group, now=now, settings=lifecycle) and kind == "updated":
                             kind = "escalated"
                     finally:

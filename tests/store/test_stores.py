@@ -294,3 +294,18 @@ def test_tinydb_vanished_folder_is_reported_and_flush_fails_clearly(tmp_path: Pa
     with pytest.raises(StoreError, match="cannot write"):
         s.flush()
     assert s.get_group("a") is not None  # nothing already held is lost
+
+
+def test_huge_sample_lines_are_cut_so_a_group_stays_small(store: Store) -> None:
+    from sentinel.store.memory import SAMPLE_MAX_CHARS
+
+    big = delta("a")
+    big.samples = ["x" * 100_000]
+    store.record([big], now=NOW)
+    again = delta("a")
+    again.samples = ["y" * 50_000, "short"]
+    store.record([again], now=NOW + 1)
+    g = store.get_group("a")
+    assert g is not None and g.count == 2
+    assert [len(s) for s in g.samples] == [SAMPLE_MAX_CHARS, SAMPLE_MAX_CHARS, 5]
+    assert g.samples[0].endswith("…") and g.samples[2] == "short"
