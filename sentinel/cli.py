@@ -70,7 +70,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(f"config: ok ({args.config})\nrules: INVALID\n{err}", file=sys.stderr)
         return EXIT_INVALID
-    for w in loaded.warnings + rules.warnings:
+    from sentinel.store.budget import cgroup_limit, retention_warning
+
+    ret = loaded.config.retention
+    memory = retention_warning(ret.max_groups, ret.max_records, cgroup_limit())
+    for w in loaded.warnings + rules.warnings + ([memory] if memory else []):
         print(f"warning: {w}", file=sys.stderr)
     print(f"config: ok ({args.config})")
     print(f"rules: ok ({rules_path}: {len(rules.ruleset)} enabled of {len(rules.ruleset.all_rules)})")

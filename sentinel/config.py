@@ -134,6 +134,8 @@ class RemediationConfig(Section):
 class StoreConfig(Section):
     type: Literal["memory", "tinydb"] = "memory"
     path: str = "data/sentinel.json"
+    # TinyDB: how many files the groups are spread over (fixed when the store is created).
+    shards: int = Field(default=1024, ge=1, le=65536)
 
 
 class ApiConfig(Section):
@@ -148,8 +150,9 @@ class LifecycleConfig(Section):
 
 class RetentionConfig(Section):
     max_age: Duration = 7 * 86400.0
-    max_groups: int = Field(default=100_000, ge=1)
-    max_records: int = Field(default=50_000, ge=1)
+    # Sized for the shipped 512 Mi limit with room (see sentinel/store/budget.py and `check`).
+    max_groups: int = Field(default=40_000, ge=1)
+    max_records: int = Field(default=20_000, ge=1)
 
 
 _DNS1123 = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")

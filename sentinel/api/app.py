@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sentinel.api import errors, health, remediations, rules, safety, settings, stats, ws
+from sentinel.api import errors, health, remediations, rules, safety, settings, stats, store, ws
 from sentinel.api.common import ApiError
 from sentinel.api.health import ReadyCache
 from sentinel.api.metrics import build_registry
@@ -29,7 +29,7 @@ from sentinel.api.schemas import Problem
 from sentinel.engine.runtime import Runtime
 from sentinel.errors import SentinelError, StoreError
 
-ROUTERS = (errors, stats, rules, remediations, settings, safety, health, ws)
+ROUTERS = (errors, stats, rules, remediations, settings, safety, store, health, ws)
 MAX_BODY = 64 * 1024
 OPENAPI_URL = "/api/openapi.json"
 DOCS_URL = "/api/docs"

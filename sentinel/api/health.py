@@ -70,7 +70,8 @@ def ready(request: Request, runtime: RuntimeDep) -> JSONResponse:
     checks["remediation"] = (
         HALTED.format(reason=redact(runtime, state.breakers[REMEDIATOR].reason)) if state.halted else "ok"
     )
-    body = Readiness(ready=ok, checks=checks, failing=failing)
+    notices = [redact(runtime, n) for n in runtime.store.health().notices]
+    body = Readiness(ready=ok, checks=checks, failing=failing, notices=notices)
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
 

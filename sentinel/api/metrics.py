@@ -113,6 +113,36 @@ class RuntimeCollector(Collector):
             value=h.last_success_at or 0.0,
         )
 
+        sh = rt.store.health()
+        yield CounterMetricFamily(
+            f"{PREFIX}_store_write_errors",
+            "Store writes that failed (full disk, read-only folder ...)",
+            value=sh.write_errors,
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_store_write_consecutive_errors",
+            "Store writes failed in a row",
+            value=sh.consecutive_write_errors,
+        )
+        last_ok = sh.last_write_ok_at if sh.last_write_ok_at is not None else sh.started_at
+        if last_ok is not None:
+            yield GaugeMetricFamily(
+                f"{PREFIX}_store_last_write_age_seconds",
+                "Seconds since the store last wrote successfully (since it opened, when it has not written yet)",
+                value=max(0.0, time.time() - last_ok),
+            )
+        empty = GaugeMetricFamily(
+            f"{PREFIX}_store_started_empty",
+            "1 while a store file moved aside at start (the store started empty) is not acknowledged",
+            labels=["moved_aside"],
+        )
+        if sh.notices:
+            for path in sh.moved_aside or [""]:
+                empty.add_metric([path], 1)
+        else:
+            empty.add_metric([""], 0)
+        yield empty
+
         stats = rt.store.stats(now=now, rate_minutes=1)
         groups = GaugeMetricFamily(f"{PREFIX}_groups", "Error groups in the store", labels=["priority"])
         for p in Priority:

@@ -470,3 +470,12 @@ class Readiness(BaseModel):
     ready: bool
     checks: dict[str, str] = Field(description='{check: "ok" | problem} for config, rules, store, poll')
     failing: dict[str, str]
+    notices: list[str] = Field(
+        default_factory=list,
+        description="what happened at start that someone must see (a store file moved aside and the store "
+        "started empty), until acknowledged with POST /api/store/acknowledge; does not fail readiness",
+    )
+
+
+class StoreAcknowledged(BaseModel):
+    acknowledged: int = Field(description="how many startup notices were cleared")

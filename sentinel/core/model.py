@@ -17,10 +17,14 @@ MAX_SAMPLE_CHARS = 4096  # a stored sample line, or a template in an API answer,
 
 
 def cut_text(text: str, limit: int = MAX_SAMPLE_CHARS) -> str:
-    """``text`` up to ``limit`` characters, with a marker saying it was cut and how long it was."""
+    """``text`` in at most ``limit`` characters, the end replaced by a marker saying how long it was.
+
+    Idempotent: a text already cut is at most ``limit`` long and comes back unchanged.
+    """
     if len(text) <= limit:
         return text
-    return f"{text[:limit]}… [cut: {len(text)} characters in all]"
+    marker = f"… [cut: {len(text)} characters in all]"
+    return text[: max(0, limit - len(marker))] + marker
 
 
 PRIORITY_LABELS = {"P1": "critical", "P2": "high", "P3": "medium", "P4": "low"}

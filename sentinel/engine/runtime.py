@@ -236,7 +236,7 @@ def build_store(config: Config, *, base_dir: Path | None = None) -> Store:
     path = Path(config.store.path)
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path
-    return TinyDBStore(path)
+    return TinyDBStore(path, shards=config.store.shards)
 
 
 class Runtime:

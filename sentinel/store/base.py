@@ -90,6 +90,32 @@ class StoreStats:
     last_remediation_at: float | None = None
 
 
+# Writes failing this many times in a row make /ready fail (one failure may be a passing hiccup).
+FAILING_AFTER = 3
+
+
+@dataclass(slots=True)
+class StoreHealth:
+    """How the store's writes go, and what happened at start that someone must see.
+
+    ``notices`` are startup problems (a file moved aside, the store started empty) that stay on
+    /ready, /metrics and the console until acknowledged.
+    """
+
+    kind: str
+    write_errors: int = 0
+    consecutive_write_errors: int = 0
+    last_write_error: str = ""
+    last_write_ok_at: float | None = None  # POSIX seconds of the last successful write
+    started_at: float | None = None
+    notices: list[str] = field(default_factory=list)
+    moved_aside: list[str] = field(default_factory=list)  # paths of the files moved aside at start
+
+    @property
+    def failing(self) -> bool:
+        return self.consecutive_write_errors >= FAILING_AFTER
+
+
 class Store(Protocol):
     """Error groups, the remediation audit, settings overrides, safety state and the poll cursor.
 
@@ -148,5 +174,9 @@ class Store(Protocol):
     def flush(self) -> None: ...
 
     def writable(self) -> tuple[bool, str]: ...
+
+    def health(self) -> StoreHealth: ...
+
+    def acknowledge_notices(self, *, by: str = "") -> int: ...
 
     def close(self) -> None: ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import copy
 import dataclasses
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import Enum
@@ -12,7 +13,7 @@ from operator import itemgetter
 from typing import Any, TypeVar
 
 from sentinel.core.impact import LifecycleSettings, absorb, merge, new_group, refresh
-from sentinel.core.model import ErrorGroup, GroupDelta, Priority, RemediationRecord, Status
+from sentinel.core.model import MAX_SAMPLE_CHARS, ErrorGroup, GroupDelta, Priority, RemediationRecord, Status, cut_text
 from sentinel.store.base import (
     MAX_PAGE_SIZE,
     ChangeKind,
@@ -20,6 +21,7 @@ from sentinel.store.base import (
     GroupQuery,
     Page,
     RecordQuery,
+    StoreHealth,
     StoreStats,
 )
 
@@ -102,6 +104,49 @@ def _group_dict(g: ErrorGroup) -> dict[str, Any]:
                 value = copy.deepcopy(value)
         d[name] = value
     return d
+
+
+_intern = sys.intern
+# A sample is kept to show what the line looked like: past this many characters it is cut (with a
+# marker), so that a few huge lines cannot make every group they reach cost megabytes.
+SAMPLE_MAX_CHARS = MAX_SAMPLE_CHARS
+
+
+def _cut_samples(g: ErrorGroup) -> None:
+    if any(len(s) > SAMPLE_MAX_CHARS for s in g.samples if type(s) is str):
+        g.samples = [cut_text(s, SAMPLE_MAX_CHARS) if type(s) is str else s for s in g.samples]
+
+
+_MINUTES: dict[int, int] = {}  # one int object per minute number, shared by every group's buckets
+
+
+def _minute(m: int) -> int:
+    got = _MINUTES.setdefault(m, m)
+    if len(_MINUTES) > 200_000:  # a day of minutes is 1,440: this only guards against odd input
+        _MINUTES.clear()
+    return got
+
+
+def _compact(g: ErrorGroup) -> ErrorGroup:
+    """Share the strings that many groups repeat (namespace, workload, rule, pod names ...): one copy each.
+
+    Strings read from a file or from Loki are separate objects per group; at 100k groups the copies
+    of the same few hundred names cost tens of MiB.
+    """
+    g.namespace = _intern(g.namespace)
+    g.workload = _intern(g.workload)
+    g.container = _intern(g.container)
+    g.rule = _intern(g.rule)
+    g.level = _intern(g.level)
+    g.status_by = _intern(g.status_by)
+    g.template_key = _intern(g.template_key)
+    g.last_pod = _intern(g.last_pod)
+    if g.pods and type(g.pods) is list and all(type(p) is str for p in g.pods):
+        g.pods = [_intern(p) for p in g.pods]
+    if g.minute_counts:
+        g.minute_counts = {_minute(m): n for m, n in g.minute_counts.items()}
+    _cut_samples(g)
+    return g
 
 
 def _hay(g: ErrorGroup) -> str:
@@ -320,6 +365,7 @@ class MemoryStore:
         self._next_seq = 0
         self._records: list[RemediationRecord] = []
         self._record_index: dict[str, int] = {}
+        self._by_group: dict[str, list[int]] = {}  # group id -> positions of its records, oldest first
         self._state: dict[str, dict[str, Any]] = {}
         self._cursor: int | None = None
         self._orders: dict[str, _Order] = {}
@@ -329,12 +375,17 @@ class MemoryStore:
         self._totals = _Totals()
         self._group_aliases: dict[str, str] = {}
         self._dirty = False
+        # What changed since the last flush, for stores that write only that (see tinydb.py).
+        self._dirty_ids: set[str] | None = set()  # group ids changed or removed; None: all of them
+        self._new_records: list[RemediationRecord] = []  # audit records added or updated
+        self._dirty_state: set[str] = set()
+        self._records_trimmed = False
 
     # -- groups -------------------------------------------------------------------------------
 
     def _insert(self, group: ErrorGroup) -> None:
         """Store a group under an id not stored yet (it goes last in insertion order)."""
-        self._groups[group.id] = group
+        self._groups[group.id] = _compact(group)
         self._seq[group.id] = self._next_seq
         self._next_seq += 1
 
@@ -366,6 +417,8 @@ class MemoryStore:
                     try:
                         if existed:
                             kind = "regressed" if merge(group, delta, now=now) == "regressed" else "updated"
+                            if delta.samples:
+                                _cut_samples(group)
                         if lifecycle is not None and refresh(group, now=now, settings=lifecycle) and kind == "updated":
                             kind = "escalated"
                     finally:
@@ -380,12 +433,15 @@ class MemoryStore:
         """Groups changed: all of them (``ids`` None), or those in ``ids`` (sort orders are then patched)."""
         self._dirty = True
         if ids is None:
+            self._dirty_ids = None
             self._orders.clear()
             self._pending.clear()
             self._hays.clear()
             self._stale_hays = None
             return
         ids = set(ids)
+        if self._dirty_ids is not None:
+            self._dirty_ids.update(ids)
         self._stale_haystacks(ids)
         self._repatch(ids)
 
@@ -453,6 +509,7 @@ class MemoryStore:
         with self._lock:
             totals = self._totals
             new_hays: set[str] = set()
+            written: set[str] = set()
             try:
                 for gid, g in self._groups.items():
                     # What stats count and what search reads, before: ``fn`` may change anything.
@@ -461,14 +518,20 @@ class MemoryStore:
                     try:
                         if fn(g):
                             changed.append(_clone(g))
+                            written.add(gid)
                     finally:
                         if _counted(g) != counted:
                             totals.take_out(counted)
                             totals.add(g)
+                            written.add(gid)
                         if (g.template, g.workload, g.namespace, g.samples[-3:]) != hay:
                             new_hays.add(gid)
             finally:
-                self._dirty = True
+                written |= new_hays
+                if written:
+                    self._dirty = True
+                    if self._dirty_ids is not None:
+                        self._dirty_ids.update(written)
                 self._stale_haystacks(new_hays)
                 self._refile_changed(new_hays)
         return changed
@@ -752,6 +815,12 @@ class MemoryStore:
         for g in self._groups.values():
             t.add(g)
 
+    def _reindex_records(self) -> None:
+        self._record_index = {r.id: i for i, r in enumerate(self._records)}
+        self._by_group = {}
+        for i, r in enumerate(self._records):
+            self._by_group.setdefault(r.group_id, []).append(i)
+
     def _recount_records(self) -> None:
         t = self._totals
         t.reset_records()
@@ -765,7 +834,9 @@ class MemoryStore:
             r = copy.deepcopy(record)
             self._record_index[r.id] = len(self._records)
             self._records.append(r)
+            self._by_group.setdefault(r.group_id, []).append(len(self._records) - 1)
             self._totals.record(r, +1)
+            self._new_records.append(r)
             self._dirty = True
 
     def update_remediation(self, record: RemediationRecord) -> None:
@@ -775,15 +846,25 @@ class MemoryStore:
                 self.add_remediation(record)
                 return
             r = copy.deepcopy(record)
-            self._totals.record(self._records[i], -1)
+            old = self._records[i]
+            if old.group_id != r.group_id:
+                self._by_group[old.group_id].remove(i)
+                bisect.insort(self._by_group.setdefault(r.group_id, []), i)
+            self._totals.record(old, -1)
             self._records[i] = r
             self._totals.record(r, +1)
+            self._new_records.append(r)
             self._dirty = True
 
     def list_remediations(self, query: RecordQuery) -> Page[RemediationRecord]:
         page, size, start, end = _page_bounds(query.page, query.page_size)
         with self._lock:
-            hits = [r for r in reversed(self._records) if record_matches(r, query)]
+            if query.group_id is not None:  # the group's own records, not a scan of the whole audit
+                records = self._records
+                mine = (records[i] for i in reversed(self._by_group.get(query.group_id, [])))
+                hits = [r for r in mine if record_matches(r, query)]
+            else:
+                hits = [r for r in reversed(self._records) if record_matches(r, query)]
             return Page([copy.deepcopy(r) for r in hits[start:end]], len(hits), page, size)
 
     # -- state, cursor ------------------------------------------------------------------------
@@ -796,6 +877,7 @@ class MemoryStore:
     def put_state(self, name: str, value: dict[str, Any]) -> None:
         with self._lock:
             self._state[name] = copy.deepcopy(value)
+            self._dirty_state.add(name)
             self._dirty = True
 
     def get_cursor(self) -> int | None:
@@ -823,8 +905,9 @@ class MemoryStore:
                     removed.add(g.id)
             if len(self._records) > max_records:
                 self._records = self._records[-max_records:]
-                self._record_index = {r.id: i for i, r in enumerate(self._records)}
+                self._reindex_records()
                 self._recount_records()
+                self._records_trimmed = True
                 self._dirty = True
             if removed:
                 self._touch(removed)
@@ -833,9 +916,17 @@ class MemoryStore:
     def flush(self) -> None:
         with self._lock:
             self._dirty = False
+            self._dirty_ids, self._new_records, self._dirty_state = set(), [], set()
+            self._records_trimmed = False
 
     def writable(self) -> tuple[bool, str]:
         return True, "memory store"
+
+    def health(self) -> StoreHealth:
+        return StoreHealth(kind="memory")
+
+    def acknowledge_notices(self, *, by: str = "") -> int:
+        return 0
 
     def close(self) -> None:
         self.flush()
@@ -852,18 +943,20 @@ class MemoryStore:
     ) -> None:
         with self._lock:
             self._group_aliases = dict(group_aliases or {})
-            self._groups = {g.id: g for g in groups}
+            self._groups = {g.id: _compact(g) for g in groups}
             self._seq = {gid: i for i, gid in enumerate(self._groups)}
             self._next_seq = len(self._seq)
             self._records = list(records)
             self._records.sort(key=lambda r: r.time)
-            self._record_index = {r.id: i for i, r in enumerate(self._records)}
+            self._reindex_records()
             self._state = state
             self._cursor = cursor
             self._recount_groups()
             self._recount_records()
             self._touch()
             self._dirty = False
+            self._dirty_ids, self._new_records, self._dirty_state = set(), [], set()
+            self._records_trimmed = False
 
     def _snapshot(self) -> dict[str, Any]:
         with self._lock:

@@ -1,9 +1,38 @@
-"""TinyDB store: the memory store's queries over a TinyDB file written atomically.
+"""TinyDB store: the memory store's queries over files laid out so that a write touches only what changed.
 
-Reads are served from memory (the TinyDB file is loaded once at start); ``flush`` writes the whole
-database through TinyDB's storage as one JSON document to a temporary file, fsyncs it and renames
-it over the old one, so a crash leaves either the old or the new file, never half of one. A file
-that cannot be read at start is moved aside (``<name>.corrupt-<time>``) and reported.
+Layout, for ``store.path: data/sentinel.json``::
+
+    data/sentinel.json                 the commit file (TinyDB tables ``meta`` and ``state``): schema,
+                                       generation, shard manifest, cursor, group aliases and the
+                                       small state (safety, settings overrides, rule hits ...)
+    data/sentinel.json.d/groups/       groups, sharded by CRC-32 of the group id: s0042.g17.json is
+                                       shard 42 as written by commit 17 (TinyDB table ``groups``)
+    data/sentinel.json.d/state/        state entries too large to sit in the commit file (the
+                                       fingerprinter snapshot), one file each, same naming
+    data/sentinel.json.d/audit/        the remediation audit, one append-only JSON Lines segment per
+                                       UTC day (a later line for the same record id supersedes an
+                                       earlier one); retention drops whole segments
+
+One ``flush`` is one commit, in this order:
+
+1. audit lines are appended to their day's segment and fsynced;
+2. every shard with a changed group, and every changed large state entry, is written to a new
+   file (temporary name, fsync, rename to its generation's name): old files are not touched;
+3. the commit file is replaced atomically (temporary file, fsync, rename, fsync of the folder).
+   It names the shard files of this generation and carries the cursor of the same snapshot;
+4. the previous generation's files that are no longer named are deleted.
+
+Step 3 is the commit point. A crash before it leaves the previous commit file, which names only
+the previous shard files (still intact), so the groups and the cursor are both those of the
+previous commit; a crash after it leaves the new ones. The cursor is therefore never ahead of the
+groups it counted, nor behind them. Files that no commit names (a crash between 2 and 3) and
+``*.tmp`` leftovers are removed at the next start.
+
+At start every record is validated (:mod:`sentinel.store.validate`). A commit file that cannot be
+read, or holds a value of the wrong type, is moved aside with the folder beside it, and the store
+starts empty; a bad shard or audit segment is moved aside alone. Each such event becomes a notice
+in :meth:`TinyDBStore.health`, shown by /ready, /metrics and the console until acknowledged. The
+old single-file layout (schema 1) is migrated on start.
 """
 
 from __future__ import annotations
@@ -11,9 +40,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import shutil
 import tempfile
 import threading
 import time
+import zlib
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +56,83 @@ from tinydb.storages import Storage
 
 from sentinel.core.model import ErrorGroup, RemediationRecord
 from sentinel.errors import StoreError, cap
-from sentinel.store.memory import MemoryStore
+from sentinel.store.base import StoreHealth
+from sentinel.store.memory import MemoryStore, _group_dict
+from sentinel.store.validate import (
+    BadRecord,
+    check_aliases,
+    check_cursor,
+    check_state,
+    group_from_doc,
+    record_from_doc,
+)
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+DEFAULT_SHARDS = 1024
+INLINE_STATE_MAX = 64 * 1024  # a state entry larger than this (encoded) gets a file of its own
+WRITERS = 8  # shard files written (and fsynced) in parallel: fsync waits on the disk, not the GIL
+# A commit writes its changed groups to one delta file (one fsync, whatever the number of shards they
+# fall in); once this many delta files are named, each commit that changes groups also folds the
+# shards of the oldest ones back into their shard files, COMPACT_SHARDS at a time (x4 past DELTA_HARD).
+DELTA_SOFT = 16
+DELTA_HARD = 128
+COMPACT_SHARDS = 16
+
+_SHARD_FILE = re.compile(r"^(?:s(\d+)\.g(\d+)|d(\d+))\.json$")
+_STATE_FILE = re.compile(r"^x([0-9a-f]{8})\.g(\d+)\.json$")
+_SEGMENT_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.jsonl$")
+
+
+def shard_of(group_id: str, shards: int) -> int:
+    return zlib.crc32(group_id.encode("utf-8", "surrogatepass")) % shards
+
+
+def _day(t: float) -> str:
+    try:
+        return time.strftime("%Y-%m-%d", time.gmtime(t))
+    except (OverflowError, OSError, ValueError):
+        return "1970-01-01"
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves the old file or the new one: temp + fsync + rename."""
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _unlink_all(paths: list[Path]) -> None:
+    for path in paths:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as err:
+            log.warning("store: cannot remove %s: %s", path, cap(err))
 
 
 class AtomicJSONStorage(Storage):
-    """TinyDB storage that replaces the file atomically on every write (temp file + fsync + rename)."""
+    """TinyDB storage over one JSON document, replaced atomically on every write."""
 
     def __init__(self, path: str) -> None:
         self.path = Path(path)
@@ -49,84 +151,625 @@ class AtomicJSONStorage(Storage):
 
     def write(self, data: dict[str, dict[str, Any]]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=self.path.parent)
-        try:
-            text = json.dumps(data, separators=(",", ":"))  # the C encoder; json.dump streams in Python
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(self.path, json.dumps(data, separators=(",", ":")).encode())
 
     def close(self) -> None:
         pass
 
 
-class TinyDBStore(MemoryStore):
-    """``store.type: tinydb``: durable across restarts; ``startup_warnings`` tells what happened at load."""
+def _read_tables(path: Path) -> dict[str, dict[str, Any]] | None:
+    """The tables of one TinyDB file (None: missing or empty); ValueError when it is not one."""
+    db = TinyDB(str(path), storage=AtomicJSONStorage)
+    try:
+        storage = db.storage
+        data = storage.read()
+    finally:
+        db.close()
+    if data is None:
+        return None
+    for name, table in data.items():
+        if not isinstance(table, dict):
+            raise BadRecord(f"{path}: table {name!r} must be an object, got {type(table).__name__}")
+    return data
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+
+def _docs(tables: dict[str, dict[str, Any]], name: str) -> list[Any]:
+    return list(tables.get(name, {}).values())
+
+
+class TinyDBStore(MemoryStore):
+    """``store.type: tinydb``: durable across restarts; ``health()`` tells what happened at load."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        shards: int = DEFAULT_SHARDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         super().__init__()
         self.path = Path(path)
-        self.startup_warnings: list[str] = []
+        self.folder = self.path.with_name(self.path.name + ".d")
+        self.clock = clock
+        self._shards = max(1, int(shards))
+        self._gen = 0
+        self._manifest: dict[int, int] = {}  # shard -> generation of its current file
+        self._state_files: dict[str, int] = {}  # large state name -> generation of its file
+        self._state_blobs: dict[str, str] = {}  # state name -> its JSON text, as last encoded
+        self._members: dict[int, set[str]] = {}
+        self._deltas: list[int] = []  # generations of the delta files named, oldest first
+        self._overlay: dict[str, int] = {}  # group id -> the delta file holding its newest version
+        self._delta_ids: dict[int, set[str]] = {}  # delta generation -> the ids it is newest for
+        self._dirty_now: set[str] = set()
         self._flush_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._health = StoreHealth(kind="tinydb", started_at=clock())
         self._open()
 
-    def _open(self) -> None:
+    @property
+    def startup_warnings(self) -> list[str]:
+        return list(self._health.notices)
+
+    # -- start --------------------------------------------------------------------------------
+
+    def _notice(self, msg: str, aside: Path | None = None) -> None:
+        log.error("%s", msg)
+        self._health.notices.append(msg)
+        if aside is not None:
+            self._health.moved_aside.append(str(aside))
+
+    def _move_aside(self, what: Path, why: str) -> Path:
+        aside = what.with_name(f"{what.name}.corrupt-{int(self.clock())}")
+        n = 1
+        while aside.exists():
+            aside = what.with_name(f"{what.name}.corrupt-{int(self.clock())}-{n}")
+            n += 1
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(what, aside)
         except OSError as err:
-            raise StoreError(f"store.path {self.path}: cannot create its folder: {cap(err)}") from err
+            raise StoreError(
+                f"store file {what} cannot be read ({why}) and cannot be moved aside ({cap(err)}): "
+                "fix or remove it, or make its folder writable"
+            ) from err
+        return aside
+
+    def _open(self) -> None:
+        if not self.path.parent.is_dir():
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise StoreError(f"store.path {self.path}: cannot create its folder: {cap(err)}") from err
+        self._remove_temporaries()
         try:
-            db = TinyDB(str(self.path), storage=AtomicJSONStorage)
-            groups = [ErrorGroup.from_dict(d) for d in db.table("groups").all()]
-            records = [RemediationRecord.from_dict(d) for d in db.table("remediations").all()]
-            state = {str(d["name"]): d["value"] for d in db.table("state").all()}
-            meta = db.table("meta").all()
-            cursor = meta[0].get("cursor") if meta else None
-            group_aliases = meta[0].get("group_aliases", {}) if meta else {}
-            db.close()
+            tables = _read_tables(self.path)
+            if tables is not None and ("groups" in tables or "remediations" in tables or not tables.get("meta")):
+                self._open_v1(tables)
+                return
+            meta = self._check_meta(tables) if tables is not None else None
         except (ValueError, KeyError, TypeError, AttributeError) as err:  # not JSON, or not our shape
-            aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
-            os.replace(self.path, aside)
-            msg = f"store file {self.path} could not be read ({cap(err)}); moved aside to {aside} and started empty"
-            log.error("%s", msg)
-            self.startup_warnings.append(msg)
+            self._start_empty(str(err))
             return
         except OSError as err:
             raise StoreError(f"store file {self.path}: cannot read: {cap(err)}") from err
-        self._load(groups, records, state, cursor, group_aliases)
-        log.info("store %s loaded: %d groups, %d remediation records", self.path, len(groups), len(records))
+        if tables is None or meta is None:
+            if self.path.exists() or self._has_files():
+                # An empty commit file, or shard files that no commit file names: keep them apart.
+                self._start_empty("no commit file names the files beside it")
+            return
+        self._open_v2(tables, meta)
+
+    def _has_files(self) -> bool:
+        return self.folder.is_dir() and any(self.folder.rglob("*.json*"))
+
+    def _start_empty(self, why: str) -> None:
+        moved: list[Path] = []
+        if self.path.exists():
+            moved.append(self._move_aside(self.path, cap(why)))
+        if self.folder.exists():
+            moved.append(self._move_aside(self.folder, cap(why)))
+        where = " and ".join(str(p) for p in moved) or "nowhere (nothing to keep)"
+        msg = f"store file {self.path} could not be read ({cap(why)}); moved aside to {where}; the store started empty"
+        self._notice(msg)
+        self._health.moved_aside.extend(str(p) for p in moved)
+
+    def _remove_temporaries(self) -> None:
+        removed = 0
+        folders = [self.path.parent] + [self.folder / sub for sub in ("groups", "state", "audit")]
+        for folder in folders:
+            if not folder.is_dir():
+                continue
+            prefix = self.path.name + "." if folder == self.path.parent else ""
+            for p in folder.iterdir():
+                if p.name.endswith(".tmp") and p.name.startswith(prefix) and p.is_file():
+                    try:
+                        p.unlink()
+                        removed += 1
+                    except OSError as err:
+                        log.warning("store: cannot remove stale temporary file %s: %s", p, cap(err))
+        if removed:
+            log.warning("store: removed %d stale temporary file(s) left by an interrupted write", removed)
+
+    def _check_meta(self, tables: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        metas = _docs(tables, "meta")
+        where = str(self.path)
+        if len(metas) != 1 or not isinstance(metas[0], dict):
+            raise BadRecord(f"{where}: table 'meta' must hold one object")
+        meta = metas[0]
+        schema = meta.get("schema")
+        if not isinstance(schema, int) or isinstance(schema, bool):
+            raise BadRecord(f"{where}: field 'schema' must be an integer, got {schema!r}")
+        if schema > SCHEMA_VERSION:
+            raise StoreError(
+                f"store file {self.path}: schema {schema} is newer than this version reads ({SCHEMA_VERSION}); "
+                "run the newer version or point store.path elsewhere"
+            )
+        for name in ("generation", "shards"):
+            v = meta.get(name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < (1 if name == "shards" else 0):
+                raise BadRecord(f"{where}: field {name!r} must be a positive integer, got {v!r}")
+        for name in ("manifest", "state_files"):
+            v = meta.get(name, {})
+            if not isinstance(v, dict) or not all(
+                isinstance(g, int) and not isinstance(g, bool) and isinstance(k, str) for k, g in v.items()
+            ):
+                raise BadRecord(f"{where}: field {name!r} must be an object of name -> generation")
+        if not all(k.isdigit() for k in meta.get("manifest", {})):
+            raise BadRecord(f"{where}: field 'manifest' must name shards by number")
+        check_cursor(meta.get("cursor"), where=where)
+        check_aliases(meta.get("group_aliases"), where=where)
+        return meta
+
+    def _open_v1(self, tables: dict[str, dict[str, Any]]) -> None:
+        """The single-file layout of schema 1: validate, load, and rewrite it as schema 2."""
+        where = str(self.path)
+        try:
+            groups = [group_from_doc(d, where=where) for d in _docs(tables, "groups")]
+            records = [record_from_doc(d, where=where) for d in _docs(tables, "remediations")]
+            state: dict[str, dict[str, Any]] = {}
+            for d in _docs(tables, "state"):
+                if not isinstance(d, dict) or not isinstance(d.get("name"), str):
+                    raise BadRecord(f"{where}: a state entry must be an object with a string 'name'")
+                state[d["name"]] = check_state(d["name"], d.get("value"), where=where)
+            metas = _docs(tables, "meta")
+            meta = metas[0] if metas and isinstance(metas[0], dict) else {}
+            cursor = check_cursor(meta.get("cursor"), where=where)
+            aliases = check_aliases(meta.get("group_aliases"), where=where)
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            self._start_empty(str(err))
+            return
+        if self.folder.exists():
+            # Files of an interrupted migration: no commit file names them; the v1 file is the truth.
+            shutil.rmtree(self.folder, ignore_errors=True)
+        self._load(groups, records, state, cursor, aliases)
+        with self._lock:  # everything is to be written in the new layout
+            self._dirty = True
+            self._dirty_ids = None
+            self._new_records = list(self._records)
+            self._dirty_state = set(self._state)
+        log.info(
+            "store %s: migrating %d groups, %d records from the single-file layout",
+            self.path,
+            len(groups),
+            len(records),
+        )
+        try:
+            self.flush()
+        except StoreError as err:
+            log.error("store %s: migration not written yet (%s); it is retried at the next write", self.path, err)
+            return
+        log.info("store %s migrated to schema %d (%d shards)", self.path, SCHEMA_VERSION, self._shards)
+
+    def _open_v2(self, tables: dict[str, dict[str, Any]], meta: dict[str, Any]) -> None:
+        where = str(self.path)
+        self._gen = meta["generation"]
+        self._shards = meta["shards"]
+        cursor = meta.get("cursor")
+        aliases = dict(meta.get("group_aliases") or {})
+        state: dict[str, dict[str, Any]] = {}
+        try:
+            for d in _docs(tables, "state"):
+                if not isinstance(d, dict) or not isinstance(d.get("name"), str):
+                    raise BadRecord(f"{where}: a state entry must be an object with a string 'name'")
+                state[d["name"]] = check_state(d["name"], d.get("value"), where=where)
+        except BadRecord as err:
+            self._start_empty(str(err))
+            return
+        for name, gen in dict(meta.get("state_files", {})).items():
+            f = self._state_path(name, gen)
+            try:
+                t = _read_tables(f)
+                docs = _docs(t or {}, "state")
+                if len(docs) != 1 or not isinstance(docs[0], dict) or docs[0].get("name") != name:
+                    raise BadRecord(f"{f}: must hold the one state entry {name!r}")
+                state[name] = check_state(name, docs[0].get("value"), where=str(f))
+                self._state_files[name] = gen
+            except FileNotFoundError:
+                self._notice(f"store: state {name!r} file {f} is missing; that state starts empty")
+            except (ValueError, KeyError, TypeError, AttributeError) as err:
+                aside = self._move_aside(f, cap(err))
+                self._notice(f"store: {cap(err)}; moved aside to {aside}; state {name!r} starts empty", aside)
+            except OSError as err:
+                raise StoreError(f"store file {f}: cannot read: {cap(err)}") from err
+        groups: dict[str, ErrorGroup] = {}
+        for key, gen in sorted(meta.get("manifest", {}).items(), key=lambda kv: int(kv[0])):
+            shard = int(key)
+            f = self._shard_path(shard, gen)
+            try:
+                t = _read_tables(f)
+                loaded = [group_from_doc(d, where=str(f)) for d in _docs(t or {}, "groups")]
+            except FileNotFoundError:
+                self._notice(f"store: shard file {f} is missing; its groups start empty")
+                continue
+            except (ValueError, KeyError, TypeError, AttributeError) as err:
+                aside = self._move_aside(f, cap(err))
+                self._notice(f"store: {cap(err)}; moved aside to {aside}; the groups of that shard start empty", aside)
+                continue
+            except OSError as err:
+                raise StoreError(f"store file {f}: cannot read: {cap(err)}") from err
+            self._manifest[shard] = gen
+            for g in loaded:
+                groups[g.id] = g
+        self._read_deltas(meta, groups)
+        records = self._read_audit()
+        self._load(groups.values(), records, state, cursor, aliases)
+        self._state_blobs = {name: json.dumps(v, separators=(",", ":")) for name, v in self._state.items()}
+        self._members = {}
+        for gid in self._groups:
+            self._members.setdefault(shard_of(gid, self._shards), set()).add(gid)
+        self._remove_unnamed()
+        log.info(
+            "store %s loaded: %d groups in %d shards, %d remediation records",
+            self.path,
+            len(groups),
+            len(self._manifest),
+            len(records),
+        )
+
+    def _read_deltas(self, meta: dict[str, Any], groups: dict[str, ErrorGroup]) -> None:
+        """Apply the delta files the commit names, oldest first, over the shards' groups."""
+        deltas = meta.get("deltas", [])
+        if not isinstance(deltas, list) or not all(isinstance(g, int) and not isinstance(g, bool) for g in deltas):
+            raise StoreError(f"store file {self.path}: field 'deltas' must be a list of generations")
+        for gen in deltas:
+            f = self._delta_path(gen)
+            try:
+                t = _read_tables(f) or {}
+                loaded = [group_from_doc(d, where=str(f)) for d in _docs(t, "groups")]
+                removed = [d.get("id") if isinstance(d, dict) else None for d in _docs(t, "removed")]
+                if not all(isinstance(r, str) for r in removed):
+                    raise BadRecord(f"{f}: table 'removed': every entry needs a string 'id'")
+            except FileNotFoundError:
+                self._notice(f"store: delta file {f} is missing; the changes it held are lost")
+                continue
+            except (ValueError, KeyError, TypeError, AttributeError) as err:
+                aside = self._move_aside(f, cap(err))
+                self._notice(f"store: {cap(err)}; moved aside to {aside}; the changes it held are not loaded", aside)
+                continue
+            except OSError as err:
+                raise StoreError(f"store file {f}: cannot read: {cap(err)}") from err
+            ids: set[str] = set()
+            for g in loaded:
+                groups[g.id] = g
+                ids.add(g.id)
+            for gid in removed:
+                groups.pop(str(gid), None)
+                ids.add(str(gid))
+            for gid in ids:
+                old = self._overlay.get(gid)
+                if old is not None:
+                    self._delta_ids[old].discard(gid)
+                self._overlay[gid] = gen
+            self._delta_ids[gen] = ids
+            self._deltas.append(gen)
+
+    def _read_audit(self) -> list[RemediationRecord]:
+        folder = self.folder / "audit"
+        by_id: dict[str, RemediationRecord] = {}
+        if not folder.is_dir():
+            return []
+        for f in sorted(p for p in folder.iterdir() if _SEGMENT_FILE.match(p.name)):
+            try:
+                raw = f.read_bytes()
+            except OSError as err:
+                raise StoreError(f"store file {f}: cannot read: {cap(err)}") from err
+            lines = raw.split(b"\n")
+            tail = lines.pop()  # b"" when the file ends with a newline; else a line cut by a crash
+            found: list[RemediationRecord] = []
+            try:
+                for n, line in enumerate(lines, 1):
+                    if line.strip():
+                        found.append(record_from_doc(json.loads(line), where=f"{f}:{n}"))
+            except (ValueError, KeyError, TypeError, AttributeError) as err:
+                aside = self._move_aside(f, cap(err))
+                self._notice(f"store: {cap(err)}; moved aside to {aside}; its records are not loaded", aside)
+                continue
+            if tail:
+                log.warning(
+                    "store: %s ends in a line cut short by an interrupted write (%d bytes); dropped", f, len(tail)
+                )
+                try:
+                    os.truncate(f, len(raw) - len(tail))
+                except OSError as err:
+                    log.warning("store: cannot trim %s: %s", f, cap(err))
+            for r in found:
+                by_id[r.id] = r
+        return list(by_id.values())
+
+    def _remove_unnamed(self) -> None:
+        """Delete shard and state files no commit names (a crash between writing them and the commit)."""
+        named = {self._shard_path(s, g).name for s, g in self._manifest.items()}
+        named |= {self._delta_path(g).name for g in self._deltas}
+        named |= {self._state_path(n, g).name for n, g in self._state_files.items()}
+        for sub, pattern in (("groups", _SHARD_FILE), ("state", _STATE_FILE)):
+            folder = self.folder / sub
+            if not folder.is_dir():
+                continue
+            for p in folder.iterdir():
+                if pattern.match(p.name) and p.name not in named:
+                    try:
+                        p.unlink()
+                    except OSError as err:
+                        log.warning("store: cannot remove %s: %s", p, cap(err))
+
+    # -- paths --------------------------------------------------------------------------------
+
+    def _shard_path(self, shard: int, gen: int) -> Path:
+        return self.folder / "groups" / f"s{shard:04d}.g{gen}.json"
+
+    def _delta_path(self, gen: int) -> Path:
+        return self.folder / "groups" / f"d{gen}.json"
+
+    def _state_path(self, name: str, gen: int) -> Path:
+        return self.folder / "state" / f"x{zlib.crc32(name.encode()):08x}.g{gen}.json"
+
+    # -- writes -------------------------------------------------------------------------------
 
     def flush(self) -> None:
+        """Write what changed since the last flush, as one commit (see the module docstring)."""
         with self._flush_lock:
             with self._lock:
                 if not self._dirty:
                     return
-                snap = self._snapshot()
+                dirty_ids, new_records = self._dirty_ids, self._new_records
+                dirty_state, trimmed = self._dirty_state, self._records_trimmed
                 self._dirty = False
-            data = {
-                "groups": {str(i): g for i, g in enumerate(snap["groups"], 1)},
-                "remediations": {str(i): r for i, r in enumerate(snap["remediations"], 1)},
-                "state": {str(i): {"name": k, "value": v} for i, (k, v) in enumerate(snap["state"].items(), 1)},
-                "meta": {
-                    "1": {
-                        "cursor": snap["cursor"],
-                        "group_aliases": snap["group_aliases"],
-                        "schema": SCHEMA_VERSION,
-                        "written_at": time.time(),
-                    }
-                },
-            }
+                self._dirty_ids, self._new_records, self._dirty_state = set(), [], set()
+                self._records_trimmed = False
+                try:
+                    plan = self._plan(dirty_ids, new_records, dirty_state, trimmed)
+                except BaseException:
+                    self._restore(dirty_ids, new_records, dirty_state, trimmed)
+                    raise
             try:
-                AtomicJSONStorage(str(self.path)).write(data)
+                self._write(plan)
             except OSError as err:
                 with self._lock:
-                    self._dirty = True
-                raise StoreError(f"store file {self.path}: cannot write: {cap(err)}") from err
+                    self._restore(dirty_ids, new_records, dirty_state, trimmed)
+                h = self._health
+                h.write_errors += 1
+                h.consecutive_write_errors += 1
+                h.last_write_error = f"store {self.path}: cannot write: {cap(err)}"
+                raise StoreError(h.last_write_error) from err
+            self._health.consecutive_write_errors = 0
+            self._health.last_write_ok_at = self.clock()
+
+    def _restore(
+        self, dirty_ids: set[str] | None, new_records: list[RemediationRecord], dirty_state: set[str], trimmed: bool
+    ) -> None:
+        """Put back what a failed flush took (under ``_lock``): the next flush writes it again."""
+        self._dirty = True
+        if dirty_ids is None or self._dirty_ids is None:
+            self._dirty_ids = None
+        else:
+            self._dirty_ids |= dirty_ids
+        self._new_records = new_records + self._new_records
+        self._dirty_state |= dirty_state
+        self._records_trimmed = self._records_trimmed or trimmed
+
+    def _plan(
+        self, dirty_ids: set[str] | None, new_records: list[RemediationRecord], dirty_state: set[str], trimmed: bool
+    ) -> dict[str, Any]:
+        """What to write, taken under ``_lock`` (the encoding of files happens outside it)."""
+        n = self._shards
+        groups = self._groups
+        if dirty_ids is None:
+            members: dict[int, set[str]] = {}
+            for gid in groups:
+                members.setdefault(shard_of(gid, n), set()).add(gid)
+            compact = set(members) | set(self._manifest)
+            self._members = members
+            changed: set[str] = set()
+        else:
+            members = self._members
+            for gid in dirty_ids:
+                s = shard_of(gid, n)
+                if gid in groups:
+                    members.setdefault(s, set()).add(gid)
+                else:
+                    ids = members.get(s)
+                    if ids is not None:
+                        ids.discard(gid)
+                        if not ids:
+                            del members[s]
+            changed = dirty_ids
+            self._dirty_now = dirty_ids
+            compact = self._pick_compaction() if dirty_ids else set()
+            if len(changed) * 4 >= len(groups) and len(changed) > COMPACT_SHARDS:
+                # a large part of the store changed (a first fill, a migration): straight to the shards
+                compact |= {shard_of(gid, n) for gid in changed}
+        shard_docs = {s: [_group_dict(groups[gid]) for gid in members.get(s, ())] for s in compact}
+        delta_ids = {gid for gid in changed if shard_of(gid, n) not in compact}
+        for name in dirty_state:
+            if name in self._state:
+                self._state_blobs[name] = json.dumps(self._state[name], separators=(",", ":"))
+            else:
+                self._state_blobs.pop(name, None)
+        live_days: set[str] | None = {_day(r.time) for r in self._records} if trimmed else None
+        return {
+            "full": dirty_ids is None,
+            "shards": shard_docs,
+            "delta_ids": delta_ids,
+            "delta_docs": [_group_dict(groups[gid]) for gid in delta_ids if gid in groups],
+            "delta_removed": [gid for gid in delta_ids if gid not in groups],
+            "records": [r.to_dict() for r in new_records],
+            "dirty_state": {name: self._state_blobs[name] for name in dirty_state if name in self._state_blobs},
+            "blobs": dict(self._state_blobs),
+            "cursor": self._cursor,
+            "aliases": dict(self._group_aliases),
+            "live_days": live_days,
+        }
+
+    def _pick_compaction(self) -> set[int]:
+        """The shards to fold back this commit: those of the oldest delta files, once there are many."""
+        if len(self._deltas) < DELTA_SOFT:
+            return set()
+        if len(self._deltas) < DELTA_HARD and len(self._dirty_now) < COMPACT_SHARDS:
+            return set()  # a small write (an acknowledge) stays small: a poll's commit folds them back
+        budget = COMPACT_SHARDS * (4 if len(self._deltas) >= DELTA_HARD else 1)
+        picked: set[int] = set()
+        for gen in self._deltas:
+            for gid in self._delta_ids.get(gen, ()):
+                picked.add(shard_of(gid, self._shards))
+                if len(picked) >= budget:
+                    return picked
+        return picked
+
+    def _write(self, plan: dict[str, Any]) -> None:
+        gen = self._gen + 1
+        groups_dir, state_dir, audit_dir = self.folder / "groups", self.folder / "state", self.folder / "audit"
+        # 1. the audit: append-only, one fsync per segment touched (normally one)
+        if plan["records"]:
+            audit_dir.mkdir(parents=True, exist_ok=True)
+            by_day: dict[str, list[str]] = {}
+            for d in plan["records"]:
+                by_day.setdefault(_day(d["time"]), []).append(json.dumps(d, separators=(",", ":")))
+            for day, lines in by_day.items():
+                with open(audit_dir / f"{day}.jsonl", "ab") as fh:
+                    fh.write(("\n".join(lines) + "\n").encode())
+                    fh.flush()
+                    os.fsync(fh.fileno())
+        # 2. the changed shards and large state entries, each to a new file of this generation
+        manifest = dict(self._manifest)
+        state_files = dict(self._state_files)
+        files: list[tuple[Path, bytes]] = []
+        for s, docs in plan["shards"].items():
+            if docs:
+                body = {"groups": {str(i): d for i, d in enumerate(docs, 1)}}
+                files.append((self._shard_path(s, gen), json.dumps(body, separators=(",", ":")).encode()))
+                manifest[s] = gen
+            else:
+                manifest.pop(s, None)
+        # the overlay after this commit: compacted shards leave it, this commit's delta enters it
+        n = self._shards
+        overlay: dict[str, int] = {} if plan["full"] else dict(self._overlay)
+        delta_ids: dict[int, set[str]] = {} if plan["full"] else {g: set(ids) for g, ids in self._delta_ids.items()}
+        if plan["shards"] and not plan["full"]:
+            compact = set(plan["shards"])
+            for gid in [g for g in overlay if shard_of(g, n) in compact]:
+                delta_ids[overlay.pop(gid)].discard(gid)
+        if plan["delta_ids"]:
+            body = {
+                "groups": {str(i): d for i, d in enumerate(plan["delta_docs"], 1)},
+                "removed": {str(i): {"id": gid} for i, gid in enumerate(plan["delta_removed"], 1)},
+            }
+            files.append((self._delta_path(gen), json.dumps(body, separators=(",", ":")).encode()))
+            for gid in plan["delta_ids"]:
+                was = overlay.get(gid)
+                if was is not None:
+                    delta_ids[was].discard(gid)
+                overlay[gid] = gen
+            delta_ids[gen] = set(plan["delta_ids"])
+        deltas = [g for g in [*self._deltas, gen] if delta_ids.get(g)]
+        dead = [g for g in self._deltas if not delta_ids.get(g)]
+        for g in dead:
+            delta_ids.pop(g, None)
+        inline: dict[str, str] = {}
+        for name, blob in plan["blobs"].items():
+            if len(blob) <= INLINE_STATE_MAX:
+                inline[name] = blob
+                state_files.pop(name, None)
+            elif name in plan["dirty_state"] or name not in state_files:
+                text = '{"state":{"1":{"name":' + json.dumps(name) + ',"value":' + blob + "}}}"
+                files.append((self._state_path(name, gen), text.encode()))
+                state_files[name] = gen
+        for name in list(state_files):
+            if name not in plan["blobs"]:
+                del state_files[name]
+        if files:
+            groups_dir.mkdir(parents=True, exist_ok=True)
+            state_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                self._write_files(files)
+            except BaseException:
+                for path, _ in files:
+                    path.unlink(missing_ok=True)
+                raise
+            for folder in {path.parent for path, _ in files}:
+                _fsync_dir(folder)
+        # 3. the commit
+        meta = {
+            "schema": SCHEMA_VERSION,
+            "generation": gen,
+            "shards": self._shards,
+            "manifest": {str(s): g for s, g in sorted(manifest.items())},
+            "deltas": deltas,
+            "state_files": state_files,
+            "cursor": plan["cursor"],
+            "group_aliases": plan["aliases"],
+            "written_at": self.clock(),
+        }
+        states = ",".join(
+            f'"{i}":{{"name":{json.dumps(name)},"value":{blob}}}' for i, (name, blob) in enumerate(inline.items(), 1)
+        )
+        text = '{"meta":{"1":' + json.dumps(meta, separators=(",", ":")) + '},"state":{' + states + "}}"
+        try:
+            write_atomic(self.path, text.encode())
+        except BaseException:
+            for path, _ in files:
+                path.unlink(missing_ok=True)
+            raise
+        _fsync_dir(self.path.parent)
+        old = [self._shard_path(s, g) for s, g in self._manifest.items() if manifest.get(s) != g]
+        old += [self._state_path(name, g) for name, g in self._state_files.items() if state_files.get(name) != g]
+        old += [self._delta_path(g) for g in dead]
+        self._gen, self._manifest, self._state_files = gen, manifest, state_files
+        self._overlay, self._delta_ids, self._deltas = overlay, delta_ids, deltas
+        # 4. what the previous commit named and this one does not (in the background: nothing waits on it)
+        if old:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="store-write")
+            self._pool.submit(_unlink_all, old)
+        if plan["live_days"] is not None:
+            self._drop_segments(plan["live_days"])
+
+    def _write_files(self, files: list[tuple[Path, bytes]]) -> None:
+        if len(files) <= 2:
+            for path, data in files:
+                write_atomic(path, data)
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="store-write")
+        futures = [self._pool.submit(write_atomic, path, data) for path, data in files]
+        errors = [f.exception() for f in futures]
+        for err in errors:
+            if err is not None:
+                raise err
+
+    def _drop_segments(self, live_days: Iterable[str]) -> None:
+        days = set(live_days)
+        oldest = min(days) if days else None
+        folder = self.folder / "audit"
+        if not folder.is_dir():
+            return
+        for p in folder.iterdir():
+            m = _SEGMENT_FILE.match(p.name)
+            if m and m.group(1) not in days and (oldest is None or m.group(1) < oldest):
+                try:
+                    p.unlink()
+                except OSError as err:
+                    log.warning("store: cannot remove audit segment %s: %s", p, cap(err))
+
+    # -- health -------------------------------------------------------------------------------
 
     def writable(self) -> tuple[bool, str]:
         folder = self.path.parent
@@ -134,7 +777,40 @@ class TinyDBStore(MemoryStore):
             return False, f"{folder} is not a folder that exists"
         if not os.access(folder, os.W_OK):
             return False, f"{folder} is not writable"
+        h = self._health
+        if h.failing:
+            age = "never" if h.last_write_ok_at is None else f"{int(self.clock() - h.last_write_ok_at)}s ago"
+            return (
+                False,
+                f"{h.consecutive_write_errors} writes failed in a row (last success {age}): {h.last_write_error}",
+            )
         return True, str(self.path)
 
+    def health(self) -> StoreHealth:
+        h = self._health
+        return StoreHealth(
+            kind=h.kind,
+            write_errors=h.write_errors,
+            consecutive_write_errors=h.consecutive_write_errors,
+            last_write_error=h.last_write_error,
+            last_write_ok_at=h.last_write_ok_at,
+            started_at=h.started_at,
+            notices=list(h.notices),
+            moved_aside=list(h.moved_aside),
+        )
+
+    def acknowledge_notices(self, *, by: str = "") -> int:
+        n = len(self._health.notices)
+        if n:
+            log.info("store: %d startup notice(s) acknowledged%s", n, f" by {by}" if by else "")
+        self._health.notices = []
+        self._health.moved_aside = []
+        return n
+
     def close(self) -> None:
-        self.flush()
+        try:
+            self.flush()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None

@@ -108,8 +108,32 @@ def halted(rt: Runtime) -> str:
     return state.breakers[REMEDIATOR].reason if state.halted else ""
 
 
+def _plain(text: str) -> str:
+    """``text`` shown as it is: Markdown's special characters escaped."""
+    return "".join("\\" + c if c in "\\`*_{}[]()<>#+-.!|~$:" else c for c in text)
+
+
+def store_notices(rt: Runtime, *, compact: bool = False) -> None:
+    """A store file moved aside at start: say so, and where it is, until someone acknowledges it."""
+    notices = rt.store.health().notices
+    if not notices:
+        return
+    st.error(
+        "**The store started empty** (a stored file could not be read and was moved aside): "
+        + "; ".join(_plain(n) for n in notices),
+        icon=":material/report:",
+    )
+    if st.button(
+        "Acknowledge", key=f"store-ack-{'compact' if compact else 'page'}", help="the files stay where they are"
+    ):
+        who = str(st.session_state.get("operator") or "console")
+        rt.store.acknowledge_notices(by=who)
+        st.rerun()
+
+
 def banners(rt: Runtime, *, compact: bool = False) -> None:
-    """Dry-run, disabled remediation, read-only replica, a rejected rules file and open breakers, as banners."""
+    """Dry-run, disabled remediation, read-only replica, a rejected rules file, store notices and open breakers."""
+    store_notices(rt, compact=compact)
     s = rt.settings
     if not s.remediation_enabled:
         st.warning(

@@ -21,6 +21,7 @@ def test_ready_after_a_successful_poll(api: Served) -> None:
         "ready": True,
         "checks": {"config": "ok", "rules": "ok", "store": "ok", "poll": "ok", "remediation": "ok"},
         "failing": {},
+        "notices": [],
     }
 
 

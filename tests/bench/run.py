@@ -4,8 +4,8 @@
     python -m tests.bench.run --out /tmp/b --only pipeline  # one section (names below)
 
 Sections (each runs on its own: one that fails reports its error and the others still run):
-grouping, k8s_corpus, classification, parsing, pipeline, store, api, console, decisions. Absolute times
-depend on the machine, so the report starts with its core count and load; ratios to a peer measured in the same
+grouping, k8s_corpus, classification, parsing, pipeline, store, persistence, api, console, decisions. Absolute
+times depend on the machine, so the report starts with its core count and load; ratios to a peer measured in the same
 run are the figures to compare across machines. See ``tests/bench/README.md``.
 """
 
@@ -39,7 +39,18 @@ LOGHUB = HERE / "loghub"
 RULES = ROOT / "tests" / "fixtures" / "upstream" / "upstream-rules.yaml"
 DEMO = ROOT / "sentinel" / "demo"
 
-SECTIONS = ("grouping", "k8s_corpus", "classification", "parsing", "pipeline", "store", "api", "console", "decisions")
+SECTIONS = (
+    "grouping",
+    "k8s_corpus",
+    "classification",
+    "parsing",
+    "pipeline",
+    "store",
+    "persistence",
+    "api",
+    "console",
+    "decisions",
+)
 
 
 # --- helpers ----------------------------------------------------------------------------------------
@@ -1264,9 +1275,18 @@ def markdown(rep: dict[str, Any]) -> str:
             "",
         ]
     L += _skipped(de) + _error(de)
+
+    pe = s.get("persistence", {})
+    L += _persistence().render(pe) + _skipped(pe) + _error(pe)
     if rep.get("notes"):
         L += ["## Closing note", "", *rep["notes"], ""]
     return "\n".join(L)
+
+
+def _persistence() -> Any:
+    from tests.bench import persistence
+
+    return persistence
 
 
 def _error(sec: dict[str, Any]) -> list[str]:
@@ -1288,6 +1308,7 @@ RUNNERS: dict[str, Callable[[], dict[str, Any]]] = {
     "parsing": section_parsing,
     "pipeline": section_pipeline,
     "store": section_store,
+    "persistence": lambda: _persistence().section_persistence(),
     "api": section_api,
     "console": section_console,
     "decisions": section_decisions,
@@ -1328,6 +1349,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--api-server", help=argparse.SUPPRESS)
     ap.add_argument("--console-child", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--decisions-child", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--persistence-child", nargs=2, help=argparse.SUPPRESS)
     ap.add_argument("--render-only", action="store_true", help="re-render the .md from the .json and the notes")
     a = ap.parse_args(argv)
     if a.render_only:
@@ -1343,6 +1365,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     if a.api_server:
         api_server_child(a.api_server)
+        return
+    if a.persistence_child:
+        n, folder = a.persistence_child
+        print(json.dumps(_persistence().persistence_child(int(n), folder)))
         return
     if a.console_child:
         print(json.dumps(console_child(a.console_child)))

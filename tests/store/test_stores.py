@@ -242,9 +242,11 @@ def test_tinydb_survives_restart(tmp_path: Path) -> None:
     assert s2.get_cursor() == 42 and s2.get_state("safety") == {"actions": [1.0]}
     assert s2.list_remediations(RecordQuery()).items[0].id == "r1"
     assert s2.startup_warnings == []
-    # The file is TinyDB's format: a table per kind of record.
+    # Every file is TinyDB's format: the commit file has the meta and small state, shards the groups.
     data = json.loads(path.read_text())
-    assert set(data) >= {"groups", "remediations", "state", "meta"}
+    assert set(data) == {"meta", "state"} and data["meta"]["1"]["cursor"] == 42
+    shards = list((tmp_path / "db.json.d" / "groups").iterdir())
+    assert len(shards) == 1 and json.loads(shards[0].read_text())["groups"]["1"]["count"] == 7
 
 
 def test_tinydb_flush_is_atomic_no_temp_files_left(tmp_path: Path) -> None:
@@ -252,7 +254,9 @@ def test_tinydb_flush_is_atomic_no_temp_files_left(tmp_path: Path) -> None:
     for i in range(5):
         s.record([delta(f"g{i}")], now=NOW)
         s.flush()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["db.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["db.json", "db.json.d"]
+    left = sorted(p.name for p in (tmp_path / "db.json.d").rglob("*") if p.is_file())
+    assert len(left) == 5 and not any(name.endswith(".tmp") for name in left)  # one file per shard in use
 
 
 @pytest.mark.parametrize(
@@ -290,3 +294,18 @@ def test_tinydb_vanished_folder_is_reported_and_flush_fails_clearly(tmp_path: Pa
     with pytest.raises(StoreError, match="cannot write"):
         s.flush()
     assert s.get_group("a") is not None  # nothing already held is lost
+
+
+def test_huge_sample_lines_are_cut_so_a_group_stays_small(store: Store) -> None:
+    from sentinel.store.memory import SAMPLE_MAX_CHARS
+
+    big = delta("a")
+    big.samples = ["x" * 100_000]
+    store.record([big], now=NOW)
+    again = delta("a")
+    again.samples = ["y" * 50_000, "short"]
+    store.record([again], now=NOW + 1)
+    g = store.get_group("a")
+    assert g is not None and g.count == 2
+    assert [len(s) for s in g.samples] == [SAMPLE_MAX_CHARS, SAMPLE_MAX_CHARS, 5]
+    assert g.samples[0].endswith("[cut: 100000 characters in all]") and g.samples[2] == "short"

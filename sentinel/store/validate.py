@@ -1,0 +1,204 @@
+"""Checks on what a store file holds before it becomes a domain value.
+
+A file written by this program always passes; one edited by hand, written by an older or broken
+version, or damaged on disk fails with :class:`BadRecord`, whose message names the file, the
+record and the field (``groups/s0007.g3.json: group "a": field "count" must be an integer, got
+str``), never a traceback from deep inside a constructor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sentinel.core.model import ErrorGroup, Priority, RemediationRecord, Result, Status
+
+_PRIORITIES = {p.value for p in Priority}
+_STATUSES = {s.value for s in Status}
+_RESULTS = {r.value for r in Result}
+
+
+class BadRecord(ValueError):
+    """A stored record whose shape or types are wrong: the message names where and which field."""
+
+
+def _kind(value: object) -> str:
+    return type(value).__name__
+
+
+def _int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _num(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _strs(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(x, str) for x in value)
+
+
+_GROUP_REQUIRED: dict[str, str] = {
+    "id": "str",
+    "namespace": "str",
+    "workload": "str",
+    "container": "str",
+    "template": "str",
+    "rule": "str",
+    "priority": "priority",
+    "count": "int",
+    "first_seen": "num",
+    "last_seen": "num",
+}
+_GROUP_OPTIONAL: dict[str, str] = {
+    "base_priority": "priority",
+    "pods": "strs",
+    "pod_count": "int",
+    "samples": "strs",
+    "minute_counts": "minutes",
+    "status": "status",
+    "status_changed_at": "num",
+    "status_by": "str",
+    "status_reason": "str",
+    "snooze_until": "num?",
+    "snooze_until_count": "int?",
+    "escalated": "bool",
+    "escalation_reason": "str",
+    "impact": "num",
+    "remediations": "int",
+    "last_remediation_at": "num?",
+    "level": "str",
+    "template_key": "str",
+    "last_pod": "str",
+}
+_RECORD_REQUIRED: dict[str, str] = {
+    "id": "str",
+    "time": "num",
+    "group_id": "str",
+    "rule": "str",
+    "action": "str",
+    "namespace": "str",
+    "kind": "str",
+    "name": "str",
+}
+_RECORD_OPTIONAL: dict[str, str] = {
+    "params": "dict",
+    "decision": "str",
+    "reason": "str",
+    "dry_run": "bool",
+    "result": "result",
+    "error": "str",
+    "duration_ms": "num",
+    "requested_by": "str",
+    "changes": "dict",
+    "effective": "bool?",
+    "workload": "str",
+}
+
+
+def _problem(kind: str, value: object) -> str | None:
+    """None when ``value`` is of ``kind``, else what is wrong with it."""
+    if kind.endswith("?"):
+        if value is None:
+            return None
+        kind = kind[:-1]
+    ok: bool
+    if kind == "str":
+        ok = isinstance(value, str)
+        want = "a string"
+    elif kind == "int":
+        ok = _int(value)
+        want = "an integer"
+    elif kind == "num":
+        ok = _num(value)
+        want = "a number"
+    elif kind == "bool":
+        ok = isinstance(value, bool)
+        want = "true or false"
+    elif kind == "strs":
+        ok = _strs(value)
+        want = "a list of strings"
+    elif kind == "dict":
+        ok = isinstance(value, dict)
+        want = "an object"
+    elif kind == "priority":
+        ok = value in _PRIORITIES
+        want = "one of P1, P2, P3, P4"
+    elif kind == "status":
+        ok = value in _STATUSES
+        want = "one of " + ", ".join(sorted(_STATUSES))
+    elif kind == "result":
+        ok = value in _RESULTS
+        want = "one of " + ", ".join(sorted(_RESULTS))
+    elif kind == "minutes":
+        ok = isinstance(value, dict) and all(
+            isinstance(k, str) and k.lstrip("-").isdigit() and _int(v) for k, v in value.items()
+        )
+        want = "an object of minute -> integer count"
+    else:  # pragma: no cover - a typo in the tables above
+        raise AssertionError(kind)
+    if ok:
+        return None
+    shown = repr(value) if isinstance(value, str | int | float | bool) or value is None else _kind(value)
+    return f"must be {want}, got {cap_repr(shown)}"
+
+
+def cap_repr(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _check(
+    doc: object, required: Mapping[str, str], optional: Mapping[str, str], what: str, where: str
+) -> dict[str, Any]:
+    if not isinstance(doc, dict):
+        raise BadRecord(f"{where}: a {what} must be an object, got {_kind(doc)}")
+    label = f"{what} {doc.get('id')!r}" if isinstance(doc.get("id"), str) else what
+    for name, kind in required.items():
+        if name not in doc:
+            raise BadRecord(f"{where}: {label}: field {name!r} is missing")
+        problem = _problem(kind, doc[name])
+        if problem:
+            raise BadRecord(f"{where}: {label}: field {name!r} {problem}")
+    for name, kind in optional.items():
+        if name in doc:
+            problem = _problem(kind, doc[name])
+            if problem:
+                raise BadRecord(f"{where}: {label}: field {name!r} {problem}")
+    return doc
+
+
+def group_from_doc(doc: object, *, where: str) -> ErrorGroup:
+    """An ``ErrorGroup`` from a stored document, or :class:`BadRecord` naming the field."""
+    return ErrorGroup.from_dict(_check(doc, _GROUP_REQUIRED, _GROUP_OPTIONAL, "group", where))
+
+
+def record_from_doc(doc: object, *, where: str) -> RemediationRecord:
+    """A ``RemediationRecord`` from a stored document, or :class:`BadRecord` naming the field."""
+    return RemediationRecord.from_dict(_check(doc, _RECORD_REQUIRED, _RECORD_OPTIONAL, "remediation record", where))
+
+
+def check_cursor(value: object, *, where: str) -> int | None:
+    if value is None or _int(value):
+        return value  # type: ignore[return-value]
+    raise BadRecord(f"{where}: field 'cursor' must be an integer (nanoseconds) or null, got {cap_repr(repr(value))}")
+
+
+def check_state(name: str, value: object, *, where: str) -> dict[str, Any]:
+    """A stored state entry: always an object; the counters the engine sums must be integers."""
+    if not isinstance(value, dict):
+        raise BadRecord(f"{where}: state {name!r} must be an object, got {_kind(value)}")
+    if name == "rule_hits":
+        for rule, n in value.items():
+            if not _int(n):
+                raise BadRecord(
+                    f"{where}: state 'rule_hits': field {rule!r} must be an integer, got {cap_repr(repr(n))}"
+                )
+    return value
+
+
+def check_aliases(value: object, *, where: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise BadRecord(f"{where}: field 'group_aliases' must be an object of string -> string")
+    return value
