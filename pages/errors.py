@@ -11,7 +11,16 @@ from sentinel.core.actions import ACTIONS
 from sentinel.core.model import ErrorGroup
 from sentinel.store.base import SORTS, RecordQuery
 from sentinel.ui import charts
-from sentinel.ui.context import admin_token, first_page, operator, runtime, seed_widgets, step_page, token_ok
+from sentinel.ui.context import (
+    admin_token,
+    change_refusal,
+    first_page,
+    operator,
+    read_only,
+    runtime,
+    seed_widgets,
+    step_page,
+)
 from sentinel.ui.explain import why
 from sentinel.ui.format import (
     PRIORITIES,
@@ -20,6 +29,7 @@ from sentinel.ui.format import (
     ago,
     count,
     duration,
+    md,
     priority_badge,
     priority_label,
     priority_markdown,
@@ -46,6 +56,7 @@ SNOOZES = {"1 hour": 3600, "4 hours": 4 * 3600, "1 day": 86400, "1 week": 7 * 86
 rt = runtime()
 now = rt.clock()
 needs_token = bool(admin_token(rt))  # api.token is configured: changes here need it, as they do in the API
+locked = read_only(rt)  # no api.token and no console.allow_changes_without_token: read-only, as the API
 
 
 # -- the queue ----------------------------------------------------------------------------------
@@ -160,7 +171,7 @@ def queue() -> None:
     last = min(page.total, page.page * page.page_size)
     head, b1, b2 = st.columns([6, 1.3, 1.2], vertical_alignment="center")
     head.markdown(
-        f"**{page.total:,} error group{'s' if page.total != 1 else ''}** match ({filters.describe()}). "
+        f"**{page.total:,} error group{'s' if page.total != 1 else ''}** match ({md(filters.describe())}). "
         f"Showing {first:,}–{last:,}."
     )
     b1.download_button(
@@ -238,9 +249,11 @@ def _confirm(group_id: str) -> None:
     if not pending:
         return
     given = str(st.session_state.pop(TOKEN_KEY, "") or "")
-    if not token_ok(rt, given):  # always checked: True only without a configured token, or the right one
-        st.session_state["pending"] = pending  # keep the confirmation open, to try again
-        _flash("error", "Wrong or missing admin token: nothing was done.")
+    refused = change_refusal(rt, given)  # the API's authority: a configured token, or explicit permission
+    if refused:
+        if not locked:
+            st.session_state["pending"] = pending  # keep the confirmation open, to try again
+        _flash("error", f"{refused[0].upper()}{refused[1:]}: nothing was done.")
         return
     by = operator()
     kind = pending["kind"]
@@ -249,18 +262,20 @@ def _confirm(group_id: str) -> None:
             action = pending["action"]
             until = now + pending["seconds"] if action == "snooze" else None
             g = rt.set_status(group_id, action, by=by, reason=pending.get("reason", ""), until=until)
-            _flash("success", f"Status is now **{g.status.value}** (by {by}).")
+            _flash("success", f"Status is now **{g.status.value}** (by {md(by)}).")
         elif kind == "action":
             record = rt.request_action(group_id, action=pending["action"], params=pending["params"], by=by)
             if record.decision == "denied":
-                _flash("error", f"**Refused** by the safety policy: {record.reason}")
+                _flash("error", f"**Refused** by the safety policy: {md(record.reason)}")
             elif record.result.value == "failed":
-                _flash("error", f"**{record.action} failed**: {record.error or record.reason}")
+                _flash("error", f"**{md(record.action)} failed**: {md(record.error or record.reason)}")
             else:
                 dry = " (dry-run: nothing changed)" if record.dry_run else ""
-                _flash("success", f"**{record.action}**: {record.result.value}{dry} — {record.reason or 'done'}")
+                _flash(
+                    "success", f"**{md(record.action)}**: {record.result.value}{dry} — {md(record.reason or 'done')}"
+                )
     except (KeyError, ValueError) as err:
-        _flash("error", f"Not done: {err}")
+        _flash("error", f"Not done: {md(err)}")
 
 
 def _show_flash() -> None:
@@ -273,32 +288,32 @@ def _rule_section(g: ErrorGroup) -> None:
     w = why(g, rt.rules, rt.pipeline)
     if g.rule == "default" or w.rule is None:
         if w.rule is None:
-            st.warning(f"Rule **{g.rule}** is no longer in the rules file.")
+            st.warning(f"Rule **{md(g.rule)}** is no longer in the rules file.")
         else:
             st.markdown("No rule matched these lines, so they are ranked **P4 low** by default.")
     else:
         r = w.rule
         st.markdown(
-            f"Matched rule **{r.name}** → {priority_markdown(r.priority)}"
-            + (f" — {r.description}" if r.description else "")
+            f"Matched rule **{md(r.name)}** → {priority_markdown(r.priority)}"
+            + (f" — {md(r.description)}" if r.description else "")
         )
         if r.pattern:
             st.caption("Pattern (RE2)")
             st.code(r.pattern, language=None, wrap_lines=True)
         if r.keywords:
-            st.caption("Keywords: " + ", ".join(r.keywords))
+            st.caption("Keywords: " + md(", ".join(r.keywords)))
         if w.matched:
             st.caption("In the newest sample it matched")
             st.code(w.matched, language=None)
         st.caption(
-            f"Action: **{r.action}**"
-            + (f" ({', '.join(f'{k}={v}' for k, v in r.params.items())})" if r.params else "")
+            f"Action: **{md(r.action)}**"
+            + (f" ({md(', '.join(f'{k}={v}' for k, v in r.params.items()))})" if r.params else "")
             + f" · cooldown {duration(r.cooldown)}"
         )
     if w.now_rule != g.rule:
-        st.info(f"With the current rules, new lines like these would match **{w.now_rule}**.")
+        st.info(f"With the current rules, new lines like these would match **{md(w.now_rule)}**.")
     if g.escalated:
-        st.warning(f"Escalated from {g.base_priority.value}: {g.escalation_reason}")
+        st.warning(f"Escalated from {g.base_priority.value}: {md(g.escalation_reason)}")
 
 
 def _actions_section(g: ErrorGroup) -> None:
@@ -318,16 +333,22 @@ def _actions_section(g: ErrorGroup) -> None:
             a.button("Confirm", type="primary", on_click=_confirm, args=(g.id,), key="confirm")
             b.button("Cancel", on_click=_cancel, key="cancel")
         return
+    if locked:
+        st.info(
+            "**Read-only console**: no `api.token` is configured, so nothing can be changed here "
+            "(as in the API). Set `api.token`, or `console.allow_changes_without_token: true`.",
+            icon=":material/lock:",
+        )
     st.caption(
         f"Status **{status_label(g.status)}**"
-        + (f" — {g.status_reason}" if g.status_reason else "")
-        + (f" (by {g.status_by}, {ago(g.status_changed_at, now=now)})" if g.status_by else "")
+        + (f" — {md(g.status_reason)}" if g.status_reason else "")
+        + (f" (by {md(g.status_by)}, {ago(g.status_changed_at, now=now)})" if g.status_by else "")
     )
     c1, c2, c3, c4 = st.columns(4)
     c1.button(
         "Acknowledge",
         key="ack",
-        disabled=g.status.value == "acknowledged",
+        disabled=locked or g.status.value == "acknowledged",
         on_click=_ask,
         kwargs={
             "kind": "status",
@@ -340,6 +361,7 @@ def _actions_section(g: ErrorGroup) -> None:
     c2.button(
         f"Snooze {snooze}",
         key="snooze",
+        disabled=locked,
         on_click=_ask,
         kwargs={
             "kind": "status",
@@ -352,7 +374,7 @@ def _actions_section(g: ErrorGroup) -> None:
     c3.button(
         "Resolve",
         key="resolve",
-        disabled=g.status.value == "resolved",
+        disabled=locked or g.status.value == "resolved",
         on_click=_ask,
         kwargs={
             "kind": "status",
@@ -363,7 +385,7 @@ def _actions_section(g: ErrorGroup) -> None:
     c4.button(
         "Reopen",
         key="reopen",
-        disabled=g.status.value == "open",
+        disabled=locked or g.status.value == "open",
         on_click=_ask,
         kwargs={"kind": "status", "action": "reopen", "summary": "reopen this error group"},
     )
@@ -402,13 +424,13 @@ def _actions_section(g: ErrorGroup) -> None:
         st.button(
             f"Request {action}",
             key="request",
-            disabled=bool(bad),
+            disabled=locked or bool(bad),
             on_click=_ask,
             kwargs={
                 "kind": "action",
                 "action": action,
                 "params": params,
-                "summary": f"run **{action}** on {g.namespace}/{g.workload} ({mode})",
+                "summary": f"run **{md(action)}** on {md(g.namespace)}/{md(g.workload)} ({mode})",
             },
         )
 
@@ -419,15 +441,15 @@ def detail(group_id: str) -> None:
     if g is None:
         st.title("Error group not found")
         st.warning(
-            f"There is no error group with id `{group_id}`. It may have been removed by retention, "
+            f"There is no error group with id {md(group_id)}. It may have been removed by retention, "
             "or the link is from another Kube Sentinel."
         )
         return
     _show_flash()
-    st.title(f"{priority_label(g.priority)} · {g.namespace}/{g.workload}")
+    st.title(f"{priority_label(g.priority)} · {md(g.namespace)}/{md(g.workload)}")
     st.caption(
-        f"{priority_markdown(g.priority)} rule **{g.rule}** · container `{g.container or '—'}` · "
-        f"status {status_label(g.status)} · group `{g.id}`"
+        f"{priority_markdown(g.priority)} rule **{md(g.rule)}** · container {md(g.container or '—')} · "
+        f"status {status_label(g.status)} · group {md(g.id)}"
     )
     st.code(g.template, language=None, wrap_lines=True)
     m = st.columns(6)

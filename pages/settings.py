@@ -9,13 +9,14 @@ import streamlit as st
 
 from sentinel.engine.settings import RuntimeSettings
 from sentinel.errors import ConfigError, SafetyRefused
-from sentinel.ui.context import admin_token, operator, runtime, token_ok
-from sentinel.ui.format import ago, duration, when
+from sentinel.ui.context import admin_token, change_refusal, operator, read_only, runtime
+from sentinel.ui.format import ago, duration, md, when
 from sentinel.ui.settings_form import FIELDS, LABELS, change_of, field_errors, form_values, history_rows, overrides
 
 rt = runtime()
 now = rt.clock()
 needs_token = bool(admin_token(rt))
+locked = read_only(rt)  # no api.token and no console.allow_changes_without_token: nothing may change
 source = rt.config_path or "config.yaml"
 
 st.title(":material/settings: Settings")
@@ -52,8 +53,9 @@ def _save() -> None:
     ss.pop("s_errors", None)
     ss.pop("s_saved", None)
     values = {name: ss.get(f"s_{name}") for name in FIELDS}
-    if needs_token and not token_ok(rt, str(ss.get("s_token", ""))):
-        ss["s_errors"] = {"token": ["wrong or missing admin token: nothing was saved"]}
+    refused = change_refusal(rt, str(ss.get("s_token", "")))
+    if refused:
+        ss["s_errors"] = {"token": [f"{refused}: nothing was saved"]}
         return
     change = change_of(rt.settings, values)
     if not change:
@@ -85,7 +87,7 @@ errors: dict[str, list[str]] = st.session_state.get("s_errors", {})
 
 def _errors_for(name: str) -> None:
     for why in errors.get(name, []):
-        st.error(f"{LABELS.get(name, name)}: {why}", icon=":material/warning:")
+        st.error(f"{LABELS.get(name, name)}: {md(why)}", icon=":material/warning:")
 
 
 saved_note = st.session_state.pop("s_saved", None)
@@ -163,8 +165,14 @@ with st.form("settings"):
             key="s_token",
             help="this Kube Sentinel has an admin token (api.token): changes need it",
         )
-        _errors_for("token")
-    st.form_submit_button("Save and apply", type="primary", on_click=_save)
+    _errors_for("token")
+    st.form_submit_button(
+        "Save and apply",
+        type="primary",
+        on_click=_save,
+        disabled=locked,
+        help="read-only: no api.token is configured" if locked else None,
+    )
 st.button("Discard edits (show the current values)", on_click=_reload, key="s_reload_btn")
 
 st.subheader("Change history")
@@ -211,8 +219,9 @@ st.caption(
 
 
 def _reset(workload: str) -> None:
-    if needs_token and not token_ok(rt, str(st.session_state.get("b_token", ""))):
-        st.session_state["b_msg"] = ("error", "wrong or missing admin token: the breaker was not reset")
+    refused = change_refusal(rt, str(st.session_state.get("b_token", "")))
+    if refused:
+        st.session_state["b_msg"] = ("error", f"{refused}: the breaker was not reset")
         return
     if rt.read_only:
         holder = rt.leadership().get("holder") or "unknown"
@@ -237,10 +246,12 @@ else:
     for workload, b in sorted(breakers.items()):
         c1, c2 = st.columns([5, 1], vertical_alignment="center")
         if b.open:
-            c1.error(f"**{workload}** — open since {ago(b.opened_at, now=now)}: {b.reason}", icon=":material/block:")
+            c1.error(
+                f"**{md(workload)}** — open since {ago(b.opened_at, now=now)}: {md(b.reason)}", icon=":material/block:"
+            )
             c2.button("Reset", key=f"reset_{workload}", on_click=_reset, args=(workload,))
         else:
             c1.success(
-                f"**{workload}** — closed by {b.reset_by or '?'} {ago(b.reset_at, now=now)}",
+                f"**{md(workload)}** — closed by {md(b.reset_by or '?')} {ago(b.reset_at, now=now)}",
                 icon=":material/check_circle:",
             )

@@ -229,6 +229,10 @@ class RatePoint(BaseModel):
 
 class PollHealth(BaseModel):
     ok: bool
+    state: str = Field(
+        description="ok, waiting (no poll yet), failing (Loki errors), stale (no good poll lately), follower"
+    )
+    detail: str = ""
     polls: int
     poll_errors: int
     consecutive_errors: int

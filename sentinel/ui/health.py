@@ -8,7 +8,7 @@ from typing import Literal
 import streamlit as st
 
 from sentinel.engine.runtime import Runtime
-from sentinel.ui.format import ago, duration
+from sentinel.ui.format import ago, duration, md
 
 Level = Literal["ok", "warn", "error"]
 # Coloured dots in markdown (they render with any font, unlike emoji).
@@ -58,7 +58,7 @@ def checks(rt: Runtime) -> list[Check]:
     if cluster == "connected":
         out.append(Check("Cluster", "ok", "connected", "remediation talks to the Kubernetes API"))
     else:
-        out.append(Check("Cluster", "warn", "no cluster", f"{cluster} — actions run as dry-run"))
+        out.append(Check("Cluster", "warn", "no cluster", f"{cluster} — decisions are recorded only"))
     ok, why = rt.store.writable()
     out.append(Check("Store", "ok" if ok else "error", "writable" if ok else "failing", why))
     if h.last_poll_at is None:
@@ -81,25 +81,57 @@ def open_breakers(rt: Runtime) -> dict[str, dict[str, object]]:
 
 
 def banners(rt: Runtime, *, compact: bool = False) -> None:
-    """Dry-run, disabled remediation, read-only replica and open breakers, as coloured banners."""
+    """What a person must know before acting, as coloured banners that tell the truth.
+
+    No cluster (decisions are recorded only), LIVE (dry-run off on a real cluster), dry-run, remediation
+    off, a read-only replica, who may change things from the console, poll health, open breakers.
+    """
+    from sentinel.ui.context import admin_token, changes_without_token
+
     s = rt.settings
+    connected = rt.health.cluster == "connected"
     if not s.remediation_enabled:
         st.warning(
             "**Remediation is off** — errors are grouped and ranked, nothing is fixed.", icon=":material/pause_circle:"
+        )
+    elif not connected:
+        st.warning(
+            "**No cluster: decisions are recorded only** — nothing is sent to a Kubernetes API.",
+            icon=":material/cloud_off:",
         )
     elif s.dry_run:
         st.info(
             "**Dry-run** — actions are checked by the API server (`dryRun=All`) but change nothing.",
             icon=":material/science:",
         )
+    else:
+        st.error("**LIVE: actions change the cluster** — dry-run is off.", icon=":material/bolt:")
     if rt.read_only:
         st.info(
             "**Read-only replica** — another replica is the leader; this one does not poll or act.",
             icon=":material/visibility:",
         )
+    if not admin_token(rt):
+        if changes_without_token(rt):
+            st.warning(
+                "**Changes without a token** — `console.allow_changes_without_token` is on: anyone who can "
+                "open this console can change settings and act (the API stays read-only).",
+                icon=":material/lock_open:",
+            )
+        else:
+            st.info(
+                "**Read-only console** — no `api.token` is configured, so nothing can be changed here "
+                "(nor through the API).",
+                icon=":material/lock:",
+            )
+    state, detail = rt.poll_state()
+    if state == "failing":
+        st.error(f"**{source_name(rt)} failing** — {md(detail)}", icon=":material/sync_problem:")
+    elif state == "stale":
+        st.warning(f"**Polls are stale** — {md(detail)}", icon=":material/schedule:")
     breakers = open_breakers(rt)
     if breakers:
-        names = ", ".join(breakers) if not compact else f"{len(breakers)} workload(s)"
+        names = md(", ".join(breakers)) if not compact else f"{len(breakers)} workload(s)"
         st.error(
             f"**Breaker open** for {names}: automatic actions stopped there. Reset it in Settings.",
             icon=":material/block:",
@@ -115,7 +147,7 @@ def sidebar(rt: Runtime) -> None:
         else:
             st.error("Engine needs attention", icon=":material/error:")
             for name, why in problems.items():
-                st.caption(f"**{name}**: {why}")
+                st.caption(f"**{name}**: {md(why)}")
         banners(rt, compact=True)
         st.text_input(
             "Your name",
