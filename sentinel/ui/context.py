@@ -16,8 +16,19 @@ from sentinel.engine.runtime import Runtime, current
 OPERATOR_KEY = "operator"
 
 
+def _through_navigation() -> None:
+    """A page run alone by Streamlit's old ``pages/`` folder mode (a deep link as the first visit to a
+    bare ``streamlit run app.py``): turn that mode off and run again, through ``app.py``'s navigation."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def runtime() -> Runtime:
     """The process-wide runtime; stops the page with an explanation if there is none."""
+    _through_navigation()
     rt = current()
     if rt is None:
         st.error(
