@@ -6,8 +6,9 @@ import csv
 import io
 import json
 import math
+import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -38,8 +39,20 @@ def not_found(what: str, ident: str) -> ApiError:
     return ApiError(404, f"no {what} with id {shown!r}")
 
 
-def csv_cell(value: Any) -> str:
-    """How one JSON value is written in CSV: null -> empty, booleans lower case, objects as JSON."""
+# Columns holding a time (POSIX seconds in JSON): written in CSV as ISO 8601 in UTC, as the console shows.
+TIME_COLUMN = re.compile(r"^(time|until)$|_(at|seen|until)$")
+
+
+def iso_utc(ts: float) -> str:
+    """``2026-11-28T10:46:24Z``: ISO 8601, UTC, whole seconds."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def csv_cell(value: Any, *, column: str = "") -> str:
+    """How one JSON value is written in CSV: null -> empty, booleans lower case, objects as JSON, and a
+    time column's seconds as ISO 8601 in UTC."""
+    if column and TIME_COLUMN.search(column) and isinstance(value, int | float) and not isinstance(value, bool):
+        return iso_utc(float(value)) if value > 0 else ""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -57,7 +70,7 @@ def csv_response(model: type[BaseModel], rows: Sequence[BaseModel], *, filename:
     writer.writerow(columns)
     for row in rows:
         data = row.model_dump(mode="json")
-        writer.writerow([csv_cell(data[c]) for c in columns])
+        writer.writerow([csv_cell(data[c], column=c) for c in columns])
     return Response(
         buf.getvalue().encode("utf-8"),
         media_type=CSV_MEDIA_TYPE,

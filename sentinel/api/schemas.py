@@ -90,6 +90,14 @@ class GroupList(BaseModel):
     page: int
     page_size: int
     pages: int
+    errors: list[GroupRow] = Field(default_factory=list, description="the same rows as items (the Go tool's name)")
+    pageSize: int = Field(default=0, description="the same as page_size (the Go tool's name)")  # noqa: N815
+
+    @model_validator(mode="after")
+    def _go_names(self) -> GroupList:
+        self.errors = self.items
+        self.pageSize = self.page_size
+        return self
 
 
 class MinuteCount(BaseModel):
@@ -347,6 +355,54 @@ class SettingsOut(BaseModel):
     @classmethod
     def of(cls, s: RuntimeSettings) -> SettingsOut:
         return cls.model_validate(s.to_dict())
+
+
+# The Go tool's names (its config keys and camelCase forms) accepted beside ours: {ours: (aliases...)}.
+SETTINGS_ALIASES: dict[str, tuple[str, ...]] = {
+    "remediation_enabled": ("enabled", "remediationEnabled"),
+    "dry_run": ("dryRun",),
+    "max_actions_per_hour": ("maxActionsPerHour",),
+    "per_workload_per_hour": ("perWorkloadPerHour",),
+    "excluded_namespaces": ("excludedNamespaces",),
+    "poll_interval": ("pollInterval",),
+    "lookback": (),
+    "query": (),
+}
+
+
+def canonical_settings(data: dict[str, Any]) -> dict[str, Any]:
+    """A settings change with the Go tool's names (``enabled``, ``dryRun``, ...) renamed to ours; the engine
+    then checks it as a whole (each bad or unknown field named). One setting under two names: ValueError."""
+    out = dict(data)
+    problems = []
+    for ours, aliases in SETTINGS_ALIASES.items():
+        given = [n for n in (ours, *aliases) if n in data]
+        if len(given) > 1:
+            problems.append(f"{given[0]}: {' and '.join(given)} name the same setting: give one")
+        elif given and given[0] != ours:
+            out[ours] = out.pop(given[0])
+    if problems:
+        raise ValueError(problems)
+    return out
+
+
+class SettingsIn(BaseModel):
+    """The body of ``POST /api/settings``, for the OpenAPI schema (the engine validates the change).
+
+    Every field optional, unknown fields refused. The Go tool's names are aliases: ``enabled``
+    (remediation_enabled), ``dryRun``, ``maxActionsPerHour``, ``perWorkloadPerHour``,
+    ``excludedNamespaces``, ``pollInterval``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    remediation_enabled: bool | None = Field(default=None, description="alias: enabled, remediationEnabled")
+    dry_run: bool | None = Field(default=None, description="alias: dryRun")
+    max_actions_per_hour: int | None = Field(default=None, ge=0, le=10_000, description="alias: maxActionsPerHour")
+    per_workload_per_hour: int | None = Field(default=None, ge=0, le=1_000, description="alias: perWorkloadPerHour")
+    excluded_namespaces: list[str] | None = Field(default=None, description="alias: excludedNamespaces")
+    poll_interval: float | str | None = Field(default=None, description="seconds or 30s, 5m; alias: pollInterval")
+    lookback: float | str | None = Field(default=None, description="seconds or a duration like 1h")
+    query: str | None = Field(default=None, description="a LogQL log query")
 
 
 class SettingsHistoryEntry(BaseModel):

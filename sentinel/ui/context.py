@@ -14,6 +14,7 @@ import streamlit as st
 from sentinel.engine.runtime import Runtime, current
 
 OPERATOR_KEY = "operator"
+_NAVIGATED_KEY = "_sentinel_navigated"
 
 
 def _through_navigation() -> None:
@@ -23,7 +24,11 @@ def _through_navigation() -> None:
 
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
-        st.rerun()
+        # Once per session: a served process keeps the flag off from now on (AppTest sets it again
+        # before each run; a rerun there would drop the widget events of the run).
+        if not st.session_state.get(_NAVIGATED_KEY):
+            st.session_state[_NAVIGATED_KEY] = True
+            st.rerun()
 
 
 def runtime() -> Runtime:

@@ -18,6 +18,7 @@ from typing import Any
 
 from sentinel.core.model import ErrorGroup, Priority, RemediationRecord, Status
 from sentinel.store.base import MAX_PAGE_SIZE, SORTS, GroupQuery, GroupSort, Page, RecordQuery, Store
+from sentinel.ui.format import iso_utc
 
 TIME_RANGES: dict[str, float | None] = {
     "15m": 15 * 60,
@@ -272,11 +273,13 @@ def group_row(g: ErrorGroup) -> dict[str, Any]:
 
 
 def _csv(rows: Iterable[Mapping[str, Any]], columns: tuple[str, ...]) -> str:
+    """CSV of ``columns``; times (POSIX seconds) as ISO 8601 in UTC, like the API's CSV."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
+    times = [c for c in columns if c in ("time", "first_seen", "last_seen") or c.endswith("_at")]
     for row in rows:
-        writer.writerow(row)
+        writer.writerow({**row, **{c: iso_utc(row.get(c)) for c in times}})
     return buf.getvalue()
 
 
