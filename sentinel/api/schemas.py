@@ -409,6 +409,7 @@ class SettingsHistoryEntry(BaseModel):
     time: float
     by: str
     changes: dict[str, list[Any]]
+    confirmed: list[str] = Field(default_factory=list, description="risky changes the person confirmed, by name")
 
 
 class SettingsView(BaseModel):

@@ -18,7 +18,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -504,9 +504,10 @@ class Runtime:
 
     # -- people's actions -------------------------------------------------------------------------
 
-    def update_settings(self, data: dict[str, Any], *, by: str) -> dict[str, list[Any]]:
-        """Validate all, apply all, persist, record who. ``ConfigError`` names every bad field;
-        ``SafetyRefused`` on a follower replica (its settings would not reach the leader)."""
+    def update_settings(self, data: dict[str, Any], *, by: str, confirmed: Sequence[str] = ()) -> dict[str, list[Any]]:
+        """Validate all, apply all, persist, record who (and the risky changes they confirmed, by name).
+        ``ConfigError`` names every bad field; ``SafetyRefused`` on a follower replica (its settings
+        would not reach the leader)."""
         update = validate_update(data)
         if self.read_only:
             holder = self.leadership().get("holder") or "unknown"
@@ -519,7 +520,10 @@ class Runtime:
         )
         self.store.put_state("settings", stored)
         history = (self.store.get_state("settings_history") or {}).get("entries", [])
-        history.append({"time": self.clock(), "by": by, "changes": changes})
+        entry: dict[str, Any] = {"time": self.clock(), "by": by, "changes": changes}
+        if confirmed:
+            entry["confirmed"] = list(confirmed)
+        history.append(entry)
         self.store.put_state("settings_history", {"entries": history[-200:]})
         self.settings = new
         self.remediator.set_limits(limits_of(self.config, new))
