@@ -47,7 +47,14 @@ from sentinel.ui.queries import (
     groups_csv,
     same_params,
 )
-from sentinel.ui.tables import QUEUE_COLUMNS, RECORD_COLUMNS, queue_frame, records_frame, with_priority_colours
+from sentinel.ui.tables import (
+    QUEUE_COLUMNS,
+    QUEUE_ORDER,
+    RECORD_COLUMNS,
+    queue_frame,
+    records_frame,
+    with_priority_colours,
+)
 
 ANY = "(any)"
 TOKEN_KEY = "confirm_token"
@@ -201,9 +208,10 @@ def queue() -> None:
         return
 
     event = st.dataframe(
-        with_priority_colours(queue_frame(page.items)),
+        with_priority_colours(queue_frame(page.items, now=now)),
         hide_index=True,
         column_config=QUEUE_COLUMNS,
+        column_order=QUEUE_ORDER,
         on_select="rerun",
         selection_mode="single-row",
         key="queue_table",
@@ -452,7 +460,7 @@ def detail(group_id: str) -> None:
         f"status {status_label(g.status)} · group {md(g.id)}"
     )
     st.code(g.template, language=None, wrap_lines=True)
-    m = st.columns(6)
+    m = [*st.columns(3), *st.columns(3)]  # three a row: values like "1h02m ago" are not truncated
     m[0].metric("Occurrences", count(g.count), border=True)
     m[1].metric("Pods", g.pod_count, border=True)
     m[2].metric("First seen", ago(g.first_seen, now=now), help=when(g.first_seen), border=True)

@@ -114,8 +114,8 @@ def banners(rt: Runtime, *, compact: bool = False) -> None:
     if not admin_token(rt):
         if changes_without_token(rt):
             st.warning(
-                "**Changes without a token** — `console.allow_changes_without_token` is on: anyone who can "
-                "open this console can change settings and act (the API stays read-only).",
+                "**Changes without a token** — allowed by console.allow\\_changes\\_without\\_token: anyone "
+                "who opens this console can change settings and act (the API stays read-only).",
                 icon=":material/lock_open:",
             )
         else:

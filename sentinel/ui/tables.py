@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from sentinel.core.model import ErrorGroup, RemediationRecord
-from sentinel.ui.format import priority_badge, priority_cell_style, shorten, status_label
+from sentinel.ui.format import ago, priority_badge, priority_cell_style, shorten, status_label
 from sentinel.ui.queries import group_row, record_row
 
 
@@ -18,8 +18,8 @@ def _dt(ts: float | None) -> datetime | None:
     return datetime.fromtimestamp(ts) if ts else None
 
 
-def queue_frame(groups: Sequence[ErrorGroup]) -> pd.DataFrame:
-    """The priority queue's visible page."""
+def queue_frame(groups: Sequence[ErrorGroup], *, now: float | None = None) -> pd.DataFrame:
+    """The priority queue's visible page (times as "3m ago", which fits a narrow column)."""
     rows = []
     for g in groups:
         r = group_row(g)
@@ -34,8 +34,8 @@ def queue_frame(groups: Sequence[ErrorGroup]) -> pd.DataFrame:
                 "Rule": r["rule"],
                 "Status": status_label(r["status"]),
                 "Fixed": r["remediations"],
-                "First seen": _dt(r["first_seen"]),
-                "Last seen": _dt(r["last_seen"]),
+                "First seen": ago(r["first_seen"], now=now),
+                "Last seen": ago(r["last_seen"], now=now),
                 "Open": f"/errors?id={r['id']}",
             }
         )
@@ -56,20 +56,38 @@ def queue_frame(groups: Sequence[ErrorGroup]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+# Widths in pixels: the key columns fit 1440x900 with the sidebar open, no horizontal scrolling
+# (checked by tests/e2e). Impact orders the queue (Sort) and the row opens the detail: not shown.
 QUEUE_COLUMNS: dict[str, Any] = {
-    "Priority": st.column_config.TextColumn("Priority", help="P1 critical … P4 low", width="small"),
+    "Priority": st.column_config.TextColumn("Priority", help="P1 critical … P4 low", width=92),
     "Impact": st.column_config.NumberColumn(
         "Impact", help="orders errors within a priority: recent rate × spread over pods × recency", format="%.1f"
     ),
-    "Count": st.column_config.NumberColumn("Count", help="occurrences since first seen", format="%d"),
+    "Count": st.column_config.NumberColumn("Count", help="occurrences since first seen", format="%d", width=56),
     "Error": st.column_config.TextColumn(
-        "Error (template)", help="the message with its variable parts masked", width="large"
+        "Error (template)", help="the message with its variable parts masked", width=180
     ),
-    "Fixed": st.column_config.NumberColumn("Remediated", help="successful remediation actions", format="%d"),
-    "First seen": st.column_config.DatetimeColumn("First seen", format="MMM D, HH:mm:ss"),
-    "Last seen": st.column_config.DatetimeColumn("Last seen", format="MMM D, HH:mm:ss"),
+    "Namespace": st.column_config.TextColumn("Namespace", width=85),
+    "Workload": st.column_config.TextColumn("Workload", width=108),
+    "Rule": st.column_config.TextColumn("Rule", width=105),
+    "Status": st.column_config.TextColumn("Status", width=85),
+    "Fixed": st.column_config.NumberColumn("Remediated", help="successful remediation actions", format="%d", width=82),
+    "First seen": st.column_config.TextColumn("First seen", width=72),
+    "Last seen": st.column_config.TextColumn("Last seen", width=78),
     "Open": st.column_config.LinkColumn("Detail", display_text="open ↗", width="small"),
 }
+QUEUE_ORDER = (
+    "Priority",
+    "Count",
+    "Error",
+    "Namespace",
+    "Workload",
+    "Rule",
+    "Status",
+    "Fixed",
+    "Last seen",
+    "First seen",
+)
 
 
 def records_frame(records: Iterable[RemediationRecord]) -> pd.DataFrame:
@@ -104,9 +122,15 @@ def _outcome_label(outcome: str, *, dry_run: bool) -> str:
 
 
 RECORD_COLUMNS: dict[str, Any] = {
-    "Time": st.column_config.DatetimeColumn("Time", format="MMM D, HH:mm:ss"),
-    "Why": st.column_config.TextColumn("Why / detail", width="large"),
-    "Group": st.column_config.LinkColumn("Group", display_text="open ↗", width="small"),
+    "Time": st.column_config.DatetimeColumn("Time", format="MMM D, HH:mm:ss", width=112),
+    "Action": st.column_config.TextColumn("Action", width=100),
+    "Target": st.column_config.TextColumn("Target", width=150),
+    "Outcome": st.column_config.TextColumn("Outcome", width=115),
+    "Why": st.column_config.TextColumn("Why / detail", width=165),
+    "By": st.column_config.TextColumn("By", width=80),
+    "Rule": st.column_config.TextColumn("Rule", width=100),
+    "Effective": st.column_config.TextColumn("Effective", width=65),
+    "Group": st.column_config.LinkColumn("Group", display_text="open ↗", width=60),
 }
 
 
