@@ -120,13 +120,20 @@ def workload_label(namespace: str, workload: str) -> str:
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:$&=\"'^@/%?;,])")
 
 
+WORD_JOINER = "\u2060"
+_AUTOLINK = re.compile(r"\\:\\/\\/|(?i:www)|\\@")
+
+
 def md(text: object) -> str:
     """``text`` (from logs, labels, people) as literal Markdown text: nothing in it is interpreted.
 
     One line (whitespace collapsed), every special character escaped, so ``![x](http://…)``,
     ``[x](javascript:…)``, ``<img …>``, ``:red[x]`` or ``$x$`` read as written.
     """
-    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+    escaped = _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+    # GFM links bare URLs and e-mail addresses in the text itself, escapes or not: an invisible word
+    # joiner after "://", "www" and "@" keeps them text (it is shown as nothing).
+    return _AUTOLINK.sub(lambda m: m.group(0) + WORD_JOINER, escaped)
 
 
 def svg_text(text: object) -> str:

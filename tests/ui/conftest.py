@@ -136,8 +136,9 @@ _ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
 
 
 def readable(markdown: str) -> str:
-    """Markdown as a reader sees it: a backslash-escaped punctuation character is that character."""
-    return _ESCAPED.sub(r"\1", markdown)
+    """Markdown as a reader sees it: a backslash-escaped punctuation character is that character, and
+    the invisible word joiner (which keeps a URL in text from becoming a link) is nothing."""
+    return _ESCAPED.sub(r"\1", markdown).replace("\u2060", "")
 
 
 def texts(at: AppTest) -> str:
