@@ -8,6 +8,7 @@ from typing import Any
 import streamlit as st
 
 from sentinel.core.actions import ACTIONS
+from sentinel.core.logql import explore_url, for_group
 from sentinel.core.model import ErrorGroup
 from sentinel.store.base import SORTS, RecordQuery
 from sentinel.ui import charts
@@ -467,6 +468,20 @@ def detail(group_id: str) -> None:
     m[3].metric("Last seen", ago(g.last_seen, now=now), help=when(g.last_seen), border=True)
     m[4].metric("Impact", f"{g.impact:.1f}", help="recent rate × spread over pods × recency", border=True)
     m[5].metric("Remediated", g.remediations, help=f"last: {when(g.last_remediation_at)}", border=True)
+
+    with st.expander("Raw logs in Loki (LogQL)", expanded=False, icon=":material/manage_search:"):
+        query = for_group(g)
+        st.caption("This query selects exactly this group's lines (copy it with the button at its right).")
+        st.code(query, language=None, wrap_lines=True)
+        grafana = rt.config.grafana
+        if grafana.url and grafana.loki_datasource_uid:
+            st.link_button(
+                "Open in Grafana Explore",
+                explore_url(grafana.url, grafana.loki_datasource_uid, query),
+                icon=":material/open_in_new:",
+            )
+        else:
+            st.caption("Set grafana.url and grafana.loki_datasource_uid in config.yaml for an Explore link.")
 
     st.subheader("Per minute")
     st.plotly_chart(

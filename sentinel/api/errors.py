@@ -48,7 +48,10 @@ def _detail(runtime: Runtime, group_id: str) -> GroupDetail:
     if group is None:
         raise not_found("error group", group_id)
     page = runtime.store.list_remediations(RecordQuery(group_id=group_id, page_size=DETAIL_RECORDS))
-    return GroupDetail.build(group, page.items, page.total)
+    grafana = runtime.config.grafana
+    return GroupDetail.build(
+        group, page.items, page.total, grafana_url=grafana.url, datasource_uid=grafana.loki_datasource_uid
+    )
 
 
 @router.get("", response_model=GroupList, responses=CSV_RESPONSES, summary="List error groups")

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from sentinel.core.durations import parse_duration
+from sentinel.core.logql import explore_url, for_group
 from sentinel.core.model import ErrorGroup, Priority, RemediationRecord
 from sentinel.engine.settings import RuntimeSettings
 
@@ -176,12 +177,28 @@ class GroupDetail(GroupRow):
     escalation_reason: str
     remediation_history: list[RemediationRow]
     remediation_total: int
+    logql: str = Field(description="a LogQL query selecting this group's lines in Loki")
+    explore_url: str | None = Field(
+        default=None,
+        description="Grafana Explore with that query (when grafana.url and its Loki datasource uid are set)",
+    )
 
     @classmethod
-    def build(cls, g: ErrorGroup, records: list[RemediationRecord], total: int) -> GroupDetail:
+    def build(
+        cls,
+        g: ErrorGroup,
+        records: list[RemediationRecord],
+        total: int,
+        *,
+        grafana_url: str = "",
+        datasource_uid: str = "",
+    ) -> GroupDetail:
         row = GroupRow.of(g).model_dump()
+        query = for_group(g)
         return cls(
             **row,
+            logql=query,
+            explore_url=explore_url(grafana_url, datasource_uid, query) if grafana_url and datasource_uid else None,
             base_priority=g.base_priority.value,
             pods=list(g.pods),
             samples=list(g.samples),

@@ -331,3 +331,17 @@ def test_no_token_field_without_a_configured_token(demo_rt: Runtime) -> None:
     at.button(key="ack").click().run()
     assert "Please confirm" in texts(at)
     assert "confirm_token" not in [t.key for t in at.text_input]
+
+
+def test_the_detail_shows_the_groups_logql_and_an_explore_link_when_configured(demo_rt: Runtime) -> None:
+    from sentinel.core.logql import for_group
+
+    g = demo_rt.store.filtered_groups(GroupQuery())[0]
+    at = open_page("errors", {"id": g.id})
+    assert for_group(g) in [c.value for c in at.code]
+    assert "grafana.url" in texts(at)
+    demo_rt.config.grafana.url = "https://grafana.example.com"
+    demo_rt.config.grafana.loki_datasource_uid = "loki-uid"
+    at = open_page("errors", {"id": g.id})
+    (button,) = [b for b in at.get("link_button") if b.proto.label == "Open in Grafana Explore"]
+    assert button.proto.url.startswith("https://grafana.example.com/explore?schemaVersion=1")
