@@ -60,6 +60,9 @@ from sentinel.ui.tables import (
 ANY = "(any)"
 TOKEN_KEY = "confirm_token"
 SNOOZES = {"1 hour": 3600, "4 hours": 4 * 3600, "1 day": 86400, "1 week": 7 * 86400}
+# "until N more": the group wakes when N more lines arrive (or a burst escalates it), whichever first.
+SNOOZE_MORE = {"until 10 more": 10, "until 100 more": 100, "until 1000 more": 1000}
+COMMENT_KEY = "status_comment"
 
 rt = runtime()
 now = rt.clock()
@@ -247,6 +250,7 @@ def _ask(kind: str, **details: Any) -> None:
 def _cancel() -> None:
     st.session_state.pop("pending", None)
     st.session_state.pop(TOKEN_KEY, None)
+    st.session_state.pop(COMMENT_KEY, None)
 
 
 def _flash(level: str, text: str) -> None:
@@ -269,8 +273,10 @@ def _confirm(group_id: str) -> None:
     try:
         if kind == "status":
             action = pending["action"]
-            until = now + pending["seconds"] if action == "snooze" else None
-            g = rt.set_status(group_id, action, by=by, reason=pending.get("reason", ""), until=until)
+            seconds, more = pending.get("seconds"), pending.get("more")
+            until = now + seconds if action == "snooze" and seconds else None
+            comment = str(st.session_state.pop(COMMENT_KEY, "") or "").strip()[:500]
+            g = rt.set_status(group_id, action, by=by, reason=comment, until=until, more=more)
             _flash("success", f"Status is now **{g.status.value}** (by {md(by)}).")
         elif kind == "action":
             record = rt.request_action(group_id, action=pending["action"], params=pending["params"], by=by)
@@ -331,6 +337,14 @@ def _actions_section(g: ErrorGroup) -> None:
     if pending:
         with st.container(border=True):
             st.markdown(f"**Please confirm:** {pending['summary']}")
+            if pending.get("kind") == "status" and pending.get("action") != "reopen":
+                st.text_input(
+                    "Comment (optional)",
+                    key=COMMENT_KEY,
+                    max_chars=500,
+                    placeholder="e.g. INC-4211, fixed by the rollback",
+                    help="shown in the detail and in the CSV export",
+                )
             if needs_token:
                 st.text_input(
                     "Admin token",
@@ -366,17 +380,19 @@ def _actions_section(g: ErrorGroup) -> None:
         },
         help="someone is on it: automatic actions stop for this group",
     )
-    snooze = c2.selectbox("Snooze for", list(SNOOZES), key="snooze_for", label_visibility="collapsed")
+    snooze = c2.selectbox("Snooze for", [*SNOOZES, *SNOOZE_MORE], key="snooze_for", label_visibility="collapsed")
     c2.button(
-        f"Snooze {snooze}",
+        f"Snooze {snooze}" if snooze in SNOOZES else f"Snooze {snooze}",
         key="snooze",
         disabled=locked,
         on_click=_ask,
         kwargs={
             "kind": "status",
             "action": "snooze",
-            "seconds": SNOOZES[snooze],
-            "summary": f"snooze this error group for {snooze}",
+            "seconds": SNOOZES.get(snooze),
+            "more": SNOOZE_MORE.get(snooze),
+            "summary": f"snooze this error group {'for ' if snooze in SNOOZES else ''}{snooze}"
+            + (" lines" if snooze in SNOOZE_MORE else ""),
         },
         help="hide it from attention until then; it wakes earlier if it comes back",
     )

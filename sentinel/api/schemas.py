@@ -60,6 +60,8 @@ class GroupRow(BaseModel):
     escalated: bool
     remediations: int
     last_remediation_at: float | None
+    status_by: str = Field(default="", description="who last changed the status")
+    status_reason: str = Field(default="", description="their comment (acknowledge, snooze, resolve)")
 
     @classmethod
     def of(cls, g: ErrorGroup) -> GroupRow:
@@ -82,6 +84,8 @@ class GroupRow(BaseModel):
             escalated=g.escalated,
             remediations=g.remediations,
             last_remediation_at=g.last_remediation_at,
+            status_by=g.status_by,
+            status_reason=g.status_reason,
         )
 
 
@@ -170,8 +174,6 @@ class GroupDetail(GroupRow):
     samples: list[str]
     minute_counts: list[MinuteCount]
     status_changed_at: float
-    status_by: str
-    status_reason: str
     snooze_until: float | None
     snooze_until_count: int | None
     escalation_reason: str
@@ -204,8 +206,6 @@ class GroupDetail(GroupRow):
             samples=list(g.samples),
             minute_counts=[MinuteCount(minute=m * 60, count=n) for m, n in sorted(g.minute_counts.items())],
             status_changed_at=g.status_changed_at,
-            status_by=g.status_by,
-            status_reason=g.status_reason,
             snooze_until=g.snooze_until,
             snooze_until_count=g.snooze_until_count,
             escalation_reason=g.escalation_reason,

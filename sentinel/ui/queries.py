@@ -61,6 +61,8 @@ GROUP_COLUMNS = (
     "remediations",
     "pods",
     "template",
+    "status_by",
+    "status_reason",
 )
 RECORD_COLUMNS = (
     "time",
@@ -269,6 +271,8 @@ def group_row(g: ErrorGroup) -> dict[str, Any]:
         "remediations": g.remediations,
         "pods": g.pod_count,
         "template": g.template,
+        "status_by": g.status_by,
+        "status_reason": g.status_reason,
     }
 
 

@@ -345,3 +345,35 @@ def test_the_detail_shows_the_groups_logql_and_an_explore_link_when_configured(d
     at = open_page("errors", {"id": g.id})
     (button,) = [b for b in at.get("link_button") if b.proto.label == "Open in Grafana Explore"]
     assert button.proto.url.startswith("https://grafana.example.com/explore?schemaVersion=1")
+
+
+def test_snooze_until_n_more_lines(demo_rt: Runtime) -> None:
+    g = demo_rt.store.filtered_groups(GroupQuery())[0]
+    at = open_page("errors", {"id": g.id})
+    at.selectbox(key="snooze_for").set_value("until 100 more").run()
+    at.button(key="snooze").click().run()
+    assert "snooze this error group until 100 more lines" in texts(at)
+    at.button(key="confirm").click().run()
+    no_exception(at)
+    after = demo_rt.store.get_group(g.id)
+    assert after is not None and after.status is Status.SNOOZED
+    assert after.snooze_until_count == g.count + 100 and after.snooze_until is None
+
+
+@pytest.mark.parametrize("button", ["ack", "resolve"])
+def test_acknowledge_and_resolve_take_a_comment_shown_in_the_detail_and_the_export(
+    demo_rt: Runtime, button: str
+) -> None:
+
+    g = demo_rt.store.filtered_groups(GroupQuery())[0]
+    at = open_page("errors", {"id": g.id})
+    at.button(key=button).click().run()
+    at.text_input(key="status_comment").set_value("INC-4211: fixed by the rollback")
+    at.button(key="confirm").click().run()
+    no_exception(at)
+    after = demo_rt.store.get_group(g.id)
+    assert after is not None and after.status_reason == "INC-4211: fixed by the rollback"
+    assert "INC-4211: fixed by the rollback" in texts(at)
+    rows = list(csv.DictReader(io.StringIO(groups_csv(demo_rt.store, ErrorFilters(), now=demo_rt.clock()))))
+    (row,) = [r for r in rows if r["id"] == g.id]
+    assert row["status_reason"] == "INC-4211: fixed by the rollback" and row["status_by"] == "console"
