@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -16,6 +17,20 @@ from sentinel.ui.queries import group_row, record_row
 
 def _dt(ts: float | None) -> datetime | None:
     return datetime.fromtimestamp(ts) if ts else None
+
+
+TREND_BUCKETS = 12  # five minutes each: the last hour
+
+
+def last_hour(minute_counts: Mapping[int, int], *, now: float | None = None) -> list[int]:
+    """Lines per five minutes over the last hour, oldest first (the queue's sparkline)."""
+    current = int((time.time() if now is None else now) // 60)
+    buckets = [0] * TREND_BUCKETS
+    for minute, n in minute_counts.items():
+        age = current - int(minute)
+        if 0 <= age < TREND_BUCKETS * 5:
+            buckets[TREND_BUCKETS - 1 - age // 5] += int(n)
+    return buckets
 
 
 def queue_frame(groups: Sequence[ErrorGroup], *, now: float | None = None) -> pd.DataFrame:
@@ -34,6 +49,7 @@ def queue_frame(groups: Sequence[ErrorGroup], *, now: float | None = None) -> pd
                 "Rule": r["rule"],
                 "Status": status_label(r["status"]),
                 "Fixed": r["remediations"],
+                "Trend": last_hour(g.minute_counts, now=now),
                 "First seen": ago(r["first_seen"], now=now),
                 "Last seen": ago(r["last_seen"], now=now),
                 "Open": f"/errors?id={r['id']}",
@@ -49,6 +65,7 @@ def queue_frame(groups: Sequence[ErrorGroup], *, now: float | None = None) -> pd
         "Rule",
         "Status",
         "Fixed",
+        "Trend",
         "First seen",
         "Last seen",
         "Open",
@@ -59,19 +76,22 @@ def queue_frame(groups: Sequence[ErrorGroup], *, now: float | None = None) -> pd
 # Widths in pixels: the key columns fit 1440x900 with the sidebar open, no horizontal scrolling
 # (checked by tests/e2e). Impact orders the queue (Sort) and the row opens the detail: not shown.
 QUEUE_COLUMNS: dict[str, Any] = {
-    "Priority": st.column_config.TextColumn("Priority", help="P1 critical … P4 low", width=92),
+    "Priority": st.column_config.TextColumn("Priority", help="P1 critical … P4 low", width=90),
     "Impact": st.column_config.NumberColumn(
         "Impact", help="orders errors within a priority: recent rate × spread over pods × recency", format="%.1f"
     ),
     "Count": st.column_config.NumberColumn("Count", help="occurrences since first seen", format="%d", width=56),
     "Error": st.column_config.TextColumn(
-        "Error (template)", help="the message with its variable parts masked", width=180
+        "Error (template)", help="the message with its variable parts masked", width=128
     ),
-    "Namespace": st.column_config.TextColumn("Namespace", width=85),
-    "Workload": st.column_config.TextColumn("Workload", width=108),
-    "Rule": st.column_config.TextColumn("Rule", width=105),
-    "Status": st.column_config.TextColumn("Status", width=85),
-    "Fixed": st.column_config.NumberColumn("Remediated", help="successful remediation actions", format="%d", width=82),
+    "Namespace": st.column_config.TextColumn("Namespace", width=82),
+    "Workload": st.column_config.TextColumn("Workload", width=100),
+    "Rule": st.column_config.TextColumn("Rule", width=100),
+    "Status": st.column_config.TextColumn("Status", width=80),
+    "Fixed": st.column_config.NumberColumn("Remediated", help="successful remediation actions", format="%d", width=80),
+    "Trend": st.column_config.LineChartColumn(
+        "Last hour", help="lines per 5 minutes over the last hour: a rising error stands out", width=70, y_min=0
+    ),
     "First seen": st.column_config.TextColumn("First seen", width=72),
     "Last seen": st.column_config.TextColumn("Last seen", width=78),
     "Open": st.column_config.LinkColumn("Detail", display_text="open ↗", width="small"),
@@ -85,6 +105,7 @@ QUEUE_ORDER = (
     "Rule",
     "Status",
     "Fixed",
+    "Trend",
     "Last seen",
     "First seen",
 )

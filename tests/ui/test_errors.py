@@ -377,3 +377,15 @@ def test_acknowledge_and_resolve_take_a_comment_shown_in_the_detail_and_the_expo
     rows = list(csv.DictReader(io.StringIO(groups_csv(demo_rt.store, ErrorFilters(), now=demo_rt.clock()))))
     (row,) = [r for r in rows if r["id"] == g.id]
     assert row["status_reason"] == "INC-4211: fixed by the rollback" and row["status_by"] == "console"
+
+
+def test_the_queue_shows_each_groups_last_hour(demo_rt: Runtime) -> None:
+    from sentinel.ui.tables import last_hour
+
+    now = 60 * 1000 + 30.0  # half a minute into minute 1000
+    assert last_hour({1000: 4, 999: 1, 995: 2, 941: 7, 940: 9, 1001: 5}, now=now) == [7] + [0] * 9 + [2, 5]
+    at = open_page("errors")
+    rows = queue(at)
+    assert all(len(t) == 12 for t in rows["Trend"])
+    recent = [sum(t) for t in rows["Trend"]]
+    assert sum(recent) > 0 and all(s <= c for s, c in zip(recent, rows["Count"], strict=True))
