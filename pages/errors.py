@@ -231,6 +231,67 @@ def queue() -> None:
     p2.number_input(f"Page (of {page.pages:,})", min_value=1, step=1, key="f_page")
     p3.button("Next ▶", on_click=step_page, args=("f_page", 1), disabled=page.page >= page.pages, key="next")
     p4.selectbox("Rows per page", PAGE_SIZES, key="f_page_size", on_change=_first_page)
+    _bulk(page.items)
+
+
+BULK_ACTIONS = {
+    "acknowledge": ("acknowledge", None),
+    "snooze 1 hour": ("snooze", 3600),
+    "snooze 1 day": ("snooze", 86400),
+    "resolve": ("resolve", None),
+}
+
+
+def _bulk_apply(labels: dict[str, str]) -> None:
+    ss = st.session_state
+    chosen = [gid for gid in ss.get("bulk_rows", []) if gid in labels]
+    refused = change_refusal(rt, str(ss.pop("bulk_token", "") or ""))
+    if refused:
+        ss["bulk_msg"] = ("error", f"{refused[0].upper()}{refused[1:]}: nothing was done.")
+        return
+    action, seconds = BULK_ACTIONS[str(ss.get("bulk_action", "acknowledge"))]
+    comment = str(ss.get("bulk_comment", "") or "").strip()[:500]
+    by = operator()
+    done, failed = 0, []
+    for gid in chosen:  # one status change, event and history entry per group
+        try:
+            rt.set_status(gid, action, by=by, reason=comment, until=now + seconds if seconds else None)
+            done += 1
+        except (KeyError, ValueError) as err:
+            failed.append(f"{labels[gid]}: {err}")
+    ss["bulk_rows"] = []
+    ss["bulk_msg"] = (
+        "success" if not failed else "error",
+        f"{action}: {done} group(s) by {by}." + (" Not done: " + "; ".join(failed) if failed else ""),
+    )
+
+
+def _bulk(items: list[ErrorGroup]) -> None:
+    """Acknowledge, snooze or resolve several groups of this page at once."""
+    labels = {g.id: f"{g.priority.value} · {g.namespace}/{g.workload} · {shorten(g.template, 60)}" for g in items}
+    msg = st.session_state.pop("bulk_msg", None)
+    with st.expander("Bulk actions on this page", expanded=bool(msg or st.session_state.get("bulk_rows"))):
+        if msg:
+            (st.success if msg[0] == "success" else st.error)(md(msg[1]))
+        if st.session_state.get("bulk_rows"):
+            st.session_state["bulk_rows"] = [g for g in st.session_state["bulk_rows"] if g in labels]
+        st.multiselect(
+            "Error groups", list(labels), format_func=labels.__getitem__, key="bulk_rows", placeholder="choose rows"
+        )
+        c1, c2 = st.columns([1, 2])
+        c1.selectbox("Action", list(BULK_ACTIONS), key="bulk_action")
+        c2.text_input("Comment (optional)", key="bulk_comment", max_chars=500)
+        if needs_token:
+            st.text_input("Admin token", type="password", key="bulk_token")
+        n = len(st.session_state.get("bulk_rows", []))
+        st.button(
+            f"Apply to {n} group{'s' if n != 1 else ''}",
+            key="bulk_apply",
+            type="primary",
+            disabled=locked or n == 0,
+            on_click=_bulk_apply,
+            args=(labels,),
+        )
 
 
 # -- one group ----------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from sentinel.core.model import Priority, Status
 from sentinel.engine.runtime import Runtime
 from sentinel.store.base import GroupQuery, RecordQuery
 from sentinel.ui.queries import ErrorFilters, groups_csv
-from tests.ui.conftest import BIG, no_exception, open_page, table, texts
+from tests.ui.conftest import BIG, no_exception, open_page, readable, table, texts
 
 
 def queue(at):  # noqa: ANN001, ANN201 - AppTest, DataFrame
@@ -389,3 +389,32 @@ def test_the_queue_shows_each_groups_last_hour(demo_rt: Runtime) -> None:
     assert all(len(t) == 12 for t in rows["Trend"])
     recent = [sum(t) for t in rows["Trend"]]
     assert sum(recent) > 0 and all(s <= c for s, c in zip(recent, rows["Count"], strict=True))
+
+
+def test_bulk_acknowledge_several_rows_one_entry_each(demo_rt: Runtime) -> None:
+    groups = demo_rt.store.list_groups(GroupQuery(page_size=100)).items[:3]
+    before = len(demo_rt.events.recent(frozenset({"error.updated"}), limit=10_000))
+    at = open_page("errors")
+    at.multiselect(key="bulk_rows").set_value([g.id for g in groups]).run()
+    at.selectbox(key="bulk_action").set_value("acknowledge").run()
+    at.text_input(key="bulk_comment").set_value("on it: INC-7")
+    at.button(key="bulk_apply").click().run()
+    no_exception(at)
+    for g in groups:
+        after = demo_rt.store.get_group(g.id)
+        assert after is not None and after.status is Status.ACKNOWLEDGED
+        assert (after.status_by, after.status_reason) == ("console", "on it: INC-7")
+    updates = demo_rt.events.recent(frozenset({"error.updated"}), limit=10_000)
+    assert len(updates) == before + 3
+    assert any("acknowledge: 3 group(s)" in readable(s.value) for s in at.success)
+
+
+def test_bulk_actions_are_refused_without_authority(demo_rt: Runtime) -> None:
+    groups = demo_rt.store.list_groups(GroupQuery(page_size=100)).items[:2]
+    at = open_page("errors")
+    at.multiselect(key="bulk_rows").set_value([g.id for g in groups]).run()
+    demo_rt.config.console.allow_changes_without_token = False  # no api.token: read-only, as the API
+    at.button(key="bulk_apply").click().run()
+    no_exception(at)
+    assert all(demo_rt.store.get_group(g.id).status is Status.OPEN for g in groups)  # type: ignore[union-attr]
+    assert any("read-only" in readable(e.value) for e in at.error)
