@@ -8,10 +8,20 @@ from typing import Any
 import streamlit as st
 
 from sentinel.core.actions import ACTIONS
+from sentinel.core.logql import explore_url, for_group
 from sentinel.core.model import ErrorGroup
 from sentinel.store.base import SORTS, RecordQuery
 from sentinel.ui import charts
-from sentinel.ui.context import admin_token, first_page, operator, runtime, seed_widgets, step_page, token_ok
+from sentinel.ui.context import (
+    admin_token,
+    change_refusal,
+    first_page,
+    operator,
+    read_only,
+    runtime,
+    seed_widgets,
+    step_page,
+)
 from sentinel.ui.explain import why
 from sentinel.ui.format import (
     PRIORITIES,
@@ -20,6 +30,7 @@ from sentinel.ui.format import (
     ago,
     count,
     duration,
+    md,
     priority_badge,
     priority_label,
     priority_markdown,
@@ -37,15 +48,26 @@ from sentinel.ui.queries import (
     groups_csv,
     same_params,
 )
-from sentinel.ui.tables import QUEUE_COLUMNS, RECORD_COLUMNS, queue_frame, records_frame, with_priority_colours
+from sentinel.ui.tables import (
+    QUEUE_COLUMNS,
+    QUEUE_ORDER,
+    RECORD_COLUMNS,
+    queue_frame,
+    records_frame,
+    with_priority_colours,
+)
 
 ANY = "(any)"
 TOKEN_KEY = "confirm_token"
 SNOOZES = {"1 hour": 3600, "4 hours": 4 * 3600, "1 day": 86400, "1 week": 7 * 86400}
+# "until N more": the group wakes when N more lines arrive (or a burst escalates it), whichever first.
+SNOOZE_MORE = {"until 10 more": 10, "until 100 more": 100, "until 1000 more": 1000}
+COMMENT_KEY = "status_comment"
 
 rt = runtime()
 now = rt.clock()
 needs_token = bool(admin_token(rt))  # api.token is configured: changes here need it, as they do in the API
+locked = read_only(rt)  # no api.token and no console.allow_changes_without_token: read-only, as the API
 
 
 # -- the queue ----------------------------------------------------------------------------------
@@ -160,7 +182,7 @@ def queue() -> None:
     last = min(page.total, page.page * page.page_size)
     head, b1, b2 = st.columns([6, 1.3, 1.2], vertical_alignment="center")
     head.markdown(
-        f"**{page.total:,} error group{'s' if page.total != 1 else ''}** match ({filters.describe()}). "
+        f"**{page.total:,} error group{'s' if page.total != 1 else ''}** match ({md(filters.describe())}). "
         f"Showing {first:,}–{last:,}."
     )
     b1.download_button(
@@ -190,9 +212,10 @@ def queue() -> None:
         return
 
     event = st.dataframe(
-        with_priority_colours(queue_frame(page.items)),
+        with_priority_colours(queue_frame(page.items, now=now)),
         hide_index=True,
         column_config=QUEUE_COLUMNS,
+        column_order=QUEUE_ORDER,
         on_select="rerun",
         selection_mode="single-row",
         key="queue_table",
@@ -208,6 +231,67 @@ def queue() -> None:
     p2.number_input(f"Page (of {page.pages:,})", min_value=1, step=1, key="f_page")
     p3.button("Next ▶", on_click=step_page, args=("f_page", 1), disabled=page.page >= page.pages, key="next")
     p4.selectbox("Rows per page", PAGE_SIZES, key="f_page_size", on_change=_first_page)
+    _bulk(page.items)
+
+
+BULK_ACTIONS = {
+    "acknowledge": ("acknowledge", None),
+    "snooze 1 hour": ("snooze", 3600),
+    "snooze 1 day": ("snooze", 86400),
+    "resolve": ("resolve", None),
+}
+
+
+def _bulk_apply(labels: dict[str, str]) -> None:
+    ss = st.session_state
+    chosen = [gid for gid in ss.get("bulk_rows", []) if gid in labels]
+    refused = change_refusal(rt, str(ss.pop("bulk_token", "") or ""))
+    if refused:
+        ss["bulk_msg"] = ("error", f"{refused[0].upper()}{refused[1:]}: nothing was done.")
+        return
+    action, seconds = BULK_ACTIONS[str(ss.get("bulk_action", "acknowledge"))]
+    comment = str(ss.get("bulk_comment", "") or "").strip()[:500]
+    by = operator()
+    done, failed = 0, []
+    for gid in chosen:  # one status change, event and history entry per group
+        try:
+            rt.set_status(gid, action, by=by, reason=comment, until=now + seconds if seconds else None)
+            done += 1
+        except (KeyError, ValueError) as err:
+            failed.append(f"{labels[gid]}: {err}")
+    ss["bulk_rows"] = []
+    ss["bulk_msg"] = (
+        "success" if not failed else "error",
+        f"{action}: {done} group(s) by {by}." + (" Not done: " + "; ".join(failed) if failed else ""),
+    )
+
+
+def _bulk(items: list[ErrorGroup]) -> None:
+    """Acknowledge, snooze or resolve several groups of this page at once."""
+    labels = {g.id: f"{g.priority.value} · {g.namespace}/{g.workload} · {shorten(g.template, 60)}" for g in items}
+    msg = st.session_state.pop("bulk_msg", None)
+    with st.expander("Bulk actions on this page", expanded=bool(msg or st.session_state.get("bulk_rows"))):
+        if msg:
+            (st.success if msg[0] == "success" else st.error)(md(msg[1]))
+        if st.session_state.get("bulk_rows"):
+            st.session_state["bulk_rows"] = [g for g in st.session_state["bulk_rows"] if g in labels]
+        st.multiselect(
+            "Error groups", list(labels), format_func=labels.__getitem__, key="bulk_rows", placeholder="choose rows"
+        )
+        c1, c2 = st.columns([1, 2])
+        c1.selectbox("Action", list(BULK_ACTIONS), key="bulk_action")
+        c2.text_input("Comment (optional)", key="bulk_comment", max_chars=500)
+        if needs_token:
+            st.text_input("Admin token", type="password", key="bulk_token")
+        n = len(st.session_state.get("bulk_rows", []))
+        st.button(
+            f"Apply to {n} group{'s' if n != 1 else ''}",
+            key="bulk_apply",
+            type="primary",
+            disabled=locked or n == 0,
+            on_click=_bulk_apply,
+            args=(labels,),
+        )
 
 
 # -- one group ----------------------------------------------------------------------------------
@@ -227,6 +311,7 @@ def _ask(kind: str, **details: Any) -> None:
 def _cancel() -> None:
     st.session_state.pop("pending", None)
     st.session_state.pop(TOKEN_KEY, None)
+    st.session_state.pop(COMMENT_KEY, None)
 
 
 def _flash(level: str, text: str) -> None:
@@ -238,29 +323,35 @@ def _confirm(group_id: str) -> None:
     if not pending:
         return
     given = str(st.session_state.pop(TOKEN_KEY, "") or "")
-    if not token_ok(rt, given):  # always checked: True only without a configured token, or the right one
-        st.session_state["pending"] = pending  # keep the confirmation open, to try again
-        _flash("error", "Wrong or missing admin token: nothing was done.")
+    refused = change_refusal(rt, given)  # the API's authority: a configured token, or explicit permission
+    if refused:
+        if not locked:
+            st.session_state["pending"] = pending  # keep the confirmation open, to try again
+        _flash("error", f"{refused[0].upper()}{refused[1:]}: nothing was done.")
         return
     by = operator()
     kind = pending["kind"]
     try:
         if kind == "status":
             action = pending["action"]
-            until = now + pending["seconds"] if action == "snooze" else None
-            g = rt.set_status(group_id, action, by=by, reason=pending.get("reason", ""), until=until)
-            _flash("success", f"Status is now **{g.status.value}** (by {by}).")
+            seconds, more = pending.get("seconds"), pending.get("more")
+            until = now + seconds if action == "snooze" and seconds else None
+            comment = str(st.session_state.pop(COMMENT_KEY, "") or "").strip()[:500]
+            g = rt.set_status(group_id, action, by=by, reason=comment, until=until, more=more)
+            _flash("success", f"Status is now **{g.status.value}** (by {md(by)}).")
         elif kind == "action":
             record = rt.request_action(group_id, action=pending["action"], params=pending["params"], by=by)
             if record.decision == "denied":
-                _flash("error", f"**Refused** by the safety policy: {record.reason}")
+                _flash("error", f"**Refused** by the safety policy: {md(record.reason)}")
             elif record.result.value == "failed":
-                _flash("error", f"**{record.action} failed**: {record.error or record.reason}")
+                _flash("error", f"**{md(record.action)} failed**: {md(record.error or record.reason)}")
             else:
                 dry = " (dry-run: nothing changed)" if record.dry_run else ""
-                _flash("success", f"**{record.action}**: {record.result.value}{dry} — {record.reason or 'done'}")
+                _flash(
+                    "success", f"**{md(record.action)}**: {record.result.value}{dry} — {md(record.reason or 'done')}"
+                )
     except (KeyError, ValueError) as err:
-        _flash("error", f"Not done: {err}")
+        _flash("error", f"Not done: {md(err)}")
 
 
 def _show_flash() -> None:
@@ -273,35 +364,35 @@ def _rule_section(g: ErrorGroup) -> None:
     w = why(g, rt.rules, rt.pipeline)
     if g.rule == "default" or w.rule is None:
         if w.rule is None:
-            st.warning(f"Rule **{g.rule}** is no longer in the rules file.")
+            st.warning(f"Rule **{md(g.rule)}** is no longer in the rules file.")
         else:
             st.markdown("No rule matched these lines, so they are ranked **P4 low** by default.")
     else:
         r = w.rule
         st.markdown(
-            f"Matched rule **{r.name}** → {priority_markdown(r.priority)}"
-            + (f" — {r.description}" if r.description else "")
+            f"Matched rule **{md(r.name)}** → {priority_markdown(r.priority)}"
+            + (f" — {md(r.description)}" if r.description else "")
         )
         if r.pattern:
             st.caption("Pattern (RE2)")
             st.code(r.pattern, language=None, wrap_lines=True)
         if r.keywords:
-            st.caption("Keywords: " + ", ".join(r.keywords))
+            st.caption("Keywords: " + md(", ".join(r.keywords)))
         if w.matched:
             st.caption("In the newest sample it matched")
             st.code(w.matched, language=None)
         st.caption(
-            f"Action: **{r.action}**"
-            + (f" ({', '.join(f'{k}={v}' for k, v in r.params.items())})" if r.params else "")
+            f"Action: **{md(r.action)}**"
+            + (f" ({md(', '.join(f'{k}={v}' for k, v in r.params.items()))})" if r.params else "")
             + f" · cooldown {duration(r.cooldown)}"
         )
     if w.variables:
         st.caption("Treated as variables (shown as <*> in the template), in the newest sample")
         st.code("\n".join(w.variables), language=None, wrap_lines=True)
     if w.now_rule != g.rule:
-        st.info(f"With the current rules, new lines like these would match **{w.now_rule}**.")
+        st.info(f"With the current rules, new lines like these would match **{md(w.now_rule)}**.")
     if g.escalated:
-        st.warning(f"Escalated from {g.base_priority.value}: {g.escalation_reason}")
+        st.warning(f"Escalated from {g.base_priority.value}: {md(g.escalation_reason)}")
 
 
 def _actions_section(g: ErrorGroup) -> None:
@@ -310,6 +401,14 @@ def _actions_section(g: ErrorGroup) -> None:
     if pending:
         with st.container(border=True):
             st.markdown(f"**Please confirm:** {pending['summary']}")
+            if pending.get("kind") == "status" and pending.get("action") != "reopen":
+                st.text_input(
+                    "Comment (optional)",
+                    key=COMMENT_KEY,
+                    max_chars=500,
+                    placeholder="e.g. INC-4211, fixed by the rollback",
+                    help="shown in the detail and in the CSV export",
+                )
             if needs_token:
                 st.text_input(
                     "Admin token",
@@ -321,16 +420,22 @@ def _actions_section(g: ErrorGroup) -> None:
             a.button("Confirm", type="primary", on_click=_confirm, args=(g.id,), key="confirm")
             b.button("Cancel", on_click=_cancel, key="cancel")
         return
+    if locked:
+        st.info(
+            "**Read-only console**: no `api.token` is configured, so nothing can be changed here "
+            "(as in the API). Set `api.token`, or `console.allow_changes_without_token: true`.",
+            icon=":material/lock:",
+        )
     st.caption(
         f"Status **{status_label(g.status)}**"
-        + (f" — {g.status_reason}" if g.status_reason else "")
-        + (f" (by {g.status_by}, {ago(g.status_changed_at, now=now)})" if g.status_by else "")
+        + (f" — {md(g.status_reason)}" if g.status_reason else "")
+        + (f" (by {md(g.status_by)}, {ago(g.status_changed_at, now=now)})" if g.status_by else "")
     )
     c1, c2, c3, c4 = st.columns(4)
     c1.button(
         "Acknowledge",
         key="ack",
-        disabled=g.status.value == "acknowledged",
+        disabled=locked or g.status.value == "acknowledged",
         on_click=_ask,
         kwargs={
             "kind": "status",
@@ -339,23 +444,26 @@ def _actions_section(g: ErrorGroup) -> None:
         },
         help="someone is on it: automatic actions stop for this group",
     )
-    snooze = c2.selectbox("Snooze for", list(SNOOZES), key="snooze_for", label_visibility="collapsed")
+    snooze = c2.selectbox("Snooze for", [*SNOOZES, *SNOOZE_MORE], key="snooze_for", label_visibility="collapsed")
     c2.button(
-        f"Snooze {snooze}",
+        f"Snooze {snooze}" if snooze in SNOOZES else f"Snooze {snooze}",
         key="snooze",
+        disabled=locked,
         on_click=_ask,
         kwargs={
             "kind": "status",
             "action": "snooze",
-            "seconds": SNOOZES[snooze],
-            "summary": f"snooze this error group for {snooze}",
+            "seconds": SNOOZES.get(snooze),
+            "more": SNOOZE_MORE.get(snooze),
+            "summary": f"snooze this error group {'for ' if snooze in SNOOZES else ''}{snooze}"
+            + (" lines" if snooze in SNOOZE_MORE else ""),
         },
         help="hide it from attention until then; it wakes earlier if it comes back",
     )
     c3.button(
         "Resolve",
         key="resolve",
-        disabled=g.status.value == "resolved",
+        disabled=locked or g.status.value == "resolved",
         on_click=_ask,
         kwargs={
             "kind": "status",
@@ -366,7 +474,7 @@ def _actions_section(g: ErrorGroup) -> None:
     c4.button(
         "Reopen",
         key="reopen",
-        disabled=g.status.value == "open",
+        disabled=locked or g.status.value == "open",
         on_click=_ask,
         kwargs={"kind": "status", "action": "reopen", "summary": "reopen this error group"},
     )
@@ -405,13 +513,13 @@ def _actions_section(g: ErrorGroup) -> None:
         st.button(
             f"Request {action}",
             key="request",
-            disabled=bool(bad),
+            disabled=locked or bool(bad),
             on_click=_ask,
             kwargs={
                 "kind": "action",
                 "action": action,
                 "params": params,
-                "summary": f"run **{action}** on {g.namespace}/{g.workload} ({mode})",
+                "summary": f"run **{md(action)}** on {md(g.namespace)}/{md(g.workload)} ({mode})",
             },
         )
 
@@ -422,24 +530,38 @@ def detail(group_id: str) -> None:
     if g is None:
         st.title("Error group not found")
         st.warning(
-            f"There is no error group with id `{group_id}`. It may have been removed by retention, "
+            f"There is no error group with id {md(group_id)}. It may have been removed by retention, "
             "or the link is from another Kube Sentinel."
         )
         return
     _show_flash()
-    st.title(f"{priority_label(g.priority)} · {g.namespace}/{g.workload}")
+    st.title(f"{priority_label(g.priority)} · {md(g.namespace)}/{md(g.workload)}")
     st.caption(
-        f"{priority_markdown(g.priority)} rule **{g.rule}** · container `{g.container or '—'}` · "
-        f"status {status_label(g.status)} · group `{g.id}`"
+        f"{priority_markdown(g.priority)} rule **{md(g.rule)}** · container {md(g.container or '—')} · "
+        f"status {status_label(g.status)} · group {md(g.id)}"
     )
     st.code(g.template, language=None, wrap_lines=True)
-    m = st.columns(6)
+    m = [*st.columns(3), *st.columns(3)]  # three a row: values like "1h02m ago" are not truncated
     m[0].metric("Occurrences", count(g.count), border=True)
     m[1].metric("Pods", g.pod_count, border=True)
     m[2].metric("First seen", ago(g.first_seen, now=now), help=when(g.first_seen), border=True)
     m[3].metric("Last seen", ago(g.last_seen, now=now), help=when(g.last_seen), border=True)
     m[4].metric("Impact", f"{g.impact:.1f}", help="recent rate × spread over pods × recency", border=True)
     m[5].metric("Remediated", g.remediations, help=f"last: {when(g.last_remediation_at)}", border=True)
+
+    with st.expander("Raw logs in Loki (LogQL)", expanded=False, icon=":material/manage_search:"):
+        query = for_group(g)
+        st.caption("This query selects exactly this group's lines (copy it with the button at its right).")
+        st.code(query, language=None, wrap_lines=True)
+        grafana = rt.config.grafana
+        if grafana.url and grafana.loki_datasource_uid:
+            st.link_button(
+                "Open in Grafana Explore",
+                explore_url(grafana.url, grafana.loki_datasource_uid, query),
+                icon=":material/open_in_new:",
+            )
+        else:
+            st.caption("Set grafana.url and grafana.loki_datasource_uid in config.yaml for an Explore link.")
 
     st.subheader("Per minute")
     st.plotly_chart(

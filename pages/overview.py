@@ -14,9 +14,11 @@ from sentinel.ui.format import (
     ago,
     count,
     duration,
+    md,
     priority_badge,
     priority_label,
     shorten,
+    svg_text,
 )
 from sentinel.ui.health import ICONS, banners, checks
 from sentinel.ui.queries import live_feed, top_workloads
@@ -40,8 +42,8 @@ def live() -> None:
     cols = st.columns(4)
     for col, c in zip(cols, checks(rt), strict=False):
         with col:
-            st.metric(f"{ICONS[c.level]} {c.name}", c.value, help=c.detail, border=True)
-            st.caption(shorten(c.detail, 90))
+            st.metric(f"{ICONS[c.level]} {c.name}", md(c.value), help=md(c.detail), border=True)
+            st.caption(md(shorten(c.detail, 90)))
 
     stats = rt.store.stats(now=now)
     if stats.total_groups == 0:
@@ -83,7 +85,7 @@ def live() -> None:
         if top_ns:
             st.plotly_chart(
                 charts.horizontal_bars(
-                    [k or "(none)" for k, _ in top_ns], [v for _, v in top_ns], title="error groups"
+                    [svg_text(k or "(none)") for k, _ in top_ns], [v for _, v in top_ns], title="error groups"
                 ),
                 key="ns_chart",
                 config={"displayModeBar": False},
@@ -96,7 +98,7 @@ def live() -> None:
         if tw.rows:
             st.plotly_chart(
                 charts.horizontal_bars(
-                    [f"{r['namespace']}/{r['workload']}" for r in tw.rows],
+                    [svg_text(f"{r['namespace']}/{r['workload']}") for r in tw.rows],
                     [r["occurrences"] for r in tw.rows],
                     colors=[PRIORITY_COLORS[r["worst"]] for r in tw.rows],
                     title="log lines (colour: worst priority)",

@@ -7,7 +7,7 @@ import streamlit as st
 
 from sentinel.ui.context import runtime
 from sentinel.ui.explain import backtest, rule_rows, try_line
-from sentinel.ui.format import ago, count, duration, priority_badge, priority_markdown
+from sentinel.ui.format import ago, count, duration, md, priority_badge, priority_markdown
 from sentinel.ui.tables import with_priority_colours
 
 rt = runtime()
@@ -70,7 +70,7 @@ with left:
         st.warning("Paste a log line first.")
     elif tried:
         e = try_line(rt.pipeline, line, namespace=ns.strip(), pod=pod.strip(), container=container.strip())
-        st.markdown(f"Rule **{e.rule}** → {priority_markdown(e.priority)}")
+        st.markdown(f"Rule **{md(e.rule)}** → {priority_markdown(e.priority)}")
         st.caption("Message (after parsing JSON / logfmt / klog)")
         st.code(e.message, language=None, wrap_lines=True)
         st.caption("Template (variable parts masked): lines with the same template form one group")
@@ -78,7 +78,7 @@ with left:
         workload = f"{e.namespace}/{e.workload}" if e.namespace else (e.workload or "(no workload labels)")
         existing = rt.store.get_group(e.group)
         st.markdown(
-            f"Group `{e.group}` in **{workload}**"
+            f"Group {md(e.group)} in **{md(workload)}**"
             + (
                 f" — already seen {count(existing.count)} times: [open it](/errors?id={e.group})"
                 if existing
@@ -101,7 +101,7 @@ with right:
     elif run_it:
         bt = backtest(rt.store, pattern.strip(), max_groups=limit)
         if bt.error:
-            st.error(f"Not a valid RE2 pattern: {bt.error}")
+            st.error(f"Not a valid RE2 pattern: {md(bt.error)}")
         else:
             scope = (
                 f"the {bt.groups_scanned:,} most recently seen of {bt.groups_total:,} groups"
@@ -114,7 +114,8 @@ with right:
             )
             if bt.by_rule:
                 st.caption(
-                    "Rules holding those groups today: " + ", ".join(f"{r} ({n})" for r, n in bt.by_rule.most_common())
+                    "Rules holding those groups today: "
+                    + md(", ".join(f"{r} ({n})" for r, n in bt.by_rule.most_common()))
                 )
             if bt.rows:
                 st.dataframe(

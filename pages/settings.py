@@ -7,15 +7,25 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from sentinel.engine.settings import RuntimeSettings
+from sentinel.engine.settings import RuntimeSettings, validate_update
 from sentinel.errors import ConfigError, SafetyRefused
-from sentinel.ui.context import admin_token, operator, runtime, token_ok
-from sentinel.ui.format import ago, duration, when
-from sentinel.ui.settings_form import FIELDS, LABELS, change_of, field_errors, form_values, history_rows, overrides
+from sentinel.ui.context import admin_token, change_refusal, operator, read_only, runtime
+from sentinel.ui.format import ago, duration, md, when
+from sentinel.ui.settings_form import (
+    FIELDS,
+    LABELS,
+    change_of,
+    field_errors,
+    form_values,
+    history_rows,
+    overrides,
+    risky_changes,
+)
 
 rt = runtime()
 now = rt.clock()
 needs_token = bool(admin_token(rt))
+locked = read_only(rt)  # no api.token and no console.allow_changes_without_token: nothing may change
 source = rt.config_path or "config.yaml"
 
 st.title(":material/settings: Settings")
@@ -51,16 +61,32 @@ def _save() -> None:
     ss = st.session_state
     ss.pop("s_errors", None)
     ss.pop("s_saved", None)
+    ss.pop("s_risky", None)
     values = {name: ss.get(f"s_{name}") for name in FIELDS}
-    if needs_token and not token_ok(rt, str(ss.get("s_token", ""))):
-        ss["s_errors"] = {"token": ["wrong or missing admin token: nothing was saved"]}
+    refused = change_refusal(rt, str(ss.get("s_token", "")))
+    if refused:
+        ss["s_errors"] = {"token": [f"{refused}: nothing was saved"]}
         return
     change = change_of(rt.settings, values)
     if not change:
         ss["s_saved"] = "Nothing changed."
         return
     try:
-        changes = rt.update_settings(change, by=operator())
+        validate_update(change)  # bad fields are named first; only a valid change is asked about
+    except ConfigError as err:
+        ss["s_errors"] = field_errors(err.problems)
+        return
+    risky = risky_changes(rt.settings, RuntimeSettings.from_config(rt.config), change)
+    if risky:  # asked by name before anything is saved; see _confirm_risky
+        ss["s_risky"] = {"change": change, "risky": risky}
+        return
+    _apply(change, confirmed=[])
+
+
+def _apply(change: dict[str, Any], *, confirmed: list[str]) -> None:
+    ss = st.session_state
+    try:
+        changes = rt.update_settings(change, by=operator(), confirmed=confirmed)
     except ConfigError as err:
         ss["s_errors"] = field_errors(err.problems)
         return
@@ -73,6 +99,30 @@ def _save() -> None:
     ss["s_saved"] = (
         "Saved and applied: " + ", ".join(LABELS.get(k, k) for k in changes) if changes else "Nothing changed."
     )
+    if confirmed:
+        ss["s_saved"] += " (confirmed: " + "; ".join(confirmed) + ")"
+
+
+def _confirm_risky() -> None:
+    ss = st.session_state
+    pending = ss.pop("s_risky", None)
+    if not pending:
+        return
+    refused = change_refusal(rt, str(ss.get("s_token", "")))
+    if refused:
+        ss["s_errors"] = {"token": [f"{refused}: nothing was saved"]}
+        return
+    # the risky parts are named again against the settings as they are now (another change may have landed)
+    risky = risky_changes(rt.settings, RuntimeSettings.from_config(rt.config), pending["change"])
+    if risky != pending["risky"]:
+        ss["s_risky"] = {"change": pending["change"], "risky": risky}
+        return
+    _apply(pending["change"], confirmed=risky)
+
+
+def _cancel_risky() -> None:
+    st.session_state.pop("s_risky", None)
+    st.session_state["s_saved"] = "Not saved: the risky change was cancelled. Nothing was changed."
 
 
 def _reload() -> None:
@@ -85,12 +135,28 @@ errors: dict[str, list[str]] = st.session_state.get("s_errors", {})
 
 def _errors_for(name: str) -> None:
     for why in errors.get(name, []):
-        st.error(f"{LABELS.get(name, name)}: {why}", icon=":material/warning:")
+        st.error(f"{LABELS.get(name, name)}: {md(why)}", icon=":material/warning:")
 
 
 saved_note = st.session_state.pop("s_saved", None)
 if saved_note:
     st.success(saved_note, icon=":material/check_circle:")
+risky_pending = st.session_state.get("s_risky")
+if risky_pending:
+    with st.container(border=True, key="risky_confirm"):
+        st.warning(
+            "**Please confirm these risky changes** (nothing is saved until you do):\n"
+            + "\n".join(f"- {item}" for item in risky_pending["risky"]),
+            icon=":material/warning:",
+        )
+        c1, c2, _ = st.columns([2, 1, 3])
+        c1.button(
+            "Confirm: " + "; ".join(risky_pending["risky"]),
+            type="primary",
+            on_click=_confirm_risky,
+            key="s_confirm_risky",
+        )
+        c2.button("Cancel", on_click=_cancel_risky, key="s_cancel_risky")
 if errors:
     st.error("Not saved: fix the fields marked below. Nothing was changed.", icon=":material/block:")
     _errors_for("_form")
@@ -163,8 +229,14 @@ with st.form("settings"):
             key="s_token",
             help="this Kube Sentinel has an admin token (api.token): changes need it",
         )
-        _errors_for("token")
-    st.form_submit_button("Save and apply", type="primary", on_click=_save)
+    _errors_for("token")
+    st.form_submit_button(
+        "Save and apply",
+        type="primary",
+        on_click=_save,
+        disabled=locked,
+        help="read-only: no api.token is configured" if locked else None,
+    )
 st.button("Discard edits (show the current values)", on_click=_reload, key="s_reload_btn")
 
 st.subheader("Change history")
@@ -211,8 +283,9 @@ st.caption(
 
 
 def _reset(workload: str) -> None:
-    if needs_token and not token_ok(rt, str(st.session_state.get("b_token", ""))):
-        st.session_state["b_msg"] = ("error", "wrong or missing admin token: the breaker was not reset")
+    refused = change_refusal(rt, str(st.session_state.get("b_token", "")))
+    if refused:
+        st.session_state["b_msg"] = ("error", f"{refused}: the breaker was not reset")
         return
     if rt.read_only:
         holder = rt.leadership().get("holder") or "unknown"
@@ -237,10 +310,12 @@ else:
     for workload, b in sorted(breakers.items()):
         c1, c2 = st.columns([5, 1], vertical_alignment="center")
         if b.open:
-            c1.error(f"**{workload}** — open since {ago(b.opened_at, now=now)}: {b.reason}", icon=":material/block:")
+            c1.error(
+                f"**{md(workload)}** — open since {ago(b.opened_at, now=now)}: {md(b.reason)}", icon=":material/block:"
+            )
             c2.button("Reset", key=f"reset_{workload}", on_click=_reset, args=(workload,))
         else:
             c1.success(
-                f"**{workload}** — closed by {b.reset_by or '?'} {ago(b.reset_at, now=now)}",
+                f"**{md(workload)}** — closed by {md(b.reset_by or '?')} {ago(b.reset_at, now=now)}",
                 icon=":material/check_circle:",
             )

@@ -143,6 +143,28 @@ class ApiConfig(Section):
     token_file: str = ""
 
 
+class ConsoleConfig(Section):
+    """The Streamlit console. Without ``api.token`` the console is read-only, like the API, unless
+    ``allow_changes_without_token`` says otherwise (the demo does); the console then shows a banner."""
+
+    allow_changes_without_token: bool = False
+
+
+class GrafanaConfig(Section):
+    """Where "Open in Grafana Explore" links go: ``url`` (e.g. https://grafana.example.com) and the
+    uid of its Loki datasource. Empty ``url``: no link, the LogQL query is still shown."""
+
+    url: str = ""
+    loki_datasource_uid: str = ""
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v.rstrip("/")
+
+
 class LifecycleConfig(Section):
     resolve_after: Duration = 3600.0
     burst_factor: float = Field(default=5.0, gt=1)
@@ -204,6 +226,8 @@ class Config(Section):
     rules_file: str = "/etc/kube-sentinel/rules.yaml"
     store: StoreConfig = Field(default_factory=StoreConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig)
+    grafana: GrafanaConfig = Field(default_factory=GrafanaConfig)
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     leader_election: LeaderElectionConfig = Field(default_factory=LeaderElectionConfig)

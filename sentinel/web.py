@@ -60,12 +60,117 @@ def app_script(env: Mapping[str, str] | None = None) -> Path:
     raise FileNotFoundError(f"the console's app.py was not found (tried {tried}); set {APP_ENV}")
 
 
+# The console's pages (``app.py`` builds its navigation from the same names): "" is the overview.
+CONSOLE_PAGES = ("", "errors", "rules", "history", "settings")
+# What Streamlit itself serves besides the pages (its reserved prefixes, auth, files at the root).
+STREAMLIT_PREFIXES = ("_stcore", "static", "media", "component", "app", "auth", "oauth2callback")
+NOT_FOUND_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Not found · Kube Sentinel</title>
+<style>body{{font-family:sans-serif;max-width:40rem;margin:4rem auto;color:#262730}}</style></head>
+<body><h1>Not found</h1><p>Kube Sentinel has no page at <code>{path}</code>.</p>
+<p>Pages: <a href="/">Overview</a> · <a href="/errors">Errors</a> · <a href="/rules">Rules</a> ·
+<a href="/history">History</a> · <a href="/settings">Settings</a>.
+Probes: <code>/health</code> (alive), <code>/ready</code> (ready). API: <a href="/api/docs">/api/docs</a>.</p>
+</body></html>
+"""
+
+
 def api_routes_for(runtime: Runtime) -> Sequence[Any]:
-    """The API's Starlette routes (``sentinel.api.app.api_routes``)."""
+    """The API's Starlette routes (``sentinel.api.app.api_routes``), then the console's own routes."""
     from sentinel.api.app import api_routes
 
-    routes: Sequence[Any] = api_routes(runtime)
-    return routes
+    routes: list[Any] = list(api_routes(runtime))
+    return [*routes, *console_routes(routes)]
+
+
+def console_routes(api: Sequence[Any]) -> list[Any]:
+    """``/errors/{id}`` (the Go tool's link) -> ``/errors?id=``; any other ``/api/*`` -> a JSON 404 (405
+    when the path exists for other methods). Mounted after the API's routes, before Streamlit's."""
+    from urllib.parse import quote
+
+    from starlette.requests import Request
+    from starlette.responses import RedirectResponse
+    from starlette.routing import Route
+
+    async def group_link(request: Request) -> RedirectResponse:
+        return RedirectResponse(f"/errors?id={quote(request.path_params['group_id'], safe='')}", status_code=307)
+
+    return [
+        Route("/errors/{group_id}", group_link, methods=["GET", "HEAD"]),
+        Route("/api", ApiNotFound(api)),
+        Route("/api/{rest:path}", ApiNotFound(api)),
+    ]
+
+
+class ApiNotFound:
+    """ASGI endpoint for an ``/api/*`` path no API route serves: 405 naming the allowed methods when the
+    path exists for others, else a JSON 404 (the API's error shape), never the console's HTML."""
+
+    def __init__(self, api: Sequence[Any]) -> None:
+        self.api = list(api)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        from starlette.responses import JSONResponse
+        from starlette.routing import Match
+
+        allowed = sorted(
+            {m for r in self.api if r.matches(scope)[0] is Match.PARTIAL for m in (getattr(r, "methods", None) or ())}
+        )
+        if allowed:
+            detail = f"{scope['method']} is not allowed on {scope['path']}: use {', '.join(allowed)}"
+            response = JSONResponse({"detail": detail, "problems": []}, 405, headers={"Allow": ", ".join(allowed)})
+        else:
+            detail = f"no API endpoint at {scope['path']} (see /api/docs)"
+            response = JSONResponse({"detail": detail, "problems": []}, status_code=404)
+        await response(scope, receive, send)
+
+
+class KnownPaths:
+    """Pure ASGI middleware: a path that is neither a console page, an API route nor Streamlit's own
+    is answered 404 (an HTML page), instead of Streamlit's single-page catch-all (200 ``index.html``),
+    so a probe at ``/healthz`` or a typo fails visibly."""
+
+    def __init__(self, app: Any, *, pages: Sequence[str] = CONSOLE_PAGES, files: Sequence[str] = ()) -> None:
+        self.app = app
+        self.known = frozenset(pages) | frozenset(STREAMLIT_PREFIXES) | {"api", "ws", "health", "ready", "metrics"}
+        self.files = frozenset(files)
+
+    def is_known(self, path: str) -> bool:
+        first = path.lstrip("/").split("/", 1)[0]
+        return first in self.known or first in self.files
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or self.is_known(scope.get("path", "/")):
+            await self.app(scope, receive, send)
+            return
+        from html import escape
+
+        from starlette.responses import HTMLResponse
+
+        page = NOT_FOUND_PAGE.format(path=escape(scope.get("path", "")))
+        await HTMLResponse(page, status_code=404)(scope, receive, send)
+
+
+def streamlit_files() -> list[str]:
+    """The files at the root of Streamlit's static folder (favicon.png, manifest.json, ...)."""
+    from streamlit import file_util
+
+    folder = Path(file_util.get_static_dir())
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+def page_navigation_only() -> None:
+    """Turn off Streamlit's old ``pages/`` folder mode for the whole process.
+
+    With a ``pages/`` folder beside ``app.py``, Streamlit runs a deep link's page file *alone* (its
+    automatic page list, no ``app.py``: no sidebar, banners or "Your name") until some session runs
+    ``app.py``'s ``st.navigation``, which turns that mode off. A bookmarked link as the first visit
+    after a restart then broke navigation for every new session. ``app.py`` always navigates, so the
+    mode is never wanted. (Streamlit keeps the flag on ``PagesManager``; checked by tests/e2e.)
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    PagesManager.uses_pages_directory = False
 
 
 def build_app(runtime: Runtime, *, script: Path | None = None, routes: Sequence[Any] | None = None) -> Any:
@@ -85,10 +190,14 @@ def build_app(runtime: Runtime, *, script: Path | None = None, routes: Sequence[
                 uninstall()
             log.info("engine stopped")
 
+    from starlette.middleware import Middleware
+
+    page_navigation_only()
     return st.App(
         str(script or app_script()),
         lifespan=lifespan,
         routes=list(routes) if routes is not None else list(api_routes_for(runtime)),
+        middleware=[Middleware(KnownPaths, files=streamlit_files())],
     )
 
 

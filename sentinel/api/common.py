@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -38,10 +39,22 @@ def not_found(what: str, ident: str) -> ApiError:
     return ApiError(404, f"no {what} with id {shown!r}")
 
 
-def csv_cell(value: Any) -> Any:
-    """How one JSON value is written in CSV: null -> empty, booleans lower case, objects as JSON.
+# Columns holding a time (POSIX seconds in JSON): written in CSV as ISO 8601 in UTC, as the console shows.
+TIME_COLUMN = re.compile(r"^(time|until)$|_(at|seen|until)$")
+
+
+def iso_utc(ts: float) -> str:
+    """``2026-11-28T10:46:24Z``: ISO 8601, UTC, whole seconds."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def csv_cell(value: Any, *, column: str = "") -> Any:
+    """How one JSON value is written in CSV: null -> empty, booleans lower case, objects as JSON, and a
+    time column's seconds as ISO 8601 in UTC.
 
     Numbers stay numbers, so that :func:`sentinel.core.export.safe_cell` leaves a negative one alone."""
+    if column and TIME_COLUMN.search(column) and isinstance(value, int | float) and not isinstance(value, bool):
+        return iso_utc(float(value)) if value > 0 else ""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -56,7 +69,9 @@ def csv_cell(value: Any) -> Any:
 def csv_response(model: type[BaseModel], rows: Sequence[BaseModel], *, filename: str, total: int) -> Response:
     """The rows as CSV: a header of ``model``'s fields, then one line per row, same values as JSON."""
     columns = list(model.model_fields)
-    text = csv_text(columns, ([csv_cell(d[c]) for c in columns] for d in (r.model_dump(mode="json") for r in rows)))
+    text = csv_text(
+        columns, ([csv_cell(d[c], column=c) for c in columns] for d in (r.model_dump(mode="json") for r in rows))
+    )
     return Response(
         text.encode("utf-8"),
         media_type=CSV_MEDIA_TYPE,

@@ -20,7 +20,7 @@ from sentinel.api.schemas import (
 )
 from sentinel.core.model import Priority, Status
 from sentinel.engine.runtime import Runtime
-from sentinel.store.base import GroupQuery, RecordQuery
+from sentinel.store.base import MAX_PAGE_SIZE, GroupQuery, RecordQuery
 
 router = APIRouter(prefix="/api/errors", tags=["errors"])
 
@@ -48,7 +48,10 @@ def _detail(runtime: Runtime, group_id: str) -> GroupDetail:
     if group is None:
         raise not_found("error group", group_id)
     page = runtime.store.list_remediations(RecordQuery(group_id=group_id, page_size=DETAIL_RECORDS))
-    return GroupDetail.build(group, page.items, page.total)
+    grafana = runtime.config.grafana
+    return GroupDetail.build(
+        group, page.items, page.total, grafana_url=grafana.url, datasource_uid=grafana.loki_datasource_uid
+    )
 
 
 @router.get("", response_model=GroupList, responses=CSV_RESPONSES, summary="List error groups")
@@ -69,8 +72,16 @@ def list_errors(
     sort: Annotated[Literal["priority", "impact", "last_seen", "count", "first_seen"], Query()] = "priority",
     page: Page = 1,
     page_size: PageSize = 100,
+    page_size_go: Annotated[
+        int | None,
+        Query(alias="pageSize", ge=1, le=MAX_PAGE_SIZE, description="the Go tool's name for page_size"),
+    ] = None,
     format: Format = "json",
 ) -> GroupList | Response:
+    if page_size_go is not None:
+        if page_size != 100 and page_size != page_size_go:
+            raise ApiError(422, "invalid request", ["pageSize: and page_size name the same thing: give one"])
+        page_size = page_size_go
     query = GroupQuery(
         namespace=namespace or None,
         workload=workload or None,

@@ -18,7 +18,7 @@ from sentinel.engine.runtime import Runtime
 router = APIRouter(tags=["health"])
 
 READY_CACHE_SECONDS = 2.0
-CHECKS = ("config", "rules", "store", "poll")
+CHECKS = ("config", "rules", "store")  # not Loki: poll health is in /api/stats and /metrics
 # Shown in /ready without making it fail: a halted remediator must keep the console reachable
 # through the Service, so that a person can see why and reset it.
 HALTED = "halted: {reason}; no action runs until a person resets breaker 'remediator'"
@@ -54,7 +54,7 @@ def health(runtime: RuntimeDep) -> Alive:
     "/ready",
     response_model=Readiness,
     responses={503: {"model": Readiness, "description": "not ready: the failing checks"}},
-    summary="Ready: config and rules loaded, store writable, a recent successful poll",
+    summary="Ready: config and rules loaded, store writable (Loki is not a check: see /api/stats poll)",
     description=(
         "503 with the failing checks when not ready. `checks.remediation` says when the remediator is halted "
         "(a dry run changed the cluster): shown, but it does not fail readiness, so the console stays reachable."

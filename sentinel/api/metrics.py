@@ -112,6 +112,20 @@ class RuntimeCollector(Collector):
             "When the last successful poll ran (0: never)",
             value=h.last_success_at or 0.0,
         )
+        state, _ = rt.poll_state()
+        yield GaugeMetricFamily(
+            f"{PREFIX}_poll_healthy",
+            "1 when reading the logs works (not failing, not stale; a follower counts as healthy)",
+            value=int(state in ("ok", "follower")),
+        )
+        poll_state = GaugeMetricFamily(
+            f"{PREFIX}_poll_state",
+            "1 for the current poll state (ok, waiting, failing, stale, follower)",
+            labels=["state"],
+        )
+        for name in POLL_STATES:
+            poll_state.add_metric([name], int(name == state))
+        yield poll_state
 
         sh = rt.store.health()
         yield CounterMetricFamily(
@@ -221,6 +235,9 @@ class RuntimeCollector(Collector):
             value=h.rules_rejections,
         )
         yield GaugeMetricFamily(f"{PREFIX}_start_time_seconds", "When the process started", value=h.started_at)
+
+
+POLL_STATES = ("ok", "waiting", "failing", "stale", "follower")
 
 
 def build_registry(runtime: Runtime) -> CollectorRegistry:

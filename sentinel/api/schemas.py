@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from sentinel.core.durations import parse_duration
+from sentinel.core.logql import explore_url, for_group
 from sentinel.core.model import ErrorGroup, Priority, RemediationRecord, cut_text
 from sentinel.engine.settings import RuntimeSettings
 
@@ -59,6 +60,8 @@ class GroupRow(BaseModel):
     escalated: bool
     remediations: int
     last_remediation_at: float | None
+    status_by: str = Field(default="", description="who last changed the status")
+    status_reason: str = Field(default="", description="their comment (acknowledge, snooze, resolve)")
 
     @classmethod
     def of(cls, g: ErrorGroup) -> GroupRow:
@@ -81,6 +84,8 @@ class GroupRow(BaseModel):
             escalated=g.escalated,
             remediations=g.remediations,
             last_remediation_at=g.last_remediation_at,
+            status_by=g.status_by,
+            status_reason=g.status_reason,
         )
 
 
@@ -90,6 +95,14 @@ class GroupList(BaseModel):
     page: int
     page_size: int
     pages: int
+    errors: list[GroupRow] = Field(default_factory=list, description="the same rows as items (the Go tool's name)")
+    pageSize: int = Field(default=0, description="the same as page_size (the Go tool's name)")  # noqa: N815
+
+    @model_validator(mode="after")
+    def _go_names(self) -> GroupList:
+        self.errors = self.items
+        self.pageSize = self.page_size
+        return self
 
 
 class MinuteCount(BaseModel):
@@ -169,26 +182,38 @@ class GroupDetail(GroupRow):
     samples: list[str]
     minute_counts: list[MinuteCount]
     status_changed_at: float
-    status_by: str
-    status_reason: str
     snooze_until: float | None
     snooze_until_count: int | None
     escalation_reason: str
     remediation_history: list[RemediationRow]
     remediation_total: int
+    logql: str = Field(description="a LogQL query selecting this group's lines in Loki")
+    explore_url: str | None = Field(
+        default=None,
+        description="Grafana Explore with that query (when grafana.url and its Loki datasource uid are set)",
+    )
 
     @classmethod
-    def build(cls, g: ErrorGroup, records: list[RemediationRecord], total: int) -> GroupDetail:
+    def build(
+        cls,
+        g: ErrorGroup,
+        records: list[RemediationRecord],
+        total: int,
+        *,
+        grafana_url: str = "",
+        datasource_uid: str = "",
+    ) -> GroupDetail:
         row = GroupRow.of(g).model_dump()
+        query = for_group(g)
         return cls(
             **row,
+            logql=query,
+            explore_url=explore_url(grafana_url, datasource_uid, query) if grafana_url and datasource_uid else None,
             base_priority=g.base_priority.value,
             pods=list(g.pods),
             samples=[cut_text(x) for x in g.samples],
             minute_counts=[MinuteCount(minute=m * 60, count=n) for m, n in sorted(g.minute_counts.items())],
             status_changed_at=g.status_changed_at,
-            status_by=g.status_by,
-            status_reason=g.status_reason,
             snooze_until=g.snooze_until,
             snooze_until_count=g.snooze_until_count,
             escalation_reason=g.escalation_reason,
@@ -237,6 +262,10 @@ class RatePoint(BaseModel):
 
 class PollHealth(BaseModel):
     ok: bool
+    state: str = Field(
+        description="ok, waiting (no poll yet), failing (Loki errors), stale (no good poll lately), follower"
+    )
+    detail: str = ""
     polls: int
     poll_errors: int
     consecutive_errors: int
@@ -361,10 +390,59 @@ class SettingsOut(BaseModel):
         return cls.model_validate(s.to_dict())
 
 
+# The Go tool's names (its config keys and camelCase forms) accepted beside ours: {ours: (aliases...)}.
+SETTINGS_ALIASES: dict[str, tuple[str, ...]] = {
+    "remediation_enabled": ("enabled", "remediationEnabled"),
+    "dry_run": ("dryRun",),
+    "max_actions_per_hour": ("maxActionsPerHour",),
+    "per_workload_per_hour": ("perWorkloadPerHour",),
+    "excluded_namespaces": ("excludedNamespaces",),
+    "poll_interval": ("pollInterval",),
+    "lookback": (),
+    "query": (),
+}
+
+
+def canonical_settings(data: dict[str, Any]) -> dict[str, Any]:
+    """A settings change with the Go tool's names (``enabled``, ``dryRun``, ...) renamed to ours; the engine
+    then checks it as a whole (each bad or unknown field named). One setting under two names: ValueError."""
+    out = dict(data)
+    problems = []
+    for ours, aliases in SETTINGS_ALIASES.items():
+        given = [n for n in (ours, *aliases) if n in data]
+        if len(given) > 1:
+            problems.append(f"{given[0]}: {' and '.join(given)} name the same setting: give one")
+        elif given and given[0] != ours:
+            out[ours] = out.pop(given[0])
+    if problems:
+        raise ValueError(problems)
+    return out
+
+
+class SettingsIn(BaseModel):
+    """The body of ``POST /api/settings``, for the OpenAPI schema (the engine validates the change).
+
+    Every field optional, unknown fields refused. The Go tool's names are aliases: ``enabled``
+    (remediation_enabled), ``dryRun``, ``maxActionsPerHour``, ``perWorkloadPerHour``,
+    ``excludedNamespaces``, ``pollInterval``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    remediation_enabled: bool | None = Field(default=None, description="alias: enabled, remediationEnabled")
+    dry_run: bool | None = Field(default=None, description="alias: dryRun")
+    max_actions_per_hour: int | None = Field(default=None, ge=0, le=10_000, description="alias: maxActionsPerHour")
+    per_workload_per_hour: int | None = Field(default=None, ge=0, le=1_000, description="alias: perWorkloadPerHour")
+    excluded_namespaces: list[str] | None = Field(default=None, description="alias: excludedNamespaces")
+    poll_interval: float | str | None = Field(default=None, description="seconds or 30s, 5m; alias: pollInterval")
+    lookback: float | str | None = Field(default=None, description="seconds or a duration like 1h")
+    query: str | None = Field(default=None, description="a LogQL log query")
+
+
 class SettingsHistoryEntry(BaseModel):
     time: float
     by: str
     changes: dict[str, list[Any]]
+    confirmed: list[str] = Field(default_factory=list, description="risky changes the person confirmed, by name")
 
 
 class SettingsView(BaseModel):

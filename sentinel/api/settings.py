@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body
 
 from sentinel.api.common import ApiError
 from sentinel.api.deps import RuntimeDep, Writer
-from sentinel.api.schemas import Problem, SettingsHistoryEntry, SettingsOut, SettingsResult, SettingsView
-from sentinel.engine.settings import SettingsUpdate
+from sentinel.api.schemas import (
+    Problem,
+    SettingsHistoryEntry,
+    SettingsIn,
+    SettingsOut,
+    SettingsResult,
+    SettingsView,
+    canonical_settings,
+)
 from sentinel.errors import ConfigError, SafetyRefused
 
 router = APIRouter(prefix="/api/settings", tags=["settings"])
@@ -33,12 +42,26 @@ def get_settings(runtime: RuntimeDep) -> SettingsView:
     description=(
         "Every field is optional; the change is validated as a whole: any bad field gives 422 naming each "
         "one, and nothing is saved. A valid change is persisted, applied at once and recorded with who made it. "
-        "Durations are seconds or Go-style strings (30s, 5m)."
+        "Durations are seconds or Go-style strings (30s, 5m). The Go tool's names are accepted as aliases: "
+        "`enabled` (remediation_enabled), `dryRun`, `maxActionsPerHour`, `perWorkloadPerHour`, "
+        "`excludedNamespaces`, `pollInterval`."
     ),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": SettingsIn.model_json_schema()}},
+        }
+    },
 )
-def change_settings(runtime: RuntimeDep, who: Writer, body: SettingsUpdate) -> SettingsResult:
+def change_settings(
+    runtime: RuntimeDep, who: Writer, body: Annotated[dict[str, Any], Body(description="see SettingsIn")]
+) -> SettingsResult:
     try:
-        changed = runtime.update_settings(body.model_dump(exclude_none=True), by=who)
+        change = canonical_settings({k: v for k, v in body.items() if v is not None})
+    except ValueError as err:
+        raise ApiError(422, "invalid settings change, nothing was saved", err.args[0]) from None
+    try:
+        changed = runtime.update_settings(change, by=who)
     except ConfigError as err:
         raise ApiError(422, "invalid settings change, nothing was saved", err.problems) from None
     except SafetyRefused as err:

@@ -16,8 +16,11 @@ router = APIRouter(prefix="/api/stats", tags=["stats"])
 
 def poll_health(runtime: Runtime) -> PollHealth:
     h = runtime.health
+    state, detail = runtime.poll_state()
     return PollHealth(
-        ok=h.last_success_at is not None and h.consecutive_errors == 0,
+        ok=state in ("ok", "follower"),
+        state=state,
+        detail=redact(runtime, detail),
         polls=h.polls,
         poll_errors=h.poll_errors,
         consecutive_errors=h.consecutive_errors,

@@ -18,7 +18,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 NS = 1_000_000_000
 MS = 1_000_000
 MAX_RULES_ERROR = 400  # characters of a rejected rules file's reason kept, logged and served
-READY_STALE_FACTOR = 3  # /ready fails when the last good poll is older than 3 poll intervals
+READY_STALE_FACTOR = 3  # polls are stale when the last good one is older than 3 poll intervals
 # Alert-only (action none) records per poll; the groups past it share one summary record, so a
 # first start on a busy cluster does not flood the audit log or the notifications.
 ALERTS_PER_POLL = 200
@@ -387,24 +387,32 @@ class Runtime:
         return not self.health.leader
 
     def ready(self) -> tuple[bool, dict[str, str]]:
-        """(ready, {check: problem}) for /ready: config, rules, store, recent successful poll."""
+        """(ready, {check: problem}) for /ready: the process can serve (config, rules, store).
+
+        Loki is not part of it: a Loki outage must not take the console out of its Service exactly
+        when an SRE needs it. Poll health is :meth:`poll_state` (console banner, /api/stats, /metrics).
+        """
         problems: dict[str, str] = {}
         ok, why = self.store.writable()
         if not ok:
             problems["store"] = why
         if self.health.rules_error:
             problems["rules"] = self.health.rules_error
-        now = self.clock()
-        stale_after = READY_STALE_FACTOR * max(self.settings.poll_interval, 10.0)
-        if self.health.leader:
-            if self.health.last_success_at is None:
-                problems["poll"] = self.health.last_error or "no successful poll yet"
-            elif now - self.health.last_success_at > stale_after:
-                problems["poll"] = (
-                    f"last successful poll {int(now - self.health.last_success_at)}s ago; "
-                    f"last error: {self.health.last_error or 'none'}"
-                )
         return not problems, problems
+
+    def poll_state(self) -> tuple[str, str]:
+        """("ok" | "waiting" | "failing" | "stale" | "follower", why): how reading the logs goes."""
+        h = self.health
+        if not h.leader:
+            return "follower", "another replica polls"
+        if h.consecutive_errors:
+            return "failing", f"{h.consecutive_errors} poll(s) failed in a row: {h.last_error or 'unknown error'}"
+        if h.last_success_at is None:
+            return "waiting", h.last_error or "no successful poll yet"
+        age = self.clock() - h.last_success_at
+        if age > READY_STALE_FACTOR * max(self.settings.poll_interval, 10.0):
+            return "stale", f"last successful poll {int(age)}s ago; last error: {h.last_error or 'none'}"
+        return "ok", f"last successful poll {int(age)}s ago"
 
     # -- the engine cycle -----------------------------------------------------------------------
 
@@ -700,9 +708,10 @@ class Runtime:
 
     # -- people's actions -------------------------------------------------------------------------
 
-    def update_settings(self, data: dict[str, Any], *, by: str) -> dict[str, list[Any]]:
-        """Validate all, apply all, persist, record who. ``ConfigError`` names every bad field;
-        ``SafetyRefused`` on a follower replica (its settings would not reach the leader)."""
+    def update_settings(self, data: dict[str, Any], *, by: str, confirmed: Sequence[str] = ()) -> dict[str, list[Any]]:
+        """Validate all, apply all, persist, record who (and the risky changes they confirmed, by name).
+        ``ConfigError`` names every bad field; ``SafetyRefused`` on a follower replica (its settings
+        would not reach the leader)."""
         update = validate_update(data)
         if self.read_only:
             holder = self.leadership().get("holder") or "unknown"
@@ -717,7 +726,10 @@ class Runtime:
         )
         self.store.put_state("settings", stored)
         history = (self.store.get_state("settings_history") or {}).get("entries", [])
-        history.append({"time": self.clock(), "by": by, "changes": changes})
+        entry: dict[str, Any] = {"time": self.clock(), "by": by, "changes": changes}
+        if confirmed:
+            entry["confirmed"] = list(confirmed)
+        history.append(entry)
         self.store.put_state("settings_history", {"entries": history[-200:]})
         self.settings = new
         self.remediator.set_limits(limits_of(self.config, new))

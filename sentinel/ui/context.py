@@ -14,10 +14,26 @@ import streamlit as st
 from sentinel.engine.runtime import Runtime, current
 
 OPERATOR_KEY = "operator"
+_NAVIGATED_KEY = "_sentinel_navigated"
+
+
+def _through_navigation() -> None:
+    """A page run alone by Streamlit's old ``pages/`` folder mode (a deep link as the first visit to a
+    bare ``streamlit run app.py``): turn that mode off and run again, through ``app.py``'s navigation."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        # Once per session: a served process keeps the flag off from now on (AppTest sets it again
+        # before each run; a rerun there would drop the widget events of the run).
+        if not st.session_state.get(_NAVIGATED_KEY):
+            st.session_state[_NAVIGATED_KEY] = True
+            st.rerun()
 
 
 def runtime() -> Runtime:
     """The process-wide runtime; stops the page with an explanation if there is none."""
+    _through_navigation()
     rt = current()
     if rt is None:
         st.error(
@@ -41,12 +57,39 @@ def admin_token(rt: Runtime) -> str:
     return str(value)
 
 
-def token_ok(rt: Runtime, given: str) -> bool:
-    """True when no token is configured, or ``given`` equals it (constant-time comparison)."""
+def changes_without_token(rt: Runtime) -> bool:
+    """``console.allow_changes_without_token``: set explicitly (the demo does), shown in a banner."""
+    console: Any = getattr(rt.config, "console", None)
+    return bool(getattr(console, "allow_changes_without_token", False))
+
+
+def change_refusal(rt: Runtime, given: str) -> str:
+    """Why a change from the console is refused ("" when allowed): the API's authority, and one rule.
+
+    A configured ``api.token`` must be given (as the API asks for it in ``Authorization``); with no
+    token the console is read-only, as the API is, unless ``console.allow_changes_without_token``.
+    """
     expected = admin_token(rt)
     if not expected:
-        return True
-    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+        if changes_without_token(rt):
+            return ""
+        return (
+            "the console is read-only: no api.token is configured (set KUBE_SENTINEL_API_TOKEN or "
+            "api.token_file, or console.allow_changes_without_token: true)"
+        )
+    if not given or not hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8")):
+        return "wrong or missing admin token (api.token)"
+    return ""
+
+
+def read_only(rt: Runtime) -> bool:
+    """True when no change from the console can be allowed (no token and no explicit permission)."""
+    return not admin_token(rt) and not changes_without_token(rt)
+
+
+def token_ok(rt: Runtime, given: str) -> bool:
+    """True when a change with ``given`` (the admin token typed, or "") is allowed."""
+    return not change_refusal(rt, given)
 
 
 def link_to_group(group_id: str) -> str:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sentinel.core.model import PRIORITY_LABELS, Priority, Status
 
@@ -111,3 +112,37 @@ def shorten(text: str, limit: int = 160) -> str:
 
 def workload_label(namespace: str, workload: str) -> str:
     return f"{namespace}/{workload}" if namespace else workload or "—"
+
+
+# Every character CommonMark, GFM and Streamlit give a meaning to: emphasis, links and images, code,
+# headings, lists, tables, raw HTML and entities, strikethrough, LaTeX (``$``), colour and icon
+# directives (``:red[...]``, ``:material/x:``). A backslash before any ASCII punctuation is literal.
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:$&=\"'^@/%?;,])")
+
+
+WORD_JOINER = "\u2060"
+_AUTOLINK = re.compile(r"\\:\\/\\/|(?i:www)|\\@")
+
+
+def md(text: object) -> str:
+    """``text`` (from logs, labels, people) as literal Markdown text: nothing in it is interpreted.
+
+    One line (whitespace collapsed), every special character escaped, so ``![x](http://…)``,
+    ``[x](javascript:…)``, ``<img …>``, ``:red[x]`` or ``$x$`` read as written.
+    """
+    escaped = _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+    # GFM links bare URLs and e-mail addresses in the text itself, escapes or not: an invisible word
+    # joiner after "://", "www" and "@" keeps them text (it is shown as nothing).
+    return _AUTOLINK.sub(lambda m: m.group(0) + WORD_JOINER, escaped)
+
+
+def svg_text(text: object) -> str:
+    """``text`` for a Plotly label: Plotly reads ``<a href>``, ``<b>`` … tags in labels; escape them."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def iso_utc(ts: float | None) -> str:
+    """ISO 8601 in UTC, ``2026-11-28T10:46:24Z`` (seconds); "" for never. CSV exports use it."""
+    if ts is None or ts <= 0:
+        return ""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -9,7 +9,7 @@ import streamlit as st
 
 from sentinel.core.policy import REMEDIATOR
 from sentinel.engine.runtime import Runtime
-from sentinel.ui.format import ago, duration
+from sentinel.ui.format import ago, duration, md
 
 Level = Literal["ok", "warn", "error"]
 # Coloured dots in markdown (they render with any font, unlike emoji).
@@ -59,7 +59,7 @@ def checks(rt: Runtime) -> list[Check]:
     if cluster == "connected":
         out.append(Check("Cluster", "ok", "connected", "remediation talks to the Kubernetes API"))
     else:
-        out.append(Check("Cluster", "warn", "no cluster", f"{cluster} — actions run as dry-run"))
+        out.append(Check("Cluster", "warn", "no cluster", f"{cluster} — decisions are recorded only"))
     ok, why = rt.store.writable()
     out.append(Check("Store", "ok" if ok else "error", "writable" if ok else "failing", why))
     if h.last_poll_at is None:
@@ -132,18 +132,33 @@ def store_notices(rt: Runtime, *, compact: bool = False) -> None:
 
 
 def banners(rt: Runtime, *, compact: bool = False) -> None:
-    """Dry-run, disabled remediation, read-only replica, a rejected rules file, store notices and open breakers."""
+    """What a person must know before acting, as coloured banners that tell the truth.
+
+    Store notices, no cluster (decisions are recorded only), LIVE (dry-run off on a real cluster), dry-run,
+    remediation off, a read-only replica, a halted remediator, lines not counted, a rejected rules file,
+    who may change things from the console, poll health, open breakers.
+    """
+    from sentinel.ui.context import admin_token, changes_without_token
+
     store_notices(rt, compact=compact)
     s = rt.settings
+    connected = rt.health.cluster == "connected"
     if not s.remediation_enabled:
         st.warning(
             "**Remediation is off** — errors are grouped and ranked, nothing is fixed.", icon=":material/pause_circle:"
+        )
+    elif not connected:
+        st.warning(
+            "**No cluster: decisions are recorded only** — nothing is sent to a Kubernetes API.",
+            icon=":material/cloud_off:",
         )
     elif s.dry_run:
         st.info(
             "**Dry-run** — actions are checked by the API server (`dryRun=All`) but change nothing.",
             icon=":material/science:",
         )
+    else:
+        st.error("**LIVE: actions change the cluster** — dry-run is off.", icon=":material/bolt:")
     if rt.read_only:
         st.info(
             "**Read-only replica** — another replica is the leader; this one does not poll or act.",
@@ -165,9 +180,27 @@ def banners(rt: Runtime, *, compact: bool = False) -> None:
         # the reason comes from a file: shown as plain text, never as markdown
         st.error("**Rules file rejected**: the previous rules are still in force.", icon=":material/rule:")
         st.text(rt.health.rules_error)
+    if not admin_token(rt):
+        if changes_without_token(rt):
+            st.warning(
+                "**Changes without a token** — allowed by console.allow\\_changes\\_without\\_token: anyone "
+                "who opens this console can change settings and act (the API stays read-only).",
+                icon=":material/lock_open:",
+            )
+        else:
+            st.info(
+                "**Read-only console** — no `api.token` is configured, so nothing can be changed here "
+                "(nor through the API).",
+                icon=":material/lock:",
+            )
+    state, detail = rt.poll_state()
+    if state == "failing":
+        st.error(f"**{source_name(rt)} failing** — {md(detail)}", icon=":material/sync_problem:")
+    elif state == "stale":
+        st.warning(f"**Polls are stale** — {md(detail)}", icon=":material/schedule:")
     breakers = open_breakers(rt)
     if breakers:
-        names = ", ".join(breakers) if not compact else f"{len(breakers)} workload(s)"
+        names = md(", ".join(breakers)) if not compact else f"{len(breakers)} workload(s)"
         st.error(
             f"**Breaker open** for {names}: automatic actions stopped there. Reset it in Settings.",
             icon=":material/block:",
@@ -183,7 +216,7 @@ def sidebar(rt: Runtime) -> None:
         else:
             st.error("Engine needs attention", icon=":material/error:")
             for name, why in problems.items():
-                st.caption(f"**{name}**: {why}")
+                st.caption(f"**{name}**: {md(why)}")
         banners(rt, compact=True)
         st.text_input(
             "Your name",

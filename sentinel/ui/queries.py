@@ -17,6 +17,7 @@ from typing import Any
 from sentinel.core.export import csv_text
 from sentinel.core.model import ErrorGroup, Priority, RemediationRecord, Status
 from sentinel.store.base import MAX_PAGE_SIZE, SORTS, GroupQuery, GroupSort, Page, RecordQuery, Store
+from sentinel.ui.format import iso_utc
 
 TIME_RANGES: dict[str, float | None] = {
     "15m": 15 * 60,
@@ -59,6 +60,8 @@ GROUP_COLUMNS = (
     "remediations",
     "pods",
     "template",
+    "status_by",
+    "status_reason",
 )
 RECORD_COLUMNS = (
     "time",
@@ -267,11 +270,20 @@ def group_row(g: ErrorGroup) -> dict[str, Any]:
         "remediations": g.remediations,
         "pods": g.pod_count,
         "template": g.template,
+        "status_by": g.status_by,
+        "status_reason": g.status_reason,
     }
 
 
 def _csv(rows: Iterable[Mapping[str, Any]], columns: tuple[str, ...]) -> str:
-    return csv_text(columns, ([row.get(c, "") for c in columns] for row in rows), lineterminator="\n")
+    """CSV of ``columns``; times (POSIX seconds) as ISO 8601 in UTC, like the API's CSV; formula-like
+    text cells neutralised (:func:`sentinel.core.export.safe_cell`)."""
+    times = {c for c in columns if c in ("time", "first_seen", "last_seen") or c.endswith("_at")}
+    return csv_text(
+        columns,
+        ([iso_utc(row.get(c)) if c in times else row.get(c, "") for c in columns] for row in rows),
+        lineterminator="\n",
+    )
 
 
 def groups_csv(store: Store, filters: ErrorFilters, *, now: float) -> str:

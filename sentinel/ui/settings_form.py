@@ -101,9 +101,10 @@ def overrides(current: RuntimeSettings, from_file: RuntimeSettings) -> list[dict
 
 
 def history_rows(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per changed field, newest first."""
+    """One row per changed field, newest first; ``confirmed`` names the risky changes the person confirmed."""
     rows = []
     for e in reversed(entries):
+        confirmed = "; ".join(str(c) for c in e.get("confirmed") or [])
         for name, (old, new) in (e.get("changes") or {}).items():
             rows.append(
                 {
@@ -112,9 +113,29 @@ def history_rows(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "setting": LABELS.get(name, name),
                     "from": _show(name, old),
                     "to": _show(name, new),
+                    "confirmed": confirmed,
                 }
             )
     return rows
+
+
+def risky_changes(current: RuntimeSettings, file: RuntimeSettings, change: Mapping[str, Any]) -> list[str]:
+    """The parts of ``change`` a person must confirm by name: dry-run turned off, the hourly budget raised
+    above its default (config.yaml's value), an excluded namespace removed. Pure; bad values are left to
+    the validation that follows."""
+    out: list[str] = []
+    if change.get("dry_run") is False and current.dry_run:
+        out.append("turn dry-run OFF: actions will change the cluster")
+    budget = change.get("max_actions_per_hour")
+    if isinstance(budget, int) and not isinstance(budget, bool):
+        if budget > file.max_actions_per_hour and budget > current.max_actions_per_hour:
+            out.append(f"raise the hourly budget to {budget}, above its default of {file.max_actions_per_hour}")
+    names = change.get("excluded_namespaces")
+    if isinstance(names, list):
+        removed = sorted(set(current.excluded_namespaces) - {str(n).strip() for n in names})
+        if removed:
+            out.append(f"stop excluding namespace{'s' if len(removed) > 1 else ''} {', '.join(removed)}")
+    return out
 
 
 def _show(name: str, value: Any) -> str:

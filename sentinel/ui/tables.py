@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -10,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from sentinel.core.model import ErrorGroup, RemediationRecord
-from sentinel.ui.format import priority_badge, priority_cell_style, shorten, status_label
+from sentinel.ui.format import ago, priority_badge, priority_cell_style, shorten, status_label
 from sentinel.ui.queries import group_row, record_row
 
 
@@ -18,8 +19,22 @@ def _dt(ts: float | None) -> datetime | None:
     return datetime.fromtimestamp(ts) if ts else None
 
 
-def queue_frame(groups: Sequence[ErrorGroup]) -> pd.DataFrame:
-    """The priority queue's visible page."""
+TREND_BUCKETS = 12  # five minutes each: the last hour
+
+
+def last_hour(minute_counts: Mapping[int, int], *, now: float | None = None) -> list[int]:
+    """Lines per five minutes over the last hour, oldest first (the queue's sparkline)."""
+    current = int((time.time() if now is None else now) // 60)
+    buckets = [0] * TREND_BUCKETS
+    for minute, n in minute_counts.items():
+        age = current - int(minute)
+        if 0 <= age < TREND_BUCKETS * 5:
+            buckets[TREND_BUCKETS - 1 - age // 5] += int(n)
+    return buckets
+
+
+def queue_frame(groups: Sequence[ErrorGroup], *, now: float | None = None) -> pd.DataFrame:
+    """The priority queue's visible page (times as "3m ago", which fits a narrow column)."""
     rows = []
     for g in groups:
         r = group_row(g)
@@ -34,8 +49,9 @@ def queue_frame(groups: Sequence[ErrorGroup]) -> pd.DataFrame:
                 "Rule": r["rule"],
                 "Status": status_label(r["status"]),
                 "Fixed": r["remediations"],
-                "First seen": _dt(r["first_seen"]),
-                "Last seen": _dt(r["last_seen"]),
+                "Trend": last_hour(g.minute_counts, now=now),
+                "First seen": ago(r["first_seen"], now=now),
+                "Last seen": ago(r["last_seen"], now=now),
                 "Open": f"/errors?id={r['id']}",
             }
         )
@@ -49,6 +65,7 @@ def queue_frame(groups: Sequence[ErrorGroup]) -> pd.DataFrame:
         "Rule",
         "Status",
         "Fixed",
+        "Trend",
         "First seen",
         "Last seen",
         "Open",
@@ -56,20 +73,42 @@ def queue_frame(groups: Sequence[ErrorGroup]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+# Widths in pixels: the key columns fit 1440x900 with the sidebar open, no horizontal scrolling
+# (checked by tests/e2e). Impact orders the queue (Sort) and the row opens the detail: not shown.
 QUEUE_COLUMNS: dict[str, Any] = {
-    "Priority": st.column_config.TextColumn("Priority", help="P1 critical … P4 low", width="small"),
+    "Priority": st.column_config.TextColumn("Priority", help="P1 critical … P4 low", width=90),
     "Impact": st.column_config.NumberColumn(
         "Impact", help="orders errors within a priority: recent rate × spread over pods × recency", format="%.1f"
     ),
-    "Count": st.column_config.NumberColumn("Count", help="occurrences since first seen", format="%d"),
+    "Count": st.column_config.NumberColumn("Count", help="occurrences since first seen", format="%d", width=56),
     "Error": st.column_config.TextColumn(
-        "Error (template)", help="the message with its variable parts masked", width="large"
+        "Error (template)", help="the message with its variable parts masked", width=128
     ),
-    "Fixed": st.column_config.NumberColumn("Remediated", help="successful remediation actions", format="%d"),
-    "First seen": st.column_config.DatetimeColumn("First seen", format="MMM D, HH:mm:ss"),
-    "Last seen": st.column_config.DatetimeColumn("Last seen", format="MMM D, HH:mm:ss"),
+    "Namespace": st.column_config.TextColumn("Namespace", width=82),
+    "Workload": st.column_config.TextColumn("Workload", width=100),
+    "Rule": st.column_config.TextColumn("Rule", width=100),
+    "Status": st.column_config.TextColumn("Status", width=80),
+    "Fixed": st.column_config.NumberColumn("Remediated", help="successful remediation actions", format="%d", width=80),
+    "Trend": st.column_config.LineChartColumn(
+        "Last hour", help="lines per 5 minutes over the last hour: a rising error stands out", width=70, y_min=0
+    ),
+    "First seen": st.column_config.TextColumn("First seen", width=72),
+    "Last seen": st.column_config.TextColumn("Last seen", width=78),
     "Open": st.column_config.LinkColumn("Detail", display_text="open ↗", width="small"),
 }
+QUEUE_ORDER = (
+    "Priority",
+    "Count",
+    "Error",
+    "Namespace",
+    "Workload",
+    "Rule",
+    "Status",
+    "Fixed",
+    "Trend",
+    "Last seen",
+    "First seen",
+)
 
 
 def records_frame(records: Iterable[RemediationRecord]) -> pd.DataFrame:
@@ -107,9 +146,15 @@ def _outcome_label(outcome: str, *, dry_run: bool) -> str:
 
 
 RECORD_COLUMNS: dict[str, Any] = {
-    "Time": st.column_config.DatetimeColumn("Time", format="MMM D, HH:mm:ss"),
-    "Why": st.column_config.TextColumn("Why / detail", width="large"),
-    "Group": st.column_config.LinkColumn("Group", display_text="open ↗", width="small"),
+    "Time": st.column_config.DatetimeColumn("Time", format="MMM D, HH:mm:ss", width=112),
+    "Action": st.column_config.TextColumn("Action", width=100),
+    "Target": st.column_config.TextColumn("Target", width=150),
+    "Outcome": st.column_config.TextColumn("Outcome", width=115),
+    "Why": st.column_config.TextColumn("Why / detail", width=165),
+    "By": st.column_config.TextColumn("By", width=80),
+    "Rule": st.column_config.TextColumn("Rule", width=100),
+    "Effective": st.column_config.TextColumn("Effective", width=65),
+    "Group": st.column_config.LinkColumn("Group", display_text="open ↗", width=60),
 }
 
 

@@ -28,7 +28,7 @@ def expected_csv(rows: list[dict[str, Any]], columns: list[str]) -> bytes:
     w = csv.writer(buf, lineterminator="\r\n")
     w.writerow(columns)
     for row in rows:
-        w.writerow([csv_cell(row[c]) for c in columns])
+        w.writerow([csv_cell(row[c], column=c) for c in columns])
     return buf.getvalue().encode()
 
 

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
+import httpx
+import yaml
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from sentinel.api.app import create_app
-from tests.api.conftest import Served
+from sentinel.sources.loki import LokiClient
+from tests.api.conftest import Served, build_runtime, serve
+from tests.peers.loki import LokiPeer
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_health_is_alive(api: Served) -> None:
@@ -19,7 +28,7 @@ def test_ready_after_a_successful_poll(api: Served) -> None:
     assert r.status_code == 200
     assert r.json() == {
         "ready": True,
-        "checks": {"config": "ok", "rules": "ok", "store": "ok", "poll": "ok", "remediation": "ok"},
+        "checks": {"config": "ok", "rules": "ok", "store": "ok", "remediation": "ok"},
         "failing": {},
         "notices": [],
     }
@@ -43,15 +52,45 @@ def test_a_halted_remediator_shows_in_ready_and_metrics(fresh: Served) -> None:
     assert _metrics(fresh)["kube_sentinel_remediator_halted"] == [({}, 0.0)]
 
 
-def test_not_ready_before_the_first_poll_then_ready(unpolled: Served) -> None:
+def test_ready_before_the_first_poll_and_the_poll_state_says_waiting(unpolled: Served) -> None:
     r = unpolled.client.get("/ready")
-    assert r.status_code == 503
-    body = r.json()
-    assert body["ready"] is False and set(body["failing"]) == {"poll"}
-    assert body["checks"]["poll"] == body["failing"]["poll"] and body["checks"]["store"] == "ok"
-    assert unpolled.client.get("/health").status_code == 200
+    assert r.status_code == 200 and r.json()["failing"] == {}  # readiness is config, rules and store
+    poll = unpolled.client.get("/api/stats").json()["poll"]
+    assert poll["ok"] is False and poll["state"] == "waiting"
+    assert _metrics(unpolled)["kube_sentinel_poll_healthy"] == [({}, 0.0)]
     assert unpolled.runtime.poll_once().ok
-    assert unpolled.client.get("/ready").status_code == 200
+    poll = unpolled.client.get("/api/stats").json()["poll"]
+    assert poll["ok"] is True and poll["state"] == "ok"
+    assert _metrics(unpolled)["kube_sentinel_poll_healthy"] == [({}, 1.0)]
+
+
+def test_loki_down_keeps_ready_and_shows_in_stats_and_metrics(tmp_path: Path, loki_peer: LokiPeer) -> None:
+    """Loki answers 503 to every query: /ready stays 200; /api/stats and /metrics say polls fail."""
+    rt = build_runtime(tmp_path)
+    rt.source = LokiClient(httpx.Client(base_url=loki_peer.url), query='{namespace=~".+"}', sleep=lambda _s: None)
+    loki_peer.fail_next(503, times=50, body="Ingester not ready")
+    for served in serve(create_app(rt), rt):
+        assert not rt.poll_once().ok and not rt.poll_once().ok
+        r = served.client.get("/ready")
+        assert r.status_code == 200 and r.json()["ready"] is True
+        poll = served.client.get("/api/stats").json()["poll"]
+        assert poll["ok"] is False and poll["state"] == "failing" and poll["consecutive_errors"] == 2
+        assert "503" in poll["detail"]
+        m = _metrics(served)
+        assert m["kube_sentinel_poll_healthy"] == [({}, 0.0)]
+        assert ({"state": "failing"}, 1.0) in m["kube_sentinel_poll_state"]
+        assert ({"state": "ok"}, 0.0) in m["kube_sentinel_poll_state"]
+        assert m["kube_sentinel_ready"] == [({}, 1.0)]
+
+
+def test_the_alert_rule_example_uses_metrics_we_serve(api: Served) -> None:
+    rules = yaml.safe_load((ROOT / "deploy" / "monitoring" / "prometheus-rules.yaml").read_text())
+    served = set(_metrics(api))
+    exprs = [r["expr"] for g in rules["spec"]["groups"] for r in g["rules"]]
+    assert exprs and all(re.search(r"kube_sentinel_\w+", e) for e in exprs)
+    for e in exprs:
+        for name in re.findall(r"kube_sentinel_\w+", e):
+            assert name in served, f"{name} (in deploy/monitoring/prometheus-rules.yaml) is not in /metrics"
 
 
 def test_not_ready_when_rules_failed_to_reload(fresh: Served) -> None:

@@ -1,7 +1,8 @@
 """The console in a real browser: Debian's chromium driven by Playwright against ``kube-sentinel demo``.
 
 Never ``playwright install``: the browser is ``/usr/bin/chromium`` (``apt-get install chromium``,
-which ``.ci/run`` does). Screenshots of each page land in ``tests/e2e/screenshots/`` (not committed).
+which ``.ci/run`` does). Screenshots of each page land in ``tests/e2e/screenshots/`` (not committed);
+``screenshots/1440x900/`` holds one per page at 1440x900, written by the layout test.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,15 +48,17 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    """``kube-sentinel demo`` on a free port, until the module's tests are done (then SIGTERM)."""
+@contextmanager
+def demo(name: str, *, store: Path | None = None) -> Iterator[str]:
+    """``kube-sentinel demo`` on a free port until the block ends (then SIGTERM); its log in SHOTS."""
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     SHOTS.mkdir(exist_ok=True)
-    log = open(SHOTS / "demo-server.log", "w")  # noqa: SIM115 - closed below
+    log_path = SHOTS / f"{name}.log"
+    log = open(log_path, "w")  # noqa: SIM115 - closed below
+    extra = ["--store", str(store)] if store else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sentinel", "demo", "--listen", f"127.0.0.1:{port}"],
+        [sys.executable, "-m", "sentinel", "demo", "--listen", f"127.0.0.1:{port}", *extra],
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -63,7 +67,7 @@ def server() -> Iterator[str]:
     try:
         deadline = time.monotonic() + 60
         while True:
-            assert proc.poll() is None, f"the demo exited with {proc.returncode}; see {log.name}"
+            assert proc.poll() is None, f"the demo exited with {proc.returncode}; see {log_path}"
             try:
                 if httpx.get(f"{base}/api/errors", timeout=2).json().get("total", 0) > 0:
                     break
@@ -81,8 +85,15 @@ def server() -> Iterator[str]:
                 proc.kill()
             log.close()
         # uvicorn shuts down gracefully, then re-raises the signal it caught: killed by SIGTERM is clean
-        assert code in (0, -signal.SIGTERM), f"the demo did not exit cleanly on SIGTERM ({code}); see {log.name}"
-        assert "engine stopped" in (SHOTS / "demo-server.log").read_text()
+        assert code in (0, -signal.SIGTERM), f"the demo did not exit cleanly on SIGTERM ({code}); see {log_path}"
+        assert "engine stopped" in log_path.read_text()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    """The demo, shared by the tests that only read or make harmless changes."""
+    with demo("demo-server") as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
@@ -273,8 +284,12 @@ def test_bare_streamlit_run_starts_one_engine(browser: Any) -> None:
                 time.sleep(0.3)
             contexts = [browser.new_context(viewport={"width": 1280, "height": 900}) for _ in range(2)]
             try:
-                for ctx in contexts:  # two browser sessions, each with reruns
+                for i, ctx in enumerate(contexts):  # two browser sessions, each with reruns
                     pg = ctx.new_page()
+                    if i == 0:  # the very first visit is a deep link: app.py's navigation still holds
+                        pg.goto(base + "/settings")
+                        _loaded(pg, "Settings")
+                        _sidebar_is_ours(pg)
                     pg.goto(base + "/")
                     _loaded(pg, "Overview")
                     pg.locator('[data-testid="stMetric"]', has_text="P1 critical").first.wait_for()
@@ -293,3 +308,163 @@ def test_bare_streamlit_run_starts_one_engine(browser: Any) -> None:
     text = log_path.read_text()
     assert text.count("engine started by app.py") == 1, text
     assert text.count("scheduler started") == 1, text
+
+
+# -- issue 15: links, paths, layout, banners, risky settings; issue 11: hostile text ---------------
+
+
+def _sidebar_is_ours(page: Any) -> None:
+    """The console's own sidebar: our page titles, the banners and "Your name" (not Streamlit's
+    automatic page list of file names)."""
+    page.get_by_label("Your name", exact=True).wait_for()
+    nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
+    for title in ("Overview", "Errors", "Rules", "History", "Settings"):
+        assert title in nav, nav
+    assert "app" not in nav.split(), nav
+    assert page.get_by_text("No cluster: decisions are recorded only").count() >= 1
+
+
+def test_a_deep_link_first_after_start_keeps_the_navigation(browser: Any) -> None:
+    """A bookmarked link as the very first visit after a start, then new sessions: all navigate."""
+    with demo("deep-link-server") as base:
+        gid = httpx.get(f"{base}/api/errors", timeout=10).json()["items"][0]["id"]
+        for path, heading in [(f"/errors?id={gid}", "Why it is here"), ("/settings", "Settings"), ("/", "Overview")]:
+            ctx = browser.new_context(viewport={"width": 1440, "height": 900})
+            try:
+                pg = ctx.new_page()
+                pg.set_default_timeout(30_000)
+                pg.goto(base + path)
+                pg.get_by_role("heading", name=heading).first.wait_for()
+                _settled(pg)
+                _sidebar_is_ours(pg)
+            finally:
+                ctx.close()
+
+
+def test_the_go_tools_detail_link_opens_the_detail(server: str, page: Any) -> None:
+    gid = httpx.get(f"{server}/api/errors", timeout=10).json()["items"][0]["id"]
+    page.goto(f"{server}/errors/{gid}")
+    page.get_by_role("heading", name="Why it is here").wait_for()
+    assert page.url.endswith(f"/errors?id={gid}")
+    page.locator('[data-testid="stMetricValue"]').first.wait_for()
+    _sidebar_is_ours(page)
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/livez", "/no-such-page"])
+def test_unknown_paths_show_a_404_page(server: str, page: Any, path: str) -> None:
+    response = page.goto(server + path)
+    assert response is not None and response.status == 404
+    assert page.locator("h1").inner_text() == "Not found"
+    page.get_by_role("link", name="Errors").click()
+    _loaded(page, "Errors")
+
+
+OVERFLOW_JS = """() => {
+  const wide = e => e.scrollWidth > e.clientWidth + 1;
+  const grids = [...document.querySelectorAll('[data-testid="stDataFrame"] .dvn-scroller')]
+    .filter(wide).map(e => [e.scrollWidth, e.clientWidth]);
+  const metrics = [...document.querySelectorAll('[data-testid="stMetricValue"], [data-testid="stMetricLabel"]')]
+    .filter(m => [m, ...m.querySelectorAll('*')].some(wide)).map(m => m.innerText);
+  return {page: wide(document.documentElement), grids, metrics};
+}"""
+
+
+HEADERS_JS = """() => [...document.querySelector('[data-testid="stDataFrame"]').querySelectorAll('th')]
+  .map(th => th.textContent.trim())"""
+
+
+def test_every_page_shows_its_key_columns_at_1440x900(server: str, browser: Any) -> None:
+    """No horizontal scrolling in any table, no truncated metric card, at 1440x900 with the sidebar open."""
+    shots = SHOTS / "1440x900"
+    shots.mkdir(parents=True, exist_ok=True)
+    gid = httpx.get(f"{server}/api/errors", params={"sort": "first_seen"}, timeout=10).json()["items"][0]["id"]
+    ctx = browser.new_context(viewport={"width": 1440, "height": 900})
+    try:
+        pg = ctx.new_page()
+        pg.set_default_timeout(30_000)
+        for name, path, title in [
+            ("overview", "/", "Overview"),
+            ("errors", "/errors", "Errors"),
+            ("error-detail", f"/errors?id={gid}", "·"),
+            ("rules", "/rules", "Rules"),
+            ("history", "/history", "History"),
+            ("settings", "/settings", "Settings"),
+        ]:
+            pg.goto(server + path)
+            _loaded(pg, title)
+            if name in ("errors", "history"):
+                pg.wait_for_function(f"({HEADERS_JS})().length > 0")
+                header = pg.evaluate(HEADERS_JS)
+                keys = ("Last seen", "First seen", "Remediated") if name == "errors" else ("By", "Group")
+                assert all(k in header for k in keys), header
+            pg.wait_for_timeout(500)  # the grid measures its columns after it is drawn
+            found = pg.evaluate(OVERFLOW_JS)
+            assert found == {"page": False, "grids": [], "metrics": []}, (name, found)
+            pg.screenshot(path=str(shots / f"{name}.png"))
+    finally:
+        ctx.close()
+
+
+def test_risky_settings_need_a_confirmation_naming_them(server: str, page: Any) -> None:
+    page.goto(server + "/settings")
+    _loaded(page, "Settings")
+    page.locator("label", has_text="Dry-run").first.click()  # the toggle: dry-run off
+    page.get_by_role("button", name="Save and apply").click()
+    named = "turn dry-run OFF: actions will change the cluster"
+    page.get_by_text("Please confirm these risky changes").wait_for()
+    assert httpx.get(f"{server}/api/settings", timeout=10).json()["settings"]["dry_run"] is True  # not yet
+    page.screenshot(path=str(SHOTS / "settings-confirm.png"), full_page=True)
+    page.get_by_role("button", name=f"Confirm: {named}").click()
+    page.get_by_text("Saved and applied").first.wait_for()
+    body = httpx.get(f"{server}/api/settings", timeout=10).json()
+    assert body["settings"]["dry_run"] is False
+    assert body["history"][0]["confirmed"] == [named]
+    # put it back (safe: no confirmation asked)
+    _settled(page)
+    page.locator("label", has_text="Dry-run").first.click()
+    page.get_by_role("button", name="Save and apply").click()
+    page.get_by_text("Saved and applied").first.wait_for()
+    assert httpx.get(f"{server}/api/settings", timeout=10).json()["settings"]["dry_run"] is True
+
+
+def test_hostile_lines_and_labels_are_shown_as_text(browser: Any, tmp_path: Path) -> None:
+    """Lines and labels carrying Markdown and HTML, through the demo's pipeline into its store: every
+    page shows them as text; no image, link or element comes out of them."""
+    from sentinel.store.tinydb import TinyDBStore
+    from tests.ui import hostile
+
+    store_path = tmp_path / "store.json"
+    store = TinyDBStore(store_path)
+    rt = hostile.seed(tmp_path / "hostile.jsonl", store=store)
+    gid = next(g.id for g in rt.store.all_groups() if g.namespace == hostile.NAMESPACE)
+    rt.stop()
+    store.close()
+    with demo("hostile-server", store=store_path) as base:
+        ctx = browser.new_context(viewport={"width": 1440, "height": 900})
+        try:
+            pg = ctx.new_page()
+            pg.set_default_timeout(30_000)
+            requested: list[str] = []
+            pg.on("request", lambda r: requested.append(r.url))
+            for path, title in [
+                (f"/errors?id={gid}", "evil"),
+                ("/errors?namespace=" + hostile.NAMESPACE, "Errors"),
+                ("/", "Overview"),
+                ("/history", "History"),
+            ]:
+                pg.goto(base + path.replace("[", "%5B").replace("]", "%5D").replace("(", "%28").replace(")", "%29"))
+                _loaded(pg, title)
+                pg.wait_for_timeout(500)
+                for url in hostile.HOSTILE_URLS:
+                    assert pg.locator(f'img[src*="{url}"], a[href*="{url}"], [src*="{url}"]').count() == 0, path
+                assert pg.locator("[data-testid=stMain] b", has_text="b").count() == 0
+                if "id=" in path:
+                    shown = pg.evaluate("() => document.querySelector('[data-testid=stMain]').innerText")
+                    shown = shown.replace("\u2060", "")  # the invisible word joiner that keeps URLs text
+                    h1 = pg.locator("h1").first.inner_text()
+                    assert hostile.NAMESPACE in h1, h1  # shown, as written
+                    assert hostile.CONTAINER in shown and hostile.LINE in shown
+                    pg.screenshot(path=str(SHOTS / "hostile-detail.png"), full_page=True)
+            assert not [u for u in requested if "127.0.0.1:9/" in u], requested
+        finally:
+            ctx.close()

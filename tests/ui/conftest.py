@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -131,12 +132,22 @@ def open_page(name: str, params: dict[str, str] | None = None, *, timeout: float
     return at
 
 
+_ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
+
+
+def readable(markdown: str) -> str:
+    """Markdown as a reader sees it: a backslash-escaped punctuation character is that character, and
+    the invisible word joiner (which keeps a URL in text from becoming a link) is nothing."""
+    return _ESCAPED.sub(r"\1", markdown).replace("\u2060", "")
+
+
 def texts(at: AppTest) -> str:
     """Everything readable on the page, for "does it say ..." assertions."""
     parts: list[str] = []
-    for kind in ("title", "subheader", "markdown", "caption", "info", "warning", "error", "success", "code"):
-        parts.extend(str(e.value) for e in getattr(at, kind))
-    parts.extend(f"{m.label} {m.value}" for m in at.metric)
+    for kind in ("title", "subheader", "markdown", "caption", "info", "warning", "error", "success"):
+        parts.extend(readable(str(e.value)) for e in getattr(at, kind))
+    parts.extend(str(e.value) for e in at.code)
+    parts.extend(f"{readable(m.label)} {readable(str(m.value))}" for m in at.metric)
     return "\n".join(parts)
 
 

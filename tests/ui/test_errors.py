@@ -11,7 +11,7 @@ from sentinel.core.model import LogEntry, Priority, Status
 from sentinel.engine.runtime import Runtime
 from sentinel.store.base import GroupQuery, RecordQuery
 from sentinel.ui.queries import ErrorFilters, groups_csv
-from tests.ui.conftest import BIG, no_exception, open_page, table, texts
+from tests.ui.conftest import BIG, no_exception, open_page, readable, table, texts
 
 
 def queue(at):  # noqa: ANN001, ANN201 - AppTest, DataFrame
@@ -334,3 +334,90 @@ def test_no_token_field_without_a_configured_token(demo_rt: Runtime) -> None:
     at.button(key="ack").click().run()
     assert "Please confirm" in texts(at)
     assert "confirm_token" not in [t.key for t in at.text_input]
+
+
+def test_the_detail_shows_the_groups_logql_and_an_explore_link_when_configured(demo_rt: Runtime) -> None:
+    from sentinel.core.logql import for_group
+
+    g = demo_rt.store.filtered_groups(GroupQuery())[0]
+    at = open_page("errors", {"id": g.id})
+    assert for_group(g) in [c.value for c in at.code]
+    assert "grafana.url" in texts(at)
+    demo_rt.config.grafana.url = "https://grafana.example.com"
+    demo_rt.config.grafana.loki_datasource_uid = "loki-uid"
+    at = open_page("errors", {"id": g.id})
+    (button,) = [b for b in at.get("link_button") if b.proto.label == "Open in Grafana Explore"]
+    assert button.proto.url.startswith("https://grafana.example.com/explore?schemaVersion=1")
+
+
+def test_snooze_until_n_more_lines(demo_rt: Runtime) -> None:
+    g = demo_rt.store.filtered_groups(GroupQuery())[0]
+    at = open_page("errors", {"id": g.id})
+    at.selectbox(key="snooze_for").set_value("until 100 more").run()
+    at.button(key="snooze").click().run()
+    assert "snooze this error group until 100 more lines" in texts(at)
+    at.button(key="confirm").click().run()
+    no_exception(at)
+    after = demo_rt.store.get_group(g.id)
+    assert after is not None and after.status is Status.SNOOZED
+    assert after.snooze_until_count == g.count + 100 and after.snooze_until is None
+
+
+@pytest.mark.parametrize("button", ["ack", "resolve"])
+def test_acknowledge_and_resolve_take_a_comment_shown_in_the_detail_and_the_export(
+    demo_rt: Runtime, button: str
+) -> None:
+
+    g = demo_rt.store.filtered_groups(GroupQuery())[0]
+    at = open_page("errors", {"id": g.id})
+    at.button(key=button).click().run()
+    at.text_input(key="status_comment").set_value("INC-4211: fixed by the rollback")
+    at.button(key="confirm").click().run()
+    no_exception(at)
+    after = demo_rt.store.get_group(g.id)
+    assert after is not None and after.status_reason == "INC-4211: fixed by the rollback"
+    assert "INC-4211: fixed by the rollback" in texts(at)
+    rows = list(csv.DictReader(io.StringIO(groups_csv(demo_rt.store, ErrorFilters(), now=demo_rt.clock()))))
+    (row,) = [r for r in rows if r["id"] == g.id]
+    assert row["status_reason"] == "INC-4211: fixed by the rollback" and row["status_by"] == "console"
+
+
+def test_the_queue_shows_each_groups_last_hour(demo_rt: Runtime) -> None:
+    from sentinel.ui.tables import last_hour
+
+    now = 60 * 1000 + 30.0  # half a minute into minute 1000
+    assert last_hour({1000: 4, 999: 1, 995: 2, 941: 7, 940: 9, 1001: 5}, now=now) == [7] + [0] * 9 + [2, 5]
+    at = open_page("errors")
+    rows = queue(at)
+    assert all(len(t) == 12 for t in rows["Trend"])
+    recent = [sum(t) for t in rows["Trend"]]
+    assert sum(recent) > 0 and all(s <= c for s, c in zip(recent, rows["Count"], strict=True))
+
+
+def test_bulk_acknowledge_several_rows_one_entry_each(demo_rt: Runtime) -> None:
+    groups = demo_rt.store.list_groups(GroupQuery(page_size=100)).items[:3]
+    before = len(demo_rt.events.recent(frozenset({"error.updated"}), limit=10_000))
+    at = open_page("errors")
+    at.multiselect(key="bulk_rows").set_value([g.id for g in groups]).run()
+    at.selectbox(key="bulk_action").set_value("acknowledge").run()
+    at.text_input(key="bulk_comment").set_value("on it: INC-7")
+    at.button(key="bulk_apply").click().run()
+    no_exception(at)
+    for g in groups:
+        after = demo_rt.store.get_group(g.id)
+        assert after is not None and after.status is Status.ACKNOWLEDGED
+        assert (after.status_by, after.status_reason) == ("console", "on it: INC-7")
+    updates = demo_rt.events.recent(frozenset({"error.updated"}), limit=10_000)
+    assert len(updates) == before + 3
+    assert any("acknowledge: 3 group(s)" in readable(s.value) for s in at.success)
+
+
+def test_bulk_actions_are_refused_without_authority(demo_rt: Runtime) -> None:
+    groups = demo_rt.store.list_groups(GroupQuery(page_size=100)).items[:2]
+    at = open_page("errors")
+    at.multiselect(key="bulk_rows").set_value([g.id for g in groups]).run()
+    demo_rt.config.console.allow_changes_without_token = False  # no api.token: read-only, as the API
+    at.button(key="bulk_apply").click().run()
+    no_exception(at)
+    assert all(demo_rt.store.get_group(g.id).status is Status.OPEN for g in groups)  # type: ignore[union-attr]
+    assert any("read-only" in readable(e.value) for e in at.error)

@@ -28,7 +28,8 @@ def test_empty_store(empty_rt: Runtime, page: str) -> None:
 def test_overview_empty_says_what_to_expect(empty_rt: Runtime) -> None:
     text = texts(open_page("overview"))
     assert "No errors yet" in text and "polls every 5s" in text
-    assert "Dry-run" in text  # the demo config runs dry
+    # the demo has no cluster: the banner says so, and does not claim the API server checks anything
+    assert "No cluster: decisions are recorded only" in text and "dryRun=All" not in text
 
 
 def test_errors_empty_state(empty_rt: Runtime) -> None:

@@ -108,4 +108,5 @@ def test_sidebar_health_and_name(demo_rt: Runtime) -> None:
     assert [t.key for t in at.sidebar.text_input] == ["operator"]
     banners = [e.value for e in at.sidebar.success] + [e.value for e in at.sidebar.error]
     assert banners and banners[0] in ("Engine healthy", "Engine needs attention")
-    assert any("Dry-run" in i.value for i in at.sidebar.info)
+    assert any("No cluster: decisions are recorded only" in w.value for w in at.sidebar.warning)
+    assert any("Changes without a token" in w.value for w in at.sidebar.warning)  # the demo's explicit flag

@@ -60,6 +60,8 @@ def test_valid_change_applies_live_and_is_recorded(empty_rt: Runtime) -> None:
     at.number_input(key="s_max_actions_per_hour").set_value(7)
     _save(at)
     no_exception(at)
+    at.button(key="s_confirm_risky").click().run()  # dry-run off and a bigger budget: confirmed by name
+    no_exception(at)
     assert not at.error
     assert empty_rt.settings.poll_interval == 30.0
     assert empty_rt.settings.dry_run is False
@@ -68,6 +70,10 @@ def test_valid_change_applies_live_and_is_recorded(empty_rt: Runtime) -> None:
     assert any("Saved and applied" in s.value for s in at.success)
     history = empty_rt.settings_history()
     assert len(history) == 1 and history[0]["by"] == "console"
+    assert history[0]["confirmed"] == [
+        "turn dry-run OFF: actions will change the cluster",
+        "raise the hourly budget to 7, above its default of 6",
+    ]
     rows = table(at, "setting", "from", "to")
     assert set(rows["setting"]) == {"Poll interval", "Dry-run", "Max actions per hour (all workloads)"}
     assert "30s" in set(rows["to"])
@@ -183,6 +189,7 @@ def test_page_shows_which_settings_override_the_config_file(empty_rt: Runtime) -
     at.text_input(key="s_poll_interval").set_value("30s")
     at.number_input(key="s_max_actions_per_hour").set_value(7)
     _save(at)
+    at.button(key="s_confirm_risky").click().run()
     no_exception(at)
     assert any("2 settings override" in i.value for i in at.info)
     rows = table(at, "setting", "config file", "in effect")
@@ -208,3 +215,56 @@ def test_overrides_made_through_the_api_show_too(empty_rt: Runtime) -> None:
     assert any("1 setting overrides" in i.value for i in at.info)
     rows = table(at, "setting", "config file", "in effect")
     assert rows.to_dict("records") == [{"setting": "Remediation enabled", "config file": "True", "in effect": "False"}]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "named"),
+    [
+        pytest.param("s_dry_run", False, "turn dry-run OFF: actions will change the cluster", id="dry-run-off"),
+        pytest.param(
+            "s_max_actions_per_hour", 60, "raise the hourly budget to 60, above its default of 6", id="budget"
+        ),
+        pytest.param("s_excluded_namespaces", "kube-system", "stop excluding namespace monitoring", id="exclusion"),
+    ],
+)
+def test_a_risky_change_waits_for_a_confirmation_that_names_it(
+    empty_rt: Runtime, key: str, value: object, named: str
+) -> None:
+    before = empty_rt.settings
+    at = open_page("settings")
+    widget = {"s_dry_run": at.toggle, "s_max_actions_per_hour": at.number_input}.get(key, at.text_input)
+    widget(key=key).set_value(value)
+    _save(at)
+    no_exception(at)
+    assert empty_rt.settings == before and empty_rt.settings_history() == []  # nothing saved yet
+    assert any(named in w.value for w in at.warning)
+    assert at.button(key="s_confirm_risky").label == f"Confirm: {named}"
+    at.button(key="s_confirm_risky").click().run()
+    no_exception(at)
+    assert empty_rt.settings != before
+    (entry,) = empty_rt.settings_history()
+    assert entry["confirmed"] == [named]
+    rows = table(at, "setting", "confirmed")
+    assert rows["confirmed"].tolist() == [named]
+
+
+def test_a_cancelled_risky_change_saves_nothing(empty_rt: Runtime) -> None:
+    before = empty_rt.settings
+    at = open_page("settings")
+    at.toggle(key="s_dry_run").set_value(False)
+    _save(at)
+    at.button(key="s_cancel_risky").click().run()
+    no_exception(at)
+    assert empty_rt.settings == before and empty_rt.settings_history() == []
+    assert any("cancelled" in s.value for s in at.success)
+    assert not [b for b in at.button if b.key == "s_confirm_risky"]
+
+
+def test_a_safe_change_needs_no_confirmation(empty_rt: Runtime) -> None:
+    at = open_page("settings")
+    at.number_input(key="s_max_actions_per_hour").set_value(3)  # lower: safer
+    at.text_input(key="s_excluded_namespaces").set_value("kube-system, monitoring, batch")  # one more excluded
+    _save(at)
+    no_exception(at)
+    assert empty_rt.settings.max_actions_per_hour == 3 and "batch" in empty_rt.settings.excluded_namespaces
+    assert "confirmed" not in empty_rt.settings_history()[0]
