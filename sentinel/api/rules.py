@@ -88,11 +88,12 @@ def _busy() -> ApiError:
 
 def _test_rule(runtime: RuntimeDep, body: RuleTest) -> RuleTestResult:
     labels = dict(body.labels)
-    message, _level = parse_message(body.sample)
+    message, level = parse_message(body.sample)
     namespace, container = labels.get("namespace") or "", labels.get("container") or ""
     workload = workload_of(labels)
     rules = runtime.rules
-    classified = rules.classify(message, namespace=namespace, labels=labels)
+    # as the pipeline does: patterns see the raw line (the Go tool's meaning), `on: message` rules the message
+    classified = rules.classify(body.sample, message=message, level=level, namespace=namespace, labels=labels)
     # peek, never learn: a tested sample must not merge templates or change a group's key
     fingerprint = runtime.pipeline.fingerprinter.peek(message)
     if body.pattern is not None:
@@ -100,14 +101,14 @@ def _test_rule(runtime: RuntimeDep, body: RuleTest) -> RuleTestResult:
             regex = compile_pattern(body.pattern)
         except PatternError as err:
             raise ApiError(422, f"invalid RE2 pattern: {err.reason}", [f"pattern: {err.reason}"]) from None
-        matched = regex.search(message) is not None
+        matched = regex.search(body.sample) is not None
         name = None
         priority = body.priority.value if matched and body.priority is not None else None
     elif body.rule is not None:
         rule = rules.by_name(body.rule)
         if rule is None:
             raise not_found("rule", body.rule)
-        matched = rule.matches(message, namespace=namespace, labels=labels)
+        matched = rule.matches(message, namespace=namespace, labels=labels, line=body.sample, level=level)
         name = rule.name
         priority = rule.priority.value if matched else None
     else:

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from sentinel.core.model import LogEntry
 from sentinel.sources.files import read_entries
 from tests.api.conftest import DEMO, Served
 
@@ -90,10 +91,28 @@ def test_pattern_without_match(api: Served) -> None:
     assert body["matched"] is False and body["priority"] is None
 
 
-def test_pattern_is_matched_against_the_parsed_message(api: Served) -> None:
+def test_pattern_is_matched_against_the_raw_line_as_a_rule_sees_it(api: Served) -> None:
+    """A rule's pattern sees the whole raw line (the Go tool's meaning): the tester answers the same."""
     line = '{"level":"error","msg":"payment declined","ts":"2024-01-01T00:00:00Z"}'
     body = api.client.post("/api/rules/test", json={"pattern": "^payment declined$", "sample": line}).json()
-    assert body["message"] == "payment declined" and body["matched"] is True
+    assert body["message"] == "payment declined" and body["matched"] is False
+    body = api.client.post("/api/rules/test", json={"pattern": '"level":"error"', "sample": line}).json()
+    assert body["matched"] is True
+
+
+def test_the_loaded_rules_classify_the_raw_line_as_the_pipeline_does(api: Served) -> None:
+    """The tester and the engine give every sample the same rule (both see the raw line)."""
+    labels = {"namespace": "shop", "pod": "cart-7d9f8b6c5d-x2x9z", "container": "cart"}
+    samples = [
+        'level=error msg="payment declined" order=123',
+        '{"level":"error","msg":"payment declined"}',
+        "E1201 12:00:00.000000       1 controller.go:114] error syncing 'shop/cart': timed out",
+        "plain line without a level",
+    ]
+    for line in samples:
+        body = api.client.post("/api/rules/test", json={"sample": line, "labels": labels}).json()
+        engine = api.runtime.pipeline.explain(LogEntry(1, labels, line), learn=False)
+        assert body["classified"] == {"rule": engine.rule, "priority": engine.priority}, line
 
 
 @pytest.mark.parametrize(
