@@ -256,6 +256,23 @@ class Totals(BaseModel):
     remediations: int = Field(description="actions that reached the API server (or its dry run); refusals not counted")
 
 
+class NotificationDestination(BaseModel):
+    name: str
+    type: str
+    failing: bool
+    queued: int
+    sent: int
+    failed: int
+    retried: int
+    dropped: int
+    rate_limited: int
+    suppressed: int
+    consecutive_failures: int
+    last_error: str
+    last_error_at: float | None
+    last_success_at: float | None
+
+
 class Stats(BaseModel):
     time: float
     totals: Totals
@@ -268,6 +285,9 @@ class Stats(BaseModel):
     last_error_at: float | None
     last_remediation_at: float | None
     poll: PollHealth
+    notifications: list[NotificationDestination] = Field(
+        default_factory=list, description="each notification destination's delivery state (never its URL)"
+    )
 
 
 # -- rules ----------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from sentinel.engine.leader import LeaderElector, default_identity, default_name
 from sentinel.engine.pipeline import Batch, Pipeline, group_key, paused_gc
 from sentinel.engine.settings import RuntimeSettings, apply_update, from_stored, stored_overrides, validate_update
 from sentinel.errors import ConfigError, LokiUnavailable, SafetyRefused, SentinelError, SourceError, cap
+from sentinel.notify.notifier import Notifier
 from sentinel.remediation.cluster import Cluster
 from sentinel.remediation.remediator import Remediator
 from sentinel.store.base import GroupChange, Store
@@ -170,8 +171,10 @@ class Runtime:
         warnings: list[str] | None = None,
         description: str = "",
         stopping: threading.Event | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.config = config
+        self.notifier = notifier or Notifier.from_config(config, clock=clock)
         self.config_path = config_path
         self.rules_path = rules_path
         self.store = store
@@ -421,6 +424,7 @@ class Runtime:
         for c in changes:
             kind = "error.new" if c.kind == "new" else "error.updated"
             self.events.publish(kind, {**group_summary(c.group), "change": c.kind, "added": c.added})
+            self.notifier.group_changed(c.kind, c.group)  # queued: delivered by the notifier's threads
 
     def _remediate(self, changes: list[GroupChange]) -> int:
         """Automatic decisions for groups that matched a rule; ``none`` rules are recorded as alert only.
@@ -473,6 +477,7 @@ class Runtime:
         return decided
 
     def _after_record(self, record: RemediationRecord) -> None:
+        g = None
         if record.decision == "allowed" and record.result.value == "success" and not record.dry_run:
             g = self.store.get_group(record.group_id)
             if g is not None:
@@ -480,6 +485,8 @@ class Runtime:
                 g.last_remediation_at = record.time
                 self.store.put_group(g)
         self.events.publish("remediation", record.to_dict())
+        if record.decision == "allowed" and record.action != "none":
+            self.notifier.remediation(record, g or self.store.get_group(record.group_id))
 
     # -- maintenance ----------------------------------------------------------------------------
 
@@ -686,6 +693,7 @@ class Runtime:
             pass
         if self.elector is not None and self.elector.release():  # the follower takes over at once
             self.health.leader = False
+        self.notifier.stop()
         try:
             self.save_fingerprinter()
             self.store.close()
