@@ -176,6 +176,13 @@ class GroupDetail(GroupRow):
     escalation_reason: str
     remediation_history: list[RemediationRow]
     remediation_total: int
+    context: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "Kubernetes context of the workload: state ok (kind, replicas, rollout, pods, events, errors per part) "
+            "or unavailable/pending with reason (no cluster, forbidden, timeout, unavailable) and detail"
+        ),
+    )
 
     @classmethod
     def build(cls, g: ErrorGroup, records: list[RemediationRecord], total: int) -> GroupDetail:

@@ -18,7 +18,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sentinel.config import Config, NotifyEvent
@@ -70,8 +70,10 @@ class Worker:
         failing_after: int,
         clock: Callable[[], float],
         stopping: threading.Event,
+        context: Callable[[str, str], str] | None = None,
     ) -> None:
         self.destination = destination
+        self.context = context  # (namespace, workload) -> the Kubernetes context summary, on this thread
         self.config = destination.config
         self.failing_after = failing_after
         self.clock = clock
@@ -143,6 +145,8 @@ class Worker:
 
     def _deliver(self, n: Notification) -> None:
         c = self.config
+        if self.context is not None and not n.context:
+            n = replace(n, context=self.context(n.namespace, n.workload))
         delay = c.backoff
         for attempt in range(1, c.max_attempts + 1):
             try:
@@ -226,17 +230,27 @@ class Notifier:
         queue_size: int = 1000,
         failing_after: int = 3,
         clock: Callable[[], float] = time.time,
+        context: Callable[[str, str], str] | None = None,
     ) -> None:
         self.external_url = external_url
         self.clock = clock
         self.stopping = threading.Event()
         self.workers = [
-            Worker(d, queue_size=queue_size, failing_after=failing_after, clock=clock, stopping=self.stopping)
+            Worker(
+                d,
+                queue_size=queue_size,
+                failing_after=failing_after,
+                clock=clock,
+                stopping=self.stopping,
+                context=context,
+            )
             for d in destinations
         ]
 
     @classmethod
-    def from_config(cls, config: Config, *, clock: Callable[[], float] = time.time) -> Notifier:
+    def from_config(
+        cls, config: Config, *, clock: Callable[[], float] = time.time, context: Callable[[str, str], str] | None = None
+    ) -> Notifier:
         nc = config.notifications
         return cls(
             [Destination(d) for d in nc.destinations],
@@ -244,6 +258,7 @@ class Notifier:
             queue_size=nc.queue_size,
             failing_after=nc.failing_after,
             clock=clock,
+            context=context,
         )
 
     def _fire(self, event: NotifyEvent, group: ErrorGroup, record: RemediationRecord | None = None) -> None:
