@@ -228,3 +228,20 @@ def test_the_poll_does_not_wait_and_the_api_shows_the_context(tmp_path: Path, we
     assert ctx["state"] == "ok" and ctx["kind"] == "Deployment"
     assert ctx["pods"][0]["last_termination"]["reason"] == "OOMKilled"
     assert ctx["events"][0]["reason"] == "BackOff"
+
+
+def test_a_notification_carries_the_context_summary(tmp_path: Path, web: KubePeer) -> None:
+    from tests.notify.helpers import destination
+    from tests.notify.receiver import receiver
+
+    pods = sorted(p["metadata"]["name"] for p in web.pods("demo", "app=web"))
+    with receiver() as rx:
+        rt = build(tmp_path, destination("hook", "webhook", rx.url), [line("demo", pods[0], "nginx OOMKilled: limit")])
+        rt.context = ContextReader(cluster(web))
+        assert rt.poll_once().ok
+        assert rt.notifier.drain()
+        rt.stop()
+    [body] = rx.bodies()
+    assert body["context"].startswith("Deployment 0/2 ready, rollout progressing")
+    assert "2 pods, 1 not ready, 4 restarts; last termination OOMKilled (exit 137)" in body["context"]
+    assert "Warning BackOff x7: Back-off restarting failed container" in body["context"]
