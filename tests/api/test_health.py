@@ -19,7 +19,14 @@ def test_ready_after_a_successful_poll(api: Served) -> None:
     assert r.status_code == 200
     assert r.json() == {
         "ready": True,
-        "checks": {"config": "ok", "rules": "ok", "store": "ok", "poll": "ok", "remediation": "ok"},
+        "checks": {
+            "config": "ok",
+            "rules": "ok",
+            "store": "ok",
+            "poll": "ok",
+            "remediation": "ok",
+            "notifications": "ok",
+        },
         "failing": {},
     }
 

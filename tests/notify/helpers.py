@@ -46,7 +46,7 @@ notifications:
 def line(ns: str, pod: str, text: str, *, ago: float = 60.0) -> dict[str, object]:
     container = pod.rsplit("-", 2)[0]
     return {
-        "ts": int((time.time() - ago) * NS),
+        "ago": ago,  # seconds before the runtime is built (build() stamps ts then)
         "labels": {"namespace": ns, "pod": pod, "container": container},
         "line": text,
     }
@@ -69,7 +69,9 @@ def build(
     cfg = tmp / "config.yaml"
     cfg.write_text(CONFIG.format(tmp=tmp, notifications=notifications), encoding="utf-8")
     logs = tmp / "logs.jsonl"
-    logs.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+    now = time.time()
+    stamped = [{"ts": int((now - float(str(x["ago"]))) * NS), "labels": x["labels"], "line": x["line"]} for x in lines]
+    logs.write_text("".join(json.dumps(x) + "\n" for x in stamped), encoding="utf-8")
     return Runtime.build(cfg, source=FileSource(logs), store=MemoryStore(), env=env or {})
 
 
