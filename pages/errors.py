@@ -12,6 +12,7 @@ from sentinel.core.logql import explore_url, for_group
 from sentinel.core.model import ErrorGroup
 from sentinel.store.base import SORTS, RecordQuery
 from sentinel.ui import charts
+from sentinel.ui.cluster_context import context_view
 from sentinel.ui.context import (
     admin_token,
     change_refusal,
@@ -524,6 +525,22 @@ def _actions_section(g: ErrorGroup) -> None:
         )
 
 
+def _cluster_section(g: ErrorGroup) -> None:
+    st.subheader("In the cluster")
+    view = context_view(rt, g.namespace, g.workload)
+    if not view.ok:
+        st.caption(view.headline)
+        return
+    st.markdown(view.headline)
+    if view.pods:
+        st.dataframe(view.pods, hide_index=True, key="cluster_pods")
+    st.caption("Warning events" if view.events else "No Warning events for the workload or its pods.")
+    if view.events:
+        st.dataframe(view.events, hide_index=True, key="cluster_events")
+    for note in view.notes:
+        st.caption(note)
+
+
 def detail(group_id: str) -> None:
     st.button("← Back to the queue", on_click=_back, key="back")
     g = rt.store.get_group(group_id)
@@ -588,6 +605,7 @@ def detail(group_id: str) -> None:
         else:
             st.caption("No pod label on these lines.")
 
+    _cluster_section(g)
     _actions_section(g)
 
     st.subheader("Remediation records")

@@ -106,6 +106,16 @@ class KubernetesConfig(Section):
 
 class WebConfig(Section):
     listen: str = ":8080"
+    # How people reach the console (e.g. https://sentinel.example.com): notifications link to
+    # ``external_url + /errors/{id}``. Empty: the link is a path only.
+    external_url: str = ""
+
+    @field_validator("external_url")
+    @classmethod
+    def _external_url(cls, v: str) -> str:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v.rstrip("/")
 
     @field_validator("listen")
     @classmethod
@@ -218,6 +228,62 @@ class LeaderElectionConfig(Section):
         return self
 
 
+NotifyEvent = Literal["new", "regressed", "escalated", "remediation_acted", "remediation_failed"]
+NOTIFY_EVENTS: tuple[NotifyEvent, ...] = ("new", "regressed", "escalated", "remediation_acted", "remediation_failed")
+
+
+class DestinationConfig(Section):
+    """One notification destination and the selector of what it receives.
+
+    The URL (a Slack webhook URL is itself a secret) and the bearer token come from the file, or
+    from ``url_file``/``token_file``, or from the environment variables named by ``url_env``/``token_env``.
+    """
+
+    name: str = Field(min_length=1, max_length=63)
+    type: Literal["webhook", "slack", "alertmanager"]
+    url: SecretStr = SecretStr("")
+    url_file: str = ""
+    url_env: str = ""
+    token: SecretStr = SecretStr("")
+    token_file: str = ""
+    token_env: str = ""
+    min_priority: Priority = Priority.P4  # priority at or above (P1 is the highest)
+    namespaces: list[str] = Field(default_factory=list)  # empty: all
+    rules: list[str] = Field(default_factory=list)  # empty: all
+    events: list[NotifyEvent] = Field(default_factory=lambda: list(NOTIFY_EVENTS))
+    rate_limit: int = Field(default=30, ge=1)  # messages per minute, at most
+    timeout: Duration = 5.0
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    backoff: Duration = 1.0  # first retry delay; doubles each attempt, at most 60s
+
+    @field_validator("min_priority", mode="before")
+    @classmethod
+    def _priority(cls, v: object) -> Priority:
+        return Priority.parse(v)
+
+    @field_validator("timeout", "backoff")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("must be longer than 0s")
+        return v
+
+
+class NotificationsConfig(Section):
+    destinations: list[DestinationConfig] = Field(default_factory=list)
+    queue_size: int = Field(default=1000, ge=1)  # per destination; past it messages are dropped (counted)
+    failing_after: int = Field(default=3, ge=1)  # failed deliveries in a row that mark a destination failing
+
+    @model_validator(mode="after")
+    def _unique(self) -> NotificationsConfig:
+        seen: set[str] = set()
+        for d in self.destinations:
+            if d.name in seen:
+                raise ValueError(f"destinations: duplicate name {d.name!r}")
+            seen.add(d.name)
+        return self
+
+
 class Config(Section):
     loki: LokiConfig = Field(default_factory=LokiConfig)
     kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
@@ -231,6 +297,7 @@ class Config(Section):
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     leader_election: LeaderElectionConfig = Field(default_factory=LeaderElectionConfig)
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
 
     @model_validator(mode="before")
     @classmethod
@@ -454,7 +521,7 @@ def _problems(err: ValidationError, prefix: str = "") -> list[str]:
     return problems
 
 
-SECRET_KEYS = frozenset({"password", "bearer_token", "token"})
+SECRET_KEYS = frozenset({"password", "bearer_token", "token", "url"})
 
 
 def _is_secret(loc: tuple[int | str, ...]) -> bool:
@@ -494,10 +561,41 @@ def _secret_from_env(config: Config, env: Mapping[str, str], base_dir: Path) -> 
     config.loki.password = pick("LOKI_PASSWORD", config.loki.password_file, config.loki.password)
     config.loki.bearer_token = pick("LOKI_BEARER_TOKEN", config.loki.bearer_token_file, config.loki.bearer_token)
     config.api.token = pick("API_TOKEN", config.api.token_file, config.api.token)
+    problems.extend(_destination_secrets(config, env, base_dir))
     if env.get(ENV_PREFIX + "LOKI_USERNAME"):
         config.loki.username = env[ENV_PREFIX + "LOKI_USERNAME"]
     if env.get(ENV_PREFIX + "LOKI_URL"):
         config.loki.url = env[ENV_PREFIX + "LOKI_URL"].rstrip("/")
+    return problems
+
+
+def _destination_secrets(config: Config, env: Mapping[str, str], base_dir: Path) -> list[str]:
+    """Each destination's URL and token from its ``*_env`` variable or ``*_file``; the URL is required."""
+    problems: list[str] = []
+    for i, d in enumerate(config.notifications.destinations):
+        where = f"notifications.destinations[{i}] ({d.name})"
+        for key in ("url", "token"):
+            var = getattr(d, f"{key}_env")
+            file_key = getattr(d, f"{key}_file")
+            if var:
+                if not env.get(var):
+                    problems.append(f"{where}.{key}_env: environment variable {var} is not set")
+                    continue
+                setattr(d, key, SecretStr(env[var].strip()))
+            elif file_key:
+                p = Path(file_key)
+                if not p.is_absolute():
+                    p = base_dir / p
+                try:
+                    setattr(d, key, SecretStr(p.read_text(encoding="utf-8").strip()))
+                except OSError as err:
+                    problems.append(f"{where}.{key}_file: {p}: cannot read: {err.strerror}")
+                    continue
+        url = d.url.get_secret_value()
+        if not url and not any(p.startswith(f"{where}.url") for p in problems):
+            problems.append(f"{where}.url: required (or url_file / url_env)")
+        elif url and not url.startswith(("http://", "https://")):
+            problems.append(f"{where}.url: must start with http:// or https:// (value hidden)")
     return problems
 
 

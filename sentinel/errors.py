@@ -16,6 +16,7 @@
     │   ├── Invalid            422: the API server rejected the object
     │   ├── DisruptionBudgetRefused 429 from an eviction: a PodDisruptionBudget forbids it now
     │   └── ClusterUnavailable 5xx, timeouts, no cluster configured
+    │       └── ClusterTimeout     the API server did not answer in time
     ├── StoreError             the store cannot be read or written
     └── SafetyRefused          a remediation was refused by the safety policy
 
@@ -167,6 +168,10 @@ class DisruptionBudgetRefused(ClusterError):
 
 class ClusterUnavailable(ClusterError):
     """5xx, a timeout, or no cluster configured at all."""
+
+
+class ClusterTimeout(ClusterUnavailable):
+    """The API server did not answer within the client's timeout."""
 
 
 class StoreError(SentinelError):

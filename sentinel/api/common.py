@@ -112,13 +112,15 @@ def cap_text(text: str, limit: int) -> str:
 
 
 def secrets_of(runtime: Runtime) -> list[str]:
-    """Every configured secret value (API token, Loki password and bearer token)."""
+    """Every configured secret value (API token, Loki password and bearer token, notification URLs and tokens)."""
     c = runtime.config
     values = [
         c.api.token.get_secret_value(),
         c.loki.password.get_secret_value(),
         c.loki.bearer_token.get_secret_value(),
     ]
+    for d in c.notifications.destinations:
+        values += [d.url.get_secret_value(), d.token.get_secret_value()]
     return [v for v in values if len(v) >= 4]
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
 from starlette.responses import Response
 
-from sentinel.api.common import CSV_RESPONSES, ApiError, csv_response, not_found, parse_time
+from sentinel.api.common import CSV_RESPONSES, ApiError, csv_response, not_found, parse_time, redact
 from sentinel.api.deps import Format, Name, Page, PageSize, RuntimeDep, Since, Writer
 from sentinel.api.schemas import (
     GroupDetail,
@@ -21,6 +22,8 @@ from sentinel.api.schemas import (
 from sentinel.core.model import Priority, Status
 from sentinel.engine.runtime import Runtime
 from sentinel.store.base import MAX_PAGE_SIZE, GroupQuery, RecordQuery
+
+CONTEXT_WAIT = 2.0  # seconds a detail request waits for a first context read
 
 router = APIRouter(prefix="/api/errors", tags=["errors"])
 
@@ -49,9 +52,13 @@ def _detail(runtime: Runtime, group_id: str) -> GroupDetail:
         raise not_found("error group", group_id)
     page = runtime.store.list_remediations(RecordQuery(group_id=group_id, page_size=DETAIL_RECORDS))
     grafana = runtime.config.grafana
-    return GroupDetail.build(
+    detail = GroupDetail.build(
         group, page.items, page.total, grafana_url=grafana.url, datasource_uid=grafana.loki_datasource_uid
     )
+    # Read by the context thread; a request waits a little for a first read, never for a slow API server.
+    ctx = runtime.context.get(group.namespace, group.workload, wait=CONTEXT_WAIT)
+    detail.context = json.loads(redact(runtime, json.dumps(ctx)))
+    return detail
 
 
 @router.get("", response_model=GroupList, responses=CSV_RESPONSES, summary="List error groups")

@@ -70,6 +70,11 @@ def ready(request: Request, runtime: RuntimeDep) -> JSONResponse:
     checks["remediation"] = (
         HALTED.format(reason=redact(runtime, state.breakers[REMEDIATOR].reason)) if state.halted else "ok"
     )
+    # Informational like the remediator: a failing receiver must not take the console out of the Service.
+    bad = runtime.notifier.failing()
+    checks["notifications"] = (
+        "; ".join(f"destination {name!r} failing: {redact(runtime, why)}" for name, why in sorted(bad.items())) or "ok"
+    )
     notices = [redact(runtime, n) for n in runtime.store.health().notices]
     body = Readiness(ready=ok, checks=checks, failing=failing, notices=notices)
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)

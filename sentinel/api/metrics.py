@@ -16,6 +16,7 @@ from prometheus_client.registry import Collector
 
 from sentinel.core.model import Priority
 from sentinel.engine.runtime import Runtime
+from sentinel.notify.notifier import OUTCOMES
 from sentinel.store.base import MAX_PAGE_SIZE, RecordQuery
 
 PREFIX = "kube_sentinel"
@@ -235,6 +236,28 @@ class RuntimeCollector(Collector):
             value=h.rules_rejections,
         )
         yield GaugeMetricFamily(f"{PREFIX}_start_time_seconds", "When the process started", value=h.started_at)
+        yield from notification_metrics(rt)
+
+
+def notification_metrics(rt: Runtime) -> Iterator[Metric]:
+    """Per destination: messages by outcome, and whether it keeps failing."""
+    statuses = rt.notifier.status()
+    outcomes = CounterMetricFamily(
+        f"{PREFIX}_notifications",
+        "Notifications by destination and outcome (sent, failed, retried, dropped, rate_limited, suppressed)",
+        labels=["destination", "type", "outcome"],
+    )
+    failing = GaugeMetricFamily(
+        f"{PREFIX}_notification_destination_failing",
+        "1 when a notification destination's last deliveries all failed",
+        labels=["destination", "type"],
+    )
+    for st in statuses:
+        for outcome in OUTCOMES:
+            outcomes.add_metric([st["name"], st["type"], outcome], st[outcome])
+        failing.add_metric([st["name"], st["type"]], int(st["failing"]))
+    yield outcomes
+    yield failing
 
 
 POLL_STATES = ("ok", "waiting", "failing", "stale", "follower")

@@ -192,6 +192,13 @@ class GroupDetail(GroupRow):
         default=None,
         description="Grafana Explore with that query (when grafana.url and its Loki datasource uid are set)",
     )
+    context: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "Kubernetes context of the workload: state ok (kind, replicas, rollout, pods, events, errors per part) "
+            "or unavailable/pending with reason (no cluster, forbidden, timeout, unavailable) and detail"
+        ),
+    )
 
     @classmethod
     def build(
@@ -293,6 +300,23 @@ class Totals(BaseModel):
     remediations: int = Field(description="actions that reached the API server (or its dry run); refusals not counted")
 
 
+class NotificationDestination(BaseModel):
+    name: str
+    type: str
+    failing: bool
+    queued: int
+    sent: int
+    failed: int
+    retried: int
+    dropped: int
+    rate_limited: int
+    suppressed: int
+    consecutive_failures: int
+    last_error: str
+    last_error_at: float | None
+    last_success_at: float | None
+
+
 class Stats(BaseModel):
     time: float
     totals: Totals
@@ -305,6 +329,9 @@ class Stats(BaseModel):
     last_error_at: float | None
     last_remediation_at: float | None
     poll: PollHealth
+    notifications: list[NotificationDestination] = Field(
+        default_factory=list, description="each notification destination's delivery state (never its URL)"
+    )
 
 
 # -- rules ----------------------------------------------------------------------------------------

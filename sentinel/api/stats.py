@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from sentinel.api.common import redact
 from sentinel.api.deps import RuntimeDep
-from sentinel.api.schemas import PollHealth, RatePoint, Stats, Totals
+from sentinel.api.schemas import NotificationDestination, PollHealth, RatePoint, Stats, Totals
 from sentinel.engine.runtime import Runtime
 
 router = APIRouter(prefix="/api/stats", tags=["stats"])
@@ -66,4 +66,8 @@ def stats(
         last_error_at=s.last_error_at,
         last_remediation_at=s.last_remediation_at,
         poll=poll_health(runtime),
+        notifications=[
+            NotificationDestination.model_validate({**st, "last_error": redact(runtime, st["last_error"])})
+            for st in runtime.notifier.status()
+        ],
     )

@@ -29,6 +29,7 @@ from sentinel.core.impact import LifecycleSettings, refresh
 from sentinel.core.model import ErrorGroup, LogEntry, RemediationRecord, Result, Status
 from sentinel.core.policy import SafetyLimits
 from sentinel.core.rules import RuleSet
+from sentinel.engine.context import ContextReader
 from sentinel.engine.events import EventBus
 from sentinel.engine.leader import LeaderElector, default_identity, default_namespace
 from sentinel.engine.pipeline import Batch, Pipeline, group_key, paused_gc
@@ -44,6 +45,7 @@ from sentinel.errors import (
     redact,
     register_secret,
 )
+from sentinel.notify.notifier import Notifier
 from sentinel.remediation.cluster import Cluster
 from sentinel.remediation.owners import OwnerResolver
 from sentinel.remediation.remediator import Remediator
@@ -61,6 +63,7 @@ READY_STALE_FACTOR = 3  # polls are stale when the last good one is older than 3
 # Alert-only (action none) records per poll; the groups past it share one summary record, so a
 # first start on a busy cluster does not flood the audit log or the notifications.
 ALERTS_PER_POLL = 200
+NOTIFY_CONTEXT_WAIT = 3.0  # seconds a notification waits for its group's Kubernetes context
 
 
 def outcome_of(record: RemediationRecord) -> str:
@@ -257,8 +260,11 @@ class Runtime:
         warnings: list[str] | None = None,
         description: str = "",
         stopping: threading.Event | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.config = config
+        self.context = ContextReader(None, clock=clock)  # Runtime.build gives it the cluster
+        self.notifier = notifier or Notifier.from_config(config, clock=clock, context=self._context_summary)
         self.config_path = config_path
         self.rules_path = rules_path
         self.store = store
@@ -348,12 +354,19 @@ class Runtime:
                 fingerprinter=rt.pipeline.fingerprinter,
                 workloads=OwnerResolver(cluster).workload_of,
             )
+        rt.context = ContextReader(cluster, no_cluster=cluster_state, clock=clock)
         if config.leader_election.enabled:
             if cluster is None:
                 log.warning("leader_election is enabled but no cluster can hold the Lease: this replica leads alone")
             else:
                 rt.use_elector(build_elector(config, cluster, store=store, clock=clock, env=env))
         return rt
+
+    def _context_summary(self, namespace: str, workload: str) -> str:
+        """For a notification, on the notifier's thread: waits briefly for the context read."""
+        from sentinel.engine.context import summary_line
+
+        return summary_line(self.context.get(namespace, workload, wait=NOTIFY_CONTEXT_WAIT))
 
     def use_elector(self, elector: LeaderElector) -> None:
         """Poll and remediate only while ``elector`` holds the Lease; read-only until it first does."""
@@ -589,6 +602,9 @@ class Runtime:
         for c in changes:
             kind = "error.new" if c.kind == "new" else "error.updated"
             self.events.publish(kind, {**group_summary(c.group), "change": c.kind, "added": c.added})
+            if c.kind != "updated":
+                self.context.request(c.group.namespace, c.group.workload)  # read on the context thread
+            self.notifier.group_changed(c.kind, c.group)  # queued: delivered by the notifier's threads
 
     def _remediate(self, changes: list[GroupChange]) -> int:
         """Automatic decisions for groups that matched a rule; ``none`` rules are recorded as alert only.
@@ -641,6 +657,7 @@ class Runtime:
         return decided
 
     def _after_record(self, record: RemediationRecord) -> None:
+        g = None
         if record.decision == "allowed" and record.result.value == "success" and not record.dry_run:
             when = record.time
 
@@ -650,6 +667,8 @@ class Runtime:
 
             self.store.update_group(record.group_id, count_it)  # atomic with a concurrent record()
         self.events.publish("remediation", record.to_dict())
+        if record.decision == "allowed" and record.action != "none":
+            self.notifier.remediation(record, g or self.store.get_group(record.group_id))
 
     # -- maintenance ----------------------------------------------------------------------------
 
@@ -884,6 +903,8 @@ class Runtime:
             pass
         if self.elector is not None and self.elector.release():  # the follower takes over at once
             self.health.leader = False
+        self.notifier.stop()
+        self.context.stop()
         try:
             self.save_fingerprinter()
             self.store.close()

@@ -39,6 +39,7 @@ from kubernetes.config.config_exception import ConfigException
 from sentinel.core.model import Target
 from sentinel.errors import (
     ClusterError,
+    ClusterTimeout,
     ClusterUnavailable,
     Conflict,
     DisruptionBudgetRefused,
@@ -149,7 +150,7 @@ def translate(err: BaseException, call: Call) -> ClusterError:
     if isinstance(reason, urllib3.exceptions.NewConnectionError | ConnectionRefusedError):
         return ClusterUnavailable(f"{call}: cannot reach the API server: {cap(err)}")
     if isinstance(reason, urllib3.exceptions.TimeoutError | TimeoutError):
-        return ClusterUnavailable(f"{call}: timed out: {cap(err)}")
+        return ClusterTimeout(f"{call}: timed out: {cap(err)}")
     if isinstance(err, urllib3.exceptions.HTTPError | ConnectionError | OSError):
         return ClusterUnavailable(f"{call}: cannot reach the API server: {cap(err)}")
     if isinstance(err, json.JSONDecodeError):  # a body that is not JSON
@@ -291,6 +292,11 @@ class Cluster:
     def list_pods(self, namespace: str, *, label_selector: str = "") -> list[Obj]:
         kw = {"label_selector": label_selector} if label_selector else {}
         out = self._call(Call("list", "pods", namespace), self.core.list_namespaced_pod, namespace, **kw)
+        return list(out.get("items") or [])
+
+    def list_events(self, namespace: str) -> list[Obj]:
+        """The namespace's core/v1 Events (the caller picks the Warnings of its workload)."""
+        out = self._call(Call("list", "events", namespace), self.core.list_namespaced_event, namespace)
         return list(out.get("items") or [])
 
     def list_replicasets(self, namespace: str, *, label_selector: str = "") -> list[Obj]:

@@ -28,7 +28,13 @@ def test_ready_after_a_successful_poll(api: Served) -> None:
     assert r.status_code == 200
     assert r.json() == {
         "ready": True,
-        "checks": {"config": "ok", "rules": "ok", "store": "ok", "remediation": "ok"},
+        "checks": {
+            "config": "ok",
+            "rules": "ok",
+            "store": "ok",
+            "remediation": "ok",
+            "notifications": "ok",
+        },
         "failing": {},
         "notices": [],
     }

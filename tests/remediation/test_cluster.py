@@ -24,6 +24,7 @@ from sentinel.core.model import Target
 from sentinel.errors import (
     MAX_FOREIGN_CHARS,
     ClusterError,
+    ClusterTimeout,
     ClusterUnavailable,
     Conflict,
     Forbidden,
@@ -60,12 +61,10 @@ def status_body(code: int, message: str) -> str:
         pytest.param(ApiException(status=418, reason="Teapot"), ClusterError, id="other-4xx"),
         pytest.param(
             urllib3.exceptions.ReadTimeoutError(None, "/x", "read timed out"),  # type: ignore[arg-type]
-            ClusterUnavailable,
+            ClusterTimeout,
             id="read-timeout",
         ),
-        pytest.param(
-            urllib3.exceptions.ConnectTimeoutError("connect timed out"), ClusterUnavailable, id="connect-timeout"
-        ),
+        pytest.param(urllib3.exceptions.ConnectTimeoutError("connect timed out"), ClusterTimeout, id="connect-timeout"),
         pytest.param(
             urllib3.exceptions.MaxRetryError(None, "/x", urllib3.exceptions.NewConnectionError(None, "refused")),  # type: ignore[arg-type]
             ClusterUnavailable,
@@ -74,7 +73,7 @@ def status_body(code: int, message: str) -> str:
         pytest.param(urllib3.exceptions.ProtocolError("connection aborted"), ClusterUnavailable, id="protocol"),
         pytest.param(urllib3.exceptions.SSLError("bad handshake"), ClusterUnavailable, id="urllib3-ssl"),
         pytest.param(ConnectionResetError("reset"), ClusterUnavailable, id="connection-reset"),
-        pytest.param(TimeoutError("timed out"), ClusterUnavailable, id="socket-timeout"),
+        pytest.param(TimeoutError("timed out"), ClusterTimeout, id="socket-timeout"),
         pytest.param(json.JSONDecodeError("Expecting value", "<html>", 0), ClusterUnavailable, id="not-json"),
         pytest.param(ApiTypeError("bad type"), ClusterError, id="api-type-error"),
         pytest.param(ApiValueError("bad value"), ClusterError, id="api-value-error"),
