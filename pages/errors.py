@@ -274,17 +274,19 @@ def _bulk(items: list[ErrorGroup]) -> None:
     with st.expander("Bulk actions on this page", expanded=bool(msg or st.session_state.get("bulk_rows"))):
         if msg:
             (st.success if msg[0] == "success" else st.error)(md(msg[1]))
-        if st.session_state.get("bulk_rows"):
-            st.session_state["bulk_rows"] = [g for g in st.session_state["bulk_rows"] if g in labels]
-        st.multiselect(
-            "Error groups", list(labels), format_func=labels.__getitem__, key="bulk_rows", placeholder="choose rows"
+        chosen = st.multiselect(
+            "Error groups",
+            list(labels),
+            format_func=lambda gid: labels.get(gid, gid),
+            key="bulk_rows",
+            placeholder="choose rows",
         )
         c1, c2 = st.columns([1, 2])
         c1.selectbox("Action", list(BULK_ACTIONS), key="bulk_action")
         c2.text_input("Comment (optional)", key="bulk_comment", max_chars=500)
         if needs_token:
             st.text_input("Admin token", type="password", key="bulk_token")
-        n = len(st.session_state.get("bulk_rows", []))
+        n = len([gid for gid in chosen if gid in labels])
         st.button(
             f"Apply to {n} group{'s' if n != 1 else ''}",
             key="bulk_apply",

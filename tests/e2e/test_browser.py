@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -468,3 +469,25 @@ def test_hostile_lines_and_labels_are_shown_as_text(browser: Any, tmp_path: Path
             assert not [u for u in requested if "127.0.0.1:9/" in u], requested
         finally:
             ctx.close()
+
+
+def test_bulk_acknowledge_from_the_queue(server: str, page: Any) -> None:
+    page.goto(server + "/errors?priority=P4")
+    _loaded(page, "Errors")
+    page.locator('[data-testid="stExpander"] summary', has_text="Bulk actions on this page").click()
+    chooser = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Error groups").first
+    chooser.wait_for()
+    chooser.locator("input").first.click()
+    for _ in range(2):  # the first two rows offered (the list stays open after a choice)
+        page.get_by_role("option").first.click()
+    page.keyboard.press("Escape")
+    _settled(page)
+    apply = page.get_by_role("button", name=re.compile(r"^Apply to ([2-9]|\d\d+) groups$"))
+    apply.wait_for()
+    chosen = int(re.findall(r"\d+", apply.inner_text())[0])
+    assert chosen >= 2
+    apply.click()
+    page.get_by_text(f"acknowledge: {chosen} group(s)").wait_for()
+    page.screenshot(path=str(SHOTS / "errors-bulk.png"), full_page=True)
+    acked = httpx.get(f"{server}/api/errors", params={"status": "acknowledged"}, timeout=10).json()["items"]
+    assert len([g for g in acked if g["status_by"] == "console" and g["priority"] == "P4"]) == chosen
