@@ -16,15 +16,15 @@ T0 = 1_795_800_000  # any fixed start; the demo shifts everything to "now"
 
 PODS = {
     ("shop", "checkout"): ["checkout-7d4b9c8f6d-xk2lp", "checkout-7d4b9c8f6d-q9wzt", "checkout-7d4b9c8f6d-m2hfr"],
-    ("shop", "cart"): ["cart-5f6c7d8b9-ab3cd", "cart-5f6c7d8b9-pl0ok"],
-    ("shop", "frontend"): ["frontend-6b8d9f7c5-zz1aa", "frontend-6b8d9f7c5-yy2bb", "frontend-6b8d9f7c5-xx3cc"],
+    ("shop", "cart"): ["cart-5f6c7d8b9-xb4cd", "cart-5f6c7d8b9-pl2wk"],
+    ("shop", "frontend"): ["frontend-6b8d9f7c5-zz5bb", "frontend-6b8d9f7c5-ww2bb", "frontend-6b8d9f7c5-xx4cc"],
     ("payments", "payments-api"): ["payments-api-84c6d9b7f-r7t2n", "payments-api-84c6d9b7f-k8s9d"],
     ("payments", "ledger"): ["ledger-0", "ledger-1"],
     ("data", "postgres"): ["postgres-0", "postgres-1"],
     ("data", "kafka"): ["kafka-0", "kafka-1", "kafka-2"],
     ("batch", "nightly-report"): ["nightly-report-29012345-8xk2d"],
-    ("auth", "auth-service"): ["auth-service-59d8c7b6f4-w2e3r"],
-    ("search", "search-indexer"): ["search-indexer-6c7d8e9f0-h5j6k"],
+    ("auth", "auth-service"): ["auth-service-59d8c7b6f4-w2x4r"],
+    ("search", "search-indexer"): ["search-indexer-6c7d8f9f2-h5j6k"],
     ("kube-system", "coredns"): ["coredns-5d78c9869d-4lq7x", "coredns-5d78c9869d-9sxvz"],
     ("monitoring", "prometheus"): ["prometheus-0"],
 }

@@ -153,8 +153,8 @@ def test_the_explore_link_when_grafana_is_configured(tmp_path: Path, loki_peer: 
         ),
         pytest.param(
             "frontend",
-            ["frontend-6b8d9f7c5-zz1aa"],
-            ["frontend-6b8d9f7c5-zz1aa"],
+            ["frontend-6b8d9f7c5-zz5bb"],
+            ["frontend-6b8d9f7c5-zz5bb"],
             ["frontend-6b8d9f7c5-zz1ab"],
             id="label-workload",
         ),

@@ -91,17 +91,14 @@ def test_failing_writes_show_on_metrics_and_fail_ready(tmp_path: Path) -> None:
 
 
 def test_console_banner_names_the_moved_file_until_acknowledged(tmp_path: Path) -> None:
-    from streamlit.testing.v1 import AppTest
-
     from sentinel.engine.runtime import install, uninstall
-    from tests.ui.conftest import APP, build_runtime, no_exception, texts
+    from tests.ui.conftest import build_runtime, no_exception, open_page, texts
 
     (tmp_path / "db.json").write_text("{ truncated by a crash")
     rt = build_runtime(TinyDBStore(tmp_path / "db.json", shards=8))  # type: ignore[arg-type]
     install(rt)
     try:
-        at = AppTest.from_file(APP, default_timeout=60)
-        at.run()  # the overview: the sidebar's banner and the page's own
+        at = open_page("overview")  # the sidebar's banner and the page's own
         no_exception(at)
         (aside,) = [p for p in tmp_path.iterdir() if ".corrupt-" in p.name]
         shown = [e.value for e in at.error]  # the sidebar's and the page's

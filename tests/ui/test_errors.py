@@ -131,7 +131,7 @@ def test_detail_by_link(demo_rt: Runtime) -> None:
     at = open_page("errors", {"id": gid})
     no_exception(at)
     text = texts(at)
-    assert g.workload in at.title[0].value
+    assert g.workload in readable(at.title[0].value)  # log and label text is escaped markdown
     assert g.template in text
     assert "Samples" in text and g.samples[-1][:60] in text
     assert f"Matched rule **{g.rule}**" in text
