@@ -132,11 +132,16 @@ class KnownPaths:
 
     def __init__(self, app: Any, *, pages: Sequence[str] = CONSOLE_PAGES, files: Sequence[str] = ()) -> None:
         self.app = app
-        self.known = frozenset(pages) | frozenset(STREAMLIT_PREFIXES) | {"api", "ws", "health", "ready", "metrics"}
+        self.pages = frozenset(pages)
+        self.known = frozenset(STREAMLIT_PREFIXES) | {"api", "ws", "health", "ready", "metrics"}
         self.files = frozenset(files)
 
     def is_known(self, path: str) -> bool:
-        first = path.lstrip("/").split("/", 1)[0]
+        parts = path.lstrip("/").rstrip("/").split("/")
+        first = parts[0]
+        if first in self.pages:
+            # a console page is one segment; only the Go tool's ``/errors/{id}`` link has a second
+            return len(parts) == 1 or (first == "errors" and len(parts) == 2)
         return first in self.known or first in self.files
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:

@@ -80,7 +80,10 @@ def test_a_known_api_path_with_another_method_is_405_json(console: tuple[httpx.C
     assert r.json()["detail"] == "DELETE is not allowed on /api/errors: use GET"
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/livez", "/readyz", "/nope", "/error", "/settings2", "/index.php"])
+@pytest.mark.parametrize(
+    "path",
+    ["/healthz", "/livez", "/readyz", "/nope", "/error", "/settings2", "/index.php", "/errors/x/y", "/settings/x"],
+)
 def test_unknown_console_paths_are_a_404_page(console: tuple[httpx.Client, str], path: str) -> None:
     client, _ = console
     r = client.get(path)
