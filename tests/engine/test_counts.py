@@ -194,28 +194,9 @@ def test_update_group_that_raises_changes_nothing(store: Store) -> None:
 
 
 def loki_config(tmp_path: Path, peer: LokiPeer, *, ingest_delay: str = "0s") -> Path:
-    rules = tmp_path / "rules.yaml"
-    rules.write_text((ROOT / "config" / "rules.yaml").read_text())
-    cfg = tmp_path / "config.yaml"
-    cfg.write_text(
-        f"""
-loki:
-  url: {peer.url}
-  lookback: 10m
-  ingest_delay: {ingest_delay}
-  max_lookback: 1h
-kubernetes:
-  in_cluster: false
-  kubeconfig: {tmp_path / "no-kubeconfig"}
-remediation:
-  dry_run: true
-rules_file: rules.yaml
-store:
-  type: tinydb
-  path: {tmp_path / "store.json"}
-"""
-    )
-    return cfg
+    from tests.engine.test_runtime import write_config as runtime_config
+
+    return runtime_config(tmp_path, peer, ingest_delay=ingest_delay)
 
 
 def loki_runtime(

@@ -29,7 +29,7 @@ class Sleeps:
         self.delays.append(seconds)
 
 
-def write_config(tmp_path: Path, peer: LokiPeer, extra: str = "") -> Path:
+def write_config(tmp_path: Path, peer: LokiPeer, extra: str = "", *, ingest_delay: str = "0s") -> Path:
     rules = tmp_path / "rules.yaml"
     rules.write_text((ROOT / "config" / "rules.yaml").read_text())
     cfg = tmp_path / "config.yaml"
@@ -38,7 +38,7 @@ def write_config(tmp_path: Path, peer: LokiPeer, extra: str = "") -> Path:
 loki:
   url: {peer.url}
   lookback: 10m
-  ingest_delay: 0s
+  ingest_delay: {ingest_delay}
   max_lookback: 1h
 kubernetes:
   in_cluster: false
