@@ -8,7 +8,7 @@ str``), never a traceback from deep inside a constructor.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sentinel.core.model import ErrorGroup, Priority, RemediationRecord, Result, Status
@@ -96,47 +96,35 @@ _RECORD_OPTIONAL: dict[str, str] = {
 }
 
 
+def _minutes(value: object) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and k.lstrip("-").isdigit() and _int(v) for k, v in value.items()
+    )
+
+
+# kind -> (does a value fit, what the message says it must be)
+_KINDS: dict[str, tuple[Callable[[object], bool], str]] = {
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "int": (_int, "an integer"),
+    "num": (_num, "a number"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "strs": (_strs, "a list of strings"),
+    "dict": (lambda v: isinstance(v, dict), "an object"),
+    "priority": (lambda v: v in _PRIORITIES, "one of P1, P2, P3, P4"),
+    "status": (lambda v: v in _STATUSES, "one of " + ", ".join(sorted(_STATUSES))),
+    "result": (lambda v: v in _RESULTS, "one of " + ", ".join(sorted(_RESULTS))),
+    "minutes": (_minutes, "an object of minute -> integer count"),
+}
+
+
 def _problem(kind: str, value: object) -> str | None:
     """None when ``value`` is of ``kind``, else what is wrong with it."""
     if kind.endswith("?"):
         if value is None:
             return None
         kind = kind[:-1]
-    ok: bool
-    if kind == "str":
-        ok = isinstance(value, str)
-        want = "a string"
-    elif kind == "int":
-        ok = _int(value)
-        want = "an integer"
-    elif kind == "num":
-        ok = _num(value)
-        want = "a number"
-    elif kind == "bool":
-        ok = isinstance(value, bool)
-        want = "true or false"
-    elif kind == "strs":
-        ok = _strs(value)
-        want = "a list of strings"
-    elif kind == "dict":
-        ok = isinstance(value, dict)
-        want = "an object"
-    elif kind == "priority":
-        ok = value in _PRIORITIES
-        want = "one of P1, P2, P3, P4"
-    elif kind == "status":
-        ok = value in _STATUSES
-        want = "one of " + ", ".join(sorted(_STATUSES))
-    elif kind == "result":
-        ok = value in _RESULTS
-        want = "one of " + ", ".join(sorted(_RESULTS))
-    elif kind == "minutes":
-        ok = isinstance(value, dict) and all(
-            isinstance(k, str) and k.lstrip("-").isdigit() and _int(v) for k, v in value.items()
-        )
-        want = "an object of minute -> integer count"
-    else:  # pragma: no cover - a typo in the tables above
-        raise AssertionError(kind)
+    fits, want = _KINDS[kind]
+    ok = fits(value)
     if ok:
         return None
     shown = repr(value) if isinstance(value, str | int | float | bool) or value is None else _kind(value)
