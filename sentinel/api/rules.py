@@ -121,7 +121,7 @@ def _test_rule(runtime: RuntimeDep, body: RuleTest) -> RuleTestResult:
         priority=priority,
         message=message,
         template=fingerprint.template,
-        group_key=group_key(namespace, workload, container, fingerprint.key),
+        group_key=group_key(namespace, workload, container, fingerprint.key, level),
         namespace=namespace,
         workload=workload,
         container=container,

@@ -79,7 +79,12 @@ _HEX_COLON = re.compile(r"(?<![\w:])(?=[0-9A-Fa-f:]*\d)[0-9A-Fa-f]+(?::{1,2}[0-9
 _SIZE = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?\s+(?:[KMGTPE]i?B|B)\b")  # "5.2 KB"
 _PATH = re.compile(r"(?<![\w/.])(?:[A-Za-z]:)?+[/\\][\w.$@~*+%=\[\]/\\,:-]*+(?:\?[^\s\"']*+)?+")
 _DOTTED_PATH = re.compile(r"(?<![\w.-])[\w-]++(?:\.[\w-]++)++/[\w./$-]*+")  # host/path, java/component
-_POD = re.compile(r"\b[a-z0-9][a-z0-9-]*-[bcdfghjklmnpqrstvwxz2-9]{5,10}-[bcdfghjklmnpqrstvwxz2-9]{5}(?![a-z0-9-])")
+# pod names (ReplicaSet hash + pod suffix), and ReplicaSet names (a pod-template-hash of 8-10
+# characters of the same vowel-less alphabet: apimachinery's rand.SafeEncodeString)
+_POD = re.compile(
+    r"\b[a-z0-9][a-z0-9-]*-(?:[bcdfghjklmnpqrstvwxz2-9]{5,10}-[bcdfghjklmnpqrstvwxz2-9]{5}"
+    r"|[bcdfghjklmnpqrstvwxz2-9]{8,10})(?![a-z0-9-])"
+)
 _QUOTED_VALUE = re.compile(r"""\b([A-Za-z_][\w.-]*)=(?:"(?:[^"\\\n]++|\\.)*+"|'[^'\n]*+')""")
 _KV_VALUE = re.compile(r"(?<=[\w.-]=)(?!\ue000)[^\s,;&)\]}\"']+")
 # a word piece holding a digit or an already masked part; pieces end at these delimiters
@@ -115,7 +120,15 @@ _DNS_GATE = re.compile(r"\." + _DNS_SUFFIX)  # starts with a literal: a fast sca
 _RR_TYPE = re.compile("\ue000 (?:A|AAAA|CNAME|SRV|PTR|MX|TXT|NS|SOA|HTTPS|SVCB|CAA|ANY)(?=[:\\s]|$)")
 
 
+# klog's ``ErrorS(err, msg)`` puts the error in ``err="..."``: like a JSON or logfmt line's error
+# (which parsing appends to the message), it says what went wrong, so its text is masked like a
+# message rather than dropped whole. Other quoted values are variables.
+_ERROR_KEYS = frozenset(("err", "error"))
+
+
 def _quoted_value(m: re.Match[str]) -> str:
+    if m.group(1) in _ERROR_KEYS:
+        return m.group(0)
     q = '"' if m.group(0)[len(m.group(1)) + 1] == '"' else "'"
     return f"{m.group(1)}={q}{_V}{q}"
 

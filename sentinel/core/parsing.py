@@ -144,7 +144,7 @@ def _normalise_level(value: str) -> str:
         return "error"
     if v in ("warn",):
         return "warning"
-    if v in ("crit", "critical", "emerg", "alert"):
+    if v in ("crit", "critical", "emerg", "alert", "panic", "dpanic"):  # PostgreSQL PANIC, zap DPanic
         return "fatal"
     return v
 

@@ -40,9 +40,12 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-def group_key(namespace: str, workload: str, container: str, template_key: str) -> str:
-    """The stored group id: namespace + workload + container + template key, hashed to 16 hex chars."""
-    raw = f"{namespace}\x00{workload}\x00{container}\x00{template_key}".encode()
+def group_key(namespace: str, workload: str, container: str, template_key: str, level: str = "") -> str:
+    """The stored group id: namespace + workload + container + level + template key, 16 hex chars.
+
+    The line's own level is part of the statement: ``log.Warn(x)`` (a retry) and ``log.Error(x)``
+    (the request failed) are two statements an SRE ranks apart, so they are two groups."""
+    raw = f"{namespace}\x00{workload}\x00{container}\x00{template_key}\x00{level}".encode()
     return hashlib.blake2b(raw, digest_size=8).hexdigest()
 
 
@@ -208,15 +211,16 @@ class Pipeline:
             if subject is not None:
                 d = self._event_delta(deltas, subject, f, rule, ts, hit[1], message)
                 pod = subject[2]
-            elif (found := by_template.get(f.key)) is not None:
+            elif (found := by_template.get(f.key + hit[1])) is not None:
                 d, pod = found, stream.pod
             else:
                 known = stream.group_keys
-                key = known.get(f.key)
+                tkey = f.key + hit[1]  # the template key and the level
+                key = known.get(tkey)
                 if key is None:
                     if len(known) > KEYS_PER_STREAM_LIMIT:
                         known.clear()
-                    key = known[f.key] = group_key(stream.namespace, stream.workload, stream.container, f.key)
+                    key = known[tkey] = group_key(stream.namespace, stream.workload, stream.container, f.key, hit[1])
                 known_d = deltas.get(key)
                 if known_d is not None:
                     d = known_d
@@ -236,7 +240,7 @@ class Pipeline:
                         message=message,
                         last_pod=stream.pod,
                     )
-                by_template[f.key] = d
+                by_template[tkey] = d
                 pod = stream.pod
             rname = rule.name
             if rname != d.rule and urgency[rname] < urgency[d.rule]:
@@ -276,7 +280,7 @@ class Pipeline:
     ) -> GroupDelta:
         """The delta of an event's group: its subject's namespace and workload, no container."""
         namespace, workload, pod = subject
-        key = group_key(namespace, workload, "", f.key)
+        key = group_key(namespace, workload, "", f.key, level)
         d = deltas.get(key)
         if d is None:
             d = deltas[key] = GroupDelta(
@@ -315,7 +319,7 @@ class Pipeline:
             d = deltas.pop(old_key)
             f = fp(d.message)  # the message is known: this only reads its current template
             d.template_key, d.template = f.key, f.template
-            d.key = group_key(d.namespace, d.workload, d.container, f.key)
+            d.key = group_key(d.namespace, d.workload, d.container, f.key, d.level)
             mine = deltas.get(d.key)
             if mine is None:
                 deltas[d.key] = d
@@ -344,7 +348,7 @@ class Pipeline:
             namespace, workload, _pod = self._subject(subject)
             container = ""
         return Explained(
-            group=group_key(namespace, workload, container, f.key),
+            group=group_key(namespace, workload, container, f.key, level),
             template=f.template,
             rule=rule.name,
             priority=rule.priority.value,
