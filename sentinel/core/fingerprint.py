@@ -133,9 +133,17 @@ def _quoted_value(m: re.Match[str]) -> str:
     return f"{m.group(1)}={q}{_V}{q}"
 
 
+# A double-quoted single word (plain or JSON-escaped) inside a message: Go's %q, how Kubernetes,
+# client-go and most Go errors quote names (resource "pods", in the namespace "shop", for user
+# "app"). Not a ``key="value"`` (above) and not a quoted phrase (a klog message has spaces).
+_QUOTED_WORD = re.compile(r'(?<![\w"\\=])(\\?")(?=[^\s"\\]*[A-Za-z])[^\s"\\]{1,253}\1(?![\w"])')
+
+
 def _structured(text: str) -> str:
     if '="' in text or "='" in text:  # first: a URL inside a quoted value must not eat its quotes
         text = _QUOTED_VALUE.sub(_quoted_value, text)
+    if '"' in text:
+        text = _QUOTED_WORD.sub(lambda m: m.group(1) + _V + m.group(1), text)
     if ", client: " in text:
         text = _NGINX_TAIL.sub(", client: " + _V, text, count=1)
     if '" ' in text and "HTTP" in text or "GET " in text or "POST " in text:
