@@ -40,7 +40,7 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-def group_key(namespace: str, workload: str, container: str, template_key: str, level: str = "") -> str:
+def group_key(namespace: str, workload: str, container: str, template_key: str, level: str) -> str:
     """The stored group id: namespace + workload + container + level + template key, 16 hex chars.
 
     The line's own level is part of the statement: ``log.Warn(x)`` (a retry) and ``log.Error(x)``

@@ -146,7 +146,7 @@ class Store(Protocol):
         aliases: Mapping[str, str],
         *,
         templates: Mapping[str, str],
-        key_fn: Callable[[str, str, str, str], str],
+        key_fn: Callable[[str, str, str, str, str], str],
     ) -> int: ...
 
     def resolve_id(self, group_id: str) -> str: ...

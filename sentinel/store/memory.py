@@ -559,12 +559,12 @@ class MemoryStore:
         aliases: Mapping[str, str],
         *,
         templates: Mapping[str, str],
-        key_fn: Callable[[str, str, str, str], str],
+        key_fn: Callable[[str, str, str, str, str], str],
     ) -> int:
         """Fold groups whose template key was replaced (templates merged) into the new key's group.
 
         ``aliases`` maps old template keys to current ones, ``templates`` current keys to their
-        text, ``key_fn(namespace, workload, container, template_key)`` gives a group id. Old group
+        text, ``key_fn(namespace, workload, container, template_key, level)`` gives a group id. Old group
         ids keep answering through an alias. Returns how many groups were folded or re-keyed.
         """
         moved = 0
@@ -574,7 +574,7 @@ class MemoryStore:
             stale = [g for g in self._groups.values() if g.template_key in aliases]
             for g in stale:
                 new_tk = aliases[g.template_key]
-                new_id = key_fn(g.namespace, g.workload, g.container, new_tk)
+                new_id = key_fn(g.namespace, g.workload, g.container, new_tk, g.level)
                 if new_id == g.id:
                     continue
                 self._remove(g.id)

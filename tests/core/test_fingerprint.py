@@ -295,8 +295,27 @@ SAME_STATEMENT = [
     ),
     pytest.param(
         'E1 "Failed to update lease" err="Put \\"https://10.0.0.1:6443/apis/x?timeout=5s\\": dial tcp: refused"',
-        'E1 "Failed to update lease" err="Put \\"https://10.0.0.2:6443/apis/y\\": net/http: request canceled"',
+        'E1 "Failed to update lease" err="Put \\"https://10.0.0.2:6443/apis/y\\": dial tcp: refused"',
         id="klog-quoted-value-with-escaped-quotes",
+    ),
+    # Go's %q names: resources, namespaces, users (plain and JSON-escaped)
+    pytest.param(
+        'pods is forbidden: User \\"system:serviceaccount:monitoring:prometheus\\" cannot list resource \\"pods\\" '
+        'in the namespace \\"shop\\"',
+        'pods is forbidden: User \\"system:serviceaccount:monitoring:prometheus\\" cannot list resource \\"pods\\" '
+        'in the namespace \\"billing\\"',
+        id="go-quoted-names-escaped",
+    ),
+    pytest.param(
+        'secret "web-tls" not found',
+        'secret "api-tls" not found',
+        id="go-quoted-names",
+    ),
+    # ReplicaSet names: the pod-template-hash alone, vowel-less, with or without digits
+    pytest.param(
+        'sync "shop/web-bcdfghjklm" failed with Operation cannot be fulfilled on replicasets.apps "web-bcdfghjklm"',
+        'sync "shop/cart-7d4b9c8f6d" failed with Operation cannot be fulfilled on replicasets.apps "cart-7d4b9c8f6d"',
+        id="replicaset-names",
     ),
     pytest.param(
         "getaddrinfo ENOTFOUND smtp.sendgrid.net",
@@ -309,6 +328,18 @@ SAME_STATEMENT = [
 @pytest.mark.parametrize(("a", "b"), SAME_STATEMENT)
 def test_variables_that_look_like_words(a: str, b: str) -> None:
     assert mask(a) == mask(b)
+
+
+def test_klog_error_text_stays_in_the_template() -> None:
+    # klog ErrorS puts what went wrong in err="...": one wrapper message ("re-queuing item due to
+    # error processing") with two causes is two statements, as a JSON or logfmt error is
+    head = 'E1 controller.go:162] "re-queuing item due to error processing" '
+    a = mask(head + 'err="error presenting challenge: AccessDenied" key="shop/web-tls"')
+    b = mask(head + 'err="failed to perform self check GET request: connection refused" key="shop/web-tls"')
+    assert a != b
+    assert 'err="error presenting challenge: AccessDenied" key="<*>"' in a
+    # a quoted phrase (the klog message) is kept; a quoted single word is a name
+    assert mask('"re-queuing item" "web-tls"') == '"re-queuing item" "<*>"'
 
 
 def test_structure_keeps_what_names_the_event() -> None:

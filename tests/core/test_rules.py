@@ -83,7 +83,8 @@ IMPROVED = [
     ("FATAL:  sorry, too many clients already", "postgres-unavailable", DEFAULT_RULE),
     ("read tcp 10.0.0.1:443: connection reset by peer", "connection-refused", DEFAULT_RULE),
     ("x509: certificate has expired or is not yet valid", "certificate-expired", "tls-error"),
-    ("container ledger exceeded memory limit 512Mi", "oom-killed", DEFAULT_RULE),
+    # a request or process over its memory limit, not a kill: P2 (oom-killed is for killed processes)
+    ("container ledger exceeded memory limit 512Mi", "out-of-memory", DEFAULT_RULE),
 ]
 
 

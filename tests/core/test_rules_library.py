@@ -68,7 +68,8 @@ LIBRARY = [
         "P1",
     ),
     (PG + "FATAL:  the database system is in recovery mode", "postgres-unavailable", "P1"),
-    (PG + "FATAL:  the database system is starting up", "postgres-unavailable", "P1"),
+    (PG + "FATAL:  the database system is starting up", "postgres-restarting", "P2"),
+    (PG + "FATAL:  the database system is shutting down", "postgres-restarting", "P2"),
     (PG + 'FATAL:  password authentication failed for user "orders"', "postgres-auth-failed", "P2"),
     (
         PG + 'FATAL:  no pg_hba.conf entry for host "10.0.3.7", user "app", database "shop", no encryption',
@@ -130,8 +131,13 @@ LIBRARY = [
     ),
     (
         event("NodeNotReady", "Node worker-3 status is now: NodeNotReady", kind="Normal", obj="Node"),
-        "node-pressure",
+        "node-not-ready",
         "P1",
+    ),
+    (
+        event("NodeHasDiskPressure", "Node worker-3 status is now: NodeHasDiskPressure", kind="Normal", obj="Node"),
+        "node-pressure",
+        "P2",
     ),
     (
         "E1201 10:00:02.000001       1 leaderelection.go:332] error retrieving resource lock "
@@ -195,7 +201,14 @@ LIBRARY = [
         "P4",
     ),
     ("Error: getaddrinfo ENOTFOUND recommendations.shop.svc.cluster.local", "dns-error", "P2"),
-    (PG + "ERROR:  deadlock detected", "database-error", "P2"),
+    (PG + "ERROR:  deadlock detected", "db-transaction-conflict", "P3"),
+    (
+        PG + "ERROR:  could not serialize access due to concurrent update",
+        "db-transaction-conflict",
+        "P3",
+    ),
+    (PG + "ERROR:  relation \"orders\" does not exist", "error-level", "P3"),
+    ("sql: connection is already closed: database error", "database-error", "P2"),
     (
         event(
             "FailedCreate",
@@ -212,11 +225,19 @@ LIBRARY = [
         "P2",
     ),
     (
-        "W1201 10:00:00.000001       1 reflector.go:535] failed to list *v1.Pod: Get "
+        "E1201 10:00:00.000001       1 reflector.go:147] Failed to watch *v1.Pod: failed to list *v1.Pod: Get "
         '"https://10.96.0.1:443/api/v1/pods?limit=500&resourceVersion=0": dial tcp 10.96.0.1:443: connect: '
         "connection refused",
         "connection-refused",
         "P2",
+    ),
+    # the same refusal logged as a warning: client-go retries (a retry, P3)
+    (
+        "W1201 10:00:00.000001       1 reflector.go:535] failed to list *v1.Pod: Get "
+        '"https://10.96.0.1:443/api/v1/pods?limit=500&resourceVersion=0": dial tcp 10.96.0.1:443: connect: '
+        "connection refused",
+        "dependency-warning",
+        "P3",
     ),
     ('{"level":"error","msg":"request failed","error":"context deadline exceeded"}', "timeout", "P2"),
     ('{"level":"warn","msg":"retrying","error":"context deadline exceeded"}', "timeout-warning", "P3"),
@@ -309,7 +330,166 @@ LIBRARY = [
         "connection-refused",
         "P2",
     ),
-    ("ERROR something broke", "generic-error", "P4"),
+    # the level decides when no class does: error is P3 (one unit of work failed), a level word
+    # that is not the line's level is P4
+    ("ERROR something broke", "error-level", "P3"),
+    ('I1201 10:00:00.000001       1 sync.go:88] "Error count reset" controller="gc"', "generic-error", "P4"),
+    # --- etcd (etcd-io/etcd v3.5 and etcd-io/raft)
+    (
+        '{"level":"warn","ts":"2026-12-01T10:00:00.123456Z","caller":"etcdhttp/metrics.go:173",'
+        '"msg":"serving /health false; no leader"}',
+        "etcd-unavailable",
+        "P1",
+    ),
+    (
+        '{"level":"warn","ts":"2026-12-01T10:00:00.123456Z","caller":"etcdserver/server.go:2082","msg":"alarm raised",'
+        '"alarm":"NOSPACE","from":"8e9e05c52164694d","error":"etcdserver: mvcc: database space exceeded"}',
+        "etcd-unavailable",
+        "P1",
+    ),
+    (
+        '{"level":"info","ts":"2026-12-01T10:00:00.123456Z","logger":"raft","caller":"etcdserver/zap_raft.go:77",'
+        '"msg":"raft.node: 8e9e05c52164694d lost leader 91bc3c398fb3c146 at term 5"}',
+        "etcd-heartbeat",
+        "P2",
+    ),
+    (
+        '{"level":"warn","ts":"2026-12-01T10:00:00.123456Z","caller":"wal/wal.go:805","msg":"slow fdatasync",'
+        '"took":"1.52s","expected-duration":"1s"}',
+        "etcd-heartbeat",
+        "P2",
+    ),
+    # --- CoreDNS (coredns/coredns plugin/loop, plugin/ready, plugin/forward, plugin/health)
+    (
+        '[FATAL] plugin/loop: Loop (127.0.0.1:55953 -> :53) detected for zone ".", see '
+        'https://coredns.io/plugins/loop#troubleshooting. Query: "HINFO 4547991504243258144.3688648895315093531."',
+        "cluster-component-down",
+        "P1",
+    ),
+    ('[INFO] plugin/ready: Still waiting on: "kubernetes"', "not-ready-or-throttled", "P3"),
+    ("[ERROR] plugin/errors: 2 api.example.com. A: no healthy proxies", "no-endpoints", "P2"),
+    (
+        '[WARNING] plugin/health: Local health request to "http://:8080/health" took more than 1s: 1.402s',
+        "degraded",
+        "P3",
+    ),
+    # --- kubelet, kube-proxy, API server
+    (
+        'E1201 10:00:00.000001    2201 kubelet.go:2355] "Skipping pod synchronization" err="PLEG is not healthy: '
+        'pleg was last seen active 3m5.1s ago; threshold is 3m0s"',
+        "cluster-component-down",
+        "P1",
+    ),
+    (
+        'E1201 10:00:00.000001       1 proxier.go:1535] "Failed to execute iptables-restore" err="exit status 1"',
+        "service-proxy-failed",
+        "P2",
+    ),
+    (
+        'W1201 10:00:00.000001       1 dispatcher.go:205] Failed calling webhook, failing open kyverno.svc: '
+        'failed calling webhook "kyverno.svc": failed to call webhook: Post "https://kyverno-svc.kyverno.svc:443/'
+        'validate?timeout=10s": context deadline exceeded',
+        "admission-webhook-failed",
+        "P2",
+    ),
+    (
+        "E1201 10:00:00.000001       1 replica_set.go:561] sync \"shop/web-7d4b9c8f6d\" failed with Operation cannot "
+        'be fulfilled on replicasets.apps "web-7d4b9c8f6d": the object has been modified; please apply your changes '
+        "to the latest version and try again",
+        "optimistic-lock-conflict",
+        "P4",
+    ),
+    (
+        "W1201 10:00:00.000001       1 reflector.go:456] watch of *v1.Pod ended with: an error on the server "
+        '("unable to decode an event from the watch stream: context canceled") has prevented the request',
+        "client-went-away",
+        "P4",
+    ),
+    # --- Kubernetes events by their type and reason
+    (
+        event(
+            "FailedPostStartHook",
+            'Exec lifecycle hook ([/bin/sh -c /warm.sh]) for Container "web" in Pod "web-7d4b9c8f6d-xk2lp_shop(1c2d)"'
+            " failed - error: command '/bin/sh -c /warm.sh' exited with 1: , message: \"\"",
+        ),
+        "failed-warning-event",
+        "P2",
+    ),
+    (
+        event("Rebooted", "Node worker-3 has been rebooted, boot id: 3f9c0d2e", obj="Node"),
+        "warning-event",
+        "P3",
+    ),
+    (event("Scheduled", "Successfully assigned shop/web-7d4b9c8f6d-xk2lp to worker-3", kind="Normal"), "default", "P4"),
+    # --- cert-manager (pkg/controller/acmechallenges, acmeorders, certificaterequests)
+    (
+        'E1201 10:00:00.000001       1 sync.go:334] "Failed to create Order" err="429 urn:ietf:params:acme:error:'
+        'rateLimited: Error creating new order" logger="cert-manager.controller.orders"',
+        "certificate-issuance-failed",
+        "P2",
+    ),
+    (
+        'E1201 10:00:00.000001       1 controller.go:162] "re-queuing item due to error processing" err="secret '
+        '\"ca-key-pair\" not found" logger="cert-manager.controller"',
+        "cert-manager-failing",
+        "P2",
+    ),
+    # --- PostgreSQL, Redis, Python, Java, nginx, Envoy, Prometheus
+    (PG + "LOG:  could not receive data from client: Connection reset by peer", "client-went-away", "P4"),
+    (
+        PG + 'ERROR:  duplicate key value violates unique constraint "orders_pkey"',
+        "db-constraint-violation",
+        "P4",
+    ),
+    (
+        PG + 'ERROR:  out of memory\n' + PG + 'DETAIL:  Failed on request of size 1048576 in memory context "ExecutorState".',
+        "out-of-memory",
+        "P2",
+    ),
+    (
+        "1:M 01 Dec 2026 10:00:00.123 # WARNING overcommit_memory is set to 0! Background save may fail under low "
+        "memory condition. To fix this issue add 'vm.overcommit_memory = 1' to /etc/sysctl.conf",
+        "startup-advice",
+        "P4",
+    ),
+    (
+        "2026-12-01 10:00:00,123 ERROR [invoicer.tasks] charge failed\nTraceback (most recent call last):\n"
+        '  File "/app/tasks.py", line 9, in charge\nrequests.exceptions.SSLError: HTTPSConnectionPool(host=\'api.x.com\','
+        " port=443): Max retries exceeded (Caused by SSLError(SSLCertVerificationError(1, '[SSL: "
+        "CERTIFICATE_VERIFY_FAILED] certificate verify failed: certificate has expired (_ssl.c:1006)')))",
+        "tls-verify-failed",
+        "P2",
+    ),
+    (
+        "2026-12-01 10:00:00,123 WARNING [urllib3.connectionpool] Retrying (Retry(total=2, connect=None)) after "
+        "connection broken by 'NewConnectionError(\"Failed to establish a new connection: [Errno 111] Connection "
+        "refused\")': /v1/charges",
+        "dependency-warning",
+        "P3",
+    ),
+    (
+        "2026-12-01 10:00:00,123 WARNING [notifier.mailer] could not render template receipt; sending plain text",
+        "warning-failure",
+        "P3",
+    ),
+    (
+        '2026/12/01 10:00:00 [error] 31#31: *7 open() "/usr/share/nginx/html/favicon.ico" failed (2: No such file '
+        'or directory), client: 10.0.0.1, server: shop, request: "GET /favicon.ico HTTP/1.1"',
+        "client-went-away",
+        "P4",
+    ),
+    (
+        '[2026-12-01T10:00:00.123Z] "GET /api/cart HTTP/1.1" 500 - via_upstream - "-" 0 91 3 2 "-" "curl/8.5.0" '
+        '"5f1c6c1e" "cart.shop.svc.cluster.local:8080" "10.0.0.7:8080"',
+        "http-5xx",
+        "P3",
+    ),
+    (
+        'ts=2026-12-01T10:00:00Z caller=group.go:551 level=warn component="rule manager" msg="Evaluating rule failed" '
+        'err="found duplicate series for the match group"',
+        "degraded",
+        "P3",
+    ),
 ]
 
 

@@ -89,6 +89,20 @@ def test_template_merges_fold_stored_groups_without_losing_counts() -> None:
     assert all(store.get_group(i) is not None and store.resolve_id(i) == groups[0].id for i in old_ids)
 
 
+def test_the_same_statement_at_two_levels_is_two_groups() -> None:
+    # log.Warn (a retry) and log.Error (the request failed) of one message: ranked apart, kept apart
+    warn = '{"level":"warn","msg":"redis command failed","error":"redis: connection pool timeout","key":"cart:%d"}'
+    error = '{"level":"error","msg":"redis command failed","error":"redis: connection pool timeout","key":"cart:%d"}'
+    p = Pipeline(rules=RULES)
+    lines = [(API0, warn % i) for i in range(3)] + [(API1, error % i) for i in range(2)]
+    batch = p.process(entries(lines))
+    groups = sorted((d.level, d.count, d.priority.value) for d in batch.deltas.values())
+    assert groups == [("error", 2, "P2"), ("warning", 3, "P3")]
+    # explain gives each line its own level's group
+    for labels, line in ((API0, warn % 9), (API1, error % 9)):
+        assert p.explain(entries([(labels, line)])[0]).group in batch.deltas
+
+
 def test_explain_matches_process() -> None:
     p = Pipeline(rules=RULES)
     e = entries([(API0, '{"level":"error","msg":"Back-off restarting failed container api in pod api-1"}')])[0]

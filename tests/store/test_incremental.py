@@ -151,7 +151,7 @@ def _run(seed: int, steps: int) -> None:
             store.apply_aliases(
                 dict.fromkeys(old, new),
                 templates={new: "merged <*>"},
-                key_fn=lambda ns, wl, c, tk: f"{ns}/{wl}/{tk}" if tk in ("tz", "ty") else tk[1:],
+                key_fn=lambda ns, wl, c, tk, level: f"{ns}/{wl}/{tk}" if tk in ("tz", "ty") else tk[1:],
             )
         elif op < 72:
             store.apply_retention(

@@ -185,7 +185,7 @@ def test_burst_escalates_one_level(store: Store) -> None:
 def test_aliases_fold_groups(store: Store) -> None:
     store.record([delta("a", count=2), delta("b", count=3)], now=NOW)
 
-    def key_fn(ns: str, wl: str, c: str, tk: str) -> str:
+    def key_fn(ns: str, wl: str, c: str, tk: str, level: str) -> str:
         return "merged-" + tk
 
     moved = store.apply_aliases({"ta": "tz", "tb": "tz"}, templates={"tz": "boom <*> <*>"}, key_fn=key_fn)
