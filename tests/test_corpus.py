@@ -213,13 +213,29 @@ def test_score_lines_counts_ga_priority_and_rules(parts: dict) -> None:
 
 
 def test_score_part_runs_the_real_analyze_cli() -> None:
-    res = score_part("tune", lines=400)
-    assert res["lines"] == 400
+    res = score_part("tune", lines=600)
+    assert res["lines"] == 600
     assert res["true_groups"] == res["groups_defined"] == len(groups(load_part("tune")))
     assert res["pred_groups"] >= 1
     for key in ("ga", "priority_agreement", "rule_agreement"):
         assert 0.0 <= res[key] <= 1.0
-    assert sum(v["lines"] for v in res["per_family"].values()) == 400
+    assert sum(v["lines"] for v in res["per_family"].values()) == 600
+    # numbers per family: GA and the SRE -> ours confusion add up to the family's lines
+    for fam, v in res["per_family_grouping"].items():
+        assert 0.0 <= v["ga"] <= 1.0
+        assert sum(v["confusion"].values()) == res["per_family"][fam]["lines"]
+    assert sum(res["priority_confusion"].values()) == 600
+    assert isinstance(res["wrong_priority"], list)  # TUNE may show its templates
+
+
+def test_heldout_report_holds_numbers_only() -> None:
+    # never tune on held-out: its report names no template and no group, only counts them
+    res = score_part("heldout", lines=400)
+    text = json.dumps(res)
+    for t in load_part("heldout").templates:
+        assert f'"{t.id}"' not in text and t.text[:40] not in text
+    for k in ("split_groups", "merged_groups", "wrong_priority", "wrong_rule"):
+        assert isinstance(res[k], int)
 
 
 # --- bad template files -------------------------------------------------------------------------
