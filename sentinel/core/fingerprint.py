@@ -107,13 +107,14 @@ _QUOTED_FIELD = re.compile(r'"[^"\n]*+"')
 # kube-scheduler FitError (pkg/scheduler/framework/types.go): "0/%v nodes are available: %v." then a
 # reason list of any length and "preemption: ...": the list is one variable.
 _NODE_REASONS = re.compile(r"(nodes are available:)[^\"\n]*+")
-# Spring Boot's console pattern "%5p PID --- [%15.15t] logger : msg" and the JVM's "Exception in
-# thread \"%s\"": thread names are variables, spaces and all.
-_THREAD = re.compile(r'(--- \[)[^\]\n]*+(\])|(Exception in thread ")[^"\n]*+(")')
-# DNS names: dotted lower-case labels ending in a common suffix (a trailing dot allowed), and the
+# Spring Boot's console pattern "%5p PID --- [%15.15t] logger : msg" (3.x: "--- [app] [thread]")
+# and the JVM's "Exception in thread \"%s\"": thread names are variables, spaces and all.
+_THREAD = re.compile(r'(--- \[)[^\]\n]*+\](?: \[[^\]\n]*+\](?= ))?|(Exception in thread ")[^"\n]*+"')
+# DNS names: dotted lower-case labels ending in a common suffix (a trailing dot allowed; not a Java
+# package such as java.net.SocketTimeoutException, where a name follows the dot), and the
 # record type that follows one in CoreDNS's errors plugin ("%d %s %s: %s").
 _DNS_SUFFIX = (
-    r"(?:com|net|org|io|dev|app|cloud|local|internal|lan|svc|info|biz|co|us|uk|de|eu|fr|nl|pl|jp|ai)\.?(?![\w-])"
+    r"(?:com|net|org|io|dev|app|cloud|local|internal|lan|svc|info|biz|co|us|uk|de|eu|fr|nl|pl|jp|ai)\.?(?![\w-]|\.\w)"
 )
 _DNS_NAME = re.compile(r"(?<![\w.-])(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+" + _DNS_SUFFIX)
 _DNS_GATE = re.compile(r"\." + _DNS_SUFFIX)  # starts with a literal: a fast scan for dots
@@ -154,7 +155,7 @@ def _structured(text: str) -> str:
     if "nodes are available:" in text:
         text = _NODE_REASONS.sub(r"\1 " + _V, text)
     if "--- [" in text or "Exception in thread" in text:
-        text = _THREAD.sub(lambda m: (m.group(1) or m.group(3)) + _V + (m.group(2) or m.group(4)), text)
+        text = _THREAD.sub(lambda m: m.group(1) + _V + "]" if m.group(1) else m.group(2) + _V + '"', text)
     if "." in text and _DNS_GATE.search(text):
         text = _DNS_NAME.sub(_V, text)
         if _V + " " in text:

@@ -311,6 +311,12 @@ SAME_STATEMENT = [
         'secret "api-tls" not found',
         id="go-quoted-names",
     ),
+    # Spring Boot 3's "--- [app] [thread]": the thread is a variable, "main" as well as "exec-1"
+    pytest.param(
+        "1 --- [checkout] [           main] c.e.shop.OrderService : Order failed",
+        "1 --- [checkout] [nio-8080-exec-3] c.e.shop.OrderService : Order failed",
+        id="spring-boot-3-thread-names",
+    ),
     # ReplicaSet names: the pod-template-hash alone, vowel-less, with or without digits
     pytest.param(
         'sync "shop/web-bcdfghjklm" failed with Operation cannot be fulfilled on replicasets.apps "web-bcdfghjklm"',
@@ -347,5 +353,8 @@ def test_structure_keeps_what_names_the_event() -> None:
     assert mask('1.2.3.4 "GET /v2/x HTTP/1.1" status: 200') != mask('1.2.3.4 "POST /v2/x HTTP/1.1" status: 200')
     # Envoy response flags name the failure
     assert mask('"GET / HTTP/1.1" 503 UF x') != mask('"GET / HTTP/1.1" 504 UT x')
-    # Java class names are not host names
+    # Java class names are not host names, java.net.* included (a root cause names the failure)
     assert "java.lang.OutOfMemoryError" in mask("java.lang.OutOfMemoryError: Java heap space")
+    assert mask("Caused by: java.net.SocketTimeoutException: Read timed out") != mask(
+        "Caused by: java.net.ConnectException: Read timed out"
+    )
