@@ -110,6 +110,9 @@ _NODE_REASONS = re.compile(r"(nodes are available:)[^\"\n]*+")
 # Spring Boot's console pattern "%5p PID --- [%15.15t] logger : msg" (3.x: "--- [app] [thread]")
 # and the JVM's "Exception in thread \"%s\"": thread names are variables, spaces and all.
 _THREAD = re.compile(r'(--- \[)[^\]\n]*+\](?: \[[^\]\n]*+\](?= ))?|(Exception in thread ")[^"\n]*+"')
+# logback's and log4j2's default layouts "%d [%thread] %-5level %logger - %msg": the bracket before
+# the level is the thread.
+_THREAD_BEFORE_LEVEL = re.compile(r"(?<![^\s])\[[^\]\n]{1,120}\](?= +(?:TRACE|DEBUG|INFO|WARN|WARNING|ERROR|FATAL)\b)")
 # DNS names: dotted lower-case labels ending in a common suffix (a trailing dot allowed; not a Java
 # package such as java.net.SocketTimeoutException, where a name follows the dot), and the
 # record type that follows one in CoreDNS's errors plugin ("%d %s %s: %s").
@@ -154,6 +157,8 @@ def _structured(text: str) -> str:
             text = head + sep + _QUOTED_FIELD.sub('"' + _V + '"', tail)
     if "nodes are available:" in text:
         text = _NODE_REASONS.sub(r"\1 " + _V, text)
+    if "] " in text and _THREAD_BEFORE_LEVEL.search(text):
+        text = _THREAD_BEFORE_LEVEL.sub("[" + _V + "]", text)
     if "--- [" in text or "Exception in thread" in text:
         text = _THREAD.sub(lambda m: m.group(1) + _V + "]" if m.group(1) else m.group(2) + _V + '"', text)
     if "." in text and _DNS_GATE.search(text):

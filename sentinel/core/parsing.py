@@ -172,6 +172,9 @@ Subject = tuple[str, str, str]
 """What a Kubernetes event is about: (namespace, workload, pod or "")."""
 
 _RS_NAME = re.compile(rf"^(.+)-{_SAFE}{{6,10}}$")
+# A StatefulSet's claim: "<claim template>-<statefulset>-<ordinal>" (pkg/controller/statefulset
+# stateful_set_utils.go getPersistentVolumeClaimName); the template name taken as one segment.
+_STS_CLAIM = re.compile(r"^[a-z0-9]+-(.+-\d+)$")
 _CRONJOB_RUN = re.compile(r"^(.+)-\d{8,10}$")
 
 
@@ -190,6 +193,11 @@ def _subject_of(obj: dict[str, object]) -> Subject | None:
         return namespace, workload_from_pod(name, namespace=namespace), name
     if kind == "Node":  # cluster-scoped: node problems form one workload, "nodes"
         return "", "nodes", ""
+    if kind == "PersistentVolumeClaim":  # a StatefulSet pod's claim belongs to the StatefulSet
+        claim = _STS_CLAIM.match(name)
+        if claim:
+            pod = claim.group(1)
+            return namespace, workload_from_pod(pod, namespace=namespace), pod
     pattern = _RS_NAME if kind == "ReplicaSet" else _CRONJOB_RUN if kind == "Job" else None
     m = pattern.match(name) if pattern is not None else None
     return namespace, m.group(1) if m else name, ""
