@@ -317,6 +317,13 @@ SAME_STATEMENT = [
         "1 --- [checkout] [nio-8080-exec-3] c.e.shop.OrderService : Order failed",
         id="spring-boot-3-thread-names",
     ),
+    # logback's and log4j2's default layout "%d [%thread] %-5level %logger - %msg"
+    pytest.param(
+        "10:00:00.123 [main] WARN  o.a.k.c.c.internals.ConsumerCoordinator - Offset commit failed",
+        "10:00:00.123 [kafka-coordinator-heartbeat-thread | notifier] WARN  o.a.k.c.c.internals."
+        "ConsumerCoordinator - Offset commit failed",
+        id="logback-default-thread-names",
+    ),
     # ReplicaSet names: the pod-template-hash alone, vowel-less, with or without digits
     pytest.param(
         'sync "shop/web-bcdfghjklm" failed with Operation cannot be fulfilled on replicasets.apps "web-bcdfghjklm"',

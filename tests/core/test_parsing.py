@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sentinel.core.model import LogEntry
-from sentinel.core.parsing import parse, parse_message, workload_from_pod, workload_of
+from sentinel.core.parsing import parse, parse_line, parse_message, workload_from_pod, workload_of
 
 
 @pytest.mark.parametrize(
@@ -200,3 +200,30 @@ def test_parse_entry_uses_detected_level() -> None:
         LogEntry(1, {"namespace": "ns", "pod": "web-0", "container": "c", "detected_level": "error"}, "all quiet")
     )
     assert (p.namespace, p.pod, p.container, p.workload, p.level) == ("ns", "web-0", "c", "web", "error")
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "subject"),
+    [
+        # a StatefulSet pod's claim "<template>-<set>-<ordinal>" belongs to the StatefulSet
+        pytest.param(
+            "PersistentVolumeClaim",
+            "data-orders-postgresql-1",
+            ("db", "orders-postgresql", "orders-postgresql-1"),
+            id="statefulset-claim",
+        ),
+        # a claim not named by a StatefulSet is its own subject
+        pytest.param("PersistentVolumeClaim", "uploads", ("db", "uploads", ""), id="plain-claim"),
+        pytest.param("ReplicaSet", "web-7d4b9c8f6d", ("db", "web", ""), id="replicaset"),
+    ],
+)
+def test_event_subject_is_the_top_level_owner(kind: str, name: str, subject: tuple[str, str, str]) -> None:
+    line = json.dumps(
+        {
+            "reason": "ProvisioningFailed",
+            "type": "Warning",
+            "message": 'failed to provision volume with StorageClass "gp3"',
+            "involvedObject": {"kind": kind, "namespace": "db", "name": name},
+        }
+    )
+    assert parse_line(line)[2] == subject
