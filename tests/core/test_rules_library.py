@@ -207,7 +207,7 @@ LIBRARY = [
         "db-transaction-conflict",
         "P3",
     ),
-    (PG + "ERROR:  relation \"orders\" does not exist", "error-level", "P3"),
+    (PG + 'ERROR:  relation "orders" does not exist', "error-level", "P3"),
     ("sql: connection is already closed: database error", "database-error", "P2"),
     (
         event(
@@ -386,14 +386,14 @@ LIBRARY = [
         "P2",
     ),
     (
-        'W1201 10:00:00.000001       1 dispatcher.go:205] Failed calling webhook, failing open kyverno.svc: '
+        "W1201 10:00:00.000001       1 dispatcher.go:205] Failed calling webhook, failing open kyverno.svc: "
         'failed calling webhook "kyverno.svc": failed to call webhook: Post "https://kyverno-svc.kyverno.svc:443/'
         'validate?timeout=10s": context deadline exceeded',
         "admission-webhook-failed",
         "P2",
     ),
     (
-        "E1201 10:00:00.000001       1 replica_set.go:561] sync \"shop/web-7d4b9c8f6d\" failed with Operation cannot "
+        'E1201 10:00:00.000001       1 replica_set.go:561] sync "shop/web-7d4b9c8f6d" failed with Operation cannot '
         'be fulfilled on replicasets.apps "web-7d4b9c8f6d": the object has been modified; please apply your changes '
         "to the latest version and try again",
         "optimistic-lock-conflict",
@@ -430,7 +430,7 @@ LIBRARY = [
     ),
     (
         'E1201 10:00:00.000001       1 controller.go:162] "re-queuing item due to error processing" err="secret '
-        '\"ca-key-pair\" not found" logger="cert-manager.controller"',
+        '\\"ca-key-pair\\" not found" logger="cert-manager.controller"',
         "cert-manager-failing",
         "P2",
     ),
@@ -442,7 +442,10 @@ LIBRARY = [
         "P4",
     ),
     (
-        PG + 'ERROR:  out of memory\n' + PG + 'DETAIL:  Failed on request of size 1048576 in memory context "ExecutorState".',
+        PG
+        + "ERROR:  out of memory\n"
+        + PG
+        + 'DETAIL:  Failed on request of size 1048576 in memory context "ExecutorState".',
         "out-of-memory",
         "P2",
     ),
@@ -454,7 +457,7 @@ LIBRARY = [
     ),
     (
         "2026-12-01 10:00:00,123 ERROR [invoicer.tasks] charge failed\nTraceback (most recent call last):\n"
-        '  File "/app/tasks.py", line 9, in charge\nrequests.exceptions.SSLError: HTTPSConnectionPool(host=\'api.x.com\','
+        "  File \"/app/tasks.py\", line 9, in charge\nrequests.exceptions.SSLError: HTTPSConnectionPool(host='api.x.com',"
         " port=443): Max retries exceeded (Caused by SSLError(SSLCertVerificationError(1, '[SSL: "
         "CERTIFICATE_VERIFY_FAILED] certificate verify failed: certificate has expired (_ssl.c:1006)')))",
         "tls-verify-failed",
