@@ -13,6 +13,7 @@ from sentinel.ui.context import admin_token, change_refusal, operator, read_only
 from sentinel.ui.format import ago, duration, md, when
 from sentinel.ui.settings_form import (
     FIELDS,
+    HELP,
     LABELS,
     change_of,
     field_errors,
@@ -168,14 +169,14 @@ with st.form("settings"):
         st.toggle(
             LABELS["remediation_enabled"],
             key="s_remediation_enabled",
-            help="off: errors are still grouped and ranked, nothing is fixed",
+            help=HELP["remediation_enabled"],
         )
         _errors_for("remediation_enabled")
     with b:
         st.toggle(
             LABELS["dry_run"],
             key="s_dry_run",
-            help="actions are sent with dryRun=All: the API server validates them, nothing changes",
+            help=HELP["dry_run"],
         )
         _errors_for("dry_run")
     a, b = st.columns(2)
@@ -184,7 +185,7 @@ with st.form("settings"):
             LABELS["max_actions_per_hour"],
             key="s_max_actions_per_hour",
             step=1,
-            help="the hourly budget over every workload (0 to 10000)",
+            help=HELP["max_actions_per_hour"],
         )
         _errors_for("max_actions_per_hour")
     with b:
@@ -192,33 +193,33 @@ with st.form("settings"):
             LABELS["per_workload_per_hour"],
             key="s_per_workload_per_hour",
             step=1,
-            help="at most this many actions per workload per hour (0 to 1000)",
+            help=HELP["per_workload_per_hour"],
         )
         _errors_for("per_workload_per_hour")
     st.text_input(
         LABELS["excluded_namespaces"],
         key="s_excluded_namespaces",
-        help="comma-separated; nothing is ever done in these namespaces",
+        help="comma-separated; " + HELP["excluded_namespaces"],
     )
     _errors_for("excluded_namespaces")
 
     st.subheader("Polling")
     a, b = st.columns(2)
     with a:
-        st.text_input(LABELS["poll_interval"], key="s_poll_interval", help="how often Loki is read: 5s to 1h, e.g. 30s")
+        st.text_input(LABELS["poll_interval"], key="s_poll_interval", help=HELP["poll_interval"] + ", e.g. 30s")
         _errors_for("poll_interval")
     with b:
         st.text_input(
             LABELS["lookback"],
             key="s_lookback",
-            help="how far back the first poll reads (later polls resume where the last ended): 10s to 7d",
+            help=HELP["lookback"],
         )
         _errors_for("lookback")
     st.text_area(
         LABELS["query"],
         key="s_query",
         height=68,
-        help='a LogQL log query starting with a stream selector, e.g. {namespace=~".+"} |~ "(?i)error"',
+        help=HELP["query"],
     )
     _errors_for("query")
 

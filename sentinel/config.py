@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -26,6 +26,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -36,6 +37,7 @@ from sentinel.core.model import Priority
 from sentinel.core.rules import LEVELS as RULE_LEVELS
 from sentinel.core.rules import MAX_RULES, LabelMatcher, PatternError, Rule, RuleLimitError, RuleSet, compile_pattern
 from sentinel.core.rules import ON as RULE_ON
+from sentinel.core.settings_spec import BY_KEY
 from sentinel.errors import ConfigError, cap
 
 ENV_PREFIX = "KUBE_SENTINEL_"
@@ -46,15 +48,40 @@ Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
 class Section(BaseModel):
+    """A config section; ``TABLE`` names it in the settings table (:mod:`sentinel.core.settings_spec`),
+    whose fields take their default, bounds and doc from there (see :func:`setting`)."""
+
     model_config = ConfigDict(extra="allow", validate_assignment=True)
+    TABLE: ClassVar[str] = ""
+
+    @field_validator("*")
+    @classmethod
+    def _table_bounds(cls, v: Any, info: ValidationInfo) -> Any:
+        spec = BY_KEY.get(f"{cls.TABLE}.{info.field_name}") if cls.TABLE else None
+        if spec is not None and spec.kind != "int" and (problem := spec.problem(v)) is not None:
+            raise ValueError(problem)
+        return v
+
+
+def setting(key: str) -> Any:
+    """The pydantic field of the setting ``key`` in the settings table: its default, doc and, for
+    integers, its bounds (pydantic's own ge/le; other kinds are checked by ``Section._table_bounds``)."""
+    spec = BY_KEY[key]
+    default = list(spec.default) if spec.kind == "namespaces" else spec.default
+    if spec.kind == "int":
+        return Field(default=default, ge=spec.low, le=spec.high, description=spec.doc)
+    if spec.kind == "namespaces":
+        return Field(default_factory=lambda: list(spec.default), description=spec.doc)
+    return Field(default=default, description=spec.doc)
 
 
 class LokiConfig(Section):
+    TABLE: ClassVar[str] = "loki"
     url: str = "http://loki.monitoring:3100"
-    query: str = '{namespace=~".+"} |~ "(?i)(error|fatal|panic|exception|fail)"'
-    poll_interval: Duration = 30.0
-    lookback: Duration = 300.0
-    max_lookback: Duration = 3600.0
+    query: str = setting("loki.query")
+    poll_interval: Duration = setting("loki.poll_interval")
+    lookback: Duration = setting("loki.lookback")
+    max_lookback: Duration = setting("loki.max_lookback")
     ingest_delay: Duration = 10.0  # read up to this long ago: lines reach Loki after their timestamp
     tenant_id: str = ""
     username: str = ""
@@ -64,7 +91,7 @@ class LokiConfig(Section):
     bearer_token_file: str = ""
     tls_verify: bool = True
     ca_file: str = ""
-    timeout: Duration = 30.0
+    timeout: Duration = setting("loki.timeout")
     page_limit: int = Field(default=1000, ge=1, le=5000)
 
     @field_validator("url")
@@ -75,27 +102,6 @@ class LokiConfig(Section):
         if "@" in v.split("://", 1)[1].split("/", 1)[0]:
             raise ValueError("must not carry credentials (user:password@); use loki.username and loki.password")
         return v.rstrip("/")
-
-    @field_validator("lookback", "max_lookback", "timeout")
-    @classmethod
-    def _positive(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("must be longer than 0s")
-        return v
-
-    @field_validator("query")
-    @classmethod
-    def _query(cls, v: str) -> str:
-        if not v.strip().startswith("{"):
-            raise ValueError('must be a LogQL log query starting with a stream selector, like {namespace=~".+"}')
-        return v
-
-    @field_validator("poll_interval")
-    @classmethod
-    def _interval(cls, v: float) -> float:
-        if v < 1:
-            raise ValueError("must be at least 1s")
-        return v
 
 
 class KubernetesConfig(Section):
@@ -125,20 +131,14 @@ class WebConfig(Section):
 
 
 class RemediationConfig(Section):
-    enabled: bool = True
-    dry_run: bool = False
-    max_actions_per_hour: int = Field(default=50, ge=0)
-    per_workload_per_hour: int = Field(default=3, ge=0)
-    excluded_namespaces: list[str] = Field(default_factory=lambda: ["kube-system"])
-    breaker_threshold: int = Field(default=3, ge=1)
-    effectiveness_window: Duration = 300.0
-
-    @field_validator("effectiveness_window")
-    @classmethod
-    def _window(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("must be longer than 0s")
-        return v
+    TABLE: ClassVar[str] = "remediation"
+    enabled: bool = setting("remediation.enabled")
+    dry_run: bool = setting("remediation.dry_run")
+    max_actions_per_hour: int = setting("remediation.max_actions_per_hour")
+    per_workload_per_hour: int = setting("remediation.per_workload_per_hour")
+    excluded_namespaces: list[str] = setting("remediation.excluded_namespaces")
+    breaker_threshold: int = setting("remediation.breaker_threshold")
+    effectiveness_window: Duration = setting("remediation.effectiveness_window")
 
 
 class StoreConfig(Section):

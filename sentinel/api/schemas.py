@@ -7,13 +7,14 @@ Request bodies reject unknown fields, bound every string and collection, and ref
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
 
 from sentinel.core.durations import parse_duration
 from sentinel.core.logql import explore_url, for_group
 from sentinel.core.model import ErrorGroup, Priority, RemediationRecord, cut_text
+from sentinel.core.settings_spec import LIVE, Setting
 from sentinel.engine.settings import RuntimeSettings
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
@@ -402,32 +403,34 @@ class RuleTestResult(BaseModel):
 # -- settings -------------------------------------------------------------------------------------
 
 
-class SettingsOut(BaseModel):
-    remediation_enabled: bool
-    dry_run: bool
-    max_actions_per_hour: int
-    per_workload_per_hour: int
-    excluded_namespaces: list[str]
-    poll_interval: float
-    lookback: float
-    query: str
+_OUT_TYPES: dict[str, Any] = {
+    "bool": bool,
+    "int": int,
+    "float": float,
+    "duration": float,
+    "query": str,
+    "namespaces": list[str],
+}
 
+
+class _SettingsOutBase(BaseModel):
     @classmethod
-    def of(cls, s: RuntimeSettings) -> SettingsOut:
+    def of(cls, s: RuntimeSettings) -> Any:
         return cls.model_validate(s.to_dict())
 
 
+if TYPE_CHECKING:
+    SettingsOut = _SettingsOutBase
+else:
+    # The live settings as the API shows them: one field per live setting of the settings table.
+    SettingsOut = create_model(
+        "SettingsOut",
+        __base__=_SettingsOutBase,
+        **{s.live: (_OUT_TYPES[s.kind], Field(description=s.doc)) for s in LIVE},
+    )
+
 # The Go tool's names (its config keys and camelCase forms) accepted beside ours: {ours: (aliases...)}.
-SETTINGS_ALIASES: dict[str, tuple[str, ...]] = {
-    "remediation_enabled": ("enabled", "remediationEnabled"),
-    "dry_run": ("dryRun",),
-    "max_actions_per_hour": ("maxActionsPerHour",),
-    "per_workload_per_hour": ("perWorkloadPerHour",),
-    "excluded_namespaces": ("excludedNamespaces",),
-    "poll_interval": ("pollInterval",),
-    "lookback": (),
-    "query": (),
-}
+SETTINGS_ALIASES: dict[str, tuple[str, ...]] = {s.live: s.aliases for s in LIVE}
 
 
 def canonical_settings(data: dict[str, Any]) -> dict[str, Any]:
@@ -446,23 +449,27 @@ def canonical_settings(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class SettingsIn(BaseModel):
-    """The body of ``POST /api/settings``, for the OpenAPI schema (the engine validates the change).
+def _in_field(spec: Setting) -> Any:
+    alias = f"; alias: {', '.join(spec.aliases)}" if spec.aliases else ""
+    bounds = (
+        f" ({spec.show(spec.low)} to {spec.show(spec.high)})" if spec.low is not None and spec.high is not None else ""
+    )
+    doc = f"{spec.doc}{bounds}{alias}"
+    if spec.kind == "int":
+        return (int | None, Field(default=None, ge=spec.low, le=spec.high, description=doc))
+    if spec.kind == "duration":
+        return (float | str | None, Field(default=None, description=f"seconds or 30s, 5m: {doc}"))
+    return (_OUT_TYPES[spec.kind] | None, Field(default=None, description=doc))
 
-    Every field optional, unknown fields refused. The Go tool's names are aliases: ``enabled``
-    (remediation_enabled), ``dryRun``, ``maxActionsPerHour``, ``perWorkloadPerHour``,
-    ``excludedNamespaces``, ``pollInterval``."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    remediation_enabled: bool | None = Field(default=None, description="alias: enabled, remediationEnabled")
-    dry_run: bool | None = Field(default=None, description="alias: dryRun")
-    max_actions_per_hour: int | None = Field(default=None, ge=0, le=10_000, description="alias: maxActionsPerHour")
-    per_workload_per_hour: int | None = Field(default=None, ge=0, le=1_000, description="alias: perWorkloadPerHour")
-    excluded_namespaces: list[str] | None = Field(default=None, description="alias: excludedNamespaces")
-    poll_interval: float | str | None = Field(default=None, description="seconds or 30s, 5m; alias: pollInterval")
-    lookback: float | str | None = Field(default=None, description="seconds or a duration like 1h")
-    query: str | None = Field(default=None, description="a LogQL log query")
+# The body of ``POST /api/settings``, for the OpenAPI schema (the engine validates the change): every
+# field optional, unknown fields refused, the Go tool's names as aliases. Derived from the settings table.
+SettingsIn: type[BaseModel] = create_model(
+    "SettingsIn",
+    __config__=ConfigDict(extra="forbid"),
+    __doc__="The body of POST /api/settings: every field optional; the Go tool's names are aliases.",
+    **{s.live: _in_field(s) for s in LIVE},
+)
 
 
 class SettingsHistoryEntry(BaseModel):
