@@ -23,7 +23,6 @@ from sentinel.ui.context import (
     seed_widgets,
     step_page,
 )
-from sentinel.ui.explain import why
 from sentinel.ui.format import (
     PRIORITIES,
     PRIORITY_COLORS,
@@ -39,16 +38,6 @@ from sentinel.ui.format import (
     status_label,
     when,
 )
-from sentinel.ui.queries import (
-    PAGE_SIZES,
-    SORT_LABELS,
-    TIME_RANGE_LABELS,
-    ErrorFilters,
-    all_params,
-    group_page,
-    groups_csv,
-    same_params,
-)
 from sentinel.ui.tables import (
     QUEUE_COLUMNS,
     QUEUE_ORDER,
@@ -57,6 +46,9 @@ from sentinel.ui.tables import (
     records_frame,
     with_priority_colours,
 )
+from sentinel.views.explain import why
+from sentinel.views.groups import SORT_LABELS, ErrorFilters, group_page, groups_csv
+from sentinel.views.params import PAGE_SIZES, TIME_RANGE_LABELS, all_params, same_params
 
 ANY = "(any)"
 TOKEN_KEY = "confirm_token"

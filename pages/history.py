@@ -9,16 +9,9 @@ import streamlit as st
 
 from sentinel.core.actions import ACTIONS
 from sentinel.ui.context import first_page, runtime, seed_widgets, step_page
-from sentinel.ui.queries import (
-    PAGE_SIZES,
-    TIME_RANGE_LABELS,
-    RecordFilters,
-    all_params,
-    records_csv,
-    refusal_reasons,
-    same_params,
-)
 from sentinel.ui.tables import RECORD_COLUMNS, records_frame
+from sentinel.views.params import PAGE_SIZES, TIME_RANGE_LABELS, all_params, same_params
+from sentinel.views.records import RecordFilters, records_csv, refusal_reasons
 
 ANY = "(any)"
 

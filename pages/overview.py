@@ -21,8 +21,9 @@ from sentinel.ui.format import (
     svg_text,
 )
 from sentinel.ui.health import ICONS, banners, checks
-from sentinel.ui.queries import live_feed, top_workloads
+from sentinel.ui.queries import live_feed
 from sentinel.ui.tables import RECORD_COLUMNS, records_frame, with_priority_colours
+from sentinel.views.groups import top_workloads
 
 REFRESH_SECONDS = 5
 

@@ -6,9 +6,10 @@ import pandas as pd
 import streamlit as st
 
 from sentinel.ui.context import runtime
-from sentinel.ui.explain import backtest, rule_rows, try_line
+from sentinel.ui.explain import backtest, rule_rows
 from sentinel.ui.format import ago, count, duration, md, priority_badge, priority_markdown
 from sentinel.ui.tables import with_priority_colours
+from sentinel.views.explain import try_line
 
 rt = runtime()
 now = rt.clock()

@@ -16,6 +16,8 @@ from sentinel.core.logql import explore_url, for_group
 from sentinel.core.model import ErrorGroup, Priority, RemediationRecord, cut_text
 from sentinel.core.settings_spec import LIVE, Setting
 from sentinel.engine.settings import RuntimeSettings
+from sentinel.views.groups import GroupView
+from sentinel.views.records import RecordView
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
@@ -41,7 +43,7 @@ class Problem(BaseModel):
 
 
 class GroupRow(BaseModel):
-    """One error group in a list (and one CSV row)."""
+    """One error group in a list (and one CSV row): the fields of :class:`sentinel.views.groups.GroupView`."""
 
     id: str
     priority: str
@@ -65,29 +67,8 @@ class GroupRow(BaseModel):
     status_reason: str = Field(default="", description="their comment (acknowledge, snooze, resolve)")
 
     @classmethod
-    def of(cls, g: ErrorGroup) -> GroupRow:
-        return cls(
-            id=g.id,
-            priority=g.priority.value,
-            priority_label=g.priority.label,
-            status=g.status.value,
-            namespace=g.namespace,
-            workload=g.workload,
-            container=g.container,
-            rule=g.rule,
-            template=cut_text(g.template),
-            level=g.level,
-            count=g.count,
-            pod_count=g.pod_count or len(g.pods),
-            first_seen=g.first_seen,
-            last_seen=g.last_seen,
-            impact=g.impact,
-            escalated=g.escalated,
-            remediations=g.remediations,
-            last_remediation_at=g.last_remediation_at,
-            status_by=g.status_by,
-            status_reason=g.status_reason,
-        )
+    def of(cls, v: GroupView) -> GroupRow:
+        return cls(**v.to_dict())
 
 
 class GroupList(BaseModel):
@@ -112,7 +93,8 @@ class MinuteCount(BaseModel):
 
 
 class RemediationRow(BaseModel):
-    """One audit record (and one CSV row; ``params`` and ``changes`` are JSON objects in CSV)."""
+    """One audit record (and one CSV row; ``params`` and ``changes`` are JSON objects in CSV): the fields of
+    :class:`sentinel.views.records.RecordView`."""
 
     id: str
     time: float
@@ -140,31 +122,8 @@ class RemediationRow(BaseModel):
     last_time: float | None = Field(default=None, description="the last of the folded repeats")
 
     @classmethod
-    def of(cls, r: RemediationRecord) -> RemediationRow:
-        return cls(
-            id=r.id,
-            time=r.time,
-            group_id=r.group_id,
-            rule=r.rule,
-            action=r.action,
-            namespace=r.namespace,
-            workload=r.workload,
-            kind=r.kind,
-            name=r.name,
-            decision=r.decision,
-            reason=r.reason,
-            dry_run=r.dry_run,
-            result=r.result.value,
-            error=r.error,
-            duration_ms=r.duration_ms,
-            requested_by=r.requested_by,
-            effective=r.effective,
-            params=dict(r.params),
-            changes=dict(r.changes),
-            reached_cluster=r.reached_cluster,
-            count=r.count,
-            last_time=r.last_time,
-        )
+    def of(cls, v: RecordView) -> RemediationRow:
+        return cls(**v.to_dict())
 
 
 class RemediationList(BaseModel):
@@ -211,7 +170,7 @@ class GroupDetail(GroupRow):
         grafana_url: str = "",
         datasource_uid: str = "",
     ) -> GroupDetail:
-        row = GroupRow.of(g).model_dump()
+        row = GroupView.of(g).to_dict()
         query = for_group(g)
         return cls(
             **row,
@@ -225,7 +184,7 @@ class GroupDetail(GroupRow):
             snooze_until=g.snooze_until,
             snooze_until_count=g.snooze_until_count,
             escalation_reason=g.escalation_reason,
-            remediation_history=[RemediationRow.of(r) for r in records],
+            remediation_history=[RemediationRow.of(RecordView.of(r)) for r in records],
             remediation_total=total,
         )
 

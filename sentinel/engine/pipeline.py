@@ -90,6 +90,7 @@ class Explained:
     namespace: str
     workload: str
     container: str
+    level: str = ""
 
 
 class Pipeline:
@@ -352,4 +353,5 @@ class Pipeline:
             namespace=namespace,
             workload=workload,
             container=container,
+            level=level,
         )
