@@ -10,8 +10,8 @@ still the API's own app and these dependencies work unchanged.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Sequence
-from typing import Annotated, Any, Literal, Protocol, cast
+from collections.abc import Callable
+from typing import Annotated, Literal, cast
 
 from fastapi import Depends, Header, Query
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -19,16 +19,15 @@ from starlette.requests import HTTPConnection
 
 from sentinel.api.common import ApiError, redact
 from sentinel.config import Config
-from sentinel.core.model import ErrorGroup, RemediationRecord
-from sentinel.core.rules import RuleSet
 from sentinel.engine.context import ContextReader
 from sentinel.engine.events import EventBus
 from sentinel.engine.pipeline import Pipeline
 from sentinel.engine.runtime import Health, Runtime
-from sentinel.engine.settings import RuntimeSettings
 from sentinel.notify.notifier import Notifier
 from sentinel.remediation.remediator import Remediator
 from sentinel.store.base import MAX_PAGE_SIZE, Store
+from sentinel.views.ports import Commands, RulesView, SettingsPort
+from sentinel.views.ports import EngineChecks as EngineChecks  # re-exported: routes type their helpers with it
 
 DEFAULT_USER = "api"
 USER_HEADER = "X-Sentinel-User"
@@ -47,65 +46,6 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]  # for this module and the
 
 
 # -- the narrow parts routes depend on ----------------------------------------------------------
-
-
-class Commands(Protocol):
-    """What a person may ask for: status changes and manual actions on a group."""
-
-    def set_status(
-        self,
-        group_id: str,
-        action: str,
-        *,
-        by: str,
-        reason: str = "",
-        until: float | None = None,
-        more: int | None = None,
-    ) -> ErrorGroup: ...
-
-    def request_action(
-        self, group_id: str, *, action: str | None = None, params: dict[str, Any] | None = None, by: str
-    ) -> RemediationRecord: ...
-
-
-class SettingsPort(Protocol):
-    """The live settings: read, history, change (validated whole)."""
-
-    @property
-    def settings(self) -> RuntimeSettings: ...
-
-    def settings_history(self) -> list[dict[str, Any]]: ...
-
-    def update_settings(
-        self, data: dict[str, Any], *, by: str, confirmed: Sequence[str] = ()
-    ) -> dict[str, list[Any]]: ...
-
-
-class EngineChecks(Protocol):
-    """The engine's own checks: ready (config, rules, store) and the poll's state."""
-
-    @property
-    def health(self) -> Health: ...
-
-    def ready(self) -> tuple[bool, dict[str, str]]: ...
-
-    def poll_state(self) -> tuple[str, str]: ...
-
-
-class RulesView(Protocol):
-    """The loaded rules, where they came from and how often each matched."""
-
-    @property
-    def rules(self) -> RuleSet: ...
-
-    @property
-    def rule_hits(self) -> dict[str, int]: ...
-
-    @property
-    def rules_path(self) -> str: ...
-
-    @property
-    def health(self) -> Health: ...
 
 
 def _store(runtime: RuntimeDep) -> Store:

@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from starlette.responses import JSONResponse, Response
 
 from sentinel.api.deps import Clock, EngineChecks, Groups, HealthDep, NotifierDep, ReadinessDep, Redact, RemediatorDep
-from sentinel.api.schemas import Alive, Readiness
+from sentinel.api.schemas_state import Alive, Readiness
 from sentinel.core.policy import REMEDIATOR
 
 router = APIRouter(tags=["health"])

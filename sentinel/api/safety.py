@@ -13,14 +13,14 @@ from fastapi import APIRouter
 
 from sentinel.api.common import ApiError
 from sentinel.api.deps import Clock, Events, FollowerOf, Redact, RemediatorDep, Writer
-from sentinel.api.schemas import (
+from sentinel.api.schemas import Problem
+from sentinel.api.schemas_state import (
     BreakerOut,
     BreakerReset,
     BreakerResetResult,
     Budget,
     ClusterInfo,
     CooldownOut,
-    Problem,
     SafetyLimitsOut,
     SafetyView,
     WorkloadActions,

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Body
 
 from sentinel.api.common import ApiError
 from sentinel.api.deps import LiveSettings, ReadOnly, Writer
-from sentinel.api.schemas import (
-    Problem,
+from sentinel.api.schemas import Problem
+from sentinel.api.schemas_state import (
     SettingsHistoryEntry,
     SettingsIn,
     SettingsOut,

@@ -12,7 +12,8 @@ import logging
 from fastapi import APIRouter
 
 from sentinel.api.deps import Groups, Writer
-from sentinel.api.schemas import Problem, StoreAcknowledged
+from sentinel.api.schemas import Problem
+from sentinel.api.schemas_state import StoreAcknowledged
 
 log = logging.getLogger(__name__)
 
