@@ -63,12 +63,11 @@ def setting(key: str) -> Any:
     """The pydantic field of the setting ``key`` in the settings table: its default, doc and, for
     integers, its bounds (pydantic's own ge/le; other kinds are checked by ``Section._table_bounds``)."""
     spec = BY_KEY[key]
-    default = list(spec.default) if spec.kind == "namespaces" else spec.default
     if spec.kind == "int":
-        return Field(default=default, ge=spec.low, le=spec.high, description=spec.doc)
+        return Field(default=spec.default, ge=spec.low, le=spec.high, description=spec.doc)
     if spec.kind == "namespaces":
         return Field(default_factory=lambda: list(spec.default), description=spec.doc)
-    return Field(default=default, description=spec.doc)
+    return Field(default=spec.default, description=spec.doc)
 
 
 class LokiConfig(Section):
