@@ -1,7 +1,9 @@
-"""What the API sends and accepts: response models apart from the store records, bounded request bodies.
+"""What the API sends and accepts about groups, records, stats and rules; bounded request bodies.
 
-Response rows are flat (scalars, or a JSON object for action params) so that ``format=csv`` gives
-exactly the same rows as JSON: one column per field, in field order (see :mod:`sentinel.api.csvout`).
+Rows map one to one from the shared read model (:mod:`sentinel.views`); they are flat (scalars,
+or a JSON object for action params) so that ``format=csv`` gives the same rows as JSON: one column
+per field, in field order (see :mod:`sentinel.views.export`). Settings, safety and health answers
+are in :mod:`sentinel.api.schemas_state`.
 Request bodies reject unknown fields, bound every string and collection, and refuse NaN/Infinity.
 """
 
