@@ -16,14 +16,21 @@ from sentinel.ui.cluster_context import context_view
 from sentinel.ui.context import (
     admin_token,
     change_refusal,
+    cluster_context,
+    commands,
+    config,
     first_page,
+    live_settings,
     operator,
+    pipeline,
     read_only,
+    rules_view,
     runtime,
     seed_widgets,
     step_page,
+    store,
+    time_now,
 )
-from sentinel.ui.explain import why
 from sentinel.ui.format import (
     PRIORITIES,
     PRIORITY_COLORS,
@@ -39,16 +46,6 @@ from sentinel.ui.format import (
     status_label,
     when,
 )
-from sentinel.ui.queries import (
-    PAGE_SIZES,
-    SORT_LABELS,
-    TIME_RANGE_LABELS,
-    ErrorFilters,
-    all_params,
-    group_page,
-    groups_csv,
-    same_params,
-)
 from sentinel.ui.tables import (
     QUEUE_COLUMNS,
     QUEUE_ORDER,
@@ -57,6 +54,9 @@ from sentinel.ui.tables import (
     records_frame,
     with_priority_colours,
 )
+from sentinel.views.explain import why
+from sentinel.views.groups import SORT_LABELS, ErrorFilters, group_page, groups_csv
+from sentinel.views.params import PAGE_SIZES, TIME_RANGE_LABELS, all_params, same_params
 
 ANY = "(any)"
 TOKEN_KEY = "confirm_token"
@@ -65,10 +65,10 @@ SNOOZES = {"1 hour": 3600, "4 hours": 4 * 3600, "1 day": 86400, "1 week": 7 * 86
 SNOOZE_MORE = {"until 10 more": 10, "until 100 more": 100, "until 1000 more": 1000}
 COMMENT_KEY = "status_comment"
 
-rt = runtime()
-now = rt.clock()
-needs_token = bool(admin_token(rt))  # api.token is configured: changes here need it, as they do in the API
-locked = read_only(rt)  # no api.token and no console.allow_changes_without_token: read-only, as the API
+runtime()  # stops the page, with an explanation, when no engine runs in this process
+now = time_now()
+needs_token = bool(admin_token(config()))  # api.token is configured: changes here need it, as they do in the API
+locked = read_only(config())  # no api.token and no console.allow_changes_without_token: read-only, as the API
 
 
 # -- the queue ----------------------------------------------------------------------------------
@@ -130,11 +130,11 @@ def queue() -> None:
     url = ErrorFilters.from_params(all_params(st.query_params))
     _init_filter_widgets(url)
 
-    stats = rt.store.stats(now=now, rate_minutes=1)
+    stats = store().stats(now=now, rate_minutes=1)
     namespaces = sorted(stats.by_namespace)
     if st.session_state["f_namespace"] not in (ANY, *namespaces):
         namespaces.append(st.session_state["f_namespace"])
-    rules = [r.name for r in rt.rules.all_rules] + ["default"]
+    rules = [r.name for r in rules_view().rules.all_rules] + ["default"]
     if st.session_state["f_rule"] not in (ANY, *rules):
         rules.append(st.session_state["f_rule"])
 
@@ -173,7 +173,7 @@ def queue() -> None:
     c4.selectbox("Sort", list(SORTS), key="f_sort", format_func=SORT_LABELS.__getitem__, on_change=_first_page)
 
     filters = _chosen()
-    page = group_page(rt.store, filters, now=now)
+    page = group_page(store(), filters, now=now)
     if page.page != filters.page:
         filters = filters.with_page(page.page)
     if not same_params(filters.to_params(), all_params(st.query_params)):
@@ -188,7 +188,7 @@ def queue() -> None:
     )
     b1.download_button(
         "Download CSV",
-        data=lambda: groups_csv(rt.store, filters, now=now),
+        data=lambda: groups_csv(store(), filters, now=now),
         file_name="kube-sentinel-errors.csv",
         mime="text/csv",
         icon=":material/download:",
@@ -201,7 +201,7 @@ def queue() -> None:
     if page.total == 0:
         if stats.total_groups == 0:
             st.info(
-                f"**No errors yet** — the engine polls every {duration(rt.settings.poll_interval)}. "
+                f"**No errors yet** — the engine polls every {duration(live_settings().settings.poll_interval)}. "
                 "Groups appear here as soon as matching log lines arrive.",
                 icon=":material/hourglass_top:",
             )
@@ -246,7 +246,7 @@ BULK_ACTIONS = {
 def _bulk_apply(labels: dict[str, str]) -> None:
     ss = st.session_state
     chosen = [gid for gid in ss.get("bulk_rows", []) if gid in labels]
-    refused = change_refusal(rt, str(ss.pop("bulk_token", "") or ""))
+    refused = change_refusal(config(), str(ss.pop("bulk_token", "") or ""))
     if refused:
         ss["bulk_msg"] = ("error", f"{refused[0].upper()}{refused[1:]}: nothing was done.")
         return
@@ -256,7 +256,7 @@ def _bulk_apply(labels: dict[str, str]) -> None:
     done, failed = 0, []
     for gid in chosen:  # one status change, event and history entry per group
         try:
-            rt.set_status(gid, action, by=by, reason=comment, until=now + seconds if seconds else None)
+            commands().set_status(gid, action, by=by, reason=comment, until=now + seconds if seconds else None)
             done += 1
         except (KeyError, ValueError) as err:
             failed.append(f"{labels[gid]}: {err}")
@@ -326,7 +326,7 @@ def _confirm(group_id: str) -> None:
     if not pending:
         return
     given = str(st.session_state.pop(TOKEN_KEY, "") or "")
-    refused = change_refusal(rt, given)  # the API's authority: a configured token, or explicit permission
+    refused = change_refusal(config(), given)  # the API's authority: a configured token, or explicit permission
     if refused:
         if not locked:
             st.session_state["pending"] = pending  # keep the confirmation open, to try again
@@ -340,10 +340,10 @@ def _confirm(group_id: str) -> None:
             seconds, more = pending.get("seconds"), pending.get("more")
             until = now + seconds if action == "snooze" and seconds else None
             comment = str(st.session_state.pop(COMMENT_KEY, "") or "").strip()[:500]
-            g = rt.set_status(group_id, action, by=by, reason=comment, until=until, more=more)
+            g = commands().set_status(group_id, action, by=by, reason=comment, until=until, more=more)
             _flash("success", f"Status is now **{g.status.value}** (by {md(by)}).")
         elif kind == "action":
-            record = rt.request_action(group_id, action=pending["action"], params=pending["params"], by=by)
+            record = commands().request_action(group_id, action=pending["action"], params=pending["params"], by=by)
             if record.decision == "denied":
                 _flash("error", f"**Refused** by the safety policy: {md(record.reason)}")
             elif record.result.value == "failed":
@@ -364,7 +364,7 @@ def _show_flash() -> None:
 
 def _rule_section(g: ErrorGroup) -> None:
     st.subheader("Why it is here")
-    w = why(g, rt.rules, rt.pipeline)
+    w = why(g, rules_view().rules, pipeline())
     if g.rule == "default" or w.rule is None:
         if w.rule is None:
             st.warning(f"Rule **{md(g.rule)}** is no longer in the rules file.")
@@ -483,7 +483,7 @@ def _actions_section(g: ErrorGroup) -> None:
     )
 
     with st.expander("Request a remediation action", expanded=False):
-        rule = rt.rules.by_name(g.rule)
+        rule = rules_view().rules.by_name(g.rule)
         names = sorted(ACTIONS)
         default = rule.action if rule is not None and rule.action in ACTIONS else "none"
         action = st.selectbox(
@@ -501,7 +501,9 @@ def _actions_section(g: ErrorGroup) -> None:
             height=68,
             help='e.g. {"replicas": "+1"} for scale-up; {} for the defaults',
         )
-        mode = "dry-run (validated by the API server, nothing changes)" if rt.settings.dry_run else "for real"
+        mode = (
+            "dry-run (validated by the API server, nothing changes)" if live_settings().settings.dry_run else "for real"
+        )
         st.caption(
             f"Goes through the same safety policy as automatic actions (exclusions, hourly budget, per-workload cap); "
             f"a person is not held back by cooldowns or an open breaker. Runs **{mode}**."
@@ -529,7 +531,7 @@ def _actions_section(g: ErrorGroup) -> None:
 
 def _cluster_section(g: ErrorGroup) -> None:
     st.subheader("In the cluster")
-    view = context_view(rt, g.namespace, g.workload)
+    view = context_view(cluster_context(), g.namespace, g.workload)
     if not view.ok:
         st.caption(view.headline)
         return
@@ -545,7 +547,7 @@ def _cluster_section(g: ErrorGroup) -> None:
 
 def detail(group_id: str) -> None:
     st.button("← Back to the queue", on_click=_back, key="back")
-    g = rt.store.get_group(group_id)
+    g = store().get_group(group_id)
     if g is None:
         st.title("Error group not found")
         st.warning(
@@ -572,7 +574,7 @@ def detail(group_id: str) -> None:
         query = for_group(g)
         st.caption("This query selects exactly this group's lines (copy it with the button at its right).")
         st.code(query, language=None, wrap_lines=True)
-        grafana = rt.config.grafana
+        grafana = config().grafana
         if grafana.url and grafana.loki_datasource_uid:
             st.link_button(
                 "Open in Grafana Explore",
@@ -611,7 +613,7 @@ def detail(group_id: str) -> None:
     _actions_section(g)
 
     st.subheader("Remediation records")
-    recs = rt.store.list_remediations(RecordQuery(group_id=g.id, page_size=50))
+    recs = store().list_remediations(RecordQuery(group_id=g.id, page_size=50))
     if recs.items:
         st.dataframe(
             records_frame(recs.items).drop(columns=["Group"]),

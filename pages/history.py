@@ -8,22 +8,15 @@ import pandas as pd
 import streamlit as st
 
 from sentinel.core.actions import ACTIONS
-from sentinel.ui.context import first_page, runtime, seed_widgets, step_page
-from sentinel.ui.queries import (
-    PAGE_SIZES,
-    TIME_RANGE_LABELS,
-    RecordFilters,
-    all_params,
-    records_csv,
-    refusal_reasons,
-    same_params,
-)
+from sentinel.ui.context import first_page, runtime, seed_widgets, step_page, store, time_now
 from sentinel.ui.tables import RECORD_COLUMNS, records_frame
+from sentinel.views.params import PAGE_SIZES, TIME_RANGE_LABELS, all_params, same_params
+from sentinel.views.records import RecordFilters, records_csv, refusal_reasons
 
 ANY = "(any)"
 
-rt = runtime()
-now = rt.clock()
+runtime()  # stops the page, with an explanation, when no engine runs in this process
+now = time_now()
 
 st.title(":material/history: History")
 st.caption(
@@ -79,10 +72,10 @@ filters = RecordFilters(
     page=max(1, int(ss["h_page"])),
     page_size=int(ss["h_page_size"]),
 )
-page = rt.store.list_remediations(filters.query(now=now))
+page = store().list_remediations(filters.query(now=now))
 if not page.items and page.total and filters.page > page.pages:
     filters = filters.with_page(page.pages)
-    page = rt.store.list_remediations(filters.query(now=now))
+    page = store().list_remediations(filters.query(now=now))
 if not same_params(filters.to_params(), all_params(st.query_params)):
     st.query_params.from_dict(filters.to_params())
 
@@ -90,7 +83,7 @@ head, btn = st.columns([6, 1.3], vertical_alignment="center")
 head.markdown(f"**{page.total:,} record{'s' if page.total != 1 else ''}** match.")
 btn.download_button(
     "Download CSV",
-    data=lambda: records_csv(rt.store, filters, now=now),
+    data=lambda: records_csv(store(), filters, now=now),
     file_name="kube-sentinel-history.csv",
     mime="text/csv",
     icon=":material/download:",
@@ -123,7 +116,7 @@ else:
     p[3].selectbox("Rows per page", PAGE_SIZES, key="h_page_size", on_change=_first_page)
 
 st.subheader("Why actions were refused")
-reasons = refusal_reasons(rt.store, filters, now=now)
+reasons = refusal_reasons(store(), filters, now=now)
 if reasons:
     st.caption("Refusals by the safety policy for the records above (cooldowns, budgets, exclusions, breakers).")
     st.dataframe(pd.DataFrame(reasons, columns=["Reason", "Times"]), hide_index=True, key="refusals")

@@ -7,7 +7,7 @@ import streamlit as st
 
 from sentinel.store.base import RecordQuery
 from sentinel.ui import charts
-from sentinel.ui.context import runtime
+from sentinel.ui.context import events, health, live_settings, runtime, store, time_now
 from sentinel.ui.format import (
     PRIORITIES,
     PRIORITY_COLORS,
@@ -21,8 +21,9 @@ from sentinel.ui.format import (
     svg_text,
 )
 from sentinel.ui.health import ICONS, banners, checks
-from sentinel.ui.queries import live_feed, top_workloads
+from sentinel.ui.queries import live_feed
 from sentinel.ui.tables import RECORD_COLUMNS, records_frame, with_priority_colours
+from sentinel.views.groups import top_workloads
 
 REFRESH_SECONDS = 5
 
@@ -36,7 +37,7 @@ st.caption(
 
 @st.fragment(run_every=REFRESH_SECONDS)
 def live() -> None:
-    now = rt.clock()
+    now = time_now()
     banners(rt)
 
     cols = st.columns(4)
@@ -45,10 +46,10 @@ def live() -> None:
             st.metric(f"{ICONS[c.level]} {c.name}", md(c.value), help=md(c.detail), border=True)
             st.caption(md(shorten(c.detail, 90)))
 
-    stats = rt.store.stats(now=now)
+    stats = store().stats(now=now)
     if stats.total_groups == 0:
         st.info(
-            f"**No errors yet** — the engine polls every {duration(rt.settings.poll_interval)}. "
+            f"**No errors yet** — the engine polls every {duration(live_settings().settings.poll_interval)}. "
             "Error groups appear here as soon as the first matching log lines arrive.",
             icon=":material/hourglass_top:",
         )
@@ -94,7 +95,7 @@ def live() -> None:
             st.caption("Nothing yet.")
     with right:
         st.subheader("Top workloads")
-        tw = top_workloads(rt.store)
+        tw = top_workloads(store())
         if tw.rows:
             st.plotly_chart(
                 charts.horizontal_bars(
@@ -113,7 +114,7 @@ def live() -> None:
 
     st.subheader("Live feed")
     st.caption("New, escalated and regressed error groups, newest first. Open one for its samples and actions.")
-    feed = live_feed(rt.events.recent(frozenset({"error.new", "error.updated"}), limit=500), limit=15)
+    feed = live_feed(events().recent(frozenset({"error.new", "error.updated"}), limit=500), limit=15)
     if feed:
         st.dataframe(
             with_priority_colours(
@@ -143,7 +144,7 @@ def live() -> None:
 
     st.subheader("Recent remediations")
     st.caption("The last actions decided, allowed or refused, and why. The full audit log is under History.")
-    recent = rt.store.list_remediations(RecordQuery(page_size=10))
+    recent = store().list_remediations(RecordQuery(page_size=10))
     if recent.items:
         st.dataframe(
             records_frame(recent.items)[["Time", "Action", "Target", "Outcome", "Why", "By", "Group"]],
@@ -153,7 +154,7 @@ def live() -> None:
         )
     else:
         st.caption("No remediation yet: actions appear here when a rule with an action matches.")
-    st.caption(f"Updated {ago(now, now=now)} · engine up {duration(now - rt.health.started_at)}")
+    st.caption(f"Updated {ago(now, now=now)} · engine up {duration(now - health().started_at)}")
 
 
 live()

@@ -5,26 +5,29 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from sentinel.ui.context import runtime
-from sentinel.ui.explain import backtest, rule_rows, try_line
+from sentinel.ui.context import health, pipeline, rules_view, runtime, store, time_now
+from sentinel.ui.explain import backtest, rule_rows
 from sentinel.ui.format import ago, count, duration, md, priority_badge, priority_markdown
 from sentinel.ui.tables import with_priority_colours
+from sentinel.views.explain import try_line
 
-rt = runtime()
-now = rt.clock()
+runtime()  # stops the page, with an explanation, when no engine runs in this process
+now = time_now()
 
 st.title(":material/rule: Rules")
 st.caption(
     "Rules decide an error's priority and what to do about it. The first enabled rule whose pattern "
     "matches a line wins; lines no rule matches are ranked P4 under `default`. "
-    f"Rules come from `{rt.rules_path or 'rules.yaml'}` and reload on their own when the file changes."
+    f"Rules come from `{rules_view().rules_path or 'rules.yaml'}` and reload on their own when the file changes."
 )
-if rt.health.rules_error:
-    st.error(rt.health.rules_error)
-st.caption(f"Loaded {ago(rt.health.rules_loaded_at, now=now)} · {len(rt.rules)} enabled of {len(rt.rules.all_rules)}")
+if health().rules_error:
+    st.error(health().rules_error)
+st.caption(
+    f"Loaded {ago(health().rules_loaded_at, now=now)} · {len(rules_view().rules)} enabled of {len(rules_view().rules.all_rules)}"
+)
 
-stats = rt.store.stats(now=now, rate_minutes=1)
-rows = rule_rows(rt.rules, rt.rule_hits, stats.by_rule)
+stats = store().stats(now=now, rate_minutes=1)
+rows = rule_rows(rules_view().rules, rules_view().rule_hits, stats.by_rule)
 table = pd.DataFrame(
     [
         {
@@ -69,14 +72,14 @@ with left:
     if tried and not line.strip():
         st.warning("Paste a log line first.")
     elif tried:
-        e = try_line(rt.pipeline, line, namespace=ns.strip(), pod=pod.strip(), container=container.strip())
+        e = try_line(pipeline(), line, namespace=ns.strip(), pod=pod.strip(), container=container.strip())
         st.markdown(f"Rule **{md(e.rule)}** → {priority_markdown(e.priority)}")
         st.caption("Message (after parsing JSON / logfmt / klog)")
         st.code(e.message, language=None, wrap_lines=True)
         st.caption("Template (variable parts masked): lines with the same template form one group")
         st.code(e.template, language=None, wrap_lines=True)
         workload = f"{e.namespace}/{e.workload}" if e.namespace else (e.workload or "(no workload labels)")
-        existing = rt.store.get_group(e.group)
+        existing = store().get_group(e.group)
         st.markdown(
             f"Group {md(e.group)} in **{md(workload)}**"
             + (
@@ -99,7 +102,7 @@ with right:
     if run_it and not pattern.strip():
         st.warning("Enter a pattern first.")
     elif run_it:
-        bt = backtest(rt.store, pattern.strip(), max_groups=limit)
+        bt = backtest(store(), pattern.strip(), max_groups=limit)
         if bt.error:
             st.error(f"Not a valid RE2 pattern: {md(bt.error)}")
         else:

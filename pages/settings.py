@@ -9,10 +9,21 @@ import streamlit as st
 
 from sentinel.engine.settings import RuntimeSettings, validate_update
 from sentinel.errors import ConfigError, SafetyRefused
-from sentinel.ui.context import admin_token, change_refusal, operator, read_only, runtime
+from sentinel.ui.context import (
+    admin_token,
+    change_refusal,
+    config,
+    live_settings,
+    operator,
+    read_only,
+    remediator,
+    runtime,
+    time_now,
+)
 from sentinel.ui.format import ago, duration, md, when
 from sentinel.ui.settings_form import (
     FIELDS,
+    HELP,
     LABELS,
     change_of,
     field_errors,
@@ -23,9 +34,9 @@ from sentinel.ui.settings_form import (
 )
 
 rt = runtime()
-now = rt.clock()
-needs_token = bool(admin_token(rt))
-locked = read_only(rt)  # no api.token and no console.allow_changes_without_token: nothing may change
+now = time_now()
+needs_token = bool(admin_token(config()))
+locked = read_only(config())  # no api.token and no console.allow_changes_without_token: nothing may change
 source = rt.config_path or "config.yaml"
 
 st.title(":material/settings: Settings")
@@ -35,7 +46,7 @@ st.caption(
     f"`{source}`."
 )
 
-overridden = overrides(rt.settings, RuntimeSettings.from_config(rt.config))
+overridden = overrides(live_settings().settings, RuntimeSettings.from_config(config()))
 if overridden:
     what = "1 setting overrides" if len(overridden) == 1 else f"{len(overridden)} settings override"
     st.info(
@@ -48,7 +59,7 @@ else:
     st.caption(f"Every setting below is as `{source}` says: no console or API change overrides it.")
 
 seeded = False
-for key, value in form_values(rt.settings).items():
+for key, value in form_values(live_settings().settings).items():
     if f"s_{key}" not in st.session_state:
         st.session_state[f"s_{key}"] = value
         seeded = True
@@ -63,11 +74,11 @@ def _save() -> None:
     ss.pop("s_saved", None)
     ss.pop("s_risky", None)
     values = {name: ss.get(f"s_{name}") for name in FIELDS}
-    refused = change_refusal(rt, str(ss.get("s_token", "")))
+    refused = change_refusal(config(), str(ss.get("s_token", "")))
     if refused:
         ss["s_errors"] = {"token": [f"{refused}: nothing was saved"]}
         return
-    change = change_of(rt.settings, values)
+    change = change_of(live_settings().settings, values)
     if not change:
         ss["s_saved"] = "Nothing changed."
         return
@@ -76,7 +87,7 @@ def _save() -> None:
     except ConfigError as err:
         ss["s_errors"] = field_errors(err.problems)
         return
-    risky = risky_changes(rt.settings, RuntimeSettings.from_config(rt.config), change)
+    risky = risky_changes(live_settings().settings, RuntimeSettings.from_config(config()), change)
     if risky:  # asked by name before anything is saved; see _confirm_risky
         ss["s_risky"] = {"change": change, "risky": risky}
         return
@@ -86,14 +97,14 @@ def _save() -> None:
 def _apply(change: dict[str, Any], *, confirmed: list[str]) -> None:
     ss = st.session_state
     try:
-        changes = rt.update_settings(change, by=operator(), confirmed=confirmed)
+        changes = live_settings().update_settings(change, by=operator(), confirmed=confirmed)
     except ConfigError as err:
         ss["s_errors"] = field_errors(err.problems)
         return
     except SafetyRefused as err:
         ss["s_errors"] = {"_form": [f"{err.reason}: nothing was saved"]}
         return
-    for key, value in form_values(rt.settings).items():  # show the values as the engine now holds them
+    for key, value in form_values(live_settings().settings).items():  # show the values as the engine now holds them
         ss[f"s_{key}"] = value
     ss["s_token"] = ""
     ss["s_saved"] = (
@@ -108,12 +119,12 @@ def _confirm_risky() -> None:
     pending = ss.pop("s_risky", None)
     if not pending:
         return
-    refused = change_refusal(rt, str(ss.get("s_token", "")))
+    refused = change_refusal(config(), str(ss.get("s_token", "")))
     if refused:
         ss["s_errors"] = {"token": [f"{refused}: nothing was saved"]}
         return
     # the risky parts are named again against the settings as they are now (another change may have landed)
-    risky = risky_changes(rt.settings, RuntimeSettings.from_config(rt.config), pending["change"])
+    risky = risky_changes(live_settings().settings, RuntimeSettings.from_config(config()), pending["change"])
     if risky != pending["risky"]:
         ss["s_risky"] = {"change": pending["change"], "risky": risky}
         return
@@ -168,14 +179,14 @@ with st.form("settings"):
         st.toggle(
             LABELS["remediation_enabled"],
             key="s_remediation_enabled",
-            help="off: errors are still grouped and ranked, nothing is fixed",
+            help=HELP["remediation_enabled"],
         )
         _errors_for("remediation_enabled")
     with b:
         st.toggle(
             LABELS["dry_run"],
             key="s_dry_run",
-            help="actions are sent with dryRun=All: the API server validates them, nothing changes",
+            help=HELP["dry_run"],
         )
         _errors_for("dry_run")
     a, b = st.columns(2)
@@ -184,7 +195,7 @@ with st.form("settings"):
             LABELS["max_actions_per_hour"],
             key="s_max_actions_per_hour",
             step=1,
-            help="the hourly budget over every workload (0 to 10000)",
+            help=HELP["max_actions_per_hour"],
         )
         _errors_for("max_actions_per_hour")
     with b:
@@ -192,33 +203,33 @@ with st.form("settings"):
             LABELS["per_workload_per_hour"],
             key="s_per_workload_per_hour",
             step=1,
-            help="at most this many actions per workload per hour (0 to 1000)",
+            help=HELP["per_workload_per_hour"],
         )
         _errors_for("per_workload_per_hour")
     st.text_input(
         LABELS["excluded_namespaces"],
         key="s_excluded_namespaces",
-        help="comma-separated; nothing is ever done in these namespaces",
+        help="comma-separated; " + HELP["excluded_namespaces"],
     )
     _errors_for("excluded_namespaces")
 
     st.subheader("Polling")
     a, b = st.columns(2)
     with a:
-        st.text_input(LABELS["poll_interval"], key="s_poll_interval", help="how often Loki is read: 5s to 1h, e.g. 30s")
+        st.text_input(LABELS["poll_interval"], key="s_poll_interval", help=HELP["poll_interval"] + ", e.g. 30s")
         _errors_for("poll_interval")
     with b:
         st.text_input(
             LABELS["lookback"],
             key="s_lookback",
-            help="how far back the first poll reads (later polls resume where the last ended): 10s to 7d",
+            help=HELP["lookback"],
         )
         _errors_for("lookback")
     st.text_area(
         LABELS["query"],
         key="s_query",
         height=68,
-        help='a LogQL log query starting with a stream selector, e.g. {namespace=~".+"} |~ "(?i)error"',
+        help=HELP["query"],
     )
     _errors_for("query")
 
@@ -240,7 +251,7 @@ with st.form("settings"):
 st.button("Discard edits (show the current values)", on_click=_reload, key="s_reload_btn")
 
 st.subheader("Change history")
-rows = history_rows(rt.settings_history())
+rows = history_rows(live_settings().settings_history())
 if rows:
     st.dataframe(
         pd.DataFrame(rows).assign(time=lambda d: d["time"].map(when)),
@@ -251,7 +262,7 @@ else:
     st.caption("No change since the store began.")
 
 st.subheader("Safety state")
-summary: dict[str, Any] = rt.remediator.summary()
+summary: dict[str, Any] = remediator().summary()
 m = st.columns(3)
 m[0].metric(
     "Actions in the last hour", f"{summary['actions_last_hour']} / {summary['max_actions_per_hour']}", border=True
@@ -283,7 +294,7 @@ st.caption(
 
 
 def _reset(workload: str) -> None:
-    refused = change_refusal(rt, str(st.session_state.get("b_token", "")))
+    refused = change_refusal(config(), str(st.session_state.get("b_token", "")))
     if refused:
         st.session_state["b_msg"] = ("error", f"{refused}: the breaker was not reset")
         return
@@ -291,7 +302,7 @@ def _reset(workload: str) -> None:
         holder = rt.leadership().get("holder") or "unknown"
         st.session_state["b_msg"] = ("error", f"follower: read-only; reset the breaker on the leader ({holder})")
         return
-    was_open = rt.remediator.reset_breaker(workload, by=operator())
+    was_open = remediator().reset_breaker(workload, by=operator())
     st.session_state["b_msg"] = (
         "success",
         f"Breaker for {workload} reset." if was_open else f"{workload} was not open.",
@@ -301,7 +312,7 @@ def _reset(workload: str) -> None:
 msg = st.session_state.pop("b_msg", None)
 if msg:
     (st.success if msg[0] == "success" else st.error)(msg[1])
-breakers = rt.remediator.state().breakers
+breakers = remediator().state().breakers
 if not breakers:
     st.caption("No breaker has opened.")
 else:

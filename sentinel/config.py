@@ -1,4 +1,4 @@
-"""config.yaml and rules.yaml: schemas, loading, validation, durations, secrets.
+"""config.yaml: its schema, loading, validation and secrets (rules.yaml: :mod:`sentinel.config_rules`).
 
 Every problem in a file is reported at once, each naming the file and the key path or rule; a
 file with any error loads nothing. Unknown keys are warnings (``Loaded.warnings``), not errors,
@@ -16,45 +16,67 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, ClassVar, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from sentinel.core.actions import validate_params
-from sentinel.core.durations import parse_duration
+# Re-exported: callers load both files through this module.
+from sentinel.config_rules import LoadedRules as LoadedRules
+from sentinel.config_rules import build_rule as build_rule
+from sentinel.config_rules import load_rules as load_rules
+from sentinel.config_rules import parse_rules as parse_rules
+from sentinel.config_yaml import MAX_FILE_BYTES as MAX_FILE_BYTES
+from sentinel.config_yaml import Duration, problems_of, read_yaml, unknown_keys
 from sentinel.core.model import Priority
-from sentinel.core.rules import LEVELS as RULE_LEVELS
-from sentinel.core.rules import MAX_RULES, LabelMatcher, PatternError, Rule, RuleLimitError, RuleSet, compile_pattern
-from sentinel.core.rules import ON as RULE_ON
-from sentinel.errors import ConfigError, cap
+from sentinel.core.settings_spec import BY_KEY
+from sentinel.errors import ConfigError
 
 ENV_PREFIX = "KUBE_SENTINEL_"
 
 
-# Seconds, written in files as ``30s``, ``5m``, ``1h30m`` (or a bare number of seconds).
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-
-
 class Section(BaseModel):
+    """A config section; ``TABLE`` names it in the settings table (:mod:`sentinel.core.settings_spec`),
+    whose fields take their default, bounds and doc from there (see :func:`setting`)."""
+
     model_config = ConfigDict(extra="allow", validate_assignment=True)
+    TABLE: ClassVar[str] = ""
+
+    @field_validator("*")
+    @classmethod
+    def _table_bounds(cls, v: Any, info: ValidationInfo) -> Any:
+        spec = BY_KEY.get(f"{cls.TABLE}.{info.field_name}") if cls.TABLE else None
+        if spec is not None and spec.kind != "int" and (problem := spec.problem(v)) is not None:
+            raise ValueError(problem)
+        return v
+
+
+def setting(key: str) -> Any:
+    """The pydantic field of the setting ``key`` in the settings table: its default, doc and, for
+    integers, its bounds (pydantic's own ge/le; other kinds are checked by ``Section._table_bounds``)."""
+    spec = BY_KEY[key]
+    if spec.kind == "int":
+        return Field(default=spec.default, ge=spec.low, le=spec.high, description=spec.doc)
+    if spec.kind == "namespaces":
+        return Field(default_factory=lambda: list(spec.default), description=spec.doc)
+    return Field(default=spec.default, description=spec.doc)
 
 
 class LokiConfig(Section):
+    TABLE: ClassVar[str] = "loki"
     url: str = "http://loki.monitoring:3100"
-    query: str = '{namespace=~".+"} |~ "(?i)(error|fatal|panic|exception|fail)"'
-    poll_interval: Duration = 30.0
-    lookback: Duration = 300.0
-    max_lookback: Duration = 3600.0
+    query: str = setting("loki.query")
+    poll_interval: Duration = setting("loki.poll_interval")
+    lookback: Duration = setting("loki.lookback")
+    max_lookback: Duration = setting("loki.max_lookback")
     ingest_delay: Duration = 10.0  # read up to this long ago: lines reach Loki after their timestamp
     tenant_id: str = ""
     username: str = ""
@@ -64,7 +86,7 @@ class LokiConfig(Section):
     bearer_token_file: str = ""
     tls_verify: bool = True
     ca_file: str = ""
-    timeout: Duration = 30.0
+    timeout: Duration = setting("loki.timeout")
     page_limit: int = Field(default=1000, ge=1, le=5000)
 
     @field_validator("url")
@@ -75,27 +97,6 @@ class LokiConfig(Section):
         if "@" in v.split("://", 1)[1].split("/", 1)[0]:
             raise ValueError("must not carry credentials (user:password@); use loki.username and loki.password")
         return v.rstrip("/")
-
-    @field_validator("lookback", "max_lookback", "timeout")
-    @classmethod
-    def _positive(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("must be longer than 0s")
-        return v
-
-    @field_validator("query")
-    @classmethod
-    def _query(cls, v: str) -> str:
-        if not v.strip().startswith("{"):
-            raise ValueError('must be a LogQL log query starting with a stream selector, like {namespace=~".+"}')
-        return v
-
-    @field_validator("poll_interval")
-    @classmethod
-    def _interval(cls, v: float) -> float:
-        if v < 1:
-            raise ValueError("must be at least 1s")
-        return v
 
 
 class KubernetesConfig(Section):
@@ -125,20 +126,14 @@ class WebConfig(Section):
 
 
 class RemediationConfig(Section):
-    enabled: bool = True
-    dry_run: bool = False
-    max_actions_per_hour: int = Field(default=50, ge=0)
-    per_workload_per_hour: int = Field(default=3, ge=0)
-    excluded_namespaces: list[str] = Field(default_factory=lambda: ["kube-system"])
-    breaker_threshold: int = Field(default=3, ge=1)
-    effectiveness_window: Duration = 300.0
-
-    @field_validator("effectiveness_window")
-    @classmethod
-    def _window(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("must be longer than 0s")
-        return v
+    TABLE: ClassVar[str] = "remediation"
+    enabled: bool = setting("remediation.enabled")
+    dry_run: bool = setting("remediation.dry_run")
+    max_actions_per_hour: int = setting("remediation.max_actions_per_hour")
+    per_workload_per_hour: int = setting("remediation.per_workload_per_hour")
+    excluded_namespaces: list[str] = setting("remediation.excluded_namespaces")
+    breaker_threshold: int = setting("remediation.breaker_threshold")
+    effectiveness_window: Duration = setting("remediation.effectiveness_window")
 
 
 class StoreConfig(Section):
@@ -318,44 +313,7 @@ def parse_listen(value: str) -> tuple[str, int]:
     return (host.strip("[]") or "0.0.0.0"), int(port)
 
 
-# -- rules ------------------------------------------------------------------------------------
-
-
-class MatchSpec(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    pattern: str = ""
-    keywords: list[str] = Field(default_factory=list)
-    labels: dict[str, str] = Field(default_factory=dict)
-    namespaces: list[str] = Field(default_factory=list)
-    levels: list[str] | str = Field(default_factory=list)  # [error, fatal], or "any" (ignores the level)
-    on: str = "line"  # what pattern and keywords see: the raw "line" (as the Go tool) or the "message"
-
-
-class RemediationSpec(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    action: str = "none"
-    params: dict[str, Any] = Field(default_factory=dict)
-    cooldown: Duration = 300.0
-
-
-class RuleSpec(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    name: str = Field(min_length=1)
-    description: str = ""
-    match: MatchSpec
-    priority: Priority
-    remediation: RemediationSpec = Field(default_factory=RemediationSpec)
-    enabled: bool = True
-
-    @field_validator("priority", mode="before")
-    @classmethod
-    def _priority(cls, v: object) -> Priority:
-        return Priority.parse(v)
-
-
-class RulesFile(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    rules: list[Any] = Field(default_factory=list)
+# -- loading ------------------------------------------------------------------------------------
 
 
 # -- loading ------------------------------------------------------------------------------------
@@ -368,176 +326,6 @@ class Loaded:
     config: Config
     path: str
     warnings: list[str] = field(default_factory=list)
-
-
-@dataclass
-class LoadedRules:
-    ruleset: RuleSet
-    path: str
-    warnings: list[str] = field(default_factory=list)
-
-
-# Limits on what a config or rules file may be, so that a hostile file fails fast and small.
-MAX_FILE_BYTES = 4 * 1024 * 1024  # 4 MiB: room for ~20,000 ordinary rules
-MAX_DEPTH = 64  # nested mappings/sequences
-MAX_ALIAS_NODES = 10_000  # nodes that aliases (*name) may add in all, counting what each expands to
-
-
-class _Refused(yaml.YAMLError):
-    """A file the loader will not read further; ``problem_mark`` says where."""
-
-    def __init__(self, problem: str, mark: Any) -> None:
-        self.problem = problem
-        self.problem_mark = mark
-        super().__init__(problem)
-
-
-_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present
-
-
-def _check_structure(text: str) -> None:
-    """One pass over the parse events: refuse deep nesting and aliases that expand too far.
-
-    Each node's weight is how many nodes it stands for once its aliases are expanded; an alias
-    adds its anchor's weight to the total, which is bounded by :data:`MAX_ALIAS_NODES`.
-    """
-    anchors: dict[str, int] = {}
-    stack: list[list[Any]] = [[None, 0]]  # [anchor, weight so far] per open collection
-    expanded = 0
-    for event in yaml.parse(text, Loader=_Loader):
-        if isinstance(event, yaml.AliasEvent):
-            weight = anchors.get(event.anchor or "", 1)
-            expanded += weight
-            if expanded > MAX_ALIAS_NODES:
-                raise _Refused(
-                    f"aliases expand to more than {MAX_ALIAS_NODES} nodes (at *{event.anchor}); "
-                    "write the values out instead",
-                    event.start_mark,
-                )
-            stack[-1][1] += weight
-        elif isinstance(event, yaml.ScalarEvent):
-            if event.anchor:
-                anchors[event.anchor] = 1
-            stack[-1][1] += 1
-        elif isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent):
-            if len(stack) > MAX_DEPTH:
-                raise _Refused(f"nested more than {MAX_DEPTH} levels deep", event.start_mark)
-            stack.append([event.anchor, 1])
-        elif isinstance(event, yaml.SequenceEndEvent | yaml.MappingEndEvent):
-            anchor, weight = stack.pop()
-            if anchor:
-                anchors[anchor] = weight
-            stack[-1][1] += weight
-
-
-class _BoundedLoader(_Loader):  # type: ignore[valid-type,misc]
-    """The safe loader, refusing duplicate keys in a mapping (YAML would silently keep the last)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[tuple[str, str], int] = {}
-        for key_node, _ in node.value:
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            line = key_node.start_mark.line + 1
-            key = (key_node.tag, str(key_node.value))
-            if key in seen:
-                shown = cap(key[1], 60)
-                raise _Refused(f"duplicate key {shown!r} (lines {seen[key]} and {line})", key_node.start_mark)
-            seen[key] = line
-        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
-        return mapping
-
-
-def _one_line(text: object, limit: int = 200) -> str:
-    return cap(" ".join(str(text).split()), limit)
-
-
-def _read_yaml(path: str | Path, what: str) -> Any:
-    """Parse ``path`` as YAML: size, encoding, nesting, aliases and duplicate keys checked first.
-
-    Every refusal is one ``ConfigError`` line naming the file and the problem (with the line and
-    column, or the byte offset, where there is one).
-    """
-    p = Path(path)
-    try:
-        with p.open("rb") as fh:
-            raw = fh.read(MAX_FILE_BYTES + 1)
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: {what} file not found") from None
-    except OSError as err:
-        raise ConfigError(f"{p}: cannot read {what} file: {err.strerror}") from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise ConfigError(f"{p}: {what} file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; refused")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = raw.count(b"\n", 0, err.start) + 1
-        raise ConfigError(
-            f"{p}: not UTF-8: byte 0x{raw[err.start]:02x} at offset {err.start} (line {line}); save the file as UTF-8"
-        ) from None
-    try:
-        _check_structure(text)
-        return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 - a safe loader, with limits
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(err, "problem", None) or str(err)
-        verb = "refused" if isinstance(err, _Refused) else "not valid YAML"
-        raise ConfigError(f"{p}: {verb}{where}: {_one_line(problem)}") from None
-    except RecursionError:
-        raise ConfigError(f"{p}: refused: nested too deep") from None
-
-
-def _loc(parts: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in parts:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out or "(top level)"
-
-
-def _problems(err: ValidationError, prefix: str = "") -> list[str]:
-    problems = []
-    for e in err.errors():
-        loc = _loc(tuple(e["loc"]))
-        msg = str(e["msg"]).removeprefix("Value error, ")
-        if e["type"] in (
-            "string_type",
-            "int_type",
-            "bool_type",
-            "float_type",
-            "list_type",
-            "dict_type",
-            "int_parsing",
-            "bool_parsing",
-            "float_parsing",
-            "model_type",
-        ):
-            shown = "(hidden)" if _is_secret(e["loc"]) else cap(repr(e.get("input")), 80)
-            msg = f"{msg} (got {type(e.get('input')).__name__} {shown})"
-        problems.append(f"{prefix}{loc}: {msg}")
-    return problems
-
-
-SECRET_KEYS = frozenset({"password", "bearer_token", "token", "url"})
-
-
-def _is_secret(loc: tuple[int | str, ...]) -> bool:
-    """A secret's value is never echoed in an error, whatever its type."""
-    return any(part in SECRET_KEYS for part in loc)
-
-
-def _unknown_keys(model: BaseModel, prefix: str) -> list[str]:
-    warnings = []
-    for key in model.model_extra or {}:
-        warnings.append(f"{prefix}{key}: unknown key, ignored")
-    for name in type(model).model_fields:
-        value = getattr(model, name)
-        if isinstance(value, BaseModel):
-            warnings.extend(_unknown_keys(value, f"{prefix}{name}."))
-    return warnings
 
 
 def _secret_from_env(config: Config, env: Mapping[str, str], base_dir: Path) -> list[str]:
@@ -602,7 +390,7 @@ def _destination_secrets(config: Config, env: Mapping[str, str], base_dir: Path)
 def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Loaded:
     """Load and validate config.yaml; ``ConfigError`` lists every problem, naming file and key."""
     env = os.environ if env is None else env
-    data = _read_yaml(path, "config")
+    data = read_yaml(path, "config")
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -610,135 +398,15 @@ def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Lo
     try:
         config = Config.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(f"{path}: invalid configuration", problems=_problems(err)) from None
+        raise ConfigError(f"{path}: invalid configuration", problems=problems_of(err)) from None
     problems = _secret_from_env(config, env, Path(path).parent)
     if problems:
         raise ConfigError(f"{path}: invalid configuration", problems=problems)
-    warnings = [f"{path}: {w}" for w in _unknown_keys(config, "")]
+    warnings = [f"{path}: {w}" for w in unknown_keys(config, "")]
     if config.loki.max_lookback < config.loki.lookback:
         warnings.append(f"{path}: loki.max_lookback is shorter than loki.lookback; using lookback")
         config.loki.max_lookback = config.loki.lookback
     return Loaded(config, str(path), warnings)
-
-
-def build_rule(spec: RuleSpec) -> Rule:
-    """A compiled rule; ``ValueError`` naming the field on a bad pattern, matcher or action."""
-    regex = None
-    if spec.match.pattern:
-        try:
-            regex = compile_pattern(spec.match.pattern)
-        except PatternError as err:
-            raise ValueError(
-                f"match.pattern: invalid RE2 regex {cap(repr(err.pattern), 120)}: {cap(err.reason)}"
-            ) from None
-    labels = []
-    for key, value in spec.match.labels.items():
-        try:
-            labels.append(LabelMatcher.build(key, str(value)))
-        except PatternError as err:
-            raise ValueError(
-                f"match.labels.{cap(key, 60)}: invalid RE2 regex {cap(repr(err.pattern), 120)}: {cap(err.reason)}"
-            ) from None
-    allow = frozenset(n for n in spec.match.namespaces if not n.startswith("!"))
-    deny = frozenset(n[1:] for n in spec.match.namespaces if n.startswith("!"))
-    levels = _rule_levels(spec.match.levels)
-    if spec.match.on not in RULE_ON:
-        raise ValueError(f"match.on: {spec.match.on!r} is not one of {', '.join(RULE_ON)}")
-    if not spec.match.pattern and not spec.match.keywords and not labels and not allow and not deny and not levels:
-        raise ValueError("match: needs at least one of pattern, keywords, labels, namespaces, levels")
-    try:
-        params = validate_params(spec.remediation.action, spec.remediation.params)
-    except ValueError as err:
-        raise ValueError(f"remediation: {err}") from None
-    if spec.remediation.cooldown < 0:
-        raise ValueError("remediation.cooldown: must not be negative")
-    return Rule(
-        name=spec.name,
-        priority=spec.priority,
-        pattern=spec.match.pattern,
-        keywords=tuple(k.lower() for k in spec.match.keywords if k),
-        labels=tuple(labels),
-        namespaces_allow=allow,
-        namespaces_deny=deny,
-        action=spec.remediation.action,
-        params=params.model_dump(),
-        cooldown=spec.remediation.cooldown,
-        enabled=spec.enabled,
-        description=spec.description,
-        regex=regex,
-        levels=levels,
-        on=spec.match.on,
-    )
-
-
-_LEVEL_ALIASES = {"warn": "warning", "err": "error", "critical": "fatal", "crit": "fatal", "panic": "fatal"}
-
-
-def _rule_levels(value: list[str] | str) -> frozenset[str]:
-    """``match.levels``: a list of levels, or ``any`` (the rule ignores the level)."""
-    items = [value] if isinstance(value, str) else list(value)
-    out = set()
-    for item in items:
-        name = _LEVEL_ALIASES.get(str(item).strip().lower(), str(item).strip().lower())
-        if name == "any":
-            return frozenset()
-        if name not in RULE_LEVELS:
-            raise ValueError(f"match.levels: unknown level {item!r}; use any or {', '.join(RULE_LEVELS)}")
-        out.add(name)
-    return frozenset(out)
-
-
-def parse_rules(data: Any, *, source: str) -> LoadedRules:
-    """Validate rules already parsed from YAML (or sent by the API); all problems at once."""
-    if data is None:
-        data = {"rules": []}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: the top level must be a mapping with a 'rules' list")
-    try:
-        top = RulesFile.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(f"{source}: invalid rules", problems=_problems(err)) from None
-    if len(top.rules) > MAX_RULES:
-        raise ConfigError(f"{source}: rules: {len(top.rules)} rules, at most {MAX_RULES} are supported")
-    warnings = [f"{source}: {k}: unknown key, ignored" for k in top.model_extra or {}]
-    problems: list[str] = []
-    rules: list[Rule] = []
-    seen: dict[str, int] = {}
-    for i, raw in enumerate(top.rules):
-        label = f"rules[{i}]"
-        if isinstance(raw, dict) and isinstance(raw.get("name"), str):
-            label = f"rules[{i}] ({raw['name']})"
-        if not isinstance(raw, dict):
-            problems.append(f"{label}: must be a mapping, got {type(raw).__name__}")
-            continue
-        try:
-            spec = RuleSpec.model_validate(raw)
-        except ValidationError as err:
-            problems.extend(_problems(err, f"{label}."))
-            continue
-        if spec.name in seen:
-            problems.append(f"{label}.name: duplicate rule name {spec.name!r} (first at rules[{seen[spec.name]}])")
-            continue
-        seen[spec.name] = i
-        if spec.name == "default":
-            problems.append(f"{label}.name: 'default' is reserved for lines no rule matches")
-            continue
-        warnings.extend(f"{source}: {label}.{w}" for w in _unknown_keys(spec, ""))
-        try:
-            rules.append(build_rule(spec))
-        except ValueError as err:
-            problems.append(f"{label}.{err}")
-    if problems:
-        raise ConfigError(f"{source}: invalid rules", problems=problems)
-    try:
-        ruleset = RuleSet(rules, source=source)
-    except RuleLimitError as err:
-        raise ConfigError(f"{source}: rules: {err}") from None
-    return LoadedRules(ruleset, source, warnings)
-
-
-def load_rules(path: str | Path) -> LoadedRules:
-    return parse_rules(_read_yaml(path, "rules"), source=str(path))
 
 
 def resolve_rules_path(config_path: str | Path, config: Config, override: str | None) -> Path:

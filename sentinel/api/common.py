@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import math
-import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
 from starlette.responses import Response
 
+from sentinel.config import Config
 from sentinel.core.durations import parse_duration
-from sentinel.core.export import csv_text
-from sentinel.engine.runtime import Runtime
 from sentinel.errors import redact as redact_secrets
+from sentinel.views.export import csv_cell as csv_cell  # re-exported: the API's CSV cells
 
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 CSV_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -39,39 +36,8 @@ def not_found(what: str, ident: str) -> ApiError:
     return ApiError(404, f"no {what} with id {shown!r}")
 
 
-# Columns holding a time (POSIX seconds in JSON): written in CSV as ISO 8601 in UTC, as the console shows.
-TIME_COLUMN = re.compile(r"^(time|until)$|_(at|seen|until)$")
-
-
-def iso_utc(ts: float) -> str:
-    """``2026-11-28T10:46:24Z``: ISO 8601, UTC, whole seconds."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def csv_cell(value: Any, *, column: str = "") -> Any:
-    """How one JSON value is written in CSV: null -> empty, booleans lower case, objects as JSON, and a
-    time column's seconds as ISO 8601 in UTC.
-
-    Numbers stay numbers, so that :func:`sentinel.core.export.safe_cell` leaves a negative one alone."""
-    if column and TIME_COLUMN.search(column) and isinstance(value, int | float) and not isinstance(value, bool):
-        return iso_utc(float(value)) if value > 0 else ""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict | list):
-        return json.dumps(value, sort_keys=True, separators=(",", ":"))
-    if isinstance(value, int | float):
-        return value
-    return str(value)
-
-
-def csv_response(model: type[BaseModel], rows: Sequence[BaseModel], *, filename: str, total: int) -> Response:
-    """The rows as CSV: a header of ``model``'s fields, then one line per row, same values as JSON."""
-    columns = list(model.model_fields)
-    text = csv_text(
-        columns, ([csv_cell(d[c], column=c) for c in columns] for d in (r.model_dump(mode="json") for r in rows))
-    )
+def csv_response(text: str, *, filename: str, total: int) -> Response:
+    """CSV text (from :mod:`sentinel.views.export`) as a download; ``X-Total-Count`` is the rows' count."""
     return Response(
         text.encode("utf-8"),
         media_type=CSV_MEDIA_TYPE,
@@ -111,9 +77,8 @@ def cap_text(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def secrets_of(runtime: Runtime) -> list[str]:
+def secrets_of(c: Config) -> list[str]:
     """Every configured secret value (API token, Loki password and bearer token, notification URLs and tokens)."""
-    c = runtime.config
     values = [
         c.api.token.get_secret_value(),
         c.loki.password.get_secret_value(),
@@ -124,9 +89,9 @@ def secrets_of(runtime: Runtime) -> list[str]:
     return [v for v in values if len(v) >= 4]
 
 
-def redact(runtime: Runtime, text: str) -> str:
+def redact(config: Config, text: str) -> str:
     """``text`` with any configured secret replaced by ``***`` (free text such as error messages)."""
-    for secret in secrets_of(runtime):
+    for secret in secrets_of(config):
         if secret in text:
             text = text.replace(secret, "***")
     return redact_secrets(text)  # and every registered form: base64, Basic/Bearer, URL-encoded

@@ -1,22 +1,33 @@
-"""Dependencies as ``Annotated`` aliases: the runtime, who is asking, and the write guard.
+"""Dependencies as ``Annotated`` aliases: what each route needs, who is asking, and the write guard.
 
-The runtime is found on the FastAPI app that handles the request (``app.state.runtime``). When the
-routes are mounted elsewhere (``api_routes``), each route hands the request to that same app, so
-``request.app`` is still the API's own app and these dependencies work unchanged.
+Routes ask for the narrow part they use (``Groups``, ``Commands``, ``HealthDep``, ``LiveSettings``,
+...), never the whole runtime; only this module reaches into it. The runtime is found on the
+FastAPI app that handles the request (``app.state.runtime``). When the routes are mounted
+elsewhere (``api_routes``), each route hands the request to that same app, so ``request.app`` is
+still the API's own app and these dependencies work unchanged.
 """
 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from typing import Annotated, Literal, cast
 
 from fastapi import Depends, Header, Query
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
-from sentinel.api.common import ApiError
-from sentinel.engine.runtime import Runtime
-from sentinel.store.base import MAX_PAGE_SIZE
+from sentinel.api.common import ApiError, redact
+from sentinel.config import Config
+from sentinel.engine.context import ContextReader
+from sentinel.engine.events import EventBus
+from sentinel.engine.pipeline import Pipeline
+from sentinel.engine.runtime import Health, Runtime
+from sentinel.notify.notifier import Notifier
+from sentinel.remediation.remediator import Remediator
+from sentinel.store.base import MAX_PAGE_SIZE, Store
+from sentinel.views.ports import Commands, RulesView, SettingsPort
+from sentinel.views.ports import EngineChecks as EngineChecks  # re-exported: routes type their helpers with it
 
 DEFAULT_USER = "api"
 USER_HEADER = "X-Sentinel-User"
@@ -31,7 +42,80 @@ def get_runtime(conn: HTTPConnection) -> Runtime:
     return cast(Runtime, conn.app.state.runtime)
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]  # for this module and the metrics collector only
+
+
+# -- the narrow parts routes depend on ----------------------------------------------------------
+
+
+def _store(runtime: RuntimeDep) -> Store:
+    return runtime.store
+
+
+def _clock(runtime: RuntimeDep) -> Callable[[], float]:
+    return runtime.clock
+
+
+def _config(runtime: RuntimeDep) -> Config:
+    return runtime.config
+
+
+def _health(runtime: RuntimeDep) -> Health:
+    return runtime.health
+
+
+def _remediator(runtime: RuntimeDep) -> Remediator:
+    return runtime.remediator
+
+
+def _events(runtime: RuntimeDep) -> EventBus:
+    return runtime.events
+
+
+def _notifier(runtime: RuntimeDep) -> Notifier:
+    return runtime.notifier
+
+
+def _pipeline(runtime: RuntimeDep) -> Pipeline:
+    return runtime.pipeline  # per request: a rules reload replaces it
+
+
+def _context(runtime: RuntimeDep) -> ContextReader:
+    return runtime.context
+
+
+def _redactor(runtime: RuntimeDep) -> Callable[[str], str]:
+    config = runtime.config
+    return lambda text: redact(config, text)
+
+
+def _follower_of(runtime: RuntimeDep) -> str | None:
+    """The leader's name when this replica is a follower (its safety state decides nothing), else None."""
+    if runtime.elector is not None and not runtime.leader_check():
+        return runtime.elector.holder or "none right now"
+    return None
+
+
+def _read_only(runtime: RuntimeDep) -> bool:
+    return not runtime.config.api.token.get_secret_value()
+
+
+Groups = Annotated[Store, Depends(_store)]  # groups, records and state, read through sentinel.views
+Clock = Annotated[Callable[[], float], Depends(_clock)]
+ConfigDep = Annotated[Config, Depends(_config)]
+HealthDep = Annotated[Health, Depends(_health)]
+RemediatorDep = Annotated[Remediator, Depends(_remediator)]
+Events = Annotated[EventBus, Depends(_events)]
+NotifierDep = Annotated[Notifier, Depends(_notifier)]
+PipelineDep = Annotated[Pipeline, Depends(_pipeline)]
+ClusterContext = Annotated[ContextReader, Depends(_context)]
+Redact = Annotated[Callable[[str], str], Depends(_redactor)]  # free text with configured secrets as ***
+FollowerOf = Annotated[str | None, Depends(_follower_of)]
+ReadOnly = Annotated[bool, Depends(_read_only)]
+CommandsDep = Annotated[Commands, Depends(get_runtime)]
+LiveSettings = Annotated[SettingsPort, Depends(get_runtime)]
+ReadinessDep = Annotated[EngineChecks, Depends(get_runtime)]
+Rules = Annotated[RulesView, Depends(get_runtime)]
 
 
 def get_user(
@@ -52,7 +136,7 @@ User = Annotated[str, Depends(get_user)]
 
 
 def require_writer(
-    runtime: RuntimeDep,
+    config: ConfigDep,
     user: User,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
@@ -60,7 +144,7 @@ def require_writer(
 
     No token configured: the API is read-only (403). Missing or wrong token: 401.
     """
-    expected = runtime.config.api.token.get_secret_value()
+    expected = config.api.token.get_secret_value()
     if not expected:
         raise ApiError(
             403,

@@ -5,11 +5,24 @@ from __future__ import annotations
 import json
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 from starlette.responses import Response
 
-from sentinel.api.common import CSV_RESPONSES, ApiError, csv_response, not_found, parse_time, redact
-from sentinel.api.deps import Format, Name, Page, PageSize, RuntimeDep, Since, Writer
+from sentinel.api.common import CSV_RESPONSES, ApiError, csv_response, not_found, parse_time
+from sentinel.api.deps import (
+    Clock,
+    ClusterContext,
+    CommandsDep,
+    ConfigDep,
+    Format,
+    Groups,
+    Name,
+    Page,
+    PageSize,
+    Redact,
+    Since,
+    Writer,
+)
 from sentinel.api.schemas import (
     GroupDetail,
     GroupList,
@@ -20,8 +33,9 @@ from sentinel.api.schemas import (
     StatusChange,
 )
 from sentinel.core.model import Priority, Status
-from sentinel.engine.runtime import Runtime
 from sentinel.store.base import MAX_PAGE_SIZE, GroupQuery, RecordQuery
+from sentinel.views import groups as group_views
+from sentinel.views.records import RecordView
 
 CONTEXT_WAIT = 2.0  # seconds a detail request waits for a first context read
 
@@ -46,24 +60,30 @@ def _priorities(values: list[str]) -> tuple[Priority, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def _detail(runtime: Runtime, group_id: str) -> GroupDetail:
-    group = runtime.store.get_group(group_id)
+def _detail(
+    store: Groups, config: ConfigDep, context: ClusterContext, redact: Redact, group_id: GroupId
+) -> GroupDetail:
+    group = store.get_group(group_id)
     if group is None:
         raise not_found("error group", group_id)
-    page = runtime.store.list_remediations(RecordQuery(group_id=group_id, page_size=DETAIL_RECORDS))
-    grafana = runtime.config.grafana
+    page = store.list_remediations(RecordQuery(group_id=group_id, page_size=DETAIL_RECORDS))
+    grafana = config.grafana
     detail = GroupDetail.build(
         group, page.items, page.total, grafana_url=grafana.url, datasource_uid=grafana.loki_datasource_uid
     )
     # Read by the context thread; a request waits a little for a first read, never for a slow API server.
-    ctx = runtime.context.get(group.namespace, group.workload, wait=CONTEXT_WAIT)
-    detail.context = json.loads(redact(runtime, json.dumps(ctx)))
+    ctx = context.get(group.namespace, group.workload, wait=CONTEXT_WAIT)
+    detail.context = json.loads(redact(json.dumps(ctx)))
     return detail
+
+
+Detail = Annotated[GroupDetail, Depends(_detail)]
 
 
 @router.get("", response_model=GroupList, responses=CSV_RESPONSES, summary="List error groups")
 def list_errors(
-    runtime: RuntimeDep,
+    store: Groups,
+    clock: Clock,
     namespace: Name = None,
     workload: Name = None,
     pod: Name = None,
@@ -97,21 +117,22 @@ def list_errors(
         statuses=tuple(dict.fromkeys(status or [])),
         rule=rule or None,
         search=search or None,
-        since=parse_time(since, now=runtime.clock(), name="since"),
+        since=parse_time(since, now=clock(), name="since"),
         sort=sort,
         page=page,
         page_size=page_size,
     )
-    result = runtime.store.list_groups(query)
-    rows = [GroupRow.of(g) for g in result.items]
-    if format == "csv":
-        return csv_response(GroupRow, rows, filename="errors.csv", total=result.total)
+    if format == "csv":  # every group the filters select, not one page
+        text, total = group_views.export_csv(store, query, columns=list(GroupRow.model_fields))
+        return csv_response(text, filename="errors.csv", total=total)
+    result = group_views.list_page(store, query)
+    rows = [GroupRow.of(v) for v in result.items]
     return GroupList(items=rows, total=result.total, page=result.page, page_size=result.page_size, pages=result.pages)
 
 
 @router.get("/{group_id}", response_model=GroupDetail, responses={404: {"model": Problem}}, summary="One error group")
-def get_error(runtime: RuntimeDep, group_id: GroupId) -> GroupDetail:
-    return _detail(runtime, group_id)
+def get_error(detail: Detail) -> GroupDetail:
+    return detail
 
 
 @router.patch(
@@ -120,17 +141,27 @@ def get_error(runtime: RuntimeDep, group_id: GroupId) -> GroupDetail:
     responses={401: {"model": Problem}, 403: {"model": Problem}, 404: {"model": Problem}},
     summary="Acknowledge, snooze, resolve or reopen a group",
 )
-def change_status(runtime: RuntimeDep, who: Writer, group_id: GroupId, change: StatusChange) -> GroupDetail:
+def change_status(
+    commands: CommandsDep,
+    clock: Clock,
+    who: Writer,
+    group_id: GroupId,
+    change: StatusChange,
+    store: Groups,
+    config: ConfigDep,
+    context: ClusterContext,
+    redact: Redact,
+) -> GroupDetail:
     until = change.until
     if change.duration is not None:
-        until = runtime.clock() + change.duration
+        until = clock() + change.duration
     try:
-        runtime.set_status(group_id, change.action, by=who, reason=change.reason, until=until, more=change.more)
+        commands.set_status(group_id, change.action, by=who, reason=change.reason, until=until, more=change.more)
     except KeyError:
         raise not_found("error group", group_id) from None
     except ValueError as err:
         raise ApiError(422, f"cannot {change.action} this group", [str(err)]) from None
-    return _detail(runtime, group_id)
+    return _detail(store, config, context, redact, group_id)
 
 
 @router.post(
@@ -143,11 +174,11 @@ def change_status(runtime: RuntimeDep, who: Writer, group_id: GroupId, change: S
         "to the audit log with who asked; `decision` and `reason` in the answer say whether it ran."
     ),
 )
-def remediate(runtime: RuntimeDep, who: Writer, group_id: GroupId, body: RemediateRequest) -> RemediationRow:
+def remediate(commands: CommandsDep, who: Writer, group_id: GroupId, body: RemediateRequest) -> RemediationRow:
     try:
-        record = runtime.request_action(group_id, action=body.action, params=body.params, by=who)
+        record = commands.request_action(group_id, action=body.action, params=body.params, by=who)
     except KeyError:
         raise not_found("error group", group_id) from None
     except ValueError as err:
         raise ApiError(422, "invalid action", [str(err)]) from None
-    return RemediationRow.of(record)
+    return RemediationRow.of(RecordView.of(record))

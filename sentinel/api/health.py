@@ -9,11 +9,9 @@ from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.responses import JSONResponse, Response
 
-from sentinel.api.common import redact
-from sentinel.api.deps import RuntimeDep
-from sentinel.api.schemas import Alive, Readiness
+from sentinel.api.deps import Clock, EngineChecks, Groups, HealthDep, NotifierDep, ReadinessDep, Redact, RemediatorDep
+from sentinel.api.schemas_state import Alive, Readiness
 from sentinel.core.policy import REMEDIATOR
-from sentinel.engine.runtime import Runtime
 
 router = APIRouter(tags=["health"])
 
@@ -33,21 +31,21 @@ class ReadyCache:
         self._key: tuple[int, int, str] | None = None
         self._value: tuple[bool, dict[str, str]] = (False, {})
 
-    def get(self, runtime: Runtime) -> tuple[bool, dict[str, str]]:
-        h = runtime.health
+    def get(self, engine: EngineChecks) -> tuple[bool, dict[str, str]]:
+        h = engine.health
         key = (h.polls, h.poll_errors, h.rules_error)
         with self._lock:
             if key == self._key and time.monotonic() - self._at < READY_CACHE_SECONDS:
                 return self._value
-        value = runtime.ready()
+        value = engine.ready()
         with self._lock:
             self._key, self._value, self._at = key, value, time.monotonic()
         return value
 
 
 @router.get("/health", response_model=Alive, summary="The process is alive")
-def health(runtime: RuntimeDep) -> Alive:
-    return Alive(status="alive", uptime=max(0.0, runtime.clock() - runtime.health.started_at))
+def health(clock: Clock, h: HealthDep) -> Alive:
+    return Alive(status="alive", uptime=max(0.0, clock() - h.started_at))
 
 
 @router.get(
@@ -60,22 +58,27 @@ def health(runtime: RuntimeDep) -> Alive:
         "(a dry run changed the cluster): shown, but it does not fail readiness, so the console stays reachable."
     ),
 )
-def ready(request: Request, runtime: RuntimeDep) -> JSONResponse:
+def ready(
+    request: Request,
+    engine: ReadinessDep,
+    remediator: RemediatorDep,
+    notifier: NotifierDep,
+    store: Groups,
+    redact: Redact,
+) -> JSONResponse:
     cache: ReadyCache = request.app.state.ready_cache
-    ok, problems = cache.get(runtime)
-    failing = {k: redact(runtime, v) for k, v in problems.items()}
+    ok, problems = cache.get(engine)
+    failing = {k: redact(v) for k, v in problems.items()}
     checks = {name: failing.get(name, "ok") for name in CHECKS}
     checks.update(failing)
-    state = runtime.remediator.state()
-    checks["remediation"] = (
-        HALTED.format(reason=redact(runtime, state.breakers[REMEDIATOR].reason)) if state.halted else "ok"
-    )
+    state = remediator.state()
+    checks["remediation"] = HALTED.format(reason=redact(state.breakers[REMEDIATOR].reason)) if state.halted else "ok"
     # Informational like the remediator: a failing receiver must not take the console out of the Service.
-    bad = runtime.notifier.failing()
+    bad = notifier.failing()
     checks["notifications"] = (
-        "; ".join(f"destination {name!r} failing: {redact(runtime, why)}" for name, why in sorted(bad.items())) or "ok"
+        "; ".join(f"destination {name!r} failing: {redact(why)}" for name, why in sorted(bad.items())) or "ok"
     )
-    notices = [redact(runtime, n) for n in runtime.store.health().notices]
+    notices = [redact(n) for n in store.health().notices]
     body = Readiness(ready=ok, checks=checks, failing=failing, notices=notices)
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 

@@ -1,4 +1,4 @@
-"""``/api/remediations``: the audit log, newest first, filtered and paged, as JSON or CSV."""
+"""``/api/remediations``: the audit log, newest first, filtered and paged, as JSON; as CSV every matching record."""
 
 from __future__ import annotations
 
@@ -8,16 +8,19 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from sentinel.api.common import CSV_RESPONSES, csv_response, parse_time
-from sentinel.api.deps import Format, Name, Page, PageSize, RuntimeDep, Since
+from sentinel.api.deps import Clock, Format, Groups, Name, Page, PageSize, Since
 from sentinel.api.schemas import RemediationList, RemediationRow
 from sentinel.store.base import RecordQuery
+from sentinel.views import records as record_views
+from sentinel.views.records import RecordView
 
 router = APIRouter(prefix="/api/remediations", tags=["remediations"])
 
 
 @router.get("", response_model=RemediationList, responses=CSV_RESPONSES, summary="The remediation audit log")
 def list_remediations(
-    runtime: RuntimeDep,
+    store: Groups,
+    clock: Clock,
     group_id: Annotated[str | None, Query(max_length=128)] = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
     result: Annotated[Literal["success", "failed", "skipped"] | None, Query()] = None,
@@ -31,7 +34,7 @@ def list_remediations(
     page_size: PageSize = 100,
     format: Format = "json",
 ) -> RemediationList | Response:
-    now = runtime.clock()
+    now = clock()
     query = RecordQuery(
         group_id=group_id or None,
         action=action or None,
@@ -45,8 +48,9 @@ def list_remediations(
         page=page,
         page_size=page_size,
     )
-    found = runtime.store.list_remediations(query)
-    rows = [RemediationRow.of(r) for r in found.items]
-    if format == "csv":
-        return csv_response(RemediationRow, rows, filename="remediations.csv", total=found.total)
+    if format == "csv":  # every record the filters select, not one page
+        text, total = record_views.export_csv(store, query, columns=list(RemediationRow.model_fields))
+        return csv_response(text, filename="remediations.csv", total=total)
+    found = store.list_remediations(query)
+    rows = [RemediationRow.of(RecordView.of(r)) for r in found.items]
     return RemediationList(items=rows, total=found.total, page=found.page, page_size=found.page_size, pages=found.pages)

@@ -15,7 +15,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from sentinel.api.common import ApiError, not_found
-from sentinel.api.deps import RuntimeDep
+from sentinel.api.deps import Groups, PipelineDep, Rules
 from sentinel.api.schemas import (
     MAX_PATTERN,
     Classified,
@@ -26,10 +26,10 @@ from sentinel.api.schemas import (
     RuleTest,
     RuleTestResult,
 )
-from sentinel.core.parsing import parse_message, workload_of
-from sentinel.core.rules import DEFAULT_RULE, PatternError, Rule, compile_pattern
+from sentinel.core.rules import DEFAULT_RULE, PatternError, Rule
 from sentinel.engine.backtest import BUSY, EXPENSIVE, MAX_GROUPS, backtest
-from sentinel.engine.pipeline import group_key
+from sentinel.engine.pipeline import Pipeline
+from sentinel.views.explain import NoSuchRule, check_line
 
 router = APIRouter(prefix="/api/rules", tags=["rules"])
 
@@ -52,15 +52,14 @@ def _rule_out(rule: Rule, hits: dict[str, int]) -> RuleOut:
 
 
 @router.get("", response_model=RuleList, summary="The loaded rules, with match counts")
-def list_rules(runtime: RuntimeDep) -> RuleList:
-    hits = dict(runtime.rule_hits)
-    rules = runtime.rules
+def list_rules(loaded: Rules) -> RuleList:
+    hits = dict(loaded.rule_hits)
     return RuleList(
-        rules=[_rule_out(r, hits) for r in rules.all_rules],
+        rules=[_rule_out(r, hits) for r in loaded.rules.all_rules],
         default_matches=hits.get(DEFAULT_RULE, 0),
-        source=runtime.rules_path,
-        loaded_at=runtime.health.rules_loaded_at,
-        error=runtime.health.rules_error,
+        source=loaded.rules_path,
+        loaded_at=loaded.health.rules_loaded_at,
+        error=loaded.health.rules_error,
     )
 
 
@@ -75,57 +74,43 @@ def list_rules(runtime: RuntimeDep) -> RuleList:
         "template and group key the sample would get. Read-only: no token needed."
     ),
 )
-def test_rule(runtime: RuntimeDep, body: RuleTest) -> RuleTestResult:
+def test_rule(pipeline: PipelineDep, body: RuleTest) -> RuleTestResult:
     with EXPENSIVE.slot() as got:
         if not got:
             raise _busy()
-        return _test_rule(runtime, body)
+        return _test_rule(pipeline, body)
 
 
 def _busy() -> ApiError:
     return ApiError(429, BUSY, headers={"Retry-After": "1"})
 
 
-def _test_rule(runtime: RuntimeDep, body: RuleTest) -> RuleTestResult:
-    labels = dict(body.labels)
-    message, level = parse_message(body.sample)
-    namespace, container = labels.get("namespace") or "", labels.get("container") or ""
-    workload = workload_of(labels)
-    rules = runtime.rules
-    # as the pipeline does: patterns see the raw line (the Go tool's meaning), `on: message` rules the message
-    classified = rules.classify(body.sample, message=message, level=level, namespace=namespace, labels=labels)
-    # peek, never learn: a tested sample must not merge templates or change a group's key
-    fingerprint = runtime.pipeline.fingerprinter.peek(message)
-    if body.pattern is not None:
-        try:
-            regex = compile_pattern(body.pattern)
-        except PatternError as err:
-            raise ApiError(422, f"invalid RE2 pattern: {err.reason}", [f"pattern: {err.reason}"]) from None
-        matched = regex.search(body.sample) is not None
-        name = None
-        priority = body.priority.value if matched and body.priority is not None else None
-    elif body.rule is not None:
-        rule = rules.by_name(body.rule)
-        if rule is None:
-            raise not_found("rule", body.rule)
-        matched = rule.matches(message, namespace=namespace, labels=labels, line=body.sample, level=level)
-        name = rule.name
-        priority = rule.priority.value if matched else None
-    else:
-        matched = classified.name != DEFAULT_RULE
-        name = classified.name
-        priority = classified.priority.value
+def _test_rule(pipeline: Pipeline, body: RuleTest) -> RuleTestResult:
+    try:
+        t = check_line(
+            pipeline,
+            body.sample,
+            labels=dict(body.labels),
+            pattern=body.pattern,
+            rule=body.rule,
+            priority=body.priority,
+        )
+    except PatternError as err:
+        raise ApiError(422, f"invalid RE2 pattern: {err.reason}", [f"pattern: {err.reason}"]) from None
+    except NoSuchRule:
+        raise not_found("rule", body.rule or "") from None
+    e = t.explained
     return RuleTestResult(
-        matched=matched,
-        rule=name,
-        priority=priority,
-        message=message,
-        template=fingerprint.template,
-        group_key=group_key(namespace, workload, container, fingerprint.key, level),
-        namespace=namespace,
-        workload=workload,
-        container=container,
-        classified=Classified(rule=classified.name, priority=classified.priority.value),
+        matched=t.matched,
+        rule=t.rule,
+        priority=t.priority,
+        message=e.message,
+        template=e.template,
+        group_key=e.group,
+        namespace=e.namespace,
+        workload=e.workload,
+        container=e.container,
+        classified=Classified(rule=e.rule, priority=e.priority),
     )
 
 
@@ -161,8 +146,8 @@ class BacktestResult(BaseModel):
         "At most two backtests or rule tests run at once; one more is answered 429 with Retry-After."
     ),
 )
-def backtest_pattern(runtime: RuntimeDep, body: BacktestRequest) -> BacktestResult:
-    bt = backtest(runtime.store, body.pattern, max_groups=body.max_groups, max_rows=body.max_rows)
+def backtest_pattern(store: Groups, body: BacktestRequest) -> BacktestResult:
+    bt = backtest(store, body.pattern, max_groups=body.max_groups, max_rows=body.max_rows)
     if bt.error == BUSY:
         raise _busy()
     if bt.error:

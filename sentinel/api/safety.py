@@ -7,25 +7,26 @@ stop until a person resets it, here or in the console's Settings page.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from fastapi import APIRouter
 
-from sentinel.api.common import ApiError, redact
-from sentinel.api.deps import RuntimeDep, Writer
-from sentinel.api.schemas import (
+from sentinel.api.common import ApiError
+from sentinel.api.deps import Clock, Events, FollowerOf, Redact, RemediatorDep, Writer
+from sentinel.api.schemas import Problem
+from sentinel.api.schemas_state import (
     BreakerOut,
     BreakerReset,
     BreakerResetResult,
     Budget,
     ClusterInfo,
     CooldownOut,
-    Problem,
     SafetyLimitsOut,
     SafetyView,
     WorkloadActions,
 )
 from sentinel.core.policy import Breaker, SafetyState
-from sentinel.engine.runtime import Runtime
+from sentinel.remediation.remediator import Remediator
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +45,9 @@ def _breaker(workload: str, b: Breaker, state: SafetyState) -> BreakerOut:
     )
 
 
-def safety_view(runtime: Runtime) -> SafetyView:
-    remediator = runtime.remediator
+def safety_view(remediator: Remediator, *, now: float, redact: Callable[[str], str]) -> SafetyView:
     summary = remediator.summary()
     state = remediator.state()
-    now = runtime.clock()
     limits = remediator.limits
     used = int(summary["actions_last_hour"])
     in_flight = set(summary["in_flight"])
@@ -84,15 +83,15 @@ def safety_view(runtime: Runtime) -> SafetyView:
         pending_checks=int(summary["pending_checks"]),
         cluster=ClusterInfo(
             configured=summary.get("cluster") is not None,
-            host=redact(runtime, str(summary["cluster"])) if summary.get("cluster") is not None else None,
-            note=redact(runtime, str(summary.get("cluster_note") or "")),
+            host=redact(str(summary["cluster"])) if summary.get("cluster") is not None else None,
+            note=redact(str(summary.get("cluster_note") or "")),
         ),
     )
 
 
 @router.get("", response_model=SafetyView, summary="The remediation safety state: limits, budget, cooldowns, breakers")
-def get_safety(runtime: RuntimeDep) -> SafetyView:
-    return safety_view(runtime)
+def get_safety(remediator: RemediatorDep, clock: Clock, redact: Redact) -> SafetyView:
+    return safety_view(remediator, now=clock(), redact=redact)
 
 
 @router.post(
@@ -107,17 +106,18 @@ def get_safety(runtime: RuntimeDep) -> SafetyView:
         "safety state decides nothing (reset it on the leader)."
     ),
 )
-def reset_breaker(runtime: RuntimeDep, who: Writer, body: BreakerReset) -> BreakerResetResult:
+def reset_breaker(
+    remediator: RemediatorDep, events: Events, clock: Clock, follower_of: FollowerOf, who: Writer, body: BreakerReset
+) -> BreakerResetResult:
     workload = body.workload
-    if workload not in runtime.remediator.state().breakers:
+    if workload not in remediator.state().breakers:
         raise ApiError(404, f"no breaker for workload {workload!r}")
-    if runtime.elector is not None and not runtime.leader_check():
-        holder = runtime.elector.holder or "none right now"
-        raise ApiError(409, f"this replica is a follower: reset the breaker on the leader ({holder})")
-    was_open = runtime.remediator.reset_breaker(workload, by=who)
-    state = runtime.remediator.state()
+    if follower_of is not None:
+        raise ApiError(409, f"this replica is a follower: reset the breaker on the leader ({follower_of})")
+    was_open = remediator.reset_breaker(workload, by=who)
+    state = remediator.state()
     breaker = _breaker(workload, state.breakers[workload], state)
-    runtime.events.publish(
+    events.publish(
         "remediation",
         {
             "event": "breaker.reset",
@@ -126,7 +126,7 @@ def reset_breaker(runtime: RuntimeDep, who: Writer, body: BreakerReset) -> Break
             "was_open": was_open,
             "breaker": breaker.model_dump(),
         },
-        now=runtime.clock(),
+        now=clock(),
     )
     log.info("[%s] breaker reset through the API by %s (was %s)", workload, who, "open" if was_open else "closed")
     return BreakerResetResult(workload=workload, was_open=was_open, by=who, breaker=breaker)

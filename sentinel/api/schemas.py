@@ -1,7 +1,9 @@
-"""What the API sends and accepts: response models apart from the store records, bounded request bodies.
+"""What the API sends and accepts about groups, records, stats and rules; bounded request bodies.
 
-Response rows are flat (scalars, or a JSON object for action params) so that ``format=csv`` gives
-exactly the same rows as JSON: one column per field, in field order (see :mod:`sentinel.api.csvout`).
+Rows map one to one from the shared read model (:mod:`sentinel.views`); they are flat (scalars,
+or a JSON object for action params) so that ``format=csv`` gives the same rows as JSON: one column
+per field, in field order (see :mod:`sentinel.views.export`). Settings, safety and health answers
+are in :mod:`sentinel.api.schemas_state`.
 Request bodies reject unknown fields, bound every string and collection, and refuse NaN/Infinity.
 """
 
@@ -14,7 +16,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from sentinel.core.durations import parse_duration
 from sentinel.core.logql import explore_url, for_group
 from sentinel.core.model import ErrorGroup, Priority, RemediationRecord, cut_text
-from sentinel.engine.settings import RuntimeSettings
+from sentinel.views.groups import GroupView
+from sentinel.views.records import RecordView
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
@@ -40,7 +43,7 @@ class Problem(BaseModel):
 
 
 class GroupRow(BaseModel):
-    """One error group in a list (and one CSV row)."""
+    """One error group in a list (and one CSV row): the fields of :class:`sentinel.views.groups.GroupView`."""
 
     id: str
     priority: str
@@ -64,29 +67,8 @@ class GroupRow(BaseModel):
     status_reason: str = Field(default="", description="their comment (acknowledge, snooze, resolve)")
 
     @classmethod
-    def of(cls, g: ErrorGroup) -> GroupRow:
-        return cls(
-            id=g.id,
-            priority=g.priority.value,
-            priority_label=g.priority.label,
-            status=g.status.value,
-            namespace=g.namespace,
-            workload=g.workload,
-            container=g.container,
-            rule=g.rule,
-            template=cut_text(g.template),
-            level=g.level,
-            count=g.count,
-            pod_count=g.pod_count or len(g.pods),
-            first_seen=g.first_seen,
-            last_seen=g.last_seen,
-            impact=g.impact,
-            escalated=g.escalated,
-            remediations=g.remediations,
-            last_remediation_at=g.last_remediation_at,
-            status_by=g.status_by,
-            status_reason=g.status_reason,
-        )
+    def of(cls, v: GroupView) -> GroupRow:
+        return cls(**v.to_dict())
 
 
 class GroupList(BaseModel):
@@ -111,7 +93,8 @@ class MinuteCount(BaseModel):
 
 
 class RemediationRow(BaseModel):
-    """One audit record (and one CSV row; ``params`` and ``changes`` are JSON objects in CSV)."""
+    """One audit record (and one CSV row; ``params`` and ``changes`` are JSON objects in CSV): the fields of
+    :class:`sentinel.views.records.RecordView`."""
 
     id: str
     time: float
@@ -139,31 +122,8 @@ class RemediationRow(BaseModel):
     last_time: float | None = Field(default=None, description="the last of the folded repeats")
 
     @classmethod
-    def of(cls, r: RemediationRecord) -> RemediationRow:
-        return cls(
-            id=r.id,
-            time=r.time,
-            group_id=r.group_id,
-            rule=r.rule,
-            action=r.action,
-            namespace=r.namespace,
-            workload=r.workload,
-            kind=r.kind,
-            name=r.name,
-            decision=r.decision,
-            reason=r.reason,
-            dry_run=r.dry_run,
-            result=r.result.value,
-            error=r.error,
-            duration_ms=r.duration_ms,
-            requested_by=r.requested_by,
-            effective=r.effective,
-            params=dict(r.params),
-            changes=dict(r.changes),
-            reached_cluster=r.reached_cluster,
-            count=r.count,
-            last_time=r.last_time,
-        )
+    def of(cls, v: RecordView) -> RemediationRow:
+        return cls(**v.to_dict())
 
 
 class RemediationList(BaseModel):
@@ -210,7 +170,7 @@ class GroupDetail(GroupRow):
         grafana_url: str = "",
         datasource_uid: str = "",
     ) -> GroupDetail:
-        row = GroupRow.of(g).model_dump()
+        row = GroupView.of(g).to_dict()
         query = for_group(g)
         return cls(
             **row,
@@ -224,7 +184,7 @@ class GroupDetail(GroupRow):
             snooze_until=g.snooze_until,
             snooze_until_count=g.snooze_until_count,
             escalation_reason=g.escalation_reason,
-            remediation_history=[RemediationRow.of(r) for r in records],
+            remediation_history=[RemediationRow.of(RecordView.of(r)) for r in records],
             remediation_total=total,
         )
 
@@ -397,190 +357,3 @@ class RuleTestResult(BaseModel):
     workload: str
     container: str
     classified: Classified = Field(description="what the loaded rule set (first match wins) says")
-
-
-# -- settings -------------------------------------------------------------------------------------
-
-
-class SettingsOut(BaseModel):
-    remediation_enabled: bool
-    dry_run: bool
-    max_actions_per_hour: int
-    per_workload_per_hour: int
-    excluded_namespaces: list[str]
-    poll_interval: float
-    lookback: float
-    query: str
-
-    @classmethod
-    def of(cls, s: RuntimeSettings) -> SettingsOut:
-        return cls.model_validate(s.to_dict())
-
-
-# The Go tool's names (its config keys and camelCase forms) accepted beside ours: {ours: (aliases...)}.
-SETTINGS_ALIASES: dict[str, tuple[str, ...]] = {
-    "remediation_enabled": ("enabled", "remediationEnabled"),
-    "dry_run": ("dryRun",),
-    "max_actions_per_hour": ("maxActionsPerHour",),
-    "per_workload_per_hour": ("perWorkloadPerHour",),
-    "excluded_namespaces": ("excludedNamespaces",),
-    "poll_interval": ("pollInterval",),
-    "lookback": (),
-    "query": (),
-}
-
-
-def canonical_settings(data: dict[str, Any]) -> dict[str, Any]:
-    """A settings change with the Go tool's names (``enabled``, ``dryRun``, ...) renamed to ours; the engine
-    then checks it as a whole (each bad or unknown field named). One setting under two names: ValueError."""
-    out = dict(data)
-    problems = []
-    for ours, aliases in SETTINGS_ALIASES.items():
-        given = [n for n in (ours, *aliases) if n in data]
-        if len(given) > 1:
-            problems.append(f"{given[0]}: {' and '.join(given)} name the same setting: give one")
-        elif given and given[0] != ours:
-            out[ours] = out.pop(given[0])
-    if problems:
-        raise ValueError(problems)
-    return out
-
-
-class SettingsIn(BaseModel):
-    """The body of ``POST /api/settings``, for the OpenAPI schema (the engine validates the change).
-
-    Every field optional, unknown fields refused. The Go tool's names are aliases: ``enabled``
-    (remediation_enabled), ``dryRun``, ``maxActionsPerHour``, ``perWorkloadPerHour``,
-    ``excludedNamespaces``, ``pollInterval``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    remediation_enabled: bool | None = Field(default=None, description="alias: enabled, remediationEnabled")
-    dry_run: bool | None = Field(default=None, description="alias: dryRun")
-    max_actions_per_hour: int | None = Field(default=None, ge=0, le=10_000, description="alias: maxActionsPerHour")
-    per_workload_per_hour: int | None = Field(default=None, ge=0, le=1_000, description="alias: perWorkloadPerHour")
-    excluded_namespaces: list[str] | None = Field(default=None, description="alias: excludedNamespaces")
-    poll_interval: float | str | None = Field(default=None, description="seconds or 30s, 5m; alias: pollInterval")
-    lookback: float | str | None = Field(default=None, description="seconds or a duration like 1h")
-    query: str | None = Field(default=None, description="a LogQL log query")
-
-
-class SettingsHistoryEntry(BaseModel):
-    time: float
-    by: str
-    changes: dict[str, list[Any]]
-    confirmed: list[str] = Field(default_factory=list, description="risky changes the person confirmed, by name")
-
-
-class SettingsView(BaseModel):
-    settings: SettingsOut
-    read_only: bool = Field(description="no api.token is configured: POST and PATCH calls are refused")
-    history: list[SettingsHistoryEntry]
-
-
-class SettingsResult(BaseModel):
-    changed: dict[str, list[Any]] = Field(description="{field: [old, new]} for each field that changed")
-    by: str
-    settings: SettingsOut
-
-
-# -- safety ---------------------------------------------------------------------------------------
-
-WORKLOAD_KEY = r"^[^/\x00-\x1f\x7f]+/[^/\x00-\x1f\x7f]+$"
-
-
-class SafetyLimitsOut(BaseModel):
-    """The hard limits every decision is made under (config.yaml plus live settings changes)."""
-
-    enabled: bool
-    dry_run: bool
-    max_actions_per_hour: int
-    per_workload_per_hour: int
-    excluded_namespaces: list[str]
-    breaker_threshold: int = Field(description="ineffective actions in a row that open a workload's breaker")
-    effectiveness_window: float = Field(description="seconds an action is watched before it is judged")
-
-
-class Budget(BaseModel):
-    used: int = Field(description="actions started in the last hour, over every workload")
-    limit: int
-    remaining: int
-
-
-class WorkloadActions(BaseModel):
-    workload: str = Field(description="namespace/name")
-    actions_last_hour: int
-    limit: int = Field(description="the per-workload hourly cap")
-    in_flight: bool = Field(description="an action on this workload is running now")
-
-
-class CooldownOut(BaseModel):
-    rule: str
-    workload: str
-    until: float
-    remaining: float = Field(description="seconds left")
-
-
-class BreakerOut(BaseModel):
-    workload: str
-    state: Literal["open", "closed"]
-    reason: str
-    opened_at: float | None
-    reset_by: str = Field(description="who closed it (empty while it has never been reset)")
-    reset_at: float | None
-    ineffective: int = Field(description="ineffective actions in a row on this workload now")
-
-
-class ClusterInfo(BaseModel):
-    configured: bool = Field(description="a kubeconfig or in-cluster account was found")
-    host: str | None = Field(description="the API server's address, when configured")
-    note: str = Field(description="why actions run as dry-run when no cluster is configured")
-
-
-class SafetyView(BaseModel):
-    """The remediation safety state: limits, budget, per-workload counts, cooldowns, breakers."""
-
-    time: float
-    limits: SafetyLimitsOut
-    budget: Budget
-    workloads: list[WorkloadActions]
-    cooldowns: list[CooldownOut]
-    breakers: list[BreakerOut]
-    pending_checks: int = Field(description="actions waiting for their effectiveness verdict")
-    cluster: ClusterInfo
-
-
-class BreakerReset(Request):
-    """Close a workload's circuit breaker: automatic actions there may run again."""
-
-    workload: str = Field(min_length=3, max_length=507, pattern=WORKLOAD_KEY, description="namespace/name")
-
-
-class BreakerResetResult(BaseModel):
-    workload: str
-    was_open: bool = Field(description="false: the breaker was already closed (nothing changed but the count)")
-    by: str
-    breaker: BreakerOut
-
-
-# -- health ---------------------------------------------------------------------------------------
-
-
-class Alive(BaseModel):
-    status: Literal["alive"]
-    uptime: float
-
-
-class Readiness(BaseModel):
-    ready: bool
-    checks: dict[str, str] = Field(description='{check: "ok" | problem} for config, rules, store, poll')
-    failing: dict[str, str]
-    notices: list[str] = Field(
-        default_factory=list,
-        description="what happened at start that someone must see (a store file moved aside and the store "
-        "started empty), until acknowledged with POST /api/store/acknowledge; does not fail readiness",
-    )
-
-
-class StoreAcknowledged(BaseModel):
-    acknowledged: int = Field(description="how many startup notices were cleared")

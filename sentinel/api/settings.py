@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body
 
 from sentinel.api.common import ApiError
-from sentinel.api.deps import RuntimeDep, Writer
-from sentinel.api.schemas import (
-    Problem,
+from sentinel.api.deps import LiveSettings, ReadOnly, Writer
+from sentinel.api.schemas import Problem
+from sentinel.api.schemas_state import (
     SettingsHistoryEntry,
     SettingsIn,
     SettingsOut,
@@ -25,11 +25,11 @@ HISTORY = 50
 
 
 @router.get("", response_model=SettingsView, summary="The runtime-editable settings and who changed them")
-def get_settings(runtime: RuntimeDep) -> SettingsView:
-    history = runtime.settings_history()[-HISTORY:][::-1]
+def get_settings(live: LiveSettings, read_only: ReadOnly) -> SettingsView:
+    history = live.settings_history()[-HISTORY:][::-1]
     return SettingsView(
-        settings=SettingsOut.of(runtime.settings),
-        read_only=not runtime.config.api.token.get_secret_value(),
+        settings=SettingsOut.of(live.settings),
+        read_only=read_only,
         history=[SettingsHistoryEntry.model_validate(e) for e in history],
     )
 
@@ -54,16 +54,16 @@ def get_settings(runtime: RuntimeDep) -> SettingsView:
     },
 )
 def change_settings(
-    runtime: RuntimeDep, who: Writer, body: Annotated[dict[str, Any], Body(description="see SettingsIn")]
+    live: LiveSettings, who: Writer, body: Annotated[dict[str, Any], Body(description="see SettingsIn")]
 ) -> SettingsResult:
     try:
         change = canonical_settings({k: v for k, v in body.items() if v is not None})
     except ValueError as err:
         raise ApiError(422, "invalid settings change, nothing was saved", err.args[0]) from None
     try:
-        changed = runtime.update_settings(change, by=who)
+        changed = live.update_settings(change, by=who)
     except ConfigError as err:
         raise ApiError(422, "invalid settings change, nothing was saved", err.problems) from None
     except SafetyRefused as err:
         raise ApiError(409, err.reason) from None
-    return SettingsResult(changed=changed, by=who, settings=SettingsOut.of(runtime.settings))
+    return SettingsResult(changed=changed, by=who, settings=SettingsOut.of(live.settings))

@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from sentinel.api.common import redact
-from sentinel.api.deps import RuntimeDep
+from sentinel.api.deps import Clock, EngineChecks, Groups, NotifierDep, ReadinessDep, Redact
 from sentinel.api.schemas import NotificationDestination, PollHealth, RatePoint, Stats, Totals
-from sentinel.engine.runtime import Runtime
 
 router = APIRouter(prefix="/api/stats", tags=["stats"])
 
 
-def poll_health(runtime: Runtime) -> PollHealth:
-    h = runtime.health
-    state, detail = runtime.poll_state()
+def poll_health(engine: EngineChecks, redact: Callable[[str], str]) -> PollHealth:
+    h = engine.health
+    state, detail = engine.poll_state()
     return PollHealth(
         ok=state in ("ok", "follower"),
         state=state,
-        detail=redact(runtime, detail),
+        detail=redact(detail),
         polls=h.polls,
         poll_errors=h.poll_errors,
         consecutive_errors=h.consecutive_errors,
@@ -29,9 +28,9 @@ def poll_health(runtime: Runtime) -> PollHealth:
         last_poll_at=h.last_poll_at,
         last_success_at=h.last_success_at,
         last_duration=h.last_duration,
-        last_error=redact(runtime, h.last_error),
+        last_error=redact(h.last_error),
         leader=h.leader,
-        cluster=redact(runtime, h.cluster),
+        cluster=redact(h.cluster),
         unread_lines=h.counts.unread_lines,
         unread_streams=dict(h.counts.unread),
         unresolved_bursts=h.counts.unresolved_bursts,
@@ -45,11 +44,15 @@ def poll_health(runtime: Runtime) -> PollHealth:
 
 @router.get("", response_model=Stats, summary="Statistics")
 def stats(
-    runtime: RuntimeDep,
+    store: Groups,
+    clock: Clock,
+    engine: ReadinessDep,
+    notifier: NotifierDep,
+    redact: Redact,
     minutes: Annotated[int, Query(ge=1, le=1440, description="length of the rate series, in minutes")] = 60,
 ) -> Stats:
-    now = runtime.clock()
-    s = runtime.store.stats(now=now, rate_minutes=minutes)
+    now = clock()
+    s = store.stats(now=now, rate_minutes=minutes)
     return Stats(
         time=now,
         totals=Totals(
@@ -65,9 +68,9 @@ def stats(
         remediations_by_result=s.remediations_by_result,
         last_error_at=s.last_error_at,
         last_remediation_at=s.last_remediation_at,
-        poll=poll_health(runtime),
+        poll=poll_health(engine, redact),
         notifications=[
-            NotificationDestination.model_validate({**st, "last_error": redact(runtime, st["last_error"])})
-            for st in runtime.notifier.status()
+            NotificationDestination.model_validate({**st, "last_error": redact(st["last_error"])})
+            for st in notifier.status()
         ],
     )

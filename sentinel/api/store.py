@@ -11,8 +11,9 @@ import logging
 
 from fastapi import APIRouter
 
-from sentinel.api.deps import RuntimeDep, Writer
-from sentinel.api.schemas import Problem, StoreAcknowledged
+from sentinel.api.deps import Groups, Writer
+from sentinel.api.schemas import Problem
+from sentinel.api.schemas_state import StoreAcknowledged
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ router = APIRouter(prefix="/api/store", tags=["store"])
     summary="Acknowledge the store's startup notices",
     description="Clears the notices listed under `notices` in /ready (and `kube_sentinel_store_started_empty`).",
 )
-def acknowledge(runtime: RuntimeDep, who: Writer) -> StoreAcknowledged:
-    n = runtime.store.acknowledge_notices(by=who)
+def acknowledge(store: Groups, who: Writer) -> StoreAcknowledged:
+    n = store.acknowledge_notices(by=who)
     log.info("store notices acknowledged by %s: %d", who, n)
     return StoreAcknowledged(acknowledged=n)

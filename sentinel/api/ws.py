@@ -23,7 +23,8 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Query, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
-from sentinel.api.deps import RuntimeDep
+from sentinel.api.deps import Clock
+from sentinel.api.deps import Events as EventsDep
 from sentinel.engine.events import EVENT_TYPES, Event
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,8 @@ def _same_origin(websocket: WebSocket) -> bool:
 @router.websocket("/ws")
 async def events(
     websocket: WebSocket,
-    runtime: RuntimeDep,
+    bus: EventsDep,
+    clock: Clock,
     types: Annotated[
         str | None, Query(max_length=200, description="comma-separated event types (default: all)")
     ] = None,
@@ -84,20 +86,20 @@ async def events(
         refusal = (CLOSE_POLICY, "cross-origin WebSocket refused")
     elif unknown:
         refusal = (CLOSE_POLICY, f"unknown event types: {', '.join(unknown)}"[:120])
-    elif runtime.events.subscribers >= MAX_CLIENTS:
+    elif bus.subscribers >= MAX_CLIENTS:
         refusal = (CLOSE_FELL_BEHIND, "too many event subscribers, try again later")
     if refusal is not None:
         # Accept first, so that the client sees the close code and the reason (not a bare HTTP 403).
         await websocket.accept()
         await websocket.close(code=refusal[0], reason=refusal[1])
         return
-    sub = runtime.events.subscribe(wanted, queue_size=QUEUE_SIZE)
+    sub = bus.subscribe(wanted, queue_size=QUEUE_SIZE)
     closed = asyncio.Event()
     watcher: asyncio.Task[None] | None = None
     try:
         await websocket.accept()
         watcher = asyncio.create_task(_wait_closed(websocket, closed))
-        hello = {"id": 0, "type": "hello", "time": runtime.clock(), "data": {"types": sorted(wanted or EVENT_TYPES)}}
+        hello = {"id": 0, "type": "hello", "time": clock(), "data": {"types": sorted(wanted or EVENT_TYPES)}}
         await asyncio.wait_for(websocket.send_text(json.dumps(hello)), SEND_TIMEOUT)
         while not closed.is_set():
             if sub.dropped:
@@ -123,6 +125,6 @@ async def events(
     except (WebSocketDisconnect, RuntimeError, OSError):
         pass
     finally:
-        runtime.events.unsubscribe(sub)
+        bus.unsubscribe(sub)
         if watcher is not None:
             watcher.cancel()

@@ -93,6 +93,7 @@ class Explained:
     namespace: str
     workload: str
     container: str
+    level: str = ""
 
 
 class Pipeline:
@@ -356,4 +357,5 @@ class Pipeline:
             namespace=namespace,
             workload=workload,
             container=container,
+            level=level,
         )

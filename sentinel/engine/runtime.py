@@ -27,13 +27,19 @@ from sentinel.config import Config, Loaded, LoadedRules, load_config, load_rules
 from sentinel.core.fingerprint import Fingerprinter
 from sentinel.core.impact import LifecycleSettings, refresh
 from sentinel.core.model import ErrorGroup, LogEntry, RemediationRecord, Result, Status
-from sentinel.core.policy import SafetyLimits
 from sentinel.core.rules import RuleSet
 from sentinel.engine.context import ContextReader
 from sentinel.engine.events import EventBus
 from sentinel.engine.leader import LeaderElector, default_identity, default_namespace
 from sentinel.engine.pipeline import Batch, Pipeline, group_key, paused_gc
-from sentinel.engine.settings import RuntimeSettings, apply_update, from_stored, stored_overrides, validate_update
+from sentinel.engine.settings import (
+    RuntimeSettings,
+    apply_update,
+    from_stored,
+    limits_of,
+    stored_overrides,
+    validate_update,
+)
 from sentinel.errors import (
     ConfigError,
     LokiQueryError,
@@ -218,19 +224,6 @@ class PollResult:
 
 def lifecycle_of(config: Config) -> LifecycleSettings:
     return LifecycleSettings(resolve_after=config.lifecycle.resolve_after, burst_factor=config.lifecycle.burst_factor)
-
-
-def limits_of(config: Config, settings: RuntimeSettings) -> SafetyLimits:
-    r = config.remediation
-    return SafetyLimits(
-        enabled=settings.remediation_enabled,
-        dry_run=settings.dry_run,
-        max_actions_per_hour=settings.max_actions_per_hour,
-        per_workload_per_hour=settings.per_workload_per_hour,
-        excluded_namespaces=frozenset(settings.excluded_namespaces),
-        breaker_threshold=r.breaker_threshold,
-        effectiveness_window=r.effectiveness_window,
-    )
 
 
 def build_store(config: Config, *, base_dir: Path | None = None) -> Store:

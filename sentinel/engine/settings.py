@@ -8,23 +8,24 @@ made it (``state["settings_history"]``).
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
 
 from sentinel.config import Config
 from sentinel.core.durations import parse_duration
+from sentinel.core.policy import SafetyLimits
+from sentinel.core.settings_spec import LIVE, LIVE_NAMES, SETTINGS, Setting
 from sentinel.errors import ConfigError
-
-_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
 @dataclass(frozen=True, slots=True)
 class RuntimeSettings:
+    """The live-editable settings of the settings table, in its order (checked at import)."""
+
     remediation_enabled: bool
     dry_run: bool
     max_actions_per_hour: int
@@ -36,17 +37,9 @@ class RuntimeSettings:
 
     @classmethod
     def from_config(cls, config: Config) -> RuntimeSettings:
-        r = config.remediation
-        return cls(
-            remediation_enabled=r.enabled,
-            dry_run=r.dry_run,
-            max_actions_per_hour=r.max_actions_per_hour,
-            per_workload_per_hour=r.per_workload_per_hour,
-            excluded_namespaces=tuple(r.excluded_namespaces),
-            poll_interval=config.loki.poll_interval,
-            lookback=config.loki.lookback,
-            query=config.loki.query,
-        )
+        values = {s.live: _config_value(config, s) for s in LIVE}
+        values["excluded_namespaces"] = tuple(values["excluded_namespaces"])
+        return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -54,59 +47,56 @@ class RuntimeSettings:
         return d
 
 
-class SettingsUpdate(BaseModel):
-    """A partial change; unknown fields are rejected."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    remediation_enabled: bool | None = None
-    dry_run: bool | None = None
-    max_actions_per_hour: int | None = Field(default=None, ge=0, le=10_000)
-    per_workload_per_hour: int | None = Field(default=None, ge=0, le=1_000)
-    excluded_namespaces: list[str] | None = None
-    poll_interval: Duration | None = None
-    lookback: Duration | None = None
-    query: str | None = None
-
-    @field_validator("excluded_namespaces")
-    @classmethod
-    def _namespaces(cls, v: list[str] | None) -> list[str] | None:
-        if v is None:
-            return v
-        cleaned = [n.strip() for n in v if n.strip()]
-        bad = [n for n in cleaned if not _NAMESPACE.match(n)]
-        if bad:
-            raise ValueError(f"not valid namespace names: {', '.join(bad)}")
-        return sorted(set(cleaned))
-
-    @field_validator("poll_interval")
-    @classmethod
-    def _interval(cls, v: float | None) -> float | None:
-        if v is not None and not 5 <= v <= 3600:
-            raise ValueError("must be between 5s and 1h")
-        return v
-
-    @field_validator("lookback")
-    @classmethod
-    def _lookback(cls, v: float | None) -> float | None:
-        if v is not None and not 10 <= v <= 7 * 86400:
-            raise ValueError("must be between 10s and 7 days")
-        return v
-
-    @field_validator("query")
-    @classmethod
-    def _query(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        text = v.strip()
-        if not text.startswith("{") or "}" not in text:
-            raise ValueError('must be a LogQL log query starting with a stream selector, like {namespace=~".+"}')
-        if text.count('"') % 2:
-            raise ValueError("has an unbalanced double quote")
-        return text
+if tuple(f.name for f in dataclasses.fields(RuntimeSettings)) != LIVE_NAMES:  # pragma: no cover - a coding error
+    raise RuntimeError("RuntimeSettings must list the live settings of sentinel.core.settings_spec, in its order")
 
 
-def validate_update(data: dict[str, Any]) -> SettingsUpdate:
+def _config_value(config: Config, spec: Setting) -> Any:
+    return getattr(getattr(config, spec.section), spec.field)
+
+
+def limits_of(config: Config, settings: RuntimeSettings) -> SafetyLimits:
+    """The safety limits: each table setting with a ``limit``, live value when it is live-editable."""
+    live = settings.to_dict()
+    values = {s.limit: live[s.live] if s.live else _config_value(config, s) for s in SETTINGS if s.limit}
+    return SafetyLimits(**values)
+
+
+_TYPES: dict[str, Any] = {"bool": bool, "int": int, "float": float, "duration": Duration, "query": str}
+
+
+def _checked(spec: Setting) -> Any:
+    """The setting's value after its type: normalised, then checked by the table's rule."""
+
+    def check(value: Any) -> Any:
+        if spec.kind == "namespaces":
+            value = sorted({str(n).strip() for n in value if str(n).strip()})
+        elif spec.kind == "query":
+            value = str(value).strip()
+        problem = spec.problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    return check
+
+
+def _update_field(spec: Setting) -> Any:
+    if spec.kind == "int":  # pydantic's own ge/le, as in the config file
+        return (int | None, Field(default=None, ge=spec.low, le=spec.high, description=spec.doc))
+    base = list[str] if spec.kind == "namespaces" else _TYPES[spec.kind]
+    return (Annotated[base, AfterValidator(_checked(spec))] | None, Field(default=None, description=spec.doc))
+
+
+# A partial change; unknown fields are rejected. Derived from the settings table.
+SettingsUpdate: type[BaseModel] = create_model(
+    "SettingsUpdate",
+    __config__=ConfigDict(extra="forbid"),
+    **{s.live: _update_field(s) for s in LIVE},
+)
+
+
+def validate_update(data: dict[str, Any]) -> BaseModel:
     """``ConfigError`` with one problem per bad field (``field: why``)."""
     if not isinstance(data, dict):
         raise ConfigError("settings: expected an object of fields")
@@ -123,7 +113,7 @@ def validate_update(data: dict[str, Any]) -> SettingsUpdate:
         raise ConfigError("settings: invalid change, nothing was saved", problems=problems) from None
 
 
-def apply_update(current: RuntimeSettings, update: SettingsUpdate) -> tuple[RuntimeSettings, dict[str, list[Any]]]:
+def apply_update(current: RuntimeSettings, update: BaseModel) -> tuple[RuntimeSettings, dict[str, list[Any]]]:
     """The new settings and the changes made, ``{field: [old, new]}``."""
     changes: dict[str, list[Any]] = {}
     values = current.to_dict()

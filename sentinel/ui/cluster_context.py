@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sentinel.engine.runtime import Runtime
+from sentinel.engine.context import ContextReader
 from sentinel.ui.format import duration
 
 PAGE_WAIT = 2.0  # seconds the page waits for a first read of the context
@@ -28,8 +28,8 @@ class ContextView:
     notes: list[str] = field(default_factory=list)
 
 
-def context_view(rt: Runtime, namespace: str, workload: str) -> ContextView:
-    ctx = rt.context.get(namespace, workload, wait=PAGE_WAIT)
+def context_view(reader: ContextReader, namespace: str, workload: str) -> ContextView:
+    ctx = reader.get(namespace, workload, wait=PAGE_WAIT)
     if ctx.get("state") != "ok":
         reason = str(ctx.get("reason", ""))
         return ContextView(False, f"{REASONS.get(reason, reason)}: {ctx.get('detail', '')}")

@@ -1,4 +1,7 @@
-"""What every page needs from the process: the runtime, who is acting, the admin token check.
+"""What every page needs from the process: narrow accessors, who is acting, the admin token check.
+
+Pages ask for the part they use (``store()``, ``live_settings()``, ``commands()``, ``rules_view()``,
+...); only this module and the health banners reach into the runtime.
 
 Pages never build or start anything: the runtime was built and started by ``kube-sentinel run``
 (the ASGI lifespan), or once per process by ``app.py`` under a bare ``streamlit run``.
@@ -11,7 +14,14 @@ from typing import Any
 
 import streamlit as st
 
-from sentinel.engine.runtime import Runtime, current
+from sentinel.config import Config
+from sentinel.engine.context import ContextReader
+from sentinel.engine.events import EventBus
+from sentinel.engine.pipeline import Pipeline
+from sentinel.engine.runtime import Health, Runtime, current
+from sentinel.remediation.remediator import Remediator
+from sentinel.store.base import Store
+from sentinel.views.ports import Commands, RulesView, SettingsPort
 
 OPERATOR_KEY = "operator"
 _NAVIGATED_KEY = "_sentinel_navigated"
@@ -44,34 +54,86 @@ def runtime() -> Runtime:
     return rt
 
 
+# -- narrow accessors: what a page reads or asks for, not the whole runtime ---------------------
+
+
+def store() -> Store:
+    """Groups, records and their stats, read through :mod:`sentinel.views`."""
+    return runtime().store
+
+
+def time_now() -> float:
+    return runtime().clock()
+
+
+def config() -> Config:
+    return runtime().config
+
+
+def live_settings() -> SettingsPort:
+    """The live settings, their history and changing them."""
+    return runtime()
+
+
+def commands() -> Commands:
+    """Status changes and manual actions on a group."""
+    return runtime()
+
+
+def rules_view() -> RulesView:
+    """The loaded rules, their source and match counts."""
+    return runtime()
+
+
+def pipeline() -> Pipeline:
+    """The engine's pipeline (for the rule tester: it learns nothing)."""
+    return runtime().pipeline
+
+
+def health() -> Health:
+    return runtime().health
+
+
+def events() -> EventBus:
+    return runtime().events
+
+
+def remediator() -> Remediator:
+    return runtime().remediator
+
+
+def cluster_context() -> ContextReader:
+    return runtime().context
+
+
 def operator() -> str:
     """Who the audit log names for actions taken in this browser session."""
     name = str(st.session_state.get(OPERATOR_KEY, "") or "").strip()
     return f"console:{name}" if name else "console"
 
 
-def admin_token(rt: Runtime) -> str:
+def admin_token(cfg: Config) -> str:
     """The configured admin token (``api.token``), or "" when none is configured."""
-    token: Any = getattr(getattr(rt.config, "api", None), "token", "")
+    token: Any = getattr(getattr(cfg, "api", None), "token", "")
     value = token.get_secret_value() if hasattr(token, "get_secret_value") else str(token or "")
     return str(value)
 
 
-def changes_without_token(rt: Runtime) -> bool:
+def changes_without_token(cfg: Config) -> bool:
     """``console.allow_changes_without_token``: set explicitly (the demo does), shown in a banner."""
-    console: Any = getattr(rt.config, "console", None)
+    console: Any = getattr(cfg, "console", None)
     return bool(getattr(console, "allow_changes_without_token", False))
 
 
-def change_refusal(rt: Runtime, given: str) -> str:
+def change_refusal(cfg: Config, given: str) -> str:
     """Why a change from the console is refused ("" when allowed): the API's authority, and one rule.
 
     A configured ``api.token`` must be given (as the API asks for it in ``Authorization``); with no
     token the console is read-only, as the API is, unless ``console.allow_changes_without_token``.
     """
-    expected = admin_token(rt)
+    expected = admin_token(cfg)
     if not expected:
-        if changes_without_token(rt):
+        if changes_without_token(cfg):
             return ""
         return (
             "the console is read-only: no api.token is configured (set KUBE_SENTINEL_API_TOKEN or "
@@ -82,14 +144,14 @@ def change_refusal(rt: Runtime, given: str) -> str:
     return ""
 
 
-def read_only(rt: Runtime) -> bool:
+def read_only(cfg: Config) -> bool:
     """True when no change from the console can be allowed (no token and no explicit permission)."""
-    return not admin_token(rt) and not changes_without_token(rt)
+    return not admin_token(cfg) and not changes_without_token(cfg)
 
 
-def token_ok(rt: Runtime, given: str) -> bool:
+def token_ok(cfg: Config, given: str) -> bool:
     """True when a change with ``given`` (the admin token typed, or "") is allowed."""
-    return not change_refusal(rt, given)
+    return not change_refusal(cfg, given)
 
 
 def link_to_group(group_id: str) -> str:

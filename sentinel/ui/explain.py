@@ -1,19 +1,13 @@
-"""Why a line or a group landed where it did: the rule tester, a group's "why", the pattern backtest."""
+"""The rules page's table; the tester and a group's "why" are in :mod:`sentinel.views.explain`."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
-from sentinel.core.fingerprint import variables
-from sentinel.core.model import ErrorGroup, LogEntry
-from sentinel.core.parsing import parse_message
-from sentinel.core.rules import DEFAULT_RULE, Rule, RuleSet
+from sentinel.core.rules import DEFAULT_RULE, RuleSet
 from sentinel.engine.backtest import Backtest as Backtest  # re-exported: pages import it from here
 from sentinel.engine.backtest import backtest as backtest
-from sentinel.engine.pipeline import Explained, Pipeline
 
 
 def rule_rows(rules: RuleSet, hits: Mapping[str, int], groups_by_rule: Mapping[str, int]) -> list[dict[str, Any]]:
@@ -47,40 +41,3 @@ def rule_rows(rules: RuleSet, hits: Mapping[str, int], groups_by_rule: Mapping[s
             }
         )
     return rows
-
-
-def try_line(pipeline: Pipeline, line: str, *, namespace: str = "", pod: str = "", container: str = "") -> Explained:
-    """What the engine would do with one pasted line, with optional stream labels."""
-    labels = {k: v for k, v in (("namespace", namespace), ("pod", pod), ("container", container)) if v}
-    return pipeline.explain(LogEntry(int(time.time() * 1e9), labels, line), learn=False)
-
-
-@dataclass(frozen=True, slots=True)
-class Why:
-    """Why a group's lines match its rule: the rule, the message and the part the pattern found."""
-
-    rule: Rule | None
-    message: str
-    matched: str
-    now_rule: str  # what the current rules say about the newest sample
-    variables: list[str] = field(default_factory=list)  # the sample's parts the template shows as <*>
-
-
-def why(group: ErrorGroup, rules: RuleSet, pipeline: Pipeline) -> Why:
-    sample = group.samples[-1] if group.samples else group.template
-    message, _level = parse_message(sample)
-    rule = rules.by_name(group.rule)
-    matched = ""
-    if rule is not None and rule.regex is not None:
-        m = rule.regex.search(message if rule.on == "message" else sample)
-        if m is not None:
-            matched = str(m.group(0))
-    elif rule is not None and rule.keywords:
-        low = (message if rule.on == "message" else sample).lower()
-        matched = next((k for k in rule.keywords if k in low), "")
-    labels = {"namespace": group.namespace, "container": group.container}
-    pod = group.last_pod or (group.pods[-1] if group.pods else "")
-    if pod:
-        labels["pod"] = pod
-    now_rule = pipeline.explain(LogEntry(int(group.last_seen * 1e9), labels, sample), learn=False).rule
-    return Why(rule, message, matched, now_rule, variables(group.template, message) or [])

@@ -180,8 +180,8 @@ def banners(rt: Runtime, *, compact: bool = False) -> None:
         # the reason comes from a file: shown as plain text, never as markdown
         st.error("**Rules file rejected**: the previous rules are still in force.", icon=":material/rule:")
         st.text(rt.health.rules_error)
-    if not admin_token(rt):
-        if changes_without_token(rt):
+    if not admin_token(rt.config):
+        if changes_without_token(rt.config):
             st.warning(
                 "**Changes without a token** — allowed by console.allow\\_changes\\_without\\_token: anyone "
                 "who opens this console can change settings and act (the API stays read-only).",

@@ -6,28 +6,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from sentinel.core.durations import format_duration
+from sentinel.core.settings_spec import DURATIONS, INTEGERS, LIVE, LIVE_NAMES
 from sentinel.engine.settings import RuntimeSettings
 
-FIELDS = (
-    "remediation_enabled",
-    "dry_run",
-    "max_actions_per_hour",
-    "per_workload_per_hour",
-    "excluded_namespaces",
-    "poll_interval",
-    "lookback",
-    "query",
-)
-LABELS = {
-    "remediation_enabled": "Remediation enabled",
-    "dry_run": "Dry-run",
-    "max_actions_per_hour": "Max actions per hour (all workloads)",
-    "per_workload_per_hour": "Max actions per hour per workload",
-    "excluded_namespaces": "Excluded namespaces",
-    "poll_interval": "Poll interval",
-    "lookback": "Lookback on first poll",
-    "query": "Loki query (LogQL)",
-    "token": "Admin token",
+FIELDS = LIVE_NAMES
+LABELS = {**{s.live: s.label for s in LIVE}, "token": "Admin token"}
+HELP = {
+    s.live: s.doc + (f": {s.show(s.low)} to {s.show(s.high)}" if s.low is not None and s.high is not None else "")
+    for s in LIVE
 }
 
 
@@ -62,7 +48,7 @@ def change_of(settings: RuntimeSettings, values: Mapping[str, Any]) -> dict[str,
             if sorted(set(names)) == sorted(settings.excluded_namespaces):
                 continue
             out[name] = names
-        elif name in ("max_actions_per_hour", "per_workload_per_hour"):
+        elif name in INTEGERS:
             out[name] = int(value) if isinstance(value, int | float) and float(value).is_integer() else value
         else:
             out[name] = value
@@ -139,7 +125,7 @@ def risky_changes(current: RuntimeSettings, file: RuntimeSettings, change: Mappi
 
 
 def _show(name: str, value: Any) -> str:
-    if name in ("poll_interval", "lookback") and isinstance(value, int | float):
+    if name in DURATIONS and isinstance(value, int | float):
         return format_duration(float(value))
     if isinstance(value, list | tuple):
         return ", ".join(str(v) for v in value) or "(none)"

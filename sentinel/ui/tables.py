@@ -12,7 +12,8 @@ import streamlit as st
 
 from sentinel.core.model import ErrorGroup, RemediationRecord
 from sentinel.ui.format import ago, priority_badge, priority_cell_style, shorten, status_label
-from sentinel.ui.queries import group_row, record_row
+from sentinel.views.groups import GroupView, queue_row
+from sentinel.views.records import RecordView, history_row
 
 
 def _dt(ts: float | None) -> datetime | None:
@@ -37,7 +38,7 @@ def queue_frame(groups: Sequence[ErrorGroup], *, now: float | None = None) -> pd
     """The priority queue's visible page (times as "3m ago", which fits a narrow column)."""
     rows = []
     for g in groups:
-        r = group_row(g)
+        r = queue_row(GroupView.of(g))
         rows.append(
             {
                 "Priority": priority_badge(r["priority"]),
@@ -114,7 +115,7 @@ QUEUE_ORDER = (
 def records_frame(records: Iterable[RemediationRecord]) -> pd.DataFrame:
     rows = []
     for rec in records:
-        r = record_row(rec)
+        r = history_row(RecordView.of(rec))
         target = (
             f"{r['namespace']}/{r['kind'].lower() + '/' if r['kind'] else ''}{r['name']}"
             if r["name"]

@@ -26,7 +26,7 @@ from sentinel.engine.runtime import Runtime
 from sentinel.errors import RedactingFilter, register_secret
 from sentinel.sources.files import FileSource
 from sentinel.store.memory import MemoryStore
-from sentinel.ui.queries import ErrorFilters, groups_csv
+from sentinel.views.groups import ErrorFilters, groups_csv
 from tests.api.conftest import AUTH, TOKEN, Served, serve
 from tests.peers.loki import LokiPeer
 

@@ -77,3 +77,12 @@ def test_csv_bytes_equal_the_json_rows(audited: Served) -> None:
     parsed = list(csv.DictReader(io.StringIO(r.text)))
     assert len(parsed) == len(js["items"])
     assert parsed[0]["params"] == "" or parsed[0]["params"].startswith("{")
+
+
+def test_csv_exports_every_matching_record_not_one_page(audited: Served) -> None:
+    every = audited.client.get("/api/remediations", params={"page_size": 500}).json()
+    assert every["total"] > 2
+    r = audited.client.get("/api/remediations", params={"page_size": 2, "page": 2, "format": "csv"})
+    parsed = list(csv.DictReader(io.StringIO(r.text)))
+    assert [row["id"] for row in parsed] == [row["id"] for row in every["items"]]
+    assert r.headers["x-total-count"] == str(every["total"])

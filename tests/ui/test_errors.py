@@ -10,7 +10,7 @@ import pytest
 from sentinel.core.model import LogEntry, Priority, Status
 from sentinel.engine.runtime import Runtime
 from sentinel.store.base import GroupQuery, RecordQuery
-from sentinel.ui.queries import ErrorFilters, groups_csv
+from sentinel.views.groups import ErrorFilters, groups_csv
 from tests.ui.conftest import BIG, no_exception, open_page, readable, table, texts
 
 

@@ -7,8 +7,11 @@ import pytest
 from sentinel.engine.events import Event
 from sentinel.engine.settings import RuntimeSettings
 from sentinel.ui.format import ago, count, duration, priority_badge, priority_cell_style
-from sentinel.ui.queries import ErrorFilters, RecordFilters, live_feed, same_params
+from sentinel.ui.queries import live_feed
 from sentinel.ui.settings_form import change_of, field_errors, form_values, history_rows
+from sentinel.views.groups import ErrorFilters
+from sentinel.views.params import same_params
+from sentinel.views.records import RecordFilters
 
 
 @pytest.mark.parametrize(

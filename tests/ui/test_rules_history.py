@@ -7,7 +7,7 @@ import io
 
 from sentinel.engine.runtime import Runtime
 from sentinel.store.base import RecordQuery
-from sentinel.ui.queries import RecordFilters, records_csv
+from sentinel.views.records import RecordFilters, records_csv
 from tests.ui.conftest import APP, no_exception, open_page, table, texts
 
 

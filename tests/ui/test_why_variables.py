@@ -5,7 +5,7 @@ from __future__ import annotations
 from sentinel.core.model import ErrorGroup
 from sentinel.engine.runtime import Runtime
 from sentinel.store.base import GroupQuery
-from sentinel.ui.explain import why
+from sentinel.views.explain import why
 from tests.ui.conftest import no_exception, open_page
 
 
