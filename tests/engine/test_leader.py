@@ -15,13 +15,11 @@ import pytest
 
 from sentinel.config import load_config
 from sentinel.core.policy import Breaker, SafetyState, cooldown_key
-from sentinel.engine.leader import (
+from sentinel.engine.leader import LeaderElector, default_identity, default_namespace
+from sentinel.engine.lease import (
     SAFETY_ANNOTATION,
-    LeaderElector,
     LeaseAction,
     decide_lease,
-    default_identity,
-    default_namespace,
     merge_summary,
     micro_time,
     parse_summary,
