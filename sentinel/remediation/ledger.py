@@ -129,9 +129,9 @@ class SafetyLedger:
         finally:
             if not nested:
                 with self._lock:
-                    state, self._poll_state = self._poll_state, None
-                    if self._dirty and state is not None:
-                        self._store.put_state(STATE_NAME, state.to_dict())
+                    kept, self._poll_state = self._poll_state, None
+                    if self._dirty and kept is not None:
+                        self._store.put_state(STATE_NAME, kept.to_dict())
                     self._dirty = False
 
     # -- persistence (callers hold the lock) ----------------------------------------------------
@@ -148,4 +148,3 @@ class SafetyLedger:
         self._store.put_state(STATE_NAME, state.to_dict())
         if state is self._poll_state:
             self._dirty = False
-

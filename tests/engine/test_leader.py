@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from sentinel.bootstrap import build_runtime
 from sentinel.config import load_config
 from sentinel.core.policy import Breaker, SafetyState, cooldown_key
 from sentinel.engine.leader import LeaderElector, default_identity, default_namespace
@@ -467,7 +468,7 @@ leader_election:
 
 def build(cfg: Path, loki: LokiPeer, clock: Any) -> Runtime:
     source = LokiClient(httpx.Client(base_url=loki.url, timeout=5.0), query='{namespace=~".+"}', max_retries=1)
-    return Runtime.build(cfg, source=source, clock=clock, env={})
+    return build_runtime(cfg, source=source, clock=clock, env={})
 
 
 def refused_line(loki: LokiPeer, pod: str, at: float, n: int) -> None:
