@@ -27,7 +27,7 @@ from sentinel.engine.rulebook import Rulebook
 from sentinel.engine.settings import RuntimeSettings
 from sentinel.errors import LokiUnavailable, SentinelError, SourceError, cap, redact
 from sentinel.notify.notifier import Notifier
-from sentinel.sources.loki import FetchReport
+from sentinel.sources.loki_json import FetchReport
 from sentinel.store.base import GroupChange, Store
 
 log = logging.getLogger(__name__)

@@ -301,7 +301,7 @@ def _k8s_corpus_markdown(sec: dict[str, Any]) -> list[str]:
 def classification_lines(n: int = 100_000) -> list[str]:
     """Messages as the classifier sees them: the parsed messages of the benchmark's Kubernetes mix."""
     from sentinel.core.parsing import parse_message
-    from sentinel.sources.loki import parse_streams
+    from sentinel.sources.loki_json import parse_streams
     from tests.bench.k8s_mix import pages
 
     out: list[str] = []
@@ -452,7 +452,7 @@ def pipeline_child(n: int, *, trace: bool = False) -> dict[str, Any]:
     from sentinel.config import load_rules
     from sentinel.core.impact import LifecycleSettings
     from sentinel.engine.pipeline import Batch, Pipeline, paused_gc
-    from sentinel.sources.loki import parse_streams
+    from sentinel.sources.loki_json import parse_streams
     from sentinel.store.tinydb import TinyDBStore
     from tests.bench.k8s_mix import HOUR_NS, T0_NS, pages
 
