@@ -27,7 +27,10 @@ backoff and full jitter (``Retry-After`` honoured), then raise :class:`LokiUnava
 Credentials never reach a log line, a ``repr`` or an exception message.
 
 Reading Loki's JSON into entries (and the selectors, and the report) is pure and lives in
-:mod:`sentinel.sources.loki_json`; this module is the HTTP half.
+:mod:`sentinel.sources.loki_json`; this module is the HTTP half. It holds one concern, reading a
+window from Loki over HTTP with no line lost or counted twice, and so stays one module past 500
+lines: the paging, the saturated-nanosecond split and the retries share the client's state, and
+it is the one module of the sources allowed to import ``httpx`` (an import-linter contract).
 """
 
 from __future__ import annotations
