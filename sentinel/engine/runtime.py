@@ -181,6 +181,11 @@ class Runtime:
     def rules_path(self) -> str:
         return self.rulebook.rules_path
 
+    @rules_path.setter
+    def rules_path(self, path: str) -> None:
+        """Read the rules from ``path`` from the next reload on."""
+        self.rulebook.rules_path = path
+
     @property
     def settings(self) -> RuntimeSettings:
         return self.live_settings.current
