@@ -609,6 +609,9 @@ def test_leader_election_off_is_always_leader(tmp_path: Path, loki_peer: LokiPee
     rt = build(cfg, loki_peer, time.time)
     assert rt.elector is None and rt.health.leader and rt.leader_check()
     assert rt.leadership() == {"enabled": False, "leader": True, "role": "leader"}
+    with pytest.raises(AttributeError):  # "am I leader" has one writer: the runtime's Leadership
+        rt.health.leader = False  # type: ignore[misc]
+    assert rt.health.leader and not rt.read_only
     rt.stop()
 
 
