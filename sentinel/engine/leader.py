@@ -111,9 +111,7 @@ class LeaderElector:
         self.renew_every = renew_every
         self.renew_deadline = lease_duration - renew_every
         self.store = store
-        if store is not None and ledger is None:
-            ledger = SafetyLedger(store, clock=clock)  # an elector alone (tests); the runtime passes the remediator's
-        self.ledger = ledger
+        self.ledger = ledger  # the remediator's: the one owner of the safety state
         self.clock = clock
         self.holder = ""  # last known holder ("" = none or unknown)
         self.transitions = 0

@@ -30,6 +30,7 @@ from sentinel.engine.lease import (
 from sentinel.engine.runtime import Runtime
 from sentinel.errors import ConfigError, NotFound, StoreError
 from sentinel.remediation.cluster import Cluster
+from sentinel.remediation.ledger import SafetyLedger
 from sentinel.remediation.remediator import Remediator
 from sentinel.sources.loki import LokiClient
 from sentinel.store.base import RecordQuery, Store
@@ -250,8 +251,17 @@ def cluster(peer: KubePeer) -> Iterator[Cluster]:
 
 
 def elector(cluster: Cluster, identity: str, clock: FakeClock, store: Store | None = None) -> LeaderElector:
+    """An elector alone; with ``store``, its safety state is kept by a ledger of its own (no remediator here)."""
     return LeaderElector(
-        cluster, namespace=NS, name=LEASE, identity=identity, lease_duration=15, renew_every=5, store=store, clock=clock
+        cluster,
+        namespace=NS,
+        name=LEASE,
+        identity=identity,
+        lease_duration=15,
+        renew_every=5,
+        store=store,
+        ledger=SafetyLedger(store, clock=clock) if store is not None else None,
+        clock=clock,
     )
 
 
