@@ -79,7 +79,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"config: ok ({args.config})")
     print(f"rules: ok ({rules_path}: {len(rules.ruleset)} enabled of {len(rules.ruleset.all_rules)})")
     if args.loki:
-        from sentinel.engine.runtime import build_loki_source
+        from sentinel.bootstrap import build_loki_source
 
         source: Any = build_loki_source(loaded.config)
         try:
@@ -88,7 +88,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f"loki: FAILED: {redact(err)}", file=sys.stderr)
             ok = False
     if args.cluster:
-        from sentinel.engine.runtime import build_cluster
+        from sentinel.bootstrap import build_cluster
 
         cluster, state = build_cluster(loaded.config)
         if cluster is None:
@@ -150,7 +150,7 @@ def _serve_or_once(runtime: Any, args: argparse.Namespace, listen: str) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from sentinel.engine.runtime import Runtime
+    from sentinel.bootstrap import build_runtime
 
     try:
         store = None
@@ -158,7 +158,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             from sentinel.store.tinydb import TinyDBStore
 
             store = TinyDBStore(args.store)
-        runtime = Runtime.build(args.config, args.rules, store=store)
+        runtime = build_runtime(args.config, args.rules, store=store)
     except ConfigError as err:
         print(f"invalid configuration:\n{err}", file=sys.stderr)
         return EXIT_INVALID
@@ -170,14 +170,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def build_demo_runtime(*, store_path: str | None = None) -> Any:
     """The demo: bundled logs replayed live, shipped rules, memory store, dry-run, no cluster."""
-    from sentinel.engine.runtime import Runtime
+    from sentinel.bootstrap import build_runtime
     from sentinel.sources.files import FileSource
     from sentinel.store.tinydb import TinyDBStore
 
     d = demo_dir()
     source = FileSource(d / "logs.jsonl", live=True)
     store = TinyDBStore(store_path) if store_path else None
-    return Runtime.build(d / "config.yaml", d / "rules.yaml", source=source, store=store)
+    return build_runtime(d / "config.yaml", d / "rules.yaml", source=source, store=store)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

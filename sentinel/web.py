@@ -27,6 +27,7 @@ from typing import Any
 
 import streamlit as st
 
+from sentinel.bootstrap import build_runtime
 from sentinel.engine.runtime import Runtime, current, install, uninstall
 
 log = logging.getLogger(__name__)
@@ -243,11 +244,11 @@ def runtime_from_env(env: Mapping[str, str] | None = None) -> Runtime:
     env = os.environ if env is None else env
     config = env.get(CONFIG_ENV, "")
     if config:
-        return Runtime.build(config, env.get(RULES_ENV) or None)
+        return build_runtime(config, env.get(RULES_ENV) or None)
     from sentinel.sources.files import FileSource
 
     demo = Path(str(resources.files("sentinel") / "demo"))
-    return Runtime.build(
+    return build_runtime(
         demo / "config.yaml",
         demo / "rules.yaml",
         source=FileSource(demo / "logs.jsonl", live=True),

@@ -21,8 +21,9 @@ from sentinel.api.common import ApiError, redact
 from sentinel.config import Config
 from sentinel.engine.context import ContextReader
 from sentinel.engine.events import EventBus
+from sentinel.engine.health import Health
 from sentinel.engine.pipeline import Pipeline
-from sentinel.engine.runtime import Health, Runtime
+from sentinel.engine.runtime import Runtime
 from sentinel.notify.notifier import Notifier
 from sentinel.remediation.remediator import Remediator
 from sentinel.store.base import MAX_PAGE_SIZE, Store

@@ -7,7 +7,7 @@ crash-restart loop cannot reset a cooldown, the hourly budget or a breaker.
 
 Order of the checks (the first that refuses wins)::
 
-    disabled -> action "none" (record only, cooldown still applies)
+    follower (``leader=False``: another replica acts) -> disabled -> action "none" (record only, cooldown still applies)
     -> remediator halted (every action, manual too) -> excluded namespace
     -> breaker open (automatic only) -> already in flight -> cooldown (automatic only)
     -> hourly budget -> per-workload cap -> Allow (dry-run if the limits say so)
@@ -104,6 +104,7 @@ class DenyCode(StrEnum):
     COOLDOWN = "cooldown"
     BUDGET = "hourly-budget"
     WORKLOAD_CAP = "workload-cap"
+    FOLLOWER = "follower"
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,9 +359,26 @@ def _fmt_seconds(s: float) -> str:
     return (f"{h}h" if h else "") + (f"{m}m" if m else "") + (f"{sec}s" if sec or not (h or m) else "")
 
 
-def decide(request: ActionRequest, state: SafetyState, limits: SafetyLimits, now: float) -> Decision:
-    """Allow or refuse ``request`` under ``limits`` given what ``state`` remembers. Pure."""
+def decide(
+    request: ActionRequest,
+    state: SafetyState,
+    limits: SafetyLimits,
+    now: float,
+    *,
+    leader: bool = True,
+    holder: str = "",
+) -> Decision:
+    """Allow or refuse ``request`` under ``limits`` given what ``state`` remembers. Pure.
+
+    ``leader=False``: this replica is a follower (``holder`` leads, "" if nobody does right now);
+    it acts on nothing, whatever is asked, so that is the first refusal.
+    """
     w = request.workload
+    if not leader:
+        return Deny(
+            DenyCode.FOLLOWER,
+            f"follower: read-only; only the leader ({holder or 'none right now'}) acts. Ask the leader's console",
+        )
     if not limits.enabled:
         return Deny(DenyCode.DISABLED, "remediation is disabled (remediation.enabled: false)")
     remaining = state.cooldown_remaining(request.rule, w, now)

@@ -14,6 +14,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from sentinel.core.model import ErrorGroup
+
 EVENT_TYPES = ("error.new", "error.updated", "remediation", "settings", "health")
 
 
@@ -84,3 +86,19 @@ class EventBus:
     def subscribers(self) -> int:
         with self._lock:
             return len(self._subs)
+
+
+def group_summary(g: ErrorGroup) -> dict[str, Any]:
+    """What an ``error.new`` / ``error.updated`` event says of a group."""
+    return {
+        "id": g.id,
+        "priority": g.priority.value,
+        "namespace": g.namespace,
+        "workload": g.workload,
+        "template": g.template,
+        "rule": g.rule,
+        "count": g.count,
+        "status": g.status.value,
+        "escalated": g.escalated,
+        "last_seen": g.last_seen,
+    }

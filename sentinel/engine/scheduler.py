@@ -6,19 +6,19 @@ in its own thread so a long poll never delays a renewal; the poll job skips its 
 A failed poll is retried sooner than the interval, with exponential backoff (capped at the
 interval); a successful poll puts the job back on its interval. Changing the poll interval in
 the settings reschedules the job without a restart.
+
+The scheduler knows the engine only as :class:`Jobs` (what it runs and when), so nothing here
+imports the runtime.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
-
-if TYPE_CHECKING:
-    from sentinel.engine.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -38,42 +38,65 @@ def retry_delay(failures: int, *, interval: float, retry_after: float | None) ->
     return backoff
 
 
+class PollOutcome(Protocol):
+    """What the scheduler needs to know of a poll: whether it worked, and when Loki wants the next."""
+
+    @property
+    def ok(self) -> bool: ...
+
+    @property
+    def retry_after(self) -> float | None: ...
+
+
+class Jobs(Protocol):
+    """The engine's periodic work, as the scheduler runs it."""
+
+    def scheduled_poll(self) -> PollOutcome | None:
+        """One poll, or None when this replica does not poll now (a follower, or stopping)."""
+        ...
+
+    def maintain(self) -> None: ...
+
+    def reload_rules(self) -> object: ...
+
+    def lease_tick(self) -> bool: ...
+
+    def lease_every(self) -> float | None:
+        """Seconds between lease rounds; None without leader election."""
+        ...
+
+
 class Scheduler:
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def __init__(self, jobs: Jobs, *, poll_interval: float) -> None:
+        self.jobs = jobs
         self._sched = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
-        self._interval = runtime.settings.poll_interval
+        self._interval = poll_interval
         self._failures = 0
 
     def start(self) -> None:
         now = datetime.now()
         self._sched.add_job(self._poll, IntervalTrigger(seconds=self._interval), id="poll", next_run_time=now)
         self._sched.add_job(
-            self.runtime.maintain,
+            self.jobs.maintain,
             IntervalTrigger(seconds=MAINTENANCE_EVERY),
             id="maintain",
             next_run_time=now + timedelta(seconds=MAINTENANCE_EVERY),
         )
         self._sched.add_job(self._reload, IntervalTrigger(seconds=RULES_CHECK_EVERY), id="rules-reload")
-        elector = self.runtime.elector
-        if elector is not None:  # the runtime ran the first round itself, before this
+        lease_every = self.jobs.lease_every()
+        if lease_every is not None:  # the runtime ran the first round itself, before this
             self._sched.add_job(
-                self.runtime.lease_tick,
-                IntervalTrigger(seconds=elector.renew_every),
+                self.jobs.lease_tick,
+                IntervalTrigger(seconds=lease_every),
                 id="lease",
-                next_run_time=now + timedelta(seconds=elector.renew_every),
+                next_run_time=now + timedelta(seconds=lease_every),
             )
         self._sched.start()
         log.info("scheduler started: poll every %.0fs", self._interval)
 
     def _poll(self) -> None:
-        rt = self.runtime
-        if not rt.leader_check():
-            rt.health.leader = False
-            return
-        rt.health.leader = True
-        result = rt.poll_once()
-        if rt.stopping.is_set():
+        result = self.jobs.scheduled_poll()
+        if result is None:
             return
         if result.ok:
             if self._failures:
@@ -86,12 +109,21 @@ class Scheduler:
         self._sched.modify_job("poll", next_run_time=datetime.now() + timedelta(seconds=delay))
 
     def _reload(self) -> None:
-        self.runtime.reload_rules()
+        self.jobs.reload_rules()
 
     def set_poll_interval(self, seconds: float) -> None:
         self._interval = seconds
         self._sched.reschedule_job("poll", trigger=IntervalTrigger(seconds=seconds))
         log.info("poll interval is now %.0fs", seconds)
+
+    def job_interval(self, job_id: str) -> float:
+        """Seconds between runs of job ``job_id`` ("poll", "maintain", "rules-reload", "lease"), as scheduled."""
+        job = self._sched.get_job(job_id)
+        if job is None:
+            raise KeyError(job_id)
+        trigger = job.trigger
+        assert isinstance(trigger, IntervalTrigger)
+        return float(trigger.interval.total_seconds())
 
     def run_now(self) -> None:
         self._sched.modify_job("poll", next_run_time=datetime.now())

@@ -19,6 +19,10 @@ status into :class:`~sentinel.errors.Forbidden` (naming the verb and resource an
 RBAC file), ``NotFound``, ``Conflict``, ``Invalid``, ``ClusterUnavailable`` (5xx, 429, timeouts,
 connection errors); a 429 from an eviction is :class:`~sentinel.errors.DisruptionBudgetRefused`.
 Payloads are capped with :func:`~sentinel.errors.cap`.
+
+One concern, hence one module even past 500 lines: this is the only module allowed to import
+``kubernetes`` (an import-linter contract), so every API call and the translation of its errors
+live here together; the decisions about what to call are elsewhere (actions, remediator, owners).
 """
 
 from __future__ import annotations

@@ -91,6 +91,12 @@ class OwnerResolver:
         with self._lock:
             return self._resolve(namespace, pod, fallback)
 
+    @property
+    def cached(self) -> int:
+        """Answers kept in the cache now (never more than ``max_entries``)."""
+        with self._lock:
+            return len(self._cache)
+
     def workload(self, namespace: str, pod: str) -> str:
         """The top-level owner of ``pod`` in ``namespace`` (the name rule when the API cannot say)."""
         return self.workload_of({"namespace": namespace, "pod": pod})

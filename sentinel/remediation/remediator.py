@@ -1,18 +1,20 @@
-"""The remediation service: decide (pure policy), persist the safety state, act, audit.
+"""The remediation service: decide (pure policy, through the safety ledger), act, audit.
 
 One :meth:`Remediator.handle` per would-be action::
 
-    lock: load SafetyState -> decide -> (allowed) note_started -> put_state("safety")   # before acting
+    ledger (one lock): load SafetyState -> decide -> (allowed) note_started -> put_state("safety")
     audit record added ("in progress") -> store.flush()   # on disk before any call to the cluster
     resolve target -> executor (dry-run or real) -> record updated
-    lock: note_finished (+ effectiveness check queued) -> put_state("safety")
+    ledger: note_finished (+ effectiveness check queued) -> put_state("safety")
 
-The lock makes decide + note_started atomic, so two polls racing for one workload cannot both
+The safety state has one owner, :class:`~sentinel.remediation.ledger.SafetyLedger`; its lock makes
+decide + note_started atomic, so two polls racing for one workload cannot both
 act: the second sees the first in flight (or its cooldown). Persisting *and flushing* before
 acting means a crash mid-action still leaves the cooldown and the spent budget behind on disk
 (a file store's ``put_state`` only changes memory until the next flush); when that flush fails,
 nothing is done. Action ``none`` (record only) makes no cluster call, so it needs no flush.
-With leader election, ``before_act`` then writes the new safety state into the Lease, so the next
+With leader election, ``leader`` says whether this replica leads: a follower's request is refused
+by :func:`~sentinel.core.policy.decide` itself and audited like any refusal; ``before_act`` then writes the new safety state into the Lease, so the next
 leader knows of the action before it happens; if that write shows leadership is gone, no action.
 
 ``restart-pod`` acts on the pod of the group's newest occurrence (:func:`pod_of`).
@@ -28,8 +30,8 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 
 from sentinel.core.actions import ACTIONS, ActionSpec, validate_params
@@ -37,12 +39,11 @@ from sentinel.core.model import ErrorGroup, RemediationRecord, Result, Target
 from sentinel.core.policy import (
     REMEDIATOR,
     ActionRequest,
-    Allow,
     Deny,
+    DenyCode,
     PendingCheck,
     SafetyLimits,
     SafetyState,
-    decide,
     is_effective,
     verdict_due,
     window_counts,
@@ -51,11 +52,13 @@ from sentinel.core.policy import (
 from sentinel.errors import ClusterError, DisruptionBudgetRefused, NotFound, StoreError, cap
 from sentinel.remediation.actions import EXECUTORS, Context, NotApplicable, changed_by_dry_run
 from sentinel.remediation.cluster import WORKLOAD_KINDS, Cluster
+from sentinel.remediation.ledger import STATE_NAME, SafetyLedger
 from sentinel.store.base import MAX_PAGE_SIZE, RecordQuery, Store
 
 log = logging.getLogger(__name__)
 
-STATE_NAME = "safety"
+__all__ = ["STATE_NAME", "LeadershipLost", "Remediator", "pod_of"]
+
 ALERT_SUMMARY_GROUPS = 1000  # group ids listed in one over-the-cap summary record
 NO_CLUSTER = "no cluster configured (no kubeconfig and no in-cluster service account)"
 
@@ -79,18 +82,18 @@ class Remediator:
         cluster: Cluster | None,
         limits: SafetyLimits,
         clock: Callable[[], float],
+        ledger: SafetyLedger | None = None,
     ) -> None:
         self._store = store
         self._cluster = cluster
         self._limits = limits
         self._clock = clock
-        self._lock = threading.Lock()
+        self.ledger = ledger or SafetyLedger(store, clock=clock)
+        self._lock = threading.Lock()  # the limits and the audit folding below (the ledger has its own)
         # The last record per (rule, workload): a refusal that repeats it is folded into it.
         self._last: dict[tuple[str, str], RemediationRecord] = {}
-        # During a poll (:meth:`poll`): the safety state, loaded once; saved at the poll's end,
-        # and before (and after) each action that reaches the cluster.
-        self._ledger: SafetyState | None = None
-        self._dirty = False
+        # Whether this replica leads, and who does: with leader election, a follower acts on nothing.
+        self.leader: Callable[[], tuple[bool, str]] = lambda: (True, "")
         # Called after the safety state is on disk and before a real cluster call; False = do not
         # act. With leader election, it publishes the new cooldown in the Lease (so a takeover
         # cannot repeat this action) and confirms this replica still leads.
@@ -113,13 +116,8 @@ class Remediator:
         log.info("remediation limits changed: %s", limits)
 
     def state(self) -> SafetyState:
-        """A copy of the safety state (the poll's ledger while a poll runs), pruned at now."""
-        with self._lock:
-            s = self._load()
-            if s is self._ledger:
-                s = s.copy()
-        s.prune(self._clock())
-        return s
+        """A copy of the safety state (the poll's while a poll runs), pruned at now."""
+        return self.ledger.state()
 
     def summary(self) -> dict[str, Any]:
         """What the console shows: limits, budget, cooldowns, breakers, and whether a cluster is there."""
@@ -131,56 +129,13 @@ class Remediator:
 
     def reset_breaker(self, workload: str, by: str) -> bool:
         """A person closes ``workload``'s breaker ("namespace/name"); True if it was open."""
-        with self._lock:
-            s = self._load()
-            was_open = s.reset_breaker(workload, by=by, now=self._clock())
-            self._save(s)
+        was_open = self.ledger.reset_breaker(workload, by=by)
         log.info("[%s] breaker reset by %s (was %s)", workload, by, "open" if was_open else "closed")
         return was_open
 
-    # -- persistence --------------------------------------------------------------------------
-
-    def _load(self) -> SafetyState:
-        """The poll's ledger while a poll runs (callers hold the lock), else the stored state."""
-        if self._ledger is not None:
-            return self._ledger
-        return SafetyState.from_dict(self._store.get_state(STATE_NAME))
-
-    def _save(self, state: SafetyState, *, durable: bool = True) -> None:
-        """Write the safety state to the store; during a poll, ``durable=False`` only marks the ledger."""
-        if state is self._ledger and not durable:
-            self._dirty = True
-            return
-        self._store.put_state(STATE_NAME, state.to_dict())
-        if state is self._ledger:
-            self._dirty = False
-
-    @contextmanager
-    def poll(self) -> Iterator[None]:
-        """One safety-state load and one save for all the decisions of a poll.
-
-        Decisions inside are made against an in-memory ledger (every thread's, manual requests
-        included, so none is lost). A refusal changes nothing; an alert (action ``none``) only
-        starts a cooldown, saved at the end. An action that reaches the cluster still saves the
-        state before the call (crash safety) and after it.
-        """
-        with self._lock:
-            if self._ledger is not None:  # nested: the outer poll owns the ledger
-                nested = True
-            else:
-                nested = False
-                ledger = SafetyState.from_dict(self._store.get_state(STATE_NAME))
-                ledger.prune(self._clock())
-                self._ledger, self._dirty = ledger, False
-        try:
-            yield
-        finally:
-            if not nested:
-                with self._lock:
-                    ledger, self._ledger = self._ledger, None
-                    if self._dirty and ledger is not None:
-                        self._store.put_state(STATE_NAME, ledger.to_dict())
-                    self._dirty = False
+    def poll(self) -> AbstractContextManager[None]:
+        """One safety-state load and one save for all the decisions of a poll (:meth:`SafetyLedger.poll`)."""
+        return self.ledger.poll()
 
     # -- the one entry point -------------------------------------------------------------------
 
@@ -239,21 +194,15 @@ class Remediator:
             manual=manual,
         )
 
-        with self._lock:
-            now = self._clock()
-            state = self._load()
-            if state is not self._ledger:
-                state.prune(now)  # a ledger is pruned once, when the poll starts
-            decision = decide(request, state, self._limits, now)
-            if isinstance(decision, Allow):
-                state.note_started(request, now)
-                # before acting: a crash must not reset the budget (an alert touches nothing: it may wait)
-                self._save(state, durable=not decision.record_only)
+        leading, holder = self.leader()
+        decision, now = self.ledger.decide(request, self._limits, leader=leading, holder=holder)
 
         if isinstance(decision, Deny):
             record.decision, record.reason, record.result = "denied", decision.reason, Result.SKIPPED
             record.reason_code = decision.code.value
             record = self._append(record)
+            if decision.code is DenyCode.FOLLOWER:
+                log.info("%s %s asked by %s refused: this replica is a follower", prefix, action, requested_by)
             log.debug("%s %s for rule %s denied: %s", prefix, action, rule, decision.reason)
             return record
 
@@ -331,13 +280,8 @@ class Remediator:
             record.result, record.error = Result.FAILED, cap(f"{type(err).__name__}: {err}")
             record.reason = "internal error"
         finally:
-            with self._lock:
-                end = self._clock()
-                state = self._load()
-                state.note_finished(request, end)
-                if executed:
-                    state.note_executed(PendingCheck(record.id, group.id, key, action, now))
-                self._save(state)
+            check = PendingCheck(record.id, group.id, key, action, now) if executed else None
+            end = self.ledger.finish(request, executed=check)
             record.duration_ms = round((end - started) * 1000, 3)
             self._store.update_remediation(record)
         log.log(
@@ -420,10 +364,7 @@ class Remediator:
         )
         record.changes = {**record.changes, "changed_by_dry_run": changed}
         reason = f"a dry run of {record.action} (record {record.id}) changed the cluster: {cap(what, 512)}"
-        with self._lock:
-            state = self._load()
-            state.halt(reason, now=self._clock())
-            self._save(state)
+        self.ledger.halt(reason)
         log.error("%s %s; every action is refused until a person resets breaker %r", prefix, reason, REMEDIATOR)
 
     def _target(self, cluster: Cluster, spec: ActionSpec, group: ErrorGroup) -> Target:
@@ -443,9 +384,10 @@ class Remediator:
     ) -> list[RemediationRecord]:
         """Judge executed actions whose window has passed; open breakers after K ineffective ones."""
         window = self._limits.effectiveness_window
+        threshold = self._limits.breaker_threshold
         updated: list[RemediationRecord] = []
-        with self._lock:
-            state = self._load()
+
+        def judge(state: SafetyState) -> int:
             due = [c for c in state.pending.values() if verdict_due(c.time, window, now)]
             for check in due:
                 group = groups_by_id(check.group_id)
@@ -458,9 +400,7 @@ class Remediator:
                 else:
                     before, after = 0, int(group.last_seen > check.time)
                     effective = group.last_seen <= check.time
-                opened = state.note_verdict(
-                    check, effective=effective, now=now, threshold=self._limits.breaker_threshold
-                )
+                opened = state.note_verdict(check, effective=effective, now=now, threshold=threshold)
                 record = self._find_record(check)
                 if record is not None:
                     record.effective = effective
@@ -477,8 +417,9 @@ class Remediator:
                 )
                 if opened:
                     log.warning("[%s] breaker opened: %s", check.workload, state.breakers[check.workload].reason)
-            if due:
-                self._save(state)
+            return len(due)
+
+        self.ledger.apply(judge)
         return updated
 
     def _find_record(self, check: PendingCheck) -> RemediationRecord | None:

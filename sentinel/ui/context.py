@@ -17,8 +17,9 @@ import streamlit as st
 from sentinel.config import Config
 from sentinel.engine.context import ContextReader
 from sentinel.engine.events import EventBus
+from sentinel.engine.health import Health
 from sentinel.engine.pipeline import Pipeline
-from sentinel.engine.runtime import Health, Runtime, current
+from sentinel.engine.runtime import Runtime, current
 from sentinel.remediation.remediator import Remediator
 from sentinel.store.base import Store
 from sentinel.views.ports import Commands, RulesView, SettingsPort

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from sentinel.core.model import ErrorGroup, RemediationRecord
 from sentinel.core.rules import RuleSet
-from sentinel.engine.runtime import Health
+from sentinel.engine.health import Health
 from sentinel.engine.settings import RuntimeSettings
 
 

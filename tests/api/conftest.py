@@ -19,6 +19,7 @@ import httpx
 import pytest
 import uvicorn
 
+from sentinel import bootstrap
 from sentinel.api.app import create_app
 from sentinel.engine.runtime import Runtime
 from sentinel.sources.files import FileSource
@@ -54,7 +55,9 @@ def build_runtime(tmp: Path, *, token: str | None = TOKEN) -> Runtime:
     config = tmp / "config.yaml"
     config.write_text(CONFIG.format(rules=DEMO / "rules.yaml"), encoding="utf-8")
     env = {"KUBE_SENTINEL_API_TOKEN": token} if token else {}
-    return Runtime.build(config, source=FileSource(DEMO / "logs.jsonl", live=True), store=MemoryStore(), env=env)
+    return bootstrap.build_runtime(
+        config, source=FileSource(DEMO / "logs.jsonl", live=True), store=MemoryStore(), env=env
+    )
 
 
 @dataclass

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from sentinel.api.app import create_app
+from sentinel.bootstrap import build_runtime
 from sentinel.core.model import MAX_SAMPLE_CHARS, GroupDelta, Priority
 from sentinel.engine.backtest import EXPENSIVE, MAX_CONCURRENT
 from sentinel.engine.runtime import Runtime
@@ -78,7 +79,7 @@ def jsonl(tmp: Path, entries: list[tuple[dict[str, str], str]]) -> Path:
 def file_runtime(tmp: Path, entries: list[tuple[dict[str, str], str]]) -> Runtime:
     cfg = write_runtime_files(tmp)
     env = {"KUBE_SENTINEL_API_TOKEN": TOKEN}
-    rt = Runtime.build(cfg, source=FileSource(jsonl(tmp, entries)), store=MemoryStore(), env=env)
+    rt = build_runtime(cfg, source=FileSource(jsonl(tmp, entries)), store=MemoryStore(), env=env)
     result = rt.poll_once()
     assert result.ok and result.lines == len(entries), result
     return rt
@@ -112,7 +113,7 @@ def test_echoed_credentials_are_never_stored_logged_or_served(
 ) -> None:
     loki_peer.require_bearer("the-right-token-000000")
     loki_peer.echo_auth_in_401()
-    rt = Runtime.build(write_runtime_files(tmp_path, url=loki_peer.url, auth=auth), store=MemoryStore(), env={})
+    rt = build_runtime(write_runtime_files(tmp_path, url=loki_peer.url, auth=auth), store=MemoryStore(), env={})
     with caplog.at_level(logging.INFO):
         result = rt.poll_once()
     assert not result.ok and "[redacted]" in result.error, result.error
@@ -163,7 +164,7 @@ def test_log_filter_redacts_every_form(caplog: pytest.LogCaptureFixture) -> None
 def test_settings_refuse_a_query_loki_rejects_with_lokis_message(
     tmp_path: Path, loki_peer: LokiPeer, query: str, fixture: str
 ) -> None:
-    rt = Runtime.build(
+    rt = build_runtime(
         write_runtime_files(tmp_path, url=loki_peer.url), store=MemoryStore(), env={"KUBE_SENTINEL_API_TOKEN": TOKEN}
     )
     before = rt.settings.query
@@ -185,7 +186,7 @@ def test_settings_refuse_a_query_loki_rejects_with_lokis_message(
 
 
 def test_settings_refuse_a_query_when_loki_cannot_be_asked(tmp_path: Path) -> None:
-    rt = Runtime.build(write_runtime_files(tmp_path, url="http://127.0.0.1:9"), store=MemoryStore(), env={})
+    rt = build_runtime(write_runtime_files(tmp_path, url="http://127.0.0.1:9"), store=MemoryStore(), env={})
     rt.source.max_retries = 0  # type: ignore[attr-defined]
     with pytest.raises(Exception) as info:
         rt.update_settings({"query": '{app="x"}'}, by="test")

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from sentinel.api.app import create_app
+from sentinel.bootstrap import build_runtime
 from sentinel.core.logql import group_query, line_regex, pod_regex
 from sentinel.engine.runtime import Runtime
 from sentinel.sources.loki import LokiClient
@@ -85,7 +86,7 @@ def _polled(tmp: Path, peer: LokiPeer, extra: str = "") -> Runtime:
     source = LokiClient(
         httpx.Client(base_url=peer.url, timeout=5.0), query='{namespace=~".+"} |= "ERROR"', sleep=lambda _s: None
     )
-    rt = Runtime.build(_write_config(tmp, peer, extra), source=source, store=MemoryStore())
+    rt = build_runtime(_write_config(tmp, peer, extra), source=source, store=MemoryStore())
     assert rt.poll_once().ok
     return rt
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 
 from sentinel.core.policy import Breaker, cooldown_key
+from sentinel.engine.leader import LeaderElector
 from sentinel.engine.runtime import Runtime
+from sentinel.remediation.cluster import Cluster
 from tests.api.conftest import AUTH, TOKEN, Served
+from tests.peers.kube import KubePeer
 
 WORKLOAD = "shop/checkout"
 
@@ -167,16 +168,28 @@ def test_read_only_api_refuses_reset_but_shows_the_state(readonly: Served) -> No
     assert readonly.client.get("/api/safety").json()["breakers"][0]["state"] == "open"
 
 
-def test_a_follower_refuses_reset(fresh: Served) -> None:
+def test_a_follower_refuses_reset(fresh: Served, kube_peer: KubePeer) -> None:
     """Each replica has its own store: a reset on a follower would change nothing that decides."""
     rt = fresh.runtime
     _open_breaker(rt)
-    saved = (rt.elector, rt.leader_check)
-    rt.elector = SimpleNamespace(holder="sentinel-0")  # type: ignore[assignment]  # only .holder is read
-    rt.leader_check = lambda: False
+    kube_peer.add_namespace("kube-sentinel")
+    cluster = Cluster.for_host(kube_peer.url, kube_peer.token, timeout=2.0)
     try:
+        other = LeaderElector(cluster, namespace="kube-sentinel", identity="sentinel-0", clock=rt.clock)
+        assert other.tick()  # another replica holds the Lease
+        rt.use_elector(
+            LeaderElector(
+                cluster,
+                namespace="kube-sentinel",
+                identity="sentinel-1",
+                store=rt.store,
+                ledger=rt.remediator.ledger,
+                clock=rt.clock,
+            )
+        )
+        assert not rt.lease_tick() and rt.read_only
         r = fresh.client.post("/api/safety/breakers/reset", json={"workload": WORKLOAD}, headers=AUTH)
     finally:
-        rt.elector, rt.leader_check = saved
+        cluster.close()
     assert r.status_code == 409 and "sentinel-0" in r.json()["detail"]
     assert rt.remediator.state().breaker_open(WORKLOAD)

@@ -208,13 +208,13 @@ def persistence_child(n: int, folder: str) -> dict[str, Any]:
     from sentinel.api.app import create_app
 
     with tempfile.TemporaryDirectory() as tmp:
-        from sentinel.engine.runtime import Runtime
+        from sentinel.bootstrap import build_runtime
         from sentinel.sources.files import FileSource
         from tests.bench.run import API_CONFIG, DEMO, RULES
 
         config = Path(tmp) / "config.yaml"
         config.write_text(API_CONFIG.format(rules=RULES), encoding="utf-8")
-        rt = Runtime.build(
+        rt = build_runtime(
             config,
             source=FileSource(DEMO / "logs.jsonl", live=True),
             store=store,

@@ -301,7 +301,7 @@ def _k8s_corpus_markdown(sec: dict[str, Any]) -> list[str]:
 def classification_lines(n: int = 100_000) -> list[str]:
     """Messages as the classifier sees them: the parsed messages of the benchmark's Kubernetes mix."""
     from sentinel.core.parsing import parse_message
-    from sentinel.sources.loki import parse_streams
+    from sentinel.sources.loki_json import parse_streams
     from tests.bench.k8s_mix import pages
 
     out: list[str] = []
@@ -452,7 +452,7 @@ def pipeline_child(n: int, *, trace: bool = False) -> dict[str, Any]:
     from sentinel.config import load_rules
     from sentinel.core.impact import LifecycleSettings
     from sentinel.engine.pipeline import Batch, Pipeline, paused_gc
-    from sentinel.sources.loki import parse_streams
+    from sentinel.sources.loki_json import parse_streams
     from sentinel.store.tinydb import TinyDBStore
     from tests.bench.k8s_mix import HOUR_NS, T0_NS, pages
 
@@ -466,7 +466,7 @@ def pipeline_child(n: int, *, trace: bool = False) -> dict[str, Any]:
     batch = Batch()
     wall = cpu_t = 0.0
     bytes_in = 0
-    with paused_gc():  # as Runtime._poll reads and groups a window
+    with paused_gc():  # as PollCycle.poll_once reads and groups a window
         for body in pages(n):  # generating a page is not timed; only one page is alive at a time
             bytes_in += len(body)
             t0, c0 = time.perf_counter(), time.process_time()
@@ -748,12 +748,12 @@ store:
 
 
 def bench_runtime(tmp: Path, store: Any) -> Any:
-    from sentinel.engine.runtime import Runtime
+    from sentinel.bootstrap import build_runtime
     from sentinel.sources.files import FileSource
 
     config = tmp / "config.yaml"
     config.write_text(API_CONFIG.format(rules=RULES), encoding="utf-8")
-    return Runtime.build(config, source=FileSource(DEMO / "logs.jsonl", live=True), store=store, env={})
+    return build_runtime(config, source=FileSource(DEMO / "logs.jsonl", live=True), store=store, env={})
 
 
 def api_server_child(port_file: str) -> None:
@@ -939,7 +939,7 @@ def decisions_child(n: int) -> dict[str, Any]:
     """In a fresh process: a poll's remediation step over ``n`` new groups, shipped rules, dry-run, no cluster.
 
     The groups are stored first (not timed), each given one of the shipped rules in turn, as a
-    first start on a busy cluster would bring them; the timed part is ``Runtime._remediate``:
+    first start on a busy cluster would bring them; the timed part is ``AutoRemediation.run``:
     every decision, the audit records and the safety state (one load and one save per poll).
     """
     import logging
@@ -953,11 +953,11 @@ def decisions_child(n: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "config.yaml"
         config.write_text(API_CONFIG.format(rules=ROOT / "config" / "rules.yaml"), encoding="utf-8")
-        from sentinel.engine.runtime import Runtime
+        from sentinel.bootstrap import build_runtime
         from sentinel.sources.files import FileSource
 
         store = MemoryStore()
-        rt = Runtime.build(config, source=FileSource(DEMO / "logs.jsonl", live=True), store=store, env={})
+        rt = build_runtime(config, source=FileSource(DEMO / "logs.jsonl", live=True), store=store, env={})
         rules = [r.name for r in rt.rules.all_rules if r.name != "default"]
         deltas = store_deltas(n, now=now, prefix="d")
         for i, d in enumerate(deltas):
@@ -965,7 +965,7 @@ def decisions_child(n: int) -> dict[str, Any]:
         changes = store.record(deltas, now=now, lifecycle=LifecycleSettings())
         gc.collect()
         t0, c0 = time.perf_counter(), time.process_time()
-        decided = rt._remediate(changes)
+        decided = rt.autoremediation.run(changes)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         records = store.stats(now=now).remediations_by_result
         return {
@@ -1270,7 +1270,7 @@ def markdown(rep: dict[str, Any]) -> str:
             ],
         )
         L += [
-            "`Runtime._remediate` over a poll's new groups (stored beforehand, not timed), in a fresh process "
+            "`AutoRemediation.run` over a poll's new groups (stored beforehand, not timed), in a fresh process "
             "pinned to one core: the decisions, the audit records and the safety state (one load and one save).",
             "",
         ]

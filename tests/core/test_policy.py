@@ -488,3 +488,23 @@ def test_verdict_due(now: float, due: bool) -> None:
 def test_window_counts_never_exceed_total(counts: dict[int, int], window: float) -> None:
     before, after = window_counts(counts, AT, window)
     assert before + after <= sum(counts.values())
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        pytest.param(req(), id="automatic"),
+        pytest.param(req(manual=True), id="manual"),
+        pytest.param(req(action="none"), id="alert"),
+        pytest.param(req(namespace="kube-system"), id="excluded-too"),
+    ],
+)
+def test_a_follower_is_refused_first_naming_the_leader(request_: ActionRequest) -> None:
+    disabled = dataclasses.replace(LIMITS, enabled=False)  # the follower refusal comes before every other
+    d = decide(request_, SafetyState(), disabled, NOW, leader=False, holder="sentinel-0")
+    assert isinstance(d, Deny) and d.code is DenyCode.FOLLOWER
+    assert d.reason == "follower: read-only; only the leader (sentinel-0) acts. Ask the leader's console"
+    nobody = decide(request_, SafetyState(), LIMITS, NOW, leader=False)
+    assert isinstance(nobody, Deny) and "(none right now)" in nobody.reason
+    as_leader = decide(request_, SafetyState(), LIMITS, NOW, leader=True, holder="x")
+    assert as_leader == decide(request_, SafetyState(), LIMITS, NOW)  # leading changes nothing else

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from sentinel.api.app import create_app
+from sentinel.bootstrap import build_runtime
 from sentinel.core.impact import transition
 from sentinel.core.model import ErrorGroup, GroupDelta, LogEntry, Priority, Status
 from sentinel.engine.runtime import MS, Runtime, install, uninstall
@@ -84,7 +85,7 @@ def test_status_changes_racing_polls_lose_no_occurrence(tmp_path: Path) -> None:
             ticks[0] += 0.001
             return ticks[0]
 
-    rt = Runtime.build(write_config(tmp_path), source=source, clock=clock)
+    rt = build_runtime(write_config(tmp_path), source=source, clock=clock)
     assert rt.poll_once().ok
     (group,) = rt.store.all_groups()
     done = threading.Event()
@@ -209,7 +210,7 @@ def loki_runtime(
         max_retries=1,
         sleep=lambda _s: None,
     )
-    return Runtime.build(loki_config(tmp_path, peer, **kw), source=source, clock=clock)
+    return build_runtime(loki_config(tmp_path, peer, **kw), source=source, clock=clock)
 
 
 def served(rt: Runtime) -> Iterator[Served]:
@@ -374,7 +375,7 @@ def test_a_cursor_in_the_future_is_reported_and_the_lookback_is_read(
     rt = loki_runtime(tmp_path, loki_peer, clock=lambda: now)
     rt.store.set_cursor(int((now + 3600) * NS))
 
-    with caplog.at_level(logging.WARNING, logger="sentinel.engine.runtime"):
+    with caplog.at_level(logging.WARNING, logger="sentinel.engine"):
         result = rt.poll_once()
 
     assert result.ok and result.lines == 1

@@ -13,15 +13,14 @@ from typing import Any
 import httpx
 import pytest
 
+from sentinel.bootstrap import build_runtime
 from sentinel.config import load_config
-from sentinel.core.policy import Breaker, SafetyState, cooldown_key
-from sentinel.engine.leader import (
+from sentinel.core.policy import Breaker, SafetyLimits, SafetyState, cooldown_key
+from sentinel.engine.leader import LeaderElector, default_identity, default_namespace
+from sentinel.engine.lease import (
     SAFETY_ANNOTATION,
-    LeaderElector,
     LeaseAction,
     decide_lease,
-    default_identity,
-    default_namespace,
     merge_summary,
     micro_time,
     parse_summary,
@@ -31,11 +30,14 @@ from sentinel.engine.leader import (
 from sentinel.engine.runtime import Runtime
 from sentinel.errors import ConfigError, NotFound, StoreError
 from sentinel.remediation.cluster import Cluster
+from sentinel.remediation.ledger import SafetyLedger
+from sentinel.remediation.remediator import Remediator
 from sentinel.sources.loki import LokiClient
 from sentinel.store.base import RecordQuery, Store
 from sentinel.store.memory import MemoryStore
 from tests.peers.kube import KubePeer
 from tests.peers.loki import LokiPeer
+from tests.remediation.conftest import make_group
 
 NS = "kube-sentinel"
 LEASE = "kube-sentinel"
@@ -249,8 +251,17 @@ def cluster(peer: KubePeer) -> Iterator[Cluster]:
 
 
 def elector(cluster: Cluster, identity: str, clock: FakeClock, store: Store | None = None) -> LeaderElector:
+    """An elector alone; with ``store``, its safety state is kept by a ledger of its own (no remediator here)."""
     return LeaderElector(
-        cluster, namespace=NS, name=LEASE, identity=identity, lease_duration=15, renew_every=5, store=store, clock=clock
+        cluster,
+        namespace=NS,
+        name=LEASE,
+        identity=identity,
+        lease_duration=15,
+        renew_every=5,
+        store=store,
+        ledger=SafetyLedger(store, clock=clock) if store is not None else None,
+        clock=clock,
     )
 
 
@@ -383,6 +394,39 @@ def test_the_leader_publishes_its_safety_summary_and_the_next_one_merges_it_befo
     assert merged.actions_last_hour(clock.now) == 2 and merged.breaker_open("demo/api")
 
 
+def test_a_summary_merged_during_a_poll_is_kept_when_the_poll_saves(
+    peer: KubePeer, cluster: Cluster, clock: FakeClock
+) -> None:
+    """The elector merges through the remediator's ledger (one owner, one lock): the poll's own save,
+    at its end, keeps what the takeover merged in the middle of it."""
+    store_a, store_b = MemoryStore(), MemoryStore()
+    store_a.put_state("safety", leader_state().to_dict())
+    a = elector(cluster, "a", clock, store_a)
+    remediator = Remediator(store=store_b, cluster=None, limits=SafetyLimits(), clock=clock)
+    b = LeaderElector(
+        cluster,
+        namespace=NS,
+        name=LEASE,
+        identity="b",
+        lease_duration=15,
+        renew_every=5,
+        store=store_b,
+        ledger=remediator.ledger,
+        clock=clock,
+    )
+    assert a.tick() and not b.tick()
+    a.release()
+    group = make_group(workload="api")
+    with remediator.poll():
+        alert = remediator.handle(group, rule="oom", action="none", params={}, cooldown=600)
+        assert alert.decision == "allowed"  # its cooldown waits in memory for the poll's end
+        assert b.tick()  # the takeover merges a's summary now, in the middle of the poll
+    saved = SafetyState.from_dict(store_b.get_state("safety"))
+    assert saved.cooldown_remaining("crash", "demo/web", clock.now) == 300  # merged from a
+    assert saved.cooldown_remaining("oom", "demo/api", clock.now) == 600  # the poll's own
+    assert saved.breaker_open("demo/api")
+
+
 class BrokenStore(MemoryStore):
     def put_state(self, name: str, value: dict[str, Any]) -> None:
         raise StoreError("disk full")
@@ -469,7 +513,7 @@ leader_election:
 
 def build(cfg: Path, loki: LokiPeer, clock: Any) -> Runtime:
     source = LokiClient(httpx.Client(base_url=loki.url, timeout=5.0), query='{namespace=~".+"}', max_retries=1)
-    return Runtime.build(cfg, source=source, clock=clock, env={})
+    return build_runtime(cfg, source=source, clock=clock, env={})
 
 
 def refused_line(loki: LokiPeer, pod: str, at: float, n: int) -> None:
@@ -519,6 +563,7 @@ def test_no_action_runs_twice_across_a_takeover(
     assert pod_deletes(kube_peer) == 1
     rec = b.request_action(group.id, by="alice")
     assert rec.decision == "denied" and rec.reason.startswith("follower: read-only") and "(a)" in rec.reason
+    assert rec.reason_code == "follower"  # refused by decide() itself, audited as every refusal is
     assert pod_deletes(kube_peer) == 1
 
     a.stop()  # releases the lease: b takes over at its next round
@@ -574,6 +619,9 @@ def test_leader_election_off_is_always_leader(tmp_path: Path, loki_peer: LokiPee
     rt = build(cfg, loki_peer, time.time)
     assert rt.elector is None and rt.health.leader and rt.leader_check()
     assert rt.leadership() == {"enabled": False, "leader": True, "role": "leader"}
+    with pytest.raises(AttributeError):  # "am I leader" has one writer: the runtime's Leadership
+        rt.health.leader = False  # type: ignore[misc]
+    assert rt.health.leader and not rt.read_only
     rt.stop()
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from sentinel.engine import runtime as runtime_module
 from sentinel.store.base import RecordQuery
 from tests.engine.test_runtime import NS, build, write_config
 from tests.peers.loki import LokiPeer
@@ -26,9 +25,8 @@ rules:
 
 
 def test_alert_only_records_are_capped_per_poll_with_one_summary(
-    tmp_path: Path, loki_peer: LokiPeer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, loki_peer: LokiPeer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(runtime_module, "ALERTS_PER_POLL", 5)
     cfg = write_config(tmp_path, loki_peer)
     (tmp_path / "rules.yaml").write_text(RULES)
     now_ns = int(time.time() * NS)
@@ -38,7 +36,8 @@ def test_alert_only_records_are_capped_per_poll_with_one_summary(
             [(now_ns - 60 * NS, "ERROR upstream failed: connection refused")],
         )
     rt = build(cfg, loki_peer)
-    with caplog.at_level(logging.INFO, logger="sentinel.engine.runtime"):
+    rt.autoremediation.alerts_per_poll = 5
+    with caplog.at_level(logging.INFO, logger="sentinel.engine"):
         result = rt.poll_once()
     assert result.ok and result.new_groups == 12
     records = rt.store.list_remediations(RecordQuery(page_size=100)).items

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sentinel.bootstrap import build_runtime
 from sentinel.engine.runtime import Runtime
 from sentinel.errors import ConfigError
 from sentinel.sources.loki import LokiClient
@@ -70,7 +71,7 @@ def build(
         max_retries=2,
         sleep=sleeps or Sleeps(),
     )
-    return Runtime.build(cfg, source=source, clock=clock)
+    return build_runtime(cfg, source=source, clock=clock)
 
 
 def total_count(rt: Runtime) -> int:
@@ -222,8 +223,7 @@ def test_scheduler_polls_and_applies_a_new_interval_live(tmp_path: Path, loki_pe
             time.sleep(0.05)
         assert rt.health.polls >= 1 and total_count(rt) == 30
         rt.update_settings({"poll_interval": "5s"}, by="bob")
-        job = rt.scheduler._sched.get_job("poll")
-        assert job.trigger.interval.total_seconds() == 5
+        assert rt.scheduler is not None and rt.scheduler.job_interval("poll") == 5
     finally:
         rt.stop()
     assert rt.scheduler is None
@@ -251,13 +251,13 @@ def test_console_override_survives_restart_until_the_file_changes(tmp_path: Path
 
 def test_query_setting_applies_live_and_after_restart(tmp_path: Path, loki_peer: LokiPeer) -> None:
     cfg = write_config(tmp_path, loki_peer)
-    rt = Runtime.build(cfg)  # the runtime's own Loki client
+    rt = build_runtime(cfg)  # the runtime's own Loki client
     new_query = '{namespace="shop"} |= "boom"'
     rt.update_settings({"query": new_query}, by="ann")
     assert rt.poll_once().ok
     assert loki_peer.requests_to("/loki/api/v1/query_range")[-1].param("query") == new_query
     rt.stop()
-    rt2 = Runtime.build(cfg)
+    rt2 = build_runtime(cfg)
     assert rt2.poll_once().ok
     assert loki_peer.requests_to("/loki/api/v1/query_range")[-1].param("query") == new_query
     rt2.stop()
@@ -267,7 +267,7 @@ def test_stopping_ends_a_poll_waiting_between_retries(tmp_path: Path, loki_peer:
     import threading
 
     cfg = write_config(tmp_path, loki_peer)
-    rt = Runtime.build(cfg)  # its Loki client sleeps through the runtime's stop flag
+    rt = build_runtime(cfg)  # its Loki client sleeps through the runtime's stop flag
     loki_peer.fail_next(503, times=20, retry_after="20")
     results = []
     worker = threading.Thread(target=lambda: results.append(rt.poll_once()))
@@ -287,8 +287,8 @@ def test_in_cluster_outside_a_pod_means_no_cluster_not_the_local_kubeconfig(
 ) -> None:
     import os
 
+    from sentinel.bootstrap import build_cluster
     from sentinel.config import load_config
-    from sentinel.engine.runtime import build_cluster
 
     assert "KUBERNETES_SERVICE_HOST" not in os.environ
     cfg = tmp_path / "c.yaml"

@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+from sentinel.bootstrap import build_runtime
 from sentinel.engine.runtime import Runtime
 from sentinel.sources.files import FileSource
 from sentinel.store.memory import MemoryStore
@@ -72,7 +73,7 @@ def build(
     now = time.time()
     stamped = [{"ts": int((now - float(str(x["ago"]))) * NS), "labels": x["labels"], "line": x["line"]} for x in lines]
     logs.write_text("".join(json.dumps(x) + "\n" for x in stamped), encoding="utf-8")
-    return Runtime.build(cfg, source=FileSource(logs), store=MemoryStore(), env=env or {})
+    return build_runtime(cfg, source=FileSource(logs), store=MemoryStore(), env=env or {})
 
 
 def destination(name: str, kind: str, url: str, extra: str = "") -> str:

@@ -96,7 +96,7 @@ def test_cache_is_bounded(peer: KubePeer, cluster: Cluster, clock: FakeClock) ->
     resolver = OwnerResolver(cluster, max_entries=2, clock=clock)
     for p in peer.pods():
         resolver.workload("demo", p["metadata"]["name"])
-    assert len(resolver._cache) == 2
+    assert resolver.cached == 2
 
 
 def test_gone_pod_gets_the_name_rule(peer: KubePeer, resolver: OwnerResolver) -> None:

@@ -294,18 +294,19 @@ def test_hourly_budget(peer: KubePeer, make_remediator: RemediatorFactory, clock
     assert handle(r, make_group(workload="c"), "rollout-restart").result is Result.SUCCESS
 
 
-def test_per_workload_cap(peer: KubePeer, make_remediator: RemediatorFactory, clock: FakeClock) -> None:
+def test_per_workload_cap(
+    peer: KubePeer, make_remediator: RemediatorFactory, clock: FakeClock, store: MemoryStore
+) -> None:
     peer.deployment("web")
     r = make_remediator(limits=LIMITS)
     decisions = []
     for n in range(4):
         decisions.append(handle(r, web_group(peer), "rollout-restart", rule=f"rule-{n}").decision)
     assert decisions == ["allowed", "allowed", "allowed", "denied"]
-    assert "per-workload cap" in audit_last(r).reason
+    assert "per-workload cap" in audit_last(store).reason
 
 
-def audit_last(r: Remediator) -> RemediationRecord:
-    store: MemoryStore = r._store  # type: ignore[assignment]
+def audit_last(store: MemoryStore) -> RemediationRecord:
     return store.list_remediations(RecordQuery(page_size=1)).items[0]
 
 

@@ -15,7 +15,8 @@ import pytest
 
 from sentinel.core.model import LogEntry
 from sentinel.errors import ConfigError, LokiAuthError, LokiError, LokiQueryError, LokiUnavailable
-from sentinel.sources.loki import LokiClient, build_http_client, parse_streams
+from sentinel.sources.loki import LokiClient, build_http_client
+from sentinel.sources.loki_json import parse_streams
 from tests.peers.loki import QUERY_RANGE, READY, LokiPeer
 
 BASE = 1_795_826_000_000_000_000

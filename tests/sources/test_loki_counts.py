@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sentinel.core.model import LogEntry
-from sentinel.sources.loki import LokiClient, build_http_client, exact_selector, split_selector
+from sentinel.sources.loki import LokiClient, build_http_client
+from sentinel.sources.loki_json import exact_selector, split_selector
 from tests.peers.loki import LokiPeer
 
 BASE = 1_795_826_000_000_000_000

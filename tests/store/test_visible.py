@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from sentinel.api.app import create_app
+from sentinel.bootstrap import build_runtime
 from sentinel.engine.runtime import Runtime
 from sentinel.errors import StoreError
 from sentinel.sources.files import FileSource
@@ -19,7 +20,7 @@ from tests.api.conftest import AUTH, CONFIG, DEMO, TOKEN, Served, serve
 def runtime_over(store: TinyDBStore, tmp: Path) -> Runtime:
     config = tmp / "config.yaml"
     config.write_text(CONFIG.format(rules=DEMO / "rules.yaml"), encoding="utf-8")
-    return Runtime.build(
+    return build_runtime(
         config,
         source=FileSource(DEMO / "logs.jsonl", live=True),
         store=store,

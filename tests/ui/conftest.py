@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from sentinel import bootstrap
 from sentinel.core.model import GroupDelta, Priority
 from sentinel.engine.runtime import Runtime, install, uninstall
 from sentinel.sources.files import FileSource
@@ -32,7 +33,7 @@ BIG = 50_000
 
 def build_runtime(store: MemoryStore | None = None) -> Runtime:
     """The demo's config and rules with a given store; nothing started."""
-    return Runtime.build(
+    return bootstrap.build_runtime(
         DEMO / "config.yaml",
         DEMO / "rules.yaml",
         source=FileSource(DEMO / "logs.jsonl", live=True),

@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 
+from sentinel.bootstrap import build_runtime
 from sentinel.engine.runtime import Runtime
 from sentinel.sources.files import FileSource
 from sentinel.store.base import Store
@@ -35,7 +36,7 @@ def write_lines(path: Path, *, n: int = 6) -> Path:
 
 def seed(path: Path, *, store: Store | None = None) -> Runtime:
     """A demo runtime (its config and rules) that polled the hostile lines once into ``store``."""
-    rt = Runtime.build(
+    rt = build_runtime(
         DEMO / "config.yaml", DEMO / "rules.yaml", source=FileSource(write_lines(path), live=True), store=store
     )
     result = rt.poll_once()

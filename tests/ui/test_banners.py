@@ -26,7 +26,7 @@ def test_no_cluster_says_decisions_are_recorded_only(demo_rt: Runtime) -> None:
 
 @pytest.mark.parametrize("dry_run", [True, False])
 def test_a_connected_cluster_shows_dry_run_or_live(demo_rt: Runtime, dry_run: bool) -> None:
-    demo_rt.health.cluster = "connected"  # what Runtime.build records when the Kubernetes client is built
+    demo_rt.health.cluster = "connected"  # what build_runtime records when the Kubernetes client is built
     if not dry_run:
         demo_rt.update_settings({"dry_run": False}, by="test")
     errors, warnings, infos = _banners(demo_rt)
