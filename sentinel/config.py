@@ -33,6 +33,7 @@ from pydantic import (
 from sentinel.core.actions import validate_params
 from sentinel.core.durations import parse_duration
 from sentinel.core.model import Priority
+from sentinel.core.rollouts import WHEN_VALUES
 from sentinel.core.rules import LEVELS as RULE_LEVELS
 from sentinel.core.rules import MAX_RULES, LabelMatcher, PatternError, Rule, RuleLimitError, RuleSet, compile_pattern
 from sentinel.core.rules import ON as RULE_ON
@@ -98,10 +99,29 @@ class LokiConfig(Section):
         return v
 
 
+class PodStatusConfig(Section):
+    """incidents: pod states read from the API server as a second source of occurrences."""
+
+    enabled: bool = True
+    interval: Duration = 30.0
+    namespaces: list[str] = Field(default_factory=list)  # empty: every namespace (list pods cluster-wide)
+    page_limit: int = Field(default=500, ge=1, le=5000)
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, v: float) -> float:
+        if v < 1:
+            raise ValueError("must be at least 1s")
+        return v
+
+
 class KubernetesConfig(Section):
     in_cluster: bool = True
     kubeconfig: str = ""
     context: str = ""
+    # incidents: a group first seen within this long after its revision's rollout is "new since the rollout"
+    rollout_window: Duration = 3600.0
+    pod_status: PodStatusConfig = Field(default_factory=PodStatusConfig)
 
 
 class WebConfig(Section):
@@ -336,6 +356,7 @@ class RemediationSpec(BaseModel):
     action: str = "none"
     params: dict[str, Any] = Field(default_factory=dict)
     cooldown: Duration = 300.0
+    when: str = "always"  # incidents: or new_since_rollout (rollback only)
 
 
 class RuleSpec(BaseModel):
@@ -652,6 +673,14 @@ def build_rule(spec: RuleSpec) -> Rule:
         raise ValueError(f"remediation: {err}") from None
     if spec.remediation.cooldown < 0:
         raise ValueError("remediation.cooldown: must not be negative")
+    if spec.remediation.when not in WHEN_VALUES:  # incidents
+        raise ValueError(
+            f"remediation.when: {cap(repr(spec.remediation.when), 60)} is not one of {', '.join(WHEN_VALUES)}"
+        )
+    if spec.remediation.when == "new_since_rollout" and spec.remediation.action != "rollback":
+        raise ValueError(
+            f"remediation.when: new_since_rollout applies to action rollback only, not {spec.remediation.action!r}"
+        )
     return Rule(
         name=spec.name,
         priority=spec.priority,
@@ -668,6 +697,7 @@ def build_rule(spec: RuleSpec) -> Rule:
         regex=regex,
         levels=levels,
         on=spec.match.on,
+        when=spec.remediation.when,
     )
 
 

@@ -104,6 +104,7 @@ class DenyCode(StrEnum):
     COOLDOWN = "cooldown"
     BUDGET = "hourly-budget"
     WORKLOAD_CAP = "workload-cap"
+    NOT_NEW_SINCE_ROLLOUT = "not-new-since-rollout"  # remediation.when: new_since_rollout (core.rollouts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from sentinel.core.policy import SafetyLimits
 from sentinel.core.rules import RuleSet
 from sentinel.engine.context import ContextReader
 from sentinel.engine.events import EventBus
+from sentinel.engine.incidents import Incidents
 from sentinel.engine.leader import LeaderElector, default_identity, default_namespace
 from sentinel.engine.pipeline import Batch, Pipeline, group_key, paused_gc
 from sentinel.engine.settings import RuntimeSettings, apply_update, from_stored, stored_overrides, validate_update
@@ -264,6 +265,7 @@ class Runtime:
     ) -> None:
         self.config = config
         self.context = ContextReader(None, clock=clock)  # Runtime.build gives it the cluster
+        self.incidents = Incidents.idle(store=store, clock=clock)  # incidents: Runtime.build gives it the cluster
         self.notifier = notifier or Notifier.from_config(config, clock=clock, context=self._context_summary)
         self.config_path = config_path
         self.rules_path = rules_path
@@ -355,6 +357,8 @@ class Runtime:
                 workloads=OwnerResolver(cluster).workload_of,
             )
         rt.context = ContextReader(cluster, no_cluster=cluster_state, clock=clock)
+        # incidents: deploy correlation and pod status read from the same cluster, off the poll's path
+        rt.incidents = Incidents.build(config, cluster, store=store, clock=clock, no_cluster=cluster_state)
         if config.leader_election.enabled:
             if cluster is None:
                 log.warning("leader_election is enabled but no cluster can hold the Lease: this replica leads alone")
@@ -471,6 +475,7 @@ class Runtime:
                     self.pipeline.process(page, into=batch)
         except SentinelError as err:
             return self._poll_failed(err, t0, window)
+        self.incidents.feed(self.pipeline, batch)  # incidents: pod states not counted yet, as occurrences
         self.pipeline.settle(batch)
         fingerprinter = self.pipeline.fingerprinter
         merged = fingerprinter.merges != self._merges_applied
@@ -485,6 +490,7 @@ class Runtime:
                 log.info("templates merged: %d stored groups folded into their new template", folded)
         # Only now, with the whole window read, do counts change: a failed poll is retried whole.
         changes = self.store.record(list(batch.deltas.values()), now=now, lifecycle=self.lifecycle)
+        self.incidents.recorded(changes)  # incidents: pod states counted for good; new groups correlated
         counts = self.health.counts
         report = getattr(self.source, "report", None)
         extra = 0  # lines Loki holds in this window that were not read as lines
@@ -642,8 +648,9 @@ class Runtime:
                         over_cap.append(g)
                         continue
                     alerts += 1
+                refused, params = self.incidents.gate(rule, g, rule.params)  # incidents: remediation.when
                 record = self.remediator.handle(
-                    g, rule=rule.name, action=rule.action, params=dict(rule.params), cooldown=rule.cooldown
+                    g, rule=rule.name, action=rule.action, params=params, cooldown=rule.cooldown, refused=refused
                 )
                 self._after_record(record)
                 decided += 1
@@ -905,6 +912,7 @@ class Runtime:
             self.health.leader = False
         self.notifier.stop()
         self.context.stop()
+        self.incidents.stop()  # incidents
         try:
             self.save_fingerprinter()
             self.store.close()

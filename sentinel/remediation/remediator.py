@@ -39,6 +39,7 @@ from sentinel.core.policy import (
     ActionRequest,
     Allow,
     Deny,
+    DenyCode,
     PendingCheck,
     SafetyLimits,
     SafetyState,
@@ -194,8 +195,12 @@ class Remediator:
         cooldown: float,
         requested_by: str = "engine",
         manual: bool = False,
+        refused: str = "",
     ) -> RemediationRecord:
-        """Decide, act (or dry-run, or refuse) and audit one action for ``group``; never raises for the cluster."""
+        """Decide, act (or dry-run, or refuse) and audit one action for ``group``; never raises for the cluster.
+
+        ``refused``: why a condition of the rule (``remediation.when``) says no; audited as denied.
+        """
         started = self._clock()
         key = workload_key(group.namespace, group.workload)
         spec = ACTIONS.get(action)
@@ -225,6 +230,12 @@ class Remediator:
             log.warning("%s %s refused: %s", prefix, action, err)
             return record
         assert spec is not None
+        if refused:  # incidents: remediation.when: new_since_rollout said no
+            record.decision, record.reason, record.result = "denied", cap(refused, 512), Result.SKIPPED
+            record.reason_code = DenyCode.NOT_NEW_SINCE_ROLLOUT.value
+            record = self._append(record)
+            log.info("%s %s for rule %s not taken: %s", prefix, action, rule, record.reason)
+            return record
         request = ActionRequest(
             group_id=group.id,
             rule=rule,
