@@ -39,6 +39,7 @@ from sentinel.ui.format import (
     status_label,
     when,
 )
+from sentinel.ui.incidents import SOURCE_LABELS, SOURCES, filtered_page, rollout_lines, source_label
 from sentinel.ui.queries import (
     PAGE_SIZES,
     SORT_LABELS,
@@ -172,8 +173,34 @@ def queue() -> None:
     )
     c4.selectbox("Sort", list(SORTS), key="f_sort", format_func=SORT_LABELS.__getitem__, on_change=_first_page)
 
+    # incidents: filters the store does not know (seeded from ?new_since_rollout=true&source=cluster)
+    seed_widgets(
+        {
+            "f_new_rollout": str(st.query_params.get("new_since_rollout", "")).lower() in ("1", "true", "yes"),
+            "f_source": st.query_params.get("source") if st.query_params.get("source") in SOURCES else ANY,
+        }
+    )
+    i1, i2, _ = st.columns([2, 2, 4], vertical_alignment="bottom")
+    i1.toggle(
+        "New since the last rollout",
+        key="f_new_rollout",
+        on_change=_first_page,
+        help="first seen within kubernetes.rollout_window after the rollout of the revision running now",
+    )
+    i2.selectbox(
+        "Source",
+        [ANY, *SOURCES],
+        key="f_source",
+        format_func=lambda v: SOURCE_LABELS.get(v, v),
+        on_change=_first_page,
+    )
+
     filters = _chosen()
-    page = group_page(rt.store, filters, now=now)
+    new_only, source = bool(st.session_state["f_new_rollout"]), str(st.session_state["f_source"])
+    if new_only or source != ANY:
+        page = filtered_page(rt, filters, new_since_rollout=new_only, source="" if source == ANY else source, now=now)
+    else:
+        page = group_page(rt.store, filters, now=now)
     if page.page != filters.page:
         filters = filters.with_page(page.page)
     if not same_params(filters.to_params(), all_params(st.query_params)):
@@ -532,6 +559,7 @@ def _cluster_section(g: ErrorGroup) -> None:
     view = context_view(rt, g.namespace, g.workload)
     if not view.ok:
         st.caption(view.headline)
+        _rollout_section(g)
         return
     st.markdown(view.headline)
     if view.pods:
@@ -541,6 +569,19 @@ def _cluster_section(g: ErrorGroup) -> None:
         st.dataframe(view.events, hide_index=True, key="cluster_events")
     for note in view.notes:
         st.caption(note)
+    _rollout_section(g)
+
+
+def _rollout_section(g: ErrorGroup) -> None:
+    """incidents: the revision the group was born in, and whether it is new since the rollout."""
+    st.markdown("**Rollout**")
+    known, lines = rollout_lines(rt, g)
+    if not known:
+        st.caption(lines[0])
+        return
+    st.markdown(lines[0])
+    for line in lines[1:]:
+        st.caption(line)
 
 
 def detail(group_id: str) -> None:
@@ -557,7 +598,7 @@ def detail(group_id: str) -> None:
     st.title(f"{priority_label(g.priority)} · {md(g.namespace)}/{md(g.workload)}")
     st.caption(
         f"{priority_markdown(g.priority)} rule **{md(g.rule)}** · container {md(g.container or '—')} · "
-        f"status {status_label(g.status)} · group {md(g.id)}"
+        f"status {status_label(g.status)} · source {source_label(rt, g)} · group {md(g.id)}"
     )
     st.code(g.template, language=None, wrap_lines=True)
     m = [*st.columns(3), *st.columns(3)]  # three a row: values like "1h02m ago" are not truncated

@@ -19,9 +19,10 @@ from sentinel.api.schemas import (
     RemediationRow,
     StatusChange,
 )
-from sentinel.core.model import Priority, Status
+from sentinel.core.model import ErrorGroup, Priority, Status
 from sentinel.engine.runtime import Runtime
 from sentinel.store.base import MAX_PAGE_SIZE, GroupQuery, RecordQuery
+from sentinel.store.base import Page as StorePage
 
 CONTEXT_WAIT = 2.0  # seconds a detail request waits for a first context read
 
@@ -58,7 +59,22 @@ def _detail(runtime: Runtime, group_id: str) -> GroupDetail:
     # Read by the context thread; a request waits a little for a first read, never for a slow API server.
     ctx = runtime.context.get(group.namespace, group.workload, wait=CONTEXT_WAIT)
     detail.context = json.loads(redact(runtime, json.dumps(ctx)))
+    # incidents: deploy correlation and where the occurrences came from
+    detail.rollout = runtime.incidents.rollout_of(group, wait=CONTEXT_WAIT)
+    detail.source = runtime.incidents.source_of(group)
+    detail.new_since_rollout = bool(detail.rollout.get("new_since_rollout"))
     return detail
+
+
+def _incidents_rows(runtime: Runtime, groups: list[ErrorGroup]) -> list[GroupRow]:
+    """incidents: rows with ``source`` and ``new_since_rollout`` filled in."""
+    rows = []
+    for g in groups:
+        row = GroupRow.of(g)
+        row.source = runtime.incidents.source_of(g)
+        row.new_since_rollout = runtime.incidents.is_new_since_rollout(g)
+        rows.append(row)
+    return rows
 
 
 @router.get("", response_model=GroupList, responses=CSV_RESPONSES, summary="List error groups")
@@ -84,6 +100,12 @@ def list_errors(
         Query(alias="pageSize", ge=1, le=MAX_PAGE_SIZE, description="the Go tool's name for page_size"),
     ] = None,
     format: Format = "json",
+    new_since_rollout: Annotated[
+        bool | None, Query(description="only groups first seen within the rollout window after the current revision")
+    ] = None,
+    source: Annotated[
+        Literal["logs", "cluster", "both"] | None, Query(description="where the occurrences came from")
+    ] = None,
 ) -> GroupList | Response:
     if page_size_go is not None:
         if page_size != 100 and page_size != page_size_go:
@@ -102,8 +124,19 @@ def list_errors(
         page=page,
         page_size=page_size,
     )
-    result = runtime.store.list_groups(query)
-    rows = [GroupRow.of(g) for g in result.items]
+    if new_since_rollout is None and source is None:
+        result = runtime.store.list_groups(query)
+    else:  # incidents: filters the store does not know; applied here, then paged
+        inc = runtime.incidents
+        hits = [
+            g
+            for g in runtime.store.filtered_groups(query)
+            if (new_since_rollout is None or inc.is_new_since_rollout(g) == new_since_rollout)
+            and (source is None or inc.source_of(g) == source)
+        ]
+        start = (page - 1) * page_size
+        result = StorePage(hits[start : start + page_size], len(hits), page, page_size)
+    rows = _incidents_rows(runtime, result.items)
     if format == "csv":
         return csv_response(GroupRow, rows, filename="errors.csv", total=result.total)
     return GroupList(items=rows, total=result.total, page=result.page, page_size=result.page_size, pages=result.pages)

@@ -1,0 +1,64 @@
+"""incidents: what the console shows of deploy correlation and pod status (queue filter, detail lines)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sentinel.core.model import ErrorGroup
+from sentinel.engine.runtime import Runtime
+from sentinel.store.base import Page
+from sentinel.ui.format import duration, when
+from sentinel.ui.queries import ErrorFilters
+
+SOURCES = ("logs", "cluster", "both")
+SOURCE_LABELS = {"logs": "logs (Loki)", "cluster": "cluster (pod status)", "both": "logs and cluster"}
+REASONS = {
+    "no cluster": "No cluster is configured",
+    "forbidden": "The API server refused the read (RBAC)",
+    "timeout": "The API server did not answer in time",
+    "unavailable": "The API server is unavailable",
+    "being read": "Being read; reload in a moment",
+    "not a Deployment or StatefulSet": "Not a Deployment or StatefulSet: no revisions to correlate",
+}
+PAGE_WAIT = 2.0
+
+
+def filtered_page(
+    rt: Runtime, filters: ErrorFilters, *, new_since_rollout: bool, source: str, now: float
+) -> Page[ErrorGroup]:
+    """The queue page with the filters the store does not know: new since the last rollout, source."""
+    inc = rt.incidents
+    hits = [
+        g
+        for g in rt.store.filtered_groups(filters.query(now=now))
+        if (not new_since_rollout or inc.is_new_since_rollout(g)) and (not source or inc.source_of(g) == source)
+    ]
+    pages = max(1, -(-len(hits) // filters.page_size))
+    page = min(filters.page, pages)
+    start = (page - 1) * filters.page_size
+    return Page(hits[start : start + filters.page_size], len(hits), page, filters.page_size)
+
+
+def rollout_lines(rt: Runtime, g: ErrorGroup) -> tuple[bool, list[str]]:
+    """(known, lines) for the detail page: "new since revision 7, image cart:1.4.2, 3 min after the rollout"."""
+    r: dict[str, Any] = rt.incidents.rollout_of(g, wait=PAGE_WAIT)
+    if r.get("state") != "ok":
+        reason = str(r.get("reason", ""))
+        detail = str(r.get("detail", ""))
+        return False, [f"{REASONS.get(reason, reason)}{': ' + detail if detail else ''}"]
+    lines = [
+        ("**" if r.get("new_since_rollout") else "") + str(r["summary"]) + ("**" if r.get("new_since_rollout") else "")
+    ]
+    if r.get("rollout_at"):
+        lines.append(f"{r['kind']} revision {r['revision']} rolled out {when(r['rollout_at'])}")
+    if r.get("current_revision") not in (None, r.get("revision")):
+        lines.append(f"revision {r['current_revision']} runs now")
+    if r.get("seen"):
+        lines.append("seen in pod templates: " + ", ".join(r["seen"]))
+    if r.get("after_rollout") is not None and r["after_rollout"] >= 0:
+        lines.append(f"first occurrence {duration(r['after_rollout'])} after the rollout")
+    return True, lines
+
+
+def source_label(rt: Runtime, g: ErrorGroup) -> str:
+    return SOURCE_LABELS[rt.incidents.source_of(g)]
