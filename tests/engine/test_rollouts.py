@@ -7,6 +7,7 @@ Kubernetes peer, whose rollouts and rollbacks are those of the recordings.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -353,3 +354,28 @@ def test_read_history_of_a_statefulset_and_of_neither(kube_peer: KubePeer) -> No
     assert read_history(cluster, "demo", "nothing", now=1.0)["history"] is None
     assert [s.path for s in kube_peer.seen("GET") if "controllerrevisions" in s.path]
     cluster.close()
+
+
+def test_the_api_shows_the_rollout_and_filters_new_since_rollout(tmp_path: Path, two_revisions: KubePeer) -> None:
+    from sentinel.api.app import create_app
+    from tests.api.conftest import serve
+
+    old_pod, new_pod = _pod_of(two_revisions, "1"), _pod_of(two_revisions, "2")
+    lines = [(new_pod, "panic: nil map write in handler", 120), (old_pod, "worker stopped: disk full", 900)]
+    rt, cluster = _runtime(tmp_path, two_revisions, lines)
+    rt.remediator.set_limits(dataclasses.replace(limits_of(rt.config, rt.settings), enabled=False))  # no rollback here
+    assert rt.poll_once().ok
+    by_template = {g.template.split(":")[0]: g for g in rt.store.all_groups()}
+    panic, disk = by_template["panic"], by_template["worker stopped"]
+    for served in serve(create_app(rt), rt):
+        new = served.client.get("/api/errors", params={"new_since_rollout": "true"}).json()
+        old = served.client.get("/api/errors", params={"new_since_rollout": "false"}).json()
+        detail = served.client.get(f"/api/errors/{disk.id}").json()
+    rt.stop()
+    cluster.close()
+    assert [r["id"] for r in new["items"]] == [panic.id] and new["items"][0]["new_since_rollout"] is True
+    assert [r["id"] for r in old["items"]] == [disk.id]
+    rollout = detail["rollout"]
+    assert (rollout["state"], rollout["revision"], rollout["new_since_rollout"]) == ("ok", 1, False)
+    assert rollout["summary"].startswith("first seen in revision 1, image nginx")
+    assert detail["new_since_rollout"] is False and detail["source"] == "logs"
