@@ -32,6 +32,7 @@ STATE = "pod_status"
 FORGET_AFTER = 24 * 3600.0
 MAX_COUNTED = 50_000
 MAX_GROUPS = 20_000
+MAX_PENDING = 10_000  # states waiting for a poll (Loki down for long): the newest past this wait for a later scan
 NS = 1_000_000_000
 
 
@@ -115,7 +116,7 @@ class PodStatusWatcher:
             for uid in result.uids:
                 self._seen_uid_at[uid] = now
             for state in result.states:
-                if state.key not in self._counted:
+                if state.key not in self._counted and len(self._pending) < MAX_PENDING:
                     self._pending.setdefault(state.key, (state, now))
             return len(self._pending)
 
