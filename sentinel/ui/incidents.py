@@ -7,7 +7,7 @@ from typing import Any
 from sentinel.core.model import ErrorGroup
 from sentinel.engine.runtime import Runtime
 from sentinel.store.base import Page
-from sentinel.ui.format import duration, when
+from sentinel.ui.format import duration, md, when
 from sentinel.ui.queries import ErrorFilters
 
 SOURCES = ("logs", "cluster", "both")
@@ -40,23 +40,24 @@ def filtered_page(
 
 
 def rollout_lines(rt: Runtime, g: ErrorGroup) -> tuple[bool, list[str]]:
-    """(known, lines) for the detail page: "new since revision 7, image cart:1.4.2, 3 min after the rollout"."""
+    """(known, Markdown lines) for the detail page: "new since revision 7, image cart:1.4.2, 3 min after the rollout".
+
+    Everything read from the cluster or the logs (images, hashes, names in details) is escaped."""
     r: dict[str, Any] = rt.incidents.rollout_of(g, wait=PAGE_WAIT)
     if r.get("state") != "ok":
         reason = str(r.get("reason", ""))
         detail = str(r.get("detail", ""))
-        return False, [f"{REASONS.get(reason, reason)}{': ' + detail if detail else ''}"]
-    lines = [
-        ("**" if r.get("new_since_rollout") else "") + str(r["summary"]) + ("**" if r.get("new_since_rollout") else "")
-    ]
+        return False, [md(f"{REASONS.get(reason, reason)}{': ' + detail if detail else ''}")]
+    bold = "**" if r.get("new_since_rollout") else ""
+    lines = [f"{bold}{md(r['summary'])}{bold}"]
     if r.get("rollout_at"):
-        lines.append(f"{r['kind']} revision {r['revision']} rolled out {when(r['rollout_at'])}")
+        lines.append(md(f"{r['kind']} revision {r['revision']} rolled out {when(r['rollout_at'])}"))
     if r.get("current_revision") not in (None, r.get("revision")):
-        lines.append(f"revision {r['current_revision']} runs now")
+        lines.append(md(f"revision {r['current_revision']} runs now"))
     if r.get("seen"):
-        lines.append("seen in pod templates: " + ", ".join(r["seen"]))
+        lines.append(md("seen in pod templates: " + ", ".join(r["seen"])))
     if r.get("after_rollout") is not None and r["after_rollout"] >= 0:
-        lines.append(f"first occurrence {duration(r['after_rollout'])} after the rollout")
+        lines.append(md(f"first occurrence {duration(r['after_rollout'])} after the rollout"))
     return True, lines
 
 
