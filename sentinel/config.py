@@ -123,6 +123,13 @@ class KubernetesConfig(Section):
     rollout_window: Duration = 3600.0
     pod_status: PodStatusConfig = Field(default_factory=PodStatusConfig)
 
+    @field_validator("rollout_window")
+    @classmethod
+    def _rollout_window(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("must be longer than 0s")
+        return v
+
 
 class WebConfig(Section):
     listen: str = ":8080"
