@@ -20,6 +20,7 @@ from sentinel.ui.context import (
     commands,
     config,
     first_page,
+    incidents,
     live_settings,
     operator,
     pipeline,
@@ -46,6 +47,7 @@ from sentinel.ui.format import (
     status_label,
     when,
 )
+from sentinel.ui.incidents import SOURCE_LABELS, rollout_lines, source_label
 from sentinel.ui.tables import (
     QUEUE_COLUMNS,
     QUEUE_ORDER,
@@ -55,7 +57,7 @@ from sentinel.ui.tables import (
     with_priority_colours,
 )
 from sentinel.views.explain import why
-from sentinel.views.groups import SORT_LABELS, ErrorFilters, group_page, groups_csv
+from sentinel.views.groups import SORT_LABELS, SOURCES, ClusterFilter, ErrorFilters, group_page, groups_csv
 from sentinel.views.params import PAGE_SIZES, TIME_RANGE_LABELS, all_params, same_params
 
 ANY = "(any)"
@@ -172,8 +174,34 @@ def queue() -> None:
     )
     c4.selectbox("Sort", list(SORTS), key="f_sort", format_func=SORT_LABELS.__getitem__, on_change=_first_page)
 
+    # incidents: filters the store does not know (seeded from ?new_since_rollout=true&source=cluster)
+    seed_widgets(
+        {
+            "f_new_rollout": str(st.query_params.get("new_since_rollout", "")).lower() in ("1", "true", "yes"),
+            "f_source": st.query_params.get("source") if st.query_params.get("source") in SOURCES else ANY,
+        }
+    )
+    i1, i2, _ = st.columns([2, 2, 4], vertical_alignment="bottom")
+    i1.toggle(
+        "New since the last rollout",
+        key="f_new_rollout",
+        on_change=_first_page,
+        help="first seen within kubernetes.rollout_window after the rollout of the revision running now",
+    )
+    i2.selectbox(
+        "Source",
+        [ANY, *SOURCES],
+        key="f_source",
+        format_func=lambda v: SOURCE_LABELS.get(v, v),
+        on_change=_first_page,
+    )
+
     filters = _chosen()
-    page = group_page(store(), filters, now=now)
+    new_only, chosen_source = bool(st.session_state["f_new_rollout"]), str(st.session_state["f_source"])
+    cluster = ClusterFilter(
+        new_since_rollout=True if new_only else None, source=None if chosen_source == ANY else chosen_source
+    )
+    page = group_page(store(), filters, now=now, facts=incidents(), cluster=cluster)
     if page.page != filters.page:
         filters = filters.with_page(page.page)
     if not same_params(filters.to_params(), all_params(st.query_params)):
@@ -188,7 +216,7 @@ def queue() -> None:
     )
     b1.download_button(
         "Download CSV",
-        data=lambda: groups_csv(store(), filters, now=now),
+        data=lambda: groups_csv(store(), filters, now=now, facts=incidents(), cluster=cluster),
         file_name="kube-sentinel-errors.csv",
         mime="text/csv",
         icon=":material/download:",
@@ -534,6 +562,7 @@ def _cluster_section(g: ErrorGroup) -> None:
     view = context_view(cluster_context(), g.namespace, g.workload)
     if not view.ok:
         st.caption(view.headline)
+        _rollout_section(g)
         return
     st.markdown(view.headline)
     if view.pods:
@@ -543,6 +572,19 @@ def _cluster_section(g: ErrorGroup) -> None:
         st.dataframe(view.events, hide_index=True, key="cluster_events")
     for note in view.notes:
         st.caption(note)
+    _rollout_section(g)
+
+
+def _rollout_section(g: ErrorGroup) -> None:
+    """incidents: the revision the group was born in, and whether it is new since the rollout."""
+    st.markdown("**Rollout**")
+    known, lines = rollout_lines(incidents(), g)
+    if not known:
+        st.caption(lines[0])
+        return
+    st.markdown(lines[0])
+    for line in lines[1:]:
+        st.caption(line)
 
 
 def detail(group_id: str) -> None:
@@ -559,7 +601,7 @@ def detail(group_id: str) -> None:
     st.title(f"{priority_label(g.priority)} · {md(g.namespace)}/{md(g.workload)}")
     st.caption(
         f"{priority_markdown(g.priority)} rule **{md(g.rule)}** · container {md(g.container or '—')} · "
-        f"status {status_label(g.status)} · group {md(g.id)}"
+        f"status {status_label(g.status)} · source {source_label(incidents(), g)} · group {md(g.id)}"
     )
     st.code(g.template, language=None, wrap_lines=True)
     m = [*st.columns(3), *st.columns(3)]  # three a row: values like "1h02m ago" are not truncated

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sentinel.config import Config, Loaded, LoadedRules, load_config, load_rules, resolve_rules_path
 from sentinel.engine.context import ContextReader
+from sentinel.engine.incidents import Incidents
 from sentinel.engine.leader import LeaderElector, default_identity, default_namespace
 from sentinel.engine.pipeline import Pipeline
 from sentinel.engine.poll import Source
@@ -42,8 +43,12 @@ def build_runtime(
     store: Store | None = None,
     clock: Callable[[], float] = time.time,
     env: Mapping[str, str] | None = None,
+    cluster: Cluster | None = None,
 ) -> Runtime:
-    """Everything from the files; ``ConfigError`` if either file is invalid (nothing started)."""
+    """Everything from the files; ``ConfigError`` if either file is invalid (nothing started).
+
+    ``cluster``: an adapter already built (the tests' Kubernetes peer) instead of ``kubernetes:``'s.
+    """
     loaded: Loaded = load_config(config_path, env=env)
     config = loaded.config
     for secret in (config.loki.password, config.loki.bearer_token, config.api.token):
@@ -58,7 +63,7 @@ def build_runtime(
     stopping = threading.Event()
     if source is None:
         source = build_loki_source(config, sleep=interruptible_sleep(stopping))
-    cluster, cluster_state = build_cluster(config)
+    cluster, cluster_state = (cluster, "connected") if cluster is not None else build_cluster(config)
     ledger = SafetyLedger(store, clock=clock)
     remediator = Remediator(
         store=store,
@@ -79,6 +84,7 @@ def build_runtime(
             log.warning("leader_election is enabled but no cluster can hold the Lease: this replica leads alone")
         else:
             elector = build_elector(config, cluster, store=store, ledger=ledger, clock=clock, env=env)
+    incidents = Incidents.build(config, cluster, store=store, clock=clock, no_cluster=cluster_state)
     return Runtime(
         config=config,
         pipeline=pipeline,
@@ -93,6 +99,7 @@ def build_runtime(
         stopping=stopping,
         cluster_state=cluster_state,
         elector=elector,
+        incidents=incidents,
     )
 
 

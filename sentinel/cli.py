@@ -169,7 +169,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def build_demo_runtime(*, store_path: str | None = None) -> Any:
-    """The demo: bundled logs replayed live, shipped rules, memory store, dry-run, no cluster."""
+    """The demo: bundled logs replayed live, shipped rules, memory store, dry-run, a recorded cluster state."""
     from sentinel.bootstrap import build_runtime
     from sentinel.sources.files import FileSource
     from sentinel.store.tinydb import TinyDBStore
@@ -177,7 +177,11 @@ def build_demo_runtime(*, store_path: str | None = None) -> Any:
     d = demo_dir()
     source = FileSource(d / "logs.jsonl", live=True)
     store = TinyDBStore(store_path) if store_path else None
-    return build_runtime(d / "config.yaml", d / "rules.yaml", source=source, store=store)
+    runtime = build_runtime(d / "config.yaml", d / "rules.yaml", source=source, store=store)
+    from sentinel.demo.cluster import attach
+
+    attach(runtime)  # a recorded cluster state: context, rollouts and pod status without a cluster
+    return runtime
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -99,10 +99,36 @@ class LokiConfig(Section):
         return v.rstrip("/")
 
 
+class PodStatusConfig(Section):
+    """incidents: pod states read from the API server as a second source of occurrences."""
+
+    enabled: bool = True
+    interval: Duration = 30.0
+    namespaces: list[str] = Field(default_factory=list)  # empty: every namespace (list pods cluster-wide)
+    page_limit: int = Field(default=500, ge=1, le=5000)
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, v: float) -> float:
+        if v < 1:
+            raise ValueError("must be at least 1s")
+        return v
+
+
 class KubernetesConfig(Section):
     in_cluster: bool = True
     kubeconfig: str = ""
     context: str = ""
+    # incidents: a group first seen within this long after its revision's rollout is "new since the rollout"
+    rollout_window: Duration = 3600.0
+    pod_status: PodStatusConfig = Field(default_factory=PodStatusConfig)
+
+    @field_validator("rollout_window")
+    @classmethod
+    def _rollout_window(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("must be longer than 0s")
+        return v
 
 
 class WebConfig(Section):

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sentinel.config_yaml import Duration, problems_of, read_yaml, unknown_keys
 from sentinel.core.actions import validate_params
 from sentinel.core.model import Priority
+from sentinel.core.rollouts import WHEN_VALUES
 from sentinel.core.rules import LEVELS as RULE_LEVELS
 from sentinel.core.rules import MAX_RULES, LabelMatcher, PatternError, Rule, RuleLimitError, RuleSet, compile_pattern
 from sentinel.core.rules import ON as RULE_ON
@@ -36,6 +37,7 @@ class RemediationSpec(BaseModel):
     action: str = "none"
     params: dict[str, Any] = Field(default_factory=dict)
     cooldown: Duration = 300.0
+    when: str = "always"  # or new_since_rollout (rollback only): see sentinel.core.rollouts
 
 
 class RuleSpec(BaseModel):
@@ -96,6 +98,14 @@ def build_rule(spec: RuleSpec) -> Rule:
         raise ValueError(f"remediation: {err}") from None
     if spec.remediation.cooldown < 0:
         raise ValueError("remediation.cooldown: must not be negative")
+    if spec.remediation.when not in WHEN_VALUES:
+        raise ValueError(
+            f"remediation.when: {cap(repr(spec.remediation.when), 60)} is not one of {', '.join(WHEN_VALUES)}"
+        )
+    if spec.remediation.when == "new_since_rollout" and spec.remediation.action != "rollback":
+        raise ValueError(
+            f"remediation.when: new_since_rollout applies to action rollback only, not {spec.remediation.action!r}"
+        )
     return Rule(
         name=spec.name,
         priority=spec.priority,
@@ -112,6 +122,7 @@ def build_rule(spec: RuleSpec) -> Rule:
         regex=regex,
         levels=levels,
         on=spec.match.on,
+        when=spec.remediation.when,
     )
 
 

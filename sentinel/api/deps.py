@@ -22,6 +22,7 @@ from sentinel.config import Config
 from sentinel.engine.context import ContextReader
 from sentinel.engine.events import EventBus
 from sentinel.engine.health import Health
+from sentinel.engine.incidents import Incidents
 from sentinel.engine.pipeline import Pipeline
 from sentinel.engine.runtime import Runtime
 from sentinel.notify.notifier import Notifier
@@ -85,6 +86,10 @@ def _context(runtime: RuntimeDep) -> ContextReader:
     return runtime.context
 
 
+def _incidents(runtime: RuntimeDep) -> Incidents:
+    return runtime.incidents  # per request: the demo swaps in a recorded cluster
+
+
 def _redactor(runtime: RuntimeDep) -> Callable[[str], str]:
     config = runtime.config
     return lambda text: redact(config, text)
@@ -110,6 +115,7 @@ Events = Annotated[EventBus, Depends(_events)]
 NotifierDep = Annotated[Notifier, Depends(_notifier)]
 PipelineDep = Annotated[Pipeline, Depends(_pipeline)]
 ClusterContext = Annotated[ContextReader, Depends(_context)]
+IncidentsDep = Annotated[Incidents, Depends(_incidents)]  # rollouts and pod status of groups
 Redact = Annotated[Callable[[str], str], Depends(_redactor)]  # free text with configured secrets as ***
 FollowerOf = Annotated[str | None, Depends(_follower_of)]
 ReadOnly = Annotated[bool, Depends(_read_only)]

@@ -16,6 +16,7 @@ from sentinel.api.deps import (
     ConfigDep,
     Format,
     Groups,
+    IncidentsDep,
     Name,
     Page,
     PageSize,
@@ -61,7 +62,12 @@ def _priorities(values: list[str]) -> tuple[Priority, ...]:
 
 
 def _detail(
-    store: Groups, config: ConfigDep, context: ClusterContext, redact: Redact, group_id: GroupId
+    store: Groups,
+    config: ConfigDep,
+    context: ClusterContext,
+    incidents: IncidentsDep,
+    redact: Redact,
+    group_id: GroupId,
 ) -> GroupDetail:
     group = store.get_group(group_id)
     if group is None:
@@ -74,6 +80,10 @@ def _detail(
     # Read by the context thread; a request waits a little for a first read, never for a slow API server.
     ctx = context.get(group.namespace, group.workload, wait=CONTEXT_WAIT)
     detail.context = json.loads(redact(json.dumps(ctx)))
+    # deploy correlation, and where the occurrences came from
+    detail.rollout = incidents.rollout_of(group, wait=CONTEXT_WAIT)
+    detail.source = incidents.source_of(group)
+    detail.new_since_rollout = bool(detail.rollout.get("new_since_rollout"))
     return detail
 
 
@@ -84,6 +94,7 @@ Detail = Annotated[GroupDetail, Depends(_detail)]
 def list_errors(
     store: Groups,
     clock: Clock,
+    incidents: IncidentsDep,
     namespace: Name = None,
     workload: Name = None,
     pod: Name = None,
@@ -104,6 +115,12 @@ def list_errors(
         Query(alias="pageSize", ge=1, le=MAX_PAGE_SIZE, description="the Go tool's name for page_size"),
     ] = None,
     format: Format = "json",
+    new_since_rollout: Annotated[
+        bool | None, Query(description="only groups first seen within the rollout window after the current revision")
+    ] = None,
+    source: Annotated[
+        Literal["logs", "cluster", "both"] | None, Query(description="where the occurrences came from")
+    ] = None,
 ) -> GroupList | Response:
     if page_size_go is not None:
         if page_size != 100 and page_size != page_size_go:
@@ -122,10 +139,13 @@ def list_errors(
         page=page,
         page_size=page_size,
     )
+    cluster = group_views.ClusterFilter(new_since_rollout=new_since_rollout, source=source)
     if format == "csv":  # every group the filters select, not one page
-        text, total = group_views.export_csv(store, query, columns=list(GroupRow.model_fields))
+        text, total = group_views.export_csv(
+            store, query, columns=list(GroupRow.model_fields), facts=incidents, cluster=cluster
+        )
         return csv_response(text, filename="errors.csv", total=total)
-    result = group_views.list_page(store, query)
+    result = group_views.list_page(store, query, facts=incidents, cluster=cluster)
     rows = [GroupRow.of(v) for v in result.items]
     return GroupList(items=rows, total=result.total, page=result.page, page_size=result.page_size, pages=result.pages)
 
@@ -150,6 +170,7 @@ def change_status(
     store: Groups,
     config: ConfigDep,
     context: ClusterContext,
+    incidents: IncidentsDep,
     redact: Redact,
 ) -> GroupDetail:
     until = change.until
@@ -161,7 +182,7 @@ def change_status(
         raise not_found("error group", group_id) from None
     except ValueError as err:
         raise ApiError(422, f"cannot {change.action} this group", [str(err)]) from None
-    return _detail(store, config, context, redact, group_id)
+    return _detail(store, config, context, incidents, redact, group_id)
 
 
 @router.post(

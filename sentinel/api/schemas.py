@@ -65,6 +65,13 @@ class GroupRow(BaseModel):
     last_remediation_at: float | None
     status_by: str = Field(default="", description="who last changed the status")
     status_reason: str = Field(default="", description="their comment (acknowledge, snooze, resolve)")
+    source: str = Field(
+        default="logs", description="where the occurrences came from: logs, cluster (pod status) or both"
+    )
+    new_since_rollout: bool = Field(
+        default=False,
+        description="first seen within kubernetes.rollout_window after the rollout of the revision running now",
+    )
 
     @classmethod
     def of(cls, v: GroupView) -> GroupRow:
@@ -157,6 +164,14 @@ class GroupDetail(GroupRow):
         description=(
             "Kubernetes context of the workload: state ok (kind, replicas, rollout, pods, events, errors per part) "
             "or unavailable/pending with reason (no cluster, forbidden, timeout, unavailable) and detail"
+        ),
+    )
+    rollout: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "Deploy correlation: state ok with kind, revision, hash, images, rollout_at, after_rollout (s), "
+            "within_window, seen (pod templates), new_since_rollout, current_revision, summary; "
+            "else state none/pending/unavailable with reason and detail"
         ),
     )
 

@@ -127,6 +127,12 @@ ENGINE_PERMISSIONS = (
     Permission("coordination.k8s.io", "leases", "get"),
     Permission("coordination.k8s.io", "leases", "create"),
     Permission("coordination.k8s.io", "leases", "update"),
+    # incidents: Kubernetes context and deploy correlation read the workload and its revisions
+    Permission("apps", "deployments", "get"),
+    Permission("apps", "statefulsets", "get"),
+    Permission("apps", "daemonsets", "get"),
+    Permission("apps", "replicasets", "list"),
+    Permission("apps", "controllerrevisions", "list"),
 )
 
 _WORKLOAD_PATCH = tuple(

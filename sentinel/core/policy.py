@@ -76,6 +76,8 @@ class ActionRequest:
     cooldown: float = 0.0
     requested_by: str = "engine"
     manual: bool = False
+    # Why a condition of the rule itself (``remediation.when: new_since_rollout``) says no; "" if none.
+    refused_by_rule: str = ""
 
     @property
     def record_only(self) -> bool:
@@ -105,6 +107,7 @@ class DenyCode(StrEnum):
     BUDGET = "hourly-budget"
     WORKLOAD_CAP = "workload-cap"
     FOLLOWER = "follower"
+    NOT_NEW_SINCE_ROLLOUT = "not-new-since-rollout"  # remediation.when: new_since_rollout (core.rollouts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,6 +384,8 @@ def decide(
         )
     if not limits.enabled:
         return Deny(DenyCode.DISABLED, "remediation is disabled (remediation.enabled: false)")
+    if request.refused_by_rule:
+        return Deny(DenyCode.NOT_NEW_SINCE_ROLLOUT, request.refused_by_rule)
     remaining = state.cooldown_remaining(request.rule, w, now)
     if request.record_only:  # touches nothing: no namespace exclusion, budget, cap, breaker or in-flight
         if remaining > 0 and not request.manual:

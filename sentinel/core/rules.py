@@ -104,6 +104,7 @@ class Rule:
     regex: Any = None
     levels: frozenset[str] = frozenset()  # empty: any level
     on: str = "line"  # what the pattern and keywords see: the raw "line" or the parsed "message"
+    when: str = "always"  # remediation.when: always, or new_since_rollout (a rollback gated on the rollout)
 
     def matches_context(self, namespace: str, labels: Mapping[str, str]) -> bool:
         if self.namespaces_allow and namespace not in self.namespaces_allow:

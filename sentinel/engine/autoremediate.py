@@ -13,6 +13,7 @@ from collections.abc import Callable
 from sentinel.core.model import ErrorGroup, RemediationRecord, Result, Status
 from sentinel.core.rules import RuleSet
 from sentinel.engine.events import EventBus
+from sentinel.engine.incidents import Incidents
 from sentinel.engine.leadership import Leadership
 from sentinel.notify.notifier import Notifier
 from sentinel.remediation.remediator import Remediator
@@ -48,6 +49,7 @@ class AutoRemediation:
         store: Store,
         events: EventBus,
         notifier: Notifier,
+        incidents: Callable[[], Incidents],
         alerts_per_poll: int = ALERTS_PER_POLL,
     ) -> None:
         self._remediator = remediator
@@ -56,6 +58,7 @@ class AutoRemediation:
         self._store = store
         self._events = events
         self._notifier = notifier
+        self._incidents = incidents
         self.alerts_per_poll = alerts_per_poll
         self.last_outcomes: dict[str, int] = {}  # the last poll's decisions by outcome
 
@@ -97,8 +100,10 @@ class AutoRemediation:
                         over_cap.append(g)
                         continue
                     alerts += 1
+                # remediation.when (new_since_rollout): a refusal decide() audits, and the revision to go to
+                refused, params = self._incidents().gate(rule, g, rule.params)
                 record = self._remediator.handle(
-                    g, rule=rule.name, action=rule.action, params=dict(rule.params), cooldown=rule.cooldown
+                    g, rule=rule.name, action=rule.action, params=params, cooldown=rule.cooldown, refused=refused
                 )
                 self.recorded(record)
                 decided += 1

@@ -259,8 +259,13 @@ class ContextReader:
         ttl: float = 30.0,
         max_entries: int = 512,
         queue_size: int = 256,
+        read: Callable[..., Obj] | None = None,
+        thread_name: str = "k8s-context",
     ) -> None:
+        """``read(cluster, namespace, workload, now=...)`` is what one read does (default :func:`read_context`)."""
         self.cluster = cluster
+        self._read_fn = read or read_context
+        self.thread_name = thread_name
         self.no_cluster = no_cluster
         self.clock = clock
         self.ttl = ttl
@@ -297,7 +302,7 @@ class ContextReader:
                 return
             self._pending.add(key)
             if self._thread is None and not self._stopping.is_set():
-                self._thread = threading.Thread(target=self._run, name="k8s-context", daemon=True)
+                self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
                 self._thread.start()
 
     def get(self, namespace: str, workload: str, *, wait: float = 0.0) -> Obj:
@@ -315,6 +320,11 @@ class ContextReader:
                 self._cache.move_to_end(key)
                 return {**ctx, "stale": self.clock() - ctx["read_at"] >= self.ttl}
         return {"state": "pending", "reason": "being read", "detail": "not read yet: ask again in a moment"}
+
+    def cached(self, namespace: str, workload: str) -> Obj | None:
+        """The last read (fresh or stale), without asking for another."""
+        with self._lock:
+            return self._cache.get((namespace, workload))
 
     def cached_summary(self, namespace: str, workload: str) -> str:
         with self._lock:
@@ -343,7 +353,7 @@ class ContextReader:
         now = self.clock()
         self.reads += 1
         try:
-            return read_context(self.cluster, namespace, workload, now=now)
+            return self._read_fn(self.cluster, namespace, workload, now=now)
         except ClusterError as err:
             log.info("[%s/%s] Kubernetes context not read: %s", namespace, workload, cap(err))
             return {"state": "unavailable", "reason": reason_of(err), "detail": cap(err), "read_at": now}

@@ -21,6 +21,7 @@ from sentinel.engine.autoremediate import AutoRemediation
 from sentinel.engine.context import ContextReader
 from sentinel.engine.events import EventBus, group_summary
 from sentinel.engine.health import Health, SourceCounts
+from sentinel.engine.incidents import Incidents
 from sentinel.engine.leadership import Leadership
 from sentinel.engine.pipeline import Batch, group_key, paused_gc
 from sentinel.engine.rulebook import Rulebook
@@ -80,6 +81,7 @@ class PollCycle:
         health: Health,
         events: EventBus,
         context: Callable[[], ContextReader],
+        incidents: Callable[[], Incidents],
         notifier: Notifier,
         settings: Callable[[], RuntimeSettings],
         lifecycle: LifecycleSettings,
@@ -95,6 +97,7 @@ class PollCycle:
         self._health = health
         self._events = events
         self._context = context
+        self._incidents = incidents
         self._notifier = notifier
         self._settings = settings
         self._lifecycle = lifecycle
@@ -156,6 +159,8 @@ class PollCycle:
                     pipeline.process(page, into=batch)
         except SentinelError as err:
             return self._poll_failed(err, t0, window)
+        incidents = self._incidents()
+        incidents.feed(pipeline, batch)  # pod states not counted yet, as occurrences of the same groups
         pipeline.settle(batch)
         fingerprinter = pipeline.fingerprinter
         merged = fingerprinter.merges != self._merges_applied
@@ -168,6 +173,7 @@ class PollCycle:
                 log.info("templates merged: %d stored groups folded into their new template", folded)
         # Only now, with the whole window read, do counts change: a failed poll is retried whole.
         changes = store.record(list(batch.deltas.values()), now=now, lifecycle=self._lifecycle)
+        incidents.recorded(changes)  # pod states counted for good; new groups correlated with rollouts
         counts = h.counts
         report = getattr(source, "report", None)
         extra = 0  # lines Loki holds in this window that were not read as lines

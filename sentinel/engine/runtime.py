@@ -37,6 +37,7 @@ from sentinel.engine.commands import Commands
 from sentinel.engine.context import ContextReader, summary_line
 from sentinel.engine.events import EventBus
 from sentinel.engine.health import Health, poll_state, ready
+from sentinel.engine.incidents import Incidents
 from sentinel.engine.leader import LeaderElector
 from sentinel.engine.leadership import Leadership
 from sentinel.engine.live_settings import LiveSettings, lifecycle_of
@@ -80,6 +81,7 @@ class Runtime:
         notifier: Notifier | None = None,
         cluster_state: str = "not configured",
         elector: LeaderElector | None = None,
+        incidents: Incidents | None = None,
     ) -> None:
         self.config = config
         self.config_path = config_path
@@ -92,6 +94,8 @@ class Runtime:
         self.description = description
         self.stopping = stopping or threading.Event()
         self.context = context or ContextReader(None, clock=clock)
+        # Deploy correlation and pod status as a second source (the demo swaps in a recorded cluster).
+        self.incidents = incidents or Incidents.idle(store=store, clock=clock)
         self.notifier = notifier or Notifier.from_config(config, clock=clock, context=self._context_summary)
         self.scheduler: Scheduler | None = None  # once started
 
@@ -117,6 +121,7 @@ class Runtime:
             store=store,
             events=self.events,
             notifier=self.notifier,
+            incidents=lambda: self.incidents,
         )
         self.poller = PollCycle(
             config=config,
@@ -128,6 +133,7 @@ class Runtime:
             health=self.health,
             events=self.events,
             context=lambda: self.context,
+            incidents=lambda: self.incidents,
             notifier=self.notifier,
             settings=lambda: self.live_settings.current,
             lifecycle=self.lifecycle,
@@ -305,6 +311,7 @@ class Runtime:
         self.leader_state.release()  # the follower takes over at once
         self.notifier.stop()
         self.context.stop()
+        self.incidents.stop()
         try:
             self.rulebook.save_templates()
             self.store.close()

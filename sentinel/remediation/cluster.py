@@ -310,6 +310,26 @@ class Cluster:
         )
         return list(out.get("items") or [])
 
+    def list_controllerrevisions(self, namespace: str, *, label_selector: str = "") -> list[Obj]:
+        """incidents: a StatefulSet's revisions (Deployments have none: their revisions are ReplicaSets)."""
+        kw = {"label_selector": label_selector} if label_selector else {}
+        out = self._call(
+            Call("list", "controllerrevisions", namespace, group="apps"),
+            self.apps.list_namespaced_controller_revision,
+            namespace,
+            **kw,
+        )
+        return list(out.get("items") or [])
+
+    def list_pods_page(self, namespace: str, *, limit: int, continue_token: str = "") -> Obj:
+        """incidents: one page of a pod list (``limit``/``continue``); ``namespace`` "" lists every namespace."""
+        kw: dict[str, Any] = {"limit": limit}
+        if continue_token:
+            kw["_continue"] = continue_token
+        if namespace:
+            return self._call(Call("list", "pods", namespace), self.core.list_namespaced_pod, namespace, **kw)
+        return self._call(Call("list", "pods"), self.core.list_pod_for_all_namespaces, **kw)
+
     def get_object(self, namespace: str, kind: str, name: str) -> Obj:
         """A ReplicaSet, Deployment, StatefulSet, DaemonSet, Job or Pod."""
         group, plural = _kind(kind)

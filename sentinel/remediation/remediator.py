@@ -149,8 +149,12 @@ class Remediator:
         cooldown: float,
         requested_by: str = "engine",
         manual: bool = False,
+        refused: str = "",
     ) -> RemediationRecord:
-        """Decide, act (or dry-run, or refuse) and audit one action for ``group``; never raises for the cluster."""
+        """Decide, act (or dry-run, or refuse) and audit one action for ``group``; never raises for the cluster.
+
+        ``refused``: why a condition of the rule (``remediation.when``) says no: a ``decide()`` refusal.
+        """
         started = self._clock()
         key = workload_key(group.namespace, group.workload)
         spec = ACTIONS.get(action)
@@ -192,6 +196,7 @@ class Remediator:
             cooldown=cooldown,
             requested_by=requested_by,
             manual=manual,
+            refused_by_rule=cap(refused, 512) if refused else "",
         )
 
         leading, holder = self.leader()

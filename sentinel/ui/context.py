@@ -18,6 +18,7 @@ from sentinel.config import Config
 from sentinel.engine.context import ContextReader
 from sentinel.engine.events import EventBus
 from sentinel.engine.health import Health
+from sentinel.engine.incidents import Incidents
 from sentinel.engine.pipeline import Pipeline
 from sentinel.engine.runtime import Runtime, current
 from sentinel.remediation.remediator import Remediator
@@ -105,6 +106,11 @@ def remediator() -> Remediator:
 
 def cluster_context() -> ContextReader:
     return runtime().context
+
+
+def incidents() -> Incidents:
+    """Deploy correlation and pod status of groups."""
+    return runtime().incidents
 
 
 def operator() -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Protocol
 
 from sentinel.core.model import ErrorGroup, Priority, Status, cut_text
 from sentinel.store.base import MAX_PAGE_SIZE, SORTS, GroupQuery, GroupSort, Page, Store
@@ -25,6 +25,38 @@ from sentinel.views.params import (
     since_of,
     split,
 )
+
+SOURCES = ("logs", "cluster", "both")
+
+
+class ClusterFacts(Protocol):
+    """What the cluster side knows of a group (``sentinel.engine.incidents.Incidents``)."""
+
+    def source_of(self, g: ErrorGroup) -> str: ...
+
+    def is_new_since_rollout(self, g: ErrorGroup) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterFilter:
+    """The filters the store does not know: new since the last rollout, where occurrences came from."""
+
+    new_since_rollout: bool | None = None
+    source: str | None = None  # logs, cluster, both
+
+    @property
+    def active(self) -> bool:
+        return self.new_since_rollout is not None or self.source is not None
+
+    def keeps(self, g: ErrorGroup, facts: ClusterFacts | None) -> bool:
+        source = facts.source_of(g) if facts is not None else "logs"
+        new = facts.is_new_since_rollout(g) if facts is not None else False
+        return (self.new_since_rollout is None or new == self.new_since_rollout) and (
+            self.source is None or source == self.source
+        )
+
+
+NO_CLUSTER_FILTER = ClusterFilter()
 
 SORT_LABELS: dict[str, str] = {
     "priority": "most urgent first",
@@ -59,9 +91,11 @@ class GroupView:
     last_remediation_at: float | None
     status_by: str = ""
     status_reason: str = ""
+    source: str = "logs"  # where the occurrences came from: logs, cluster (pod status) or both
+    new_since_rollout: bool = False  # first seen within the rollout window after the revision running now
 
     @classmethod
-    def of(cls, g: ErrorGroup) -> GroupView:
+    def of(cls, g: ErrorGroup, facts: ClusterFacts | None = None) -> GroupView:
         return cls(
             id=g.id,
             priority=g.priority.value,
@@ -83,6 +117,8 @@ class GroupView:
             last_remediation_at=g.last_remediation_at,
             status_by=g.status_by,
             status_reason=g.status_reason,
+            source=facts.source_of(g) if facts is not None else "logs",
+            new_since_rollout=facts.is_new_since_rollout(g) if facts is not None else False,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -246,34 +282,74 @@ class ErrorFilters:
 # -- reading ------------------------------------------------------------------------------------
 
 
-def list_page(store: Store, query: GroupQuery) -> Page[GroupView]:
+def _selected(store: Store, query: GroupQuery, facts: ClusterFacts | None, cluster: ClusterFilter) -> list[ErrorGroup]:
+    return [g for g in store.filtered_groups(query) if cluster.keeps(g, facts)]
+
+
+def _page_of(store: Store, query: GroupQuery, facts: ClusterFacts | None, cluster: ClusterFilter) -> Page[ErrorGroup]:
+    """The store's page; with a cluster filter, the store's whole selection filtered, then paged here."""
+    if not cluster.active:
+        return store.list_groups(query)
+    hits = _selected(store, query, facts, cluster)
+    start = (query.page - 1) * query.page_size
+    return Page(hits[start : start + query.page_size], len(hits), query.page, query.page_size)
+
+
+def list_page(
+    store: Store, query: GroupQuery, *, facts: ClusterFacts | None = None, cluster: ClusterFilter = NO_CLUSTER_FILTER
+) -> Page[GroupView]:
     """One page of rows, as the query asks (the API's list)."""
-    page = store.list_groups(query)
-    return Page([GroupView.of(g) for g in page.items], page.total, page.page, page.page_size)
+    page = _page_of(store, query, facts, cluster)
+    return Page([GroupView.of(g, facts) for g in page.items], page.total, page.page, page.page_size)
 
 
-def group_page(store: Store, filters: ErrorFilters, *, now: float) -> Page[ErrorGroup]:
+def group_page(
+    store: Store,
+    filters: ErrorFilters,
+    *,
+    now: float,
+    facts: ClusterFacts | None = None,
+    cluster: ClusterFilter = NO_CLUSTER_FILTER,
+) -> Page[ErrorGroup]:
     """One page of the console's queue; a page past the end falls back to the last page."""
-    page = store.list_groups(filters.query(now=now))
+    page = _page_of(store, filters.query(now=now), facts, cluster)
     if not page.items and page.total and filters.page > page.pages:
-        page = store.list_groups(filters.with_page(page.pages).query(now=now))
+        page = _page_of(store, filters.with_page(page.pages).query(now=now), facts, cluster)
     return page
 
 
-def every_row(store: Store, query: GroupQuery) -> Iterator[GroupView]:
+def every_row(
+    store: Store, query: GroupQuery, *, facts: ClusterFacts | None = None, cluster: ClusterFilter = NO_CLUSTER_FILTER
+) -> Iterator[GroupView]:
     """Every group the query's filters select (all pages, its page ignored), in its sort order."""
     for g in store.filtered_groups(replace(query, page=1, page_size=MAX_PAGE_SIZE)):
-        yield GroupView.of(g)
+        if cluster.keeps(g, facts):
+            yield GroupView.of(g, facts)
 
 
-def export_csv(store: Store, query: GroupQuery, *, columns: Sequence[str] = VIEW_COLUMNS) -> tuple[str, int]:
+def export_csv(
+    store: Store,
+    query: GroupQuery,
+    *,
+    columns: Sequence[str] = VIEW_COLUMNS,
+    facts: ClusterFacts | None = None,
+    cluster: ClusterFilter = NO_CLUSTER_FILTER,
+) -> tuple[str, int]:
     """CSV of every group the filters select: the API's ``format=csv`` (``columns`` = the row's fields)."""
-    return counted_csv(columns, (v.to_dict() for v in every_row(store, query)))
+    return counted_csv(columns, (v.to_dict() for v in every_row(store, query, facts=facts, cluster=cluster)))
 
 
-def groups_csv(store: Store, filters: ErrorFilters, *, now: float) -> str:
+def groups_csv(
+    store: Store,
+    filters: ErrorFilters,
+    *,
+    now: float,
+    facts: ClusterFacts | None = None,
+    cluster: ClusterFilter = NO_CLUSTER_FILTER,
+) -> str:
     """The console's download: every group the filters select (not just the page on screen), its columns."""
-    return rows_csv(QUEUE_FIELDS, (queue_row(v) for v in every_row(store, filters.query(now=now))))
+    rows = every_row(store, filters.query(now=now), facts=facts, cluster=cluster)
+    return rows_csv(QUEUE_FIELDS, (queue_row(v) for v in rows))
 
 
 # -- aggregates for the overview ----------------------------------------------------------------

@@ -866,6 +866,26 @@ class KubePeer:
             "updatedReplicas": replicas,
             "unavailableReplicas": replicas,
         }
+        # Progressing names the ReplicaSet the last rollout went to; its lastUpdateTime moves when
+        # the Deployment switches ReplicaSets (recorded: deployment_after_rollout, deployment_after_rollback)
+        rs_name = current["metadata"]["name"]
+        before = next(
+            (c for c in (dep.get("status") or {}).get("conditions") or [] if c["type"] == "Progressing"), None
+        )
+        message = f'ReplicaSet "{rs_name}" is progressing.'
+        if before is not None and before["message"] == message:
+            progressing = before
+        else:
+            now = rfc3339(self.clock())
+            progressing = {
+                "type": "Progressing",
+                "status": "True",
+                "lastUpdateTime": now,
+                "lastTransitionTime": before["lastTransitionTime"] if before else now,
+                "reason": "ReplicaSetUpdated",
+                "message": message,
+            }
+        status["conditions"] = [progressing]
         if ann.get(REVISION) != str(rev) or dep.get("status") != status:
             ann[REVISION] = str(rev)
             dep["status"] = status
