@@ -51,8 +51,7 @@ from sentinel.remediation.owners import OwnerResolver
 from sentinel.remediation.remediator import Remediator
 from sentinel.sources.loki import FetchReport
 from sentinel.store.base import GroupChange, Store
-from sentinel.store.memory import MemoryStore
-from sentinel.store.tinydb import TinyDBStore
+from sentinel.store import open_store
 
 log = logging.getLogger(__name__)
 
@@ -234,12 +233,7 @@ def limits_of(config: Config, settings: RuntimeSettings) -> SafetyLimits:
 
 
 def build_store(config: Config, *, base_dir: Path | None = None) -> Store:
-    if config.store.type == "memory":
-        return MemoryStore()
-    path = Path(config.store.path)
-    if not path.is_absolute() and base_dir is not None:
-        path = base_dir / path
-    return TinyDBStore(path, shards=config.store.shards)
+    return open_store(config, base_dir=base_dir)
 
 
 class Runtime:

@@ -958,6 +958,52 @@ class MemoryStore:
             self._dirty_ids, self._new_records, self._dirty_state = set(), [], set()
             self._records_trimmed = False
 
+    def _take_in(
+        self,
+        groups: Iterable[ErrorGroup],
+        removed: Iterable[str],
+        records: Iterable[RemediationRecord],
+        state: Mapping[str, dict[str, Any]],
+    ) -> None:
+        """Take in what another writer stored (a shared store), without marking any of it for writing.
+
+        The caller leaves out what this process changed and has not written yet: that write wins.
+        """
+        with self._lock:
+            ids: set[str] = set()
+            for g in groups:
+                old = self._groups.get(g.id)
+                if old is None:
+                    self._insert(g)
+                else:
+                    self._totals.remove(old)
+                    self._groups[g.id] = _compact(g)
+                self._totals.add(self._groups[g.id])
+                ids.add(g.id)
+            for gid in removed:
+                if gid in self._groups:
+                    self._remove(gid)
+                    ids.add(gid)
+            if ids:
+                self._stale_haystacks(ids)
+                self._repatch(ids)
+            for r in records:
+                i = self._record_index.get(r.id)
+                if i is None:
+                    self._record_index[r.id] = len(self._records)
+                    self._records.append(r)
+                    self._by_group.setdefault(r.group_id, []).append(len(self._records) - 1)
+                else:
+                    old_r = self._records[i]
+                    if old_r.group_id != r.group_id:
+                        self._by_group[old_r.group_id].remove(i)
+                        bisect.insort(self._by_group.setdefault(r.group_id, []), i)
+                    self._totals.record(old_r, -1)
+                    self._records[i] = r
+                self._totals.record(r, +1)
+            for name, value in state.items():
+                self._state[name] = value
+
     def _snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {
