@@ -89,6 +89,11 @@ def url_password(url: str) -> str:
         return ""
 
 
+def _one_line(err: BaseException) -> str:
+    """A foreign error as one capped, redacted line (libpq's messages span lines)."""
+    return cap(" ".join(redact(err).split()))
+
+
 def _dumps(value: object) -> str:
     return json.dumps(value, separators=(",", ":"))
 
@@ -128,12 +133,16 @@ class PostgresStore(MemoryStore):
     # -- connection, schema, load ---------------------------------------------------------------
 
     def _fail(self, what: str, err: BaseException) -> StoreError:
-        return StoreError(f"store (postgresql): {what}: {cap(redact(err))}")
+        return StoreError(f"store (postgresql): {what}: {_one_line(err)}")
 
     def _connect(self) -> psycopg.Connection[Any]:
         conn = self._conn
         if conn is not None and not conn.closed and not conn.broken:
             return conn
+        try:
+            conninfo_to_dict(self._url)
+        except psycopg.Error as err:
+            raise self._fail("store.url is not a valid PostgreSQL connection string", err) from err
         extra: dict[str, Any] = {"connect_timeout": max(1, int(self._connect_timeout)), "autocommit": True}
         if self._password:
             extra["password"] = self._password
@@ -141,8 +150,6 @@ class PostgresStore(MemoryStore):
             self._conn = psycopg.connect(self._url, **extra)
         except psycopg.Error as err:
             raise self._fail("cannot connect (check store.url)", err) from err
-        except Exception as err:  # a malformed URL: psycopg raises ProgrammingError, or ValueError
-            raise self._fail("store.url is not a valid PostgreSQL connection string", err) from err
         return self._conn
 
     def _migrate(self) -> None:
@@ -251,7 +258,7 @@ class PostgresStore(MemoryStore):
                     self._pull(conn, skip=set())
             except psycopg.Error as err:
                 # A read goes on with what this process holds; the failure shows on /ready via writable().
-                log.warning("store (postgresql): cannot check for changes: %s", cap(redact(err)))
+                log.warning("store (postgresql): cannot check for changes: %s", _one_line(err))
 
     def _pull(self, conn: psycopg.Connection[Any], *, skip: set[str]) -> None:
         """Read the rows newer than ``self._rev`` (inside the caller's transaction) and take them in."""
@@ -428,7 +435,7 @@ class PostgresStore(MemoryStore):
                 h = self._health
                 h.write_errors += 1
                 h.consecutive_write_errors += 1
-                h.last_write_error = f"store (postgresql): cannot write: {cap(redact(err))}"
+                h.last_write_error = f"store (postgresql): cannot write: {_one_line(err)}"
                 raise StoreError(h.last_write_error) from err
             self._health.consecutive_write_errors = 0
             self._health.last_write_ok_at = self.clock()
@@ -514,7 +521,7 @@ class PostgresStore(MemoryStore):
             with self._db_lock:
                 self._connect().execute("SELECT 1")
         except (psycopg.Error, StoreError) as err:
-            return False, f"store (postgresql): database unreachable: {cap(redact(err))}"
+            return False, f"store (postgresql): database unreachable: {_one_line(err)}"
         h = self._health
         if h.failing:
             age = "never" if h.last_write_ok_at is None else f"{int(self.clock() - h.last_write_ok_at)}s ago"
