@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
+from sentinel.core.groups import ChangeKind
 from sentinel.core.impact import LifecycleSettings
 from sentinel.core.model import ErrorGroup, GroupDelta, Priority, RemediationRecord, Status
 
@@ -61,9 +62,6 @@ class Page(Generic[T]):
     @property
     def pages(self) -> int:
         return max(1, -(-self.total // self.page_size))
-
-
-ChangeKind = Literal["new", "updated", "regressed", "escalated"]
 
 
 @dataclass(slots=True)

@@ -209,7 +209,9 @@ class PostgresStore(MemoryStore):
 
     def _meta(self, row: tuple[Any, ...] | None) -> tuple[int, int | None, dict[str, str], int, int]:
         if row is None:
-            raise StoreError("store (postgresql): table sentinel_meta has no row 1 (restore it or use an empty database)")
+            raise StoreError(
+                "store (postgresql): table sentinel_meta has no row 1 (restore it or use an empty database)"
+            )
         rev, cursor, aliases, epoch, floor = row
         try:
             return (
@@ -277,11 +279,15 @@ class PostgresStore(MemoryStore):
             q = "SELECT id FROM sentinel_removed WHERE rev > %s"
             removed = [r[0] for r in conn.execute(q, (since,)).fetchall()]
         if epoch != self._epoch:
-            records = self._records_of(conn.execute("SELECT id, doc FROM sentinel_records ORDER BY time, id").fetchall())
+            records = self._records_of(
+                conn.execute("SELECT id, doc FROM sentinel_records ORDER BY time, id").fetchall()
+            )
         else:
             q = "SELECT id, doc FROM sentinel_records WHERE rev > %s ORDER BY time, id"
             records = self._records_of(conn.execute(q, (since,)).fetchall())
-        state = self._state_of(conn.execute("SELECT name, value FROM sentinel_state WHERE rev > %s", (since,)).fetchall())
+        state = self._state_of(
+            conn.execute("SELECT name, value FROM sentinel_state WHERE rev > %s", (since,)).fetchall()
+        )
         with self._lock:
             dirty = self._dirty_ids
             mine = skip if dirty is None else skip | dirty
@@ -419,7 +425,9 @@ class PostgresStore(MemoryStore):
                 self._records_trimmed = False
                 self._cursor_dirty = self._aliases_dirty = False
             try:
-                self._commit(docs, gone, rows, states, kept, cursor if cursor_dirty else None, aliases_dirty, aliases, ids)
+                self._commit(
+                    docs, gone, rows, states, kept, cursor if cursor_dirty else None, aliases_dirty, aliases, ids
+                )
             except (psycopg.Error, StoreError) as err:
                 with self._lock:
                     self._dirty = True
@@ -506,9 +514,7 @@ class PostgresStore(MemoryStore):
                     conn.execute("DELETE FROM sentinel_removed WHERE rev < %s", (floor,))
                     sets.append(sql.SQL("removed_floor = %s"))
                     params.append(floor)
-            conn.execute(
-                sql.SQL("UPDATE sentinel_meta SET {} WHERE id = 1").format(sql.SQL(", ").join(sets)), params
-            )
+            conn.execute(sql.SQL("UPDATE sentinel_meta SET {} WHERE id = 1").format(sql.SQL(", ").join(sets)), params)
             epoch_row = conn.execute("SELECT records_epoch FROM sentinel_meta WHERE id = 1").fetchone()
         self._rev = rev
         if epoch_row is not None:
@@ -525,7 +531,10 @@ class PostgresStore(MemoryStore):
         h = self._health
         if h.failing:
             age = "never" if h.last_write_ok_at is None else f"{int(self.clock() - h.last_write_ok_at)}s ago"
-            return False, f"{h.consecutive_write_errors} writes failed in a row (last success {age}): {h.last_write_error}"
+            return (
+                False,
+                f"{h.consecutive_write_errors} writes failed in a row (last success {age}): {h.last_write_error}",
+            )
         return True, "postgresql"
 
     def health(self) -> StoreHealth:
