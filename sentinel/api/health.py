@@ -75,7 +75,10 @@ def ready(request: Request, runtime: RuntimeDep) -> JSONResponse:
     checks["notifications"] = (
         "; ".join(f"destination {name!r} failing: {redact(runtime, why)}" for name, why in sorted(bad.items())) or "ok"
     )
-    notices = [redact(runtime, n) for n in runtime.store.health().notices]
+    store_health = runtime.store.health()
+    # Informational too: a large store serves what it has read while the rest loads (writes wait for it).
+    checks["store_load"] = store_health.loading or "ok"
+    notices = [redact(runtime, n) for n in store_health.notices]
     body = Readiness(ready=ok, checks=checks, failing=failing, notices=notices)
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 

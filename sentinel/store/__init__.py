@@ -31,9 +31,9 @@ def open_store(config: Config, *, base_dir: Path | None = None, clock: Callable[
         for secret in (url, password, url_password(url)):
             register_secret(secret)
         return PostgresStore(url, password=password, connect_timeout=sc.connect_timeout, clock=clock)
-    from sentinel.store.tinydb import TinyDBStore
+    from sentinel.store.tinydb import BACKGROUND_LOAD_ABOVE, TinyDBStore
 
     path = Path(sc.path)
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path
-    return TinyDBStore(path, shards=sc.shards, clock=clock)
+    return TinyDBStore(path, shards=sc.shards, clock=clock, background_above=BACKGROUND_LOAD_ABOVE)

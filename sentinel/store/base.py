@@ -108,6 +108,7 @@ class StoreHealth:
     started_at: float | None = None
     notices: list[str] = field(default_factory=list)
     moved_aside: list[str] = field(default_factory=list)  # paths of the files moved aside at start
+    loading: str = ""  # while groups and audit still load in the background: what is being read
 
     @property
     def failing(self) -> bool:
