@@ -50,8 +50,8 @@ from sentinel.remediation.cluster import Cluster
 from sentinel.remediation.owners import OwnerResolver
 from sentinel.remediation.remediator import Remediator
 from sentinel.sources.loki import FetchReport
-from sentinel.store.base import GroupChange, Store
 from sentinel.store import open_store
+from sentinel.store.base import GroupChange, Store
 
 log = logging.getLogger(__name__)
 

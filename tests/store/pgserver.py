@@ -68,16 +68,34 @@ class PgCluster:
             os.chown(self.root, pw.pw_uid, pw.pw_gid)
         subprocess.run(
             self._cmd(
-                str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth-local=trust",
-                "--auth-host=scram-sha-256", "-E", "UTF8", "--no-instructions",
+                str(self.bindir / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--no-instructions",
             ),
             check=True,
             capture_output=True,
             timeout=120,
         )
         opts = [
-            "-D", str(self.data), "-p", str(self.port), "-k", str(self.root), "-c", "listen_addresses=127.0.0.1",
-            "-c", "max_connections=60", "-c", "shared_buffers=32MB",
+            "-D",
+            str(self.data),
+            "-p",
+            str(self.port),
+            "-k",
+            str(self.root),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "max_connections=60",
+            "-c",
+            "shared_buffers=32MB",
         ]
         if not self.durable:
             opts += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]

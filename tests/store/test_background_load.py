@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import Any
 
+from sentinel.api.app import create_app
 from sentinel.core.model import RemediationRecord
 from sentinel.store.base import RecordQuery
 from sentinel.store.tinydb import TinyDBStore
+from tests.api.conftest import build_runtime, serve
 from tests.store.test_stores import NOW, delta
 
 N = 3000
@@ -18,7 +22,14 @@ def build(path: Path) -> dict[str, int]:
     for i in range(40):
         s.add_remediation(
             RemediationRecord(
-                id=f"r{i}", time=NOW + i, group_id=f"g{i}", rule="r", action="none", namespace="shop", kind="Pod", name="p"
+                id=f"r{i}",
+                time=NOW + i,
+                group_id=f"g{i}",
+                rule="r",
+                action="none",
+                namespace="shop",
+                kind="Pod",
+                name="p",
             )
         )
     s.flush()
@@ -72,3 +83,42 @@ def test_closing_while_loading_loses_nothing(tmp_path: Path) -> None:
     assert {g.id: g.count for g in again.all_groups()} == counts
     assert again.health().notices == []
     again.close()
+
+
+class GatedStore(TinyDBStore):
+    """The real store, its loader held at a gate so the test sees the middle of a load."""
+
+    gate = threading.Event()
+
+    def _take_in(self, *args: Any, **kw: Any) -> None:
+        if threading.current_thread().name == "store-load":
+            self.gate.wait(30)
+        super()._take_in(*args, **kw)
+
+
+def test_ready_while_loading_says_so_and_writes_wait(tmp_path: Path) -> None:
+    path = tmp_path / "db.json"
+    build(path)
+    GatedStore.gate.clear()
+    store = GatedStore(path, shards=16, background_above=0)
+    rt = build_runtime(tmp_path / "rt", store=store)
+    done = threading.Event()
+
+    def write() -> None:
+        store.record([delta("g5", count=1)], now=NOW + 30)
+        done.set()
+
+    try:
+        for served in serve(create_app(rt), rt):
+            body = served.client.get("/ready").json()
+            assert body["ready"] is True and body["checks"]["store_load"].startswith("loading")
+            writer = threading.Thread(target=write)
+            writer.start()
+            assert not done.wait(0.3)  # the write waits for the groups it adds to
+            GatedStore.gate.set()
+            assert done.wait(30)
+            writer.join()
+            assert served.client.get("/ready").json()["checks"]["store_load"] == "ok"
+    finally:
+        GatedStore.gate.set()
+        rt.stop()
