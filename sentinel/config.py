@@ -572,7 +572,9 @@ def _secret_from_env(config: Config, env: Mapping[str, str], base_dir: Path) -> 
     config.store.url = pick("STORE_URL", config.store.url_file, config.store.url)
     config.store.password = pick("STORE_PASSWORD", config.store.password_file, config.store.password)
     if config.store.type == "postgresql" and not config.store.url.get_secret_value():
-        problems.append("store.url: required when store.type is postgresql (or store.url_file, KUBE_SENTINEL_STORE_URL)")
+        problems.append(
+            "store.url: required when store.type is postgresql (or store.url_file, KUBE_SENTINEL_STORE_URL)"
+        )
     problems.extend(_destination_secrets(config, env, base_dir))
     if env.get(ENV_PREFIX + "LOKI_USERNAME"):
         config.loki.username = env[ENV_PREFIX + "LOKI_USERNAME"]
