@@ -25,12 +25,19 @@ def open_store(config: Config, *, base_dir: Path | None = None, clock: Callable[
 
         return MemoryStore()
     if sc.type == "postgresql":
+        from sentinel.store.postgres import BACKGROUND_LOAD_ABOVE as PG_BACKGROUND_ABOVE
         from sentinel.store.postgres import PostgresStore, url_password
 
         url, password = sc.url.get_secret_value(), sc.password.get_secret_value()
         for secret in (url, password, url_password(url)):
             register_secret(secret)
-        return PostgresStore(url, password=password, connect_timeout=sc.connect_timeout, clock=clock)
+        return PostgresStore(
+            url,
+            password=password,
+            connect_timeout=sc.connect_timeout,
+            clock=clock,
+            background_above=PG_BACKGROUND_ABOVE,
+        )
     from sentinel.store.tinydb import BACKGROUND_LOAD_ABOVE, TinyDBStore
 
     path = Path(sc.path)

@@ -79,6 +79,9 @@ SCHEMA_VERSION = MIGRATIONS[-1][0]
 _MIGRATION_LOCK = 0x6B5E_0001  # pg_advisory_xact_lock key: one replica migrates at a time
 # Tombstones of removed groups are kept for this many commits; a replica further behind reloads all.
 TOMBSTONE_COMMITS = 100_000
+LOAD_BATCH = 5_000  # groups read and taken in at a time by a background load
+# `kube-sentinel run`: more groups than this load in the background (see PostgresStore._open).
+BACKGROUND_LOAD_ABOVE = 20_000
 
 
 def url_password(url: str) -> str:
@@ -108,8 +111,17 @@ class PostgresStore(MemoryStore):
         password: str = "",
         connect_timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
+        background_above: int | None = None,
     ) -> None:
         super().__init__()
+        # More groups than this: they (and the audit) load in the background once the small state is
+        # in; writes wait for them, reads show what is in so far. None: all before the constructor returns.
+        self._background_above = background_above
+        self._loaded = threading.Event()
+        self._loaded.set()
+        self._stop_loading = False
+        self._load_error = ""
+        self._loader: threading.Thread | None = None
         self._url = url
         self._password = password
         self._connect_timeout = connect_timeout
@@ -124,7 +136,7 @@ class PostgresStore(MemoryStore):
         self._health = StoreHealth(kind="postgresql", started_at=clock())
         self._connect()
         self._migrate()
-        self._reload()
+        self._open()
 
     @property
     def startup_warnings(self) -> list[str]:
@@ -245,10 +257,82 @@ class PostgresStore(MemoryStore):
             self._rev, self._epoch = rev, epoch
             self._cursor_dirty = self._aliases_dirty = False
 
+    def _open(self) -> None:
+        """The small state at once; the groups and the audit now, or in the background when there are many."""
+        if self._background_above is None:
+            self._reload()
+            return
+        with self._db_lock:
+            conn = self._connect()
+            try:
+                with conn.transaction():
+                    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    rev, cursor, aliases, epoch, _ = self._meta(conn.execute(self._META).fetchone())
+                    state = self._state_of(conn.execute("SELECT name, value FROM sentinel_state").fetchall())
+                    row = conn.execute("SELECT count(*) FROM sentinel_groups").fetchone()
+            except psycopg.Error as err:
+                raise self._fail("cannot read the store", err) from err
+            total = int(row[0]) if row else 0
+            if total <= self._background_above:
+                self._reload()
+                return
+            self._load([], [], state, cursor, aliases)
+            # Rows newer than this are taken in by the first change check after the load (re-applied if seen).
+            self._rev, self._epoch = rev, epoch
+            self._loaded.clear()
+            self._health.loading = f"loading {total} groups and the audit log"
+            self._loader = threading.Thread(target=self._load_rest, args=(total,), name="store-load", daemon=True)
+            self._loader.start()
+
+    def _load_rest(self, total: int) -> None:
+        conn: psycopg.Connection[Any] | None = None
+        try:
+            extra: dict[str, Any] = {"connect_timeout": max(1, int(self._connect_timeout))}
+            if self._password:
+                extra["password"] = self._password
+            conn = psycopg.connect(self._url, **extra)
+            with conn.transaction():
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                n = 0
+                with conn.cursor(name="sentinel_load") as cur:
+                    cur.execute("SELECT id, doc FROM sentinel_groups")
+                    while rows := cur.fetchmany(LOAD_BATCH):
+                        if self._stop_loading:
+                            return
+                        self._take_in(self._groups_of(rows), [], [], {})
+                        n += len(rows)
+                        self._health.loading = f"loading groups: {n} of {total}"
+                self._health.loading = "loading the audit log"
+                q = "SELECT id, doc FROM sentinel_records ORDER BY time, id"
+                records = self._records_of(conn.execute(q).fetchall())
+            with self._lock:
+                self._records = records
+                self._reindex_records()
+                self._recount_records()
+            log.info("store (postgresql) loaded: %d groups, %d remediation records", n, len(records))
+        except (psycopg.Error, StoreError) as err:
+            self._load_error = (
+                f"store (postgresql): loading stopped, nothing is written until a restart: {_one_line(err)}"
+            )
+            self._notice(self._load_error)
+        finally:
+            if conn is not None:
+                conn.close()
+            self._health.loading = ""
+            self._loaded.set()
+
+    def _wait_loaded(self) -> None:
+        if not self._loaded.is_set():
+            self._loaded.wait()
+        if self._load_error:
+            raise StoreError(self._load_error)
+
     # -- the change check ---------------------------------------------------------------------
 
     def _sync(self) -> None:
         """Take in what other replicas committed since this one last looked (one cheap query when nothing)."""
+        if not self._loaded.is_set():
+            return  # loading: rows newer than the load's start are taken in once it is done
         with self._db_lock:
             try:
                 conn = self._connect()
@@ -317,14 +401,17 @@ class PostgresStore(MemoryStore):
     def record(
         self, deltas: Sequence[GroupDelta], *, now: float, lifecycle: LifecycleSettings | None = None
     ) -> list[GroupChange]:
+        self._wait_loaded()
         self._sync()
         return super().record(deltas, now=now, lifecycle=lifecycle)
 
     def update_group(self, group_id: str, fn: Callable[[ErrorGroup], object]) -> ErrorGroup | None:
+        self._wait_loaded()
         self._sync()
         return super().update_group(group_id, fn)
 
     def update_groups(self, fn: Callable[[ErrorGroup], bool]) -> list[ErrorGroup]:
+        self._wait_loaded()
         self._sync()
         return super().update_groups(fn)
 
@@ -334,13 +421,18 @@ class PostgresStore(MemoryStore):
 
     def get_group(self, group_id: str) -> ErrorGroup | None:
         self._sync()
-        return super().get_group(group_id)
+        g = super().get_group(group_id)
+        if g is None and not self._loaded.is_set():  # perhaps not read yet
+            self._loaded.wait()
+            g = super().get_group(group_id)
+        return g
 
     def list_groups(self, query: GroupQuery) -> Page[ErrorGroup]:
         self._sync()
         return super().list_groups(query)
 
     def all_groups(self) -> list[ErrorGroup]:
+        self._wait_loaded()
         self._sync()
         return super().all_groups()
 
@@ -351,6 +443,7 @@ class PostgresStore(MemoryStore):
         templates: Mapping[str, str],
         key_fn: Callable[[str, str, str, str], str],
     ) -> int:
+        self._wait_loaded()
         self._sync()
         moved = super().apply_aliases(aliases, templates=templates, key_fn=key_fn)
         if moved:
@@ -361,6 +454,7 @@ class PostgresStore(MemoryStore):
         return super().resolve_id(group_id)
 
     def put_group(self, group: ErrorGroup) -> None:
+        self._wait_loaded()
         self._sync()
         super().put_group(group)
 
@@ -369,10 +463,12 @@ class PostgresStore(MemoryStore):
         return super().stats(now=now, rate_minutes=rate_minutes)
 
     def add_remediation(self, record: RemediationRecord) -> None:
+        self._wait_loaded()
         self._sync()
         super().add_remediation(record)
 
     def update_remediation(self, record: RemediationRecord) -> None:
+        self._wait_loaded()
         self._sync()
         super().update_remediation(record)
 
@@ -398,6 +494,7 @@ class PostgresStore(MemoryStore):
             self._cursor_dirty = True
 
     def apply_retention(self, *, now: float, max_age: float, max_groups: int, max_records: int) -> int:
+        self._wait_loaded()
         self._sync()
         return super().apply_retention(now=now, max_age=max_age, max_groups=max_groups, max_records=max_records)
 
@@ -405,6 +502,7 @@ class PostgresStore(MemoryStore):
 
     def flush(self) -> None:
         """Write what changed since the last flush in one transaction (see the module docstring)."""
+        self._wait_loaded()
         with self._flush_lock, self._db_lock:
             with self._lock:
                 if not self._dirty:
@@ -471,36 +569,36 @@ class PostgresStore(MemoryStore):
             if docs:
                 conn.execute(
                     "INSERT INTO sentinel_groups (id, rev, doc) SELECT i, %s, d::jsonb "
-                    "FROM unnest(%s::text[], %s::text[]) AS t(i, d) "
+                    "FROM unnest(%b::text[], %b::text[]) AS t(i, d) "
                     "ON CONFLICT (id) DO UPDATE SET rev = EXCLUDED.rev, doc = EXCLUDED.doc",
                     (rev, [d[0] for d in docs], [d[1] for d in docs]),
                 )
-                conn.execute("DELETE FROM sentinel_removed WHERE id = ANY(%s)", ([d[0] for d in docs],))
+                conn.execute("DELETE FROM sentinel_removed WHERE id = ANY(%b)", ([d[0] for d in docs],))
             if gone:
-                conn.execute("DELETE FROM sentinel_groups WHERE id = ANY(%s)", (gone,))
+                conn.execute("DELETE FROM sentinel_groups WHERE id = ANY(%b)", (gone,))
                 conn.execute(
-                    "INSERT INTO sentinel_removed (id, rev) SELECT i, %s FROM unnest(%s::text[]) AS t(i) "
+                    "INSERT INTO sentinel_removed (id, rev) SELECT i, %s FROM unnest(%b::text[]) AS t(i) "
                     "ON CONFLICT (id) DO UPDATE SET rev = EXCLUDED.rev",
                     (rev, gone),
                 )
             if rows:
                 conn.execute(
                     "INSERT INTO sentinel_records (id, time, rev, doc) SELECT i, t, %s, d::jsonb "
-                    "FROM unnest(%s::text[], %s::float8[], %s::text[]) AS x(i, t, d) "
+                    "FROM unnest(%b::text[], %b::float8[], %b::text[]) AS x(i, t, d) "
                     "ON CONFLICT (id) DO UPDATE SET time = EXCLUDED.time, rev = EXCLUDED.rev, doc = EXCLUDED.doc",
                     (rev, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]),
                 )
             if states:
                 conn.execute(
                     "INSERT INTO sentinel_state (name, rev, value) SELECT n, %s, v::jsonb "
-                    "FROM unnest(%s::text[], %s::text[]) AS t(n, v) "
+                    "FROM unnest(%b::text[], %b::text[]) AS t(n, v) "
                     "ON CONFLICT (name) DO UPDATE SET rev = EXCLUDED.rev, value = EXCLUDED.value",
                     (rev, [s[0] for s in states], [s[1] for s in states]),
                 )
             sets = [sql.SQL("rev = %s")]
             params: list[Any] = [rev]
             if kept is not None:
-                conn.execute("DELETE FROM sentinel_records WHERE NOT (id = ANY(%s))", (kept,))
+                conn.execute("DELETE FROM sentinel_records WHERE NOT (id = ANY(%b))", (kept,))
                 sets.append(sql.SQL("records_epoch = records_epoch + 1"))
             if cursor is not None:
                 sets.append(sql.SQL("cursor_ns = %s"))
@@ -547,6 +645,7 @@ class PostgresStore(MemoryStore):
             last_write_ok_at=h.last_write_ok_at,
             started_at=h.started_at,
             notices=list(h.notices),
+            loading=h.loading,
         )
 
     def acknowledge_notices(self, *, by: str = "") -> int:
@@ -557,6 +656,13 @@ class PostgresStore(MemoryStore):
         return n
 
     def close(self) -> None:
+        if not self._loaded.is_set():  # SIGTERM while loading: stop reading; no group changed yet
+            self._stop_loading = True
+            if self._loader is not None:
+                self._loader.join(timeout=30)
+            if self._dirty:
+                log.warning("store (postgresql): closed while loading; small state changed since start not written")
+            self._dirty = False
         try:
             self.flush()
         finally:

@@ -238,3 +238,38 @@ def test_wrong_password_is_refused_clearly(pg_cluster: PgCluster) -> None:
     db = pg_cluster.new_database()
     with pytest.raises(StoreError, match=r"cannot connect \(check store.url\): .*password authentication failed"):
         PostgresStore(pg_cluster.tcp_url(db), password="wrong-password")
+
+
+def test_a_large_store_loads_in_the_background_and_loses_nothing(pg_url: str) -> None:
+    s = PostgresStore(pg_url)
+    s.record([delta(f"g{i}", count=1 + i % 4) for i in range(12_000)], now=NOW)
+    for i in range(30):
+        s.add_remediation(record(f"r{i}", group=f"g{i}", t=NOW + i))
+    s.set_cursor(11)
+    s.close()
+    counts = {f"g{i}": 1 + i % 4 for i in range(12_000)}
+    bg = PostgresStore(pg_url, background_above=0)
+    other = PostgresStore(pg_url)  # commits while the first one loads: taken in after
+    other.record([delta("late", count=2)], now=NOW)
+    other.flush()
+    assert bg.get_cursor() == 11  # the small state is there at once
+    bg.record([delta("g7", count=100)], now=NOW + 1)  # waits for the load: on top of the stored count
+    bg.flush()
+    assert bg.health().loading == ""
+    want = {**counts, "g7": counts["g7"] + 100, "late": 2}
+    assert {g.id: g.count for g in bg.all_groups()} == want
+    assert bg.list_remediations(RecordQuery()).total == 30
+    bg.close()
+    assert {g.id: g.count for g in other.all_groups()} == want
+    other.close()
+
+
+def test_closing_while_loading_loses_nothing(pg_url: str) -> None:
+    s = PostgresStore(pg_url)
+    s.record([delta(f"g{i}") for i in range(8000)], now=NOW)
+    s.close()
+    for _ in range(3):
+        PostgresStore(pg_url, background_above=0).close()
+    again = PostgresStore(pg_url)
+    assert len(again.all_groups()) == 8000 and again.health().notices == []
+    again.close()
