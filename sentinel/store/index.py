@@ -1,5 +1,7 @@
 """The memory store's indices: every sort order kept sorted, search haystacks, running totals, matching.
 
+One concern (issue 13's size rule): the read indices over the stored groups.
+
 :class:`Indexed` is the part of :class:`~sentinel.store.memory.MemoryStore` that keeps the sort
 orders sorted (patched by bisection for the groups a write changed, re-sorted past a share of
 them) and the search haystacks current; :class:`Totals` keeps what ``stats`` reports, one group

@@ -1,6 +1,6 @@
 """In-memory store: keeps groups, the audit and state for every store, and is ``store.type: memory`` on its own.
 
-What a write does to a group is decided in :mod:`sentinel.core.groups`; the sort orders, haystacks
+One concern (issue 13's size rule): keeping groups, records and state. What a write does to a group is decided in :mod:`sentinel.core.groups`; the sort orders, haystacks
 and running totals that make reads cheap are in :mod:`sentinel.store.index`.
 """
 

@@ -1,5 +1,7 @@
 """PostgreSQL store: one database shared by every replica; the memory store's queries over it.
 
+One concern (issue 13's size rule): keeping the memory store in step with the shared database.
+
 Tables (created and upgraded by the versioned migrations in ``MIGRATIONS``, recorded in
 ``schema_version``, applied at start under an advisory lock so two replicas starting together
 do not race)::

@@ -1,5 +1,7 @@
 """TinyDB store: the memory store's queries over files laid out so that a write touches only what changed.
 
+One concern (issue 13's size rule): the TinyDB file layout, read at start and written per commit.
+
 Layout, for ``store.path: data/sentinel.json``::
 
     data/sentinel.json                 the commit file (TinyDB tables ``meta`` and ``state``): schema,
