@@ -124,6 +124,7 @@ class PostgresStore(MemoryStore):
         self._stop_loading = False
         self._load_error = ""
         self._loader: threading.Thread | None = None
+        self._sync_failing = False
         self._url = url
         self._password = password
         self._connect_timeout = connect_timeout
@@ -339,14 +340,19 @@ class PostgresStore(MemoryStore):
             try:
                 conn = self._connect()
                 row = conn.execute("SELECT rev FROM sentinel_meta WHERE id = 1").fetchone()
+                if self._sync_failing:
+                    self._sync_failing = False
+                    log.info("store (postgresql): the change check works again")
                 if row is not None and int(row[0]) == self._rev:
                     return
                 with conn.transaction():
                     conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                     self._pull(conn, skip=set())
-            except psycopg.Error as err:
+            except (psycopg.Error, StoreError) as err:
                 # A read goes on with what this process holds; the failure shows on /ready via writable().
-                log.warning("store (postgresql): cannot check for changes: %s", _one_line(err))
+                if not self._sync_failing:  # once per outage, not once per read
+                    self._sync_failing = True
+                    log.warning("store (postgresql): cannot check for changes: %s", _one_line(err))
 
     def _pull(self, conn: psycopg.Connection[Any], *, skip: set[str]) -> None:
         """Read the rows newer than ``self._rev`` (inside the caller's transaction) and take them in."""

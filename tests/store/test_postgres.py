@@ -273,3 +273,28 @@ def test_closing_while_loading_loses_nothing(pg_url: str) -> None:
     again = PostgresStore(pg_url)
     assert len(again.all_groups()) == 8000 and again.health().notices == []
     again.close()
+
+
+def test_reads_go_on_from_memory_while_the_database_is_away(pg_cluster: PgCluster) -> None:
+    db = pg_cluster.new_database()
+    url = pg_cluster.url(db)
+    s = PostgresStore(url)
+    s.record([delta("a", count=2)], now=NOW)
+    s.flush()
+    pg_cluster.admin(f"ALTER DATABASE {db} ALLOW_CONNECTIONS false")
+    pg_cluster.admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'")
+    try:
+        assert [g.count for g in s.all_groups()] == [2]  # answered from memory, no exception
+        assert s.list_groups(GroupQuery()).total == 1
+        ok, why = s.writable()
+        assert not ok and why.startswith("store (postgresql): database unreachable:") and "\n" not in why
+        s.record([delta("a")], now=NOW)
+        with pytest.raises(StoreError, match=r"^store \(postgresql\): cannot write: "):
+            s.flush()
+    finally:
+        pg_cluster.admin(f"ALTER DATABASE {db} ALLOW_CONNECTIONS true")
+    s.flush()  # what the failed flush held is written now
+    s.close()
+    again = PostgresStore(url)
+    assert (again.get_group("a") or delta("x")).count == 3
+    again.close()
