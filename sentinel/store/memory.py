@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import copy
+import ctypes
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -39,6 +40,14 @@ from sentinel.store.index import (
     group_matches,
     record_matches,
 )
+
+
+def give_back_memory() -> None:
+    """Return the freed heap of a load (parsed JSON, validation) to the system: glibc keeps it otherwise."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 class MemoryStore(Indexed):

@@ -45,7 +45,7 @@ from sentinel.core.impact import LifecycleSettings
 from sentinel.core.model import ErrorGroup, GroupDelta, RemediationRecord
 from sentinel.errors import StoreError, cap, redact
 from sentinel.store.base import GroupChange, GroupQuery, Page, RecordQuery, StoreHealth, StoreStats
-from sentinel.store.memory import MemoryStore, _group_dict
+from sentinel.store.memory import MemoryStore, _group_dict, give_back_memory
 from sentinel.store.validate import BadRecord, check_aliases, check_cursor, check_state, group_from_doc, record_from_doc
 
 log = logging.getLogger(__name__)
@@ -323,6 +323,7 @@ class PostgresStore(MemoryStore):
                 conn.close()
             self._health.loading = ""
             self._loaded.set()
+            give_back_memory()
 
     def _wait_loaded(self) -> None:
         if not self._loaded.is_set():
@@ -574,14 +575,14 @@ class PostgresStore(MemoryStore):
             if int(row[0]) != self._rev:
                 self._pull(conn, skip=mine)  # another replica committed: take it in first (ours win per row)
             rev = int(row[0]) + 1
-            if docs:
+            if docs:  # one statement: the upsert, and the tombstones of groups that came back
                 conn.execute(
-                    "INSERT INTO sentinel_groups (id, rev, doc) SELECT i, %s, d::jsonb "
+                    "WITH up AS (INSERT INTO sentinel_groups (id, rev, doc) SELECT i, %s, d::jsonb "
                     "FROM unnest(%b::text[], %b::text[]) AS t(i, d) "
-                    "ON CONFLICT (id) DO UPDATE SET rev = EXCLUDED.rev, doc = EXCLUDED.doc",
+                    "ON CONFLICT (id) DO UPDATE SET rev = EXCLUDED.rev, doc = EXCLUDED.doc RETURNING id) "
+                    "DELETE FROM sentinel_removed WHERE id IN (SELECT id FROM up)",
                     (rev, [d[0] for d in docs], [d[1] for d in docs]),
                 )
-                conn.execute("DELETE FROM sentinel_removed WHERE id = ANY(%b)", ([d[0] for d in docs],))
             if gone:
                 conn.execute("DELETE FROM sentinel_groups WHERE id = ANY(%b)", (gone,))
                 conn.execute(
@@ -620,8 +621,8 @@ class PostgresStore(MemoryStore):
                     conn.execute("DELETE FROM sentinel_removed WHERE rev < %s", (floor,))
                     sets.append(sql.SQL("removed_floor = %s"))
                     params.append(floor)
-            conn.execute(sql.SQL("UPDATE sentinel_meta SET {} WHERE id = 1").format(sql.SQL(", ").join(sets)), params)
-            epoch_row = conn.execute("SELECT records_epoch FROM sentinel_meta WHERE id = 1").fetchone()
+            update = sql.SQL("UPDATE sentinel_meta SET {} WHERE id = 1 RETURNING records_epoch")
+            epoch_row = conn.execute(update.format(sql.SQL(", ").join(sets)), params).fetchone()
         self._rev = rev
         if epoch_row is not None:
             self._epoch = int(epoch_row[0])

@@ -40,7 +40,6 @@ old single-file layout (schema 1) is migrated on start.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -62,7 +61,7 @@ from sentinel.core.impact import LifecycleSettings
 from sentinel.core.model import ErrorGroup, GroupDelta, RemediationRecord
 from sentinel.errors import StoreError, cap
 from sentinel.store.base import GroupChange, StoreHealth
-from sentinel.store.memory import MemoryStore, _group_dict
+from sentinel.store.memory import MemoryStore, _group_dict, give_back_memory
 from sentinel.store.validate import (
     BadRecord,
     check_aliases,
@@ -130,14 +129,6 @@ def write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def _give_back_memory() -> None:
-    """Return the freed heap of a load (parsed JSON, validation) to the system: glibc keeps it otherwise."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 def _unlink_all(paths: list[Path]) -> None:
@@ -503,7 +494,7 @@ class TinyDBStore(MemoryStore):
         finally:
             self._health.loading = ""
             self._loaded.set()
-            _give_back_memory()
+            give_back_memory()
 
     def _wait_loaded(self) -> None:
         """Before a write (or a read of everything): wait for the background load, if one runs."""
