@@ -56,7 +56,9 @@ def build_runtime(
     rpath = resolve_rules_path(config_path, config, str(rules_path) if rules_path else None)
     rules: LoadedRules = load_rules(rpath)
     base_dir = Path(config_path).parent
-    store = store or open_store(config, Path.cwd() if not Path(config.store.path).is_absolute() else base_dir)
+    store = store or open_store(
+        config, base_dir=Path.cwd() if not Path(config.store.path).is_absolute() else base_dir, clock=clock
+    )
     warnings = loaded.warnings + rules.warnings + list(getattr(store, "startup_warnings", []))
     for w in warnings:
         log.warning("%s", w)

@@ -155,9 +155,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         store = None
         if args.store:
-            from sentinel.store.tinydb import TinyDBStore
+            from sentinel.store.tinydb import BACKGROUND_LOAD_ABOVE, TinyDBStore
 
-            store = TinyDBStore(args.store)
+            store = TinyDBStore(args.store, background_above=BACKGROUND_LOAD_ABOVE)
         runtime = build_runtime(args.config, args.rules, store=store)
     except ConfigError as err:
         print(f"invalid configuration:\n{err}", file=sys.stderr)
@@ -172,11 +172,11 @@ def build_demo_runtime(*, store_path: str | None = None) -> Any:
     """The demo: bundled logs replayed live, shipped rules, memory store, dry-run, a recorded cluster state."""
     from sentinel.bootstrap import build_runtime
     from sentinel.sources.files import FileSource
-    from sentinel.store.tinydb import TinyDBStore
+    from sentinel.store.tinydb import BACKGROUND_LOAD_ABOVE, TinyDBStore
 
     d = demo_dir()
     source = FileSource(d / "logs.jsonl", live=True)
-    store = TinyDBStore(store_path) if store_path else None
+    store = TinyDBStore(store_path, background_above=BACKGROUND_LOAD_ABOVE) if store_path else None
     runtime = build_runtime(d / "config.yaml", d / "rules.yaml", source=source, store=store)
     from sentinel.demo.cluster import attach
 

@@ -163,10 +163,18 @@ class RemediationConfig(Section):
 
 
 class StoreConfig(Section):
-    type: Literal["memory", "tinydb"] = "memory"
+    type: Literal["memory", "tinydb", "postgresql"] = "memory"
     path: str = "data/sentinel.json"
     # TinyDB: how many files the groups are spread over (fixed when the store is created).
     shards: int = Field(default=1024, ge=1, le=65536)
+    # PostgreSQL (several replicas share it): a libpq URL or key=value string, from the file, from
+    # ``url_file`` or from $KUBE_SENTINEL_STORE_URL(_FILE); the password may come apart the same way
+    # (``password_file``, $KUBE_SENTINEL_STORE_PASSWORD(_FILE)). Both are secrets: never shown.
+    url: SecretStr = SecretStr("")
+    url_file: str = ""
+    password: SecretStr = SecretStr("")
+    password_file: str = ""
+    connect_timeout: Duration = Field(default=10.0, gt=0)
 
 
 class ApiConfig(Section):
@@ -375,6 +383,12 @@ def _secret_from_env(config: Config, env: Mapping[str, str], base_dir: Path) -> 
     config.loki.password = pick("LOKI_PASSWORD", config.loki.password_file, config.loki.password)
     config.loki.bearer_token = pick("LOKI_BEARER_TOKEN", config.loki.bearer_token_file, config.loki.bearer_token)
     config.api.token = pick("API_TOKEN", config.api.token_file, config.api.token)
+    config.store.url = pick("STORE_URL", config.store.url_file, config.store.url)
+    config.store.password = pick("STORE_PASSWORD", config.store.password_file, config.store.password)
+    if config.store.type == "postgresql" and not config.store.url.get_secret_value():
+        problems.append(
+            "store.url: required when store.type is postgresql (or store.url_file, KUBE_SENTINEL_STORE_URL)"
+        )
     problems.extend(_destination_secrets(config, env, base_dir))
     if env.get(ENV_PREFIX + "LOKI_USERNAME"):
         config.loki.username = env[ENV_PREFIX + "LOKI_USERNAME"]

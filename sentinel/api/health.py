@@ -78,7 +78,10 @@ def ready(
     checks["notifications"] = (
         "; ".join(f"destination {name!r} failing: {redact(why)}" for name, why in sorted(bad.items())) or "ok"
     )
-    notices = [redact(n) for n in store.health().notices]
+    store_health = store.health()
+    # Informational too: a large store serves what it has read while the rest loads (writes wait for it).
+    checks["store_load"] = store_health.loading or "ok"
+    notices = [redact(n) for n in store_health.notices]
     body = Readiness(ready=ok, checks=checks, failing=failing, notices=notices)
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
+from sentinel.core.groups import ChangeKind
 from sentinel.core.impact import LifecycleSettings
 from sentinel.core.model import ErrorGroup, GroupDelta, Priority, RemediationRecord, Status
 
@@ -63,9 +64,6 @@ class Page(Generic[T]):
         return max(1, -(-self.total // self.page_size))
 
 
-ChangeKind = Literal["new", "updated", "regressed", "escalated"]
-
-
 @dataclass(slots=True)
 class GroupChange:
     """What a ``record`` did to one group; the engine turns these into events."""
@@ -110,6 +108,7 @@ class StoreHealth:
     started_at: float | None = None
     notices: list[str] = field(default_factory=list)
     moved_aside: list[str] = field(default_factory=list)  # paths of the files moved aside at start
+    loading: str = ""  # while groups and audit still load in the background: what is being read
 
     @property
     def failing(self) -> bool:

@@ -1,22 +1,22 @@
-"""In-memory store: the query engine every store uses, and ``store.type: memory`` on its own."""
+"""In-memory store: keeps groups, the audit and state for every store, and is ``store.type: memory`` on its own.
+
+One concern (issue 13's size rule): keeping groups, records and state. What a write does to a group is decided in :mod:`sentinel.core.groups`; the sort orders, haystacks
+and running totals that make reads cheap are in :mod:`sentinel.store.index`.
+"""
 
 from __future__ import annotations
 
 import bisect
 import copy
-import dataclasses
-import sys
+import ctypes
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from enum import Enum
-from operator import itemgetter
-from typing import Any, TypeVar
+from typing import Any
 
-from sentinel.core.impact import LifecycleSettings, absorb, merge, new_group, refresh
-from sentinel.core.model import MAX_SAMPLE_CHARS, ErrorGroup, GroupDelta, Priority, RemediationRecord, Status, cut_text
+from sentinel.core.groups import apply_delta, fold, plan_folds
+from sentinel.core.impact import LifecycleSettings
+from sentinel.core.model import ErrorGroup, GroupDelta, Priority, RemediationRecord, Status
 from sentinel.store.base import (
-    MAX_PAGE_SIZE,
-    ChangeKind,
     GroupChange,
     GroupQuery,
     Page,
@@ -24,339 +24,39 @@ from sentinel.store.base import (
     StoreHealth,
     StoreStats,
 )
-
-SortKey = Callable[[ErrorGroup], Any]
-
-SORT_KEYS: dict[str, SortKey] = {
-    # Most urgent first: priority, then impact, then most recent.
-    "priority": lambda g: (g.priority.rank, -g.impact, -g.last_seen),
-    "impact": lambda g: (-g.impact, g.priority.rank, -g.last_seen),
-    "last_seen": lambda g: (-g.last_seen, g.priority.rank),
-    "first_seen": lambda g: (-g.first_seen, g.priority.rank),
-    "count": lambda g: (-g.count, g.priority.rank),
-}
-
-
-_first = itemgetter(0)
-T = TypeVar("T")
-
-
-def _without(items: list[T], cut: list[int]) -> list[T]:
-    """``items`` less the positions in ``cut`` (ascending)."""
-    out: list[T] = []
-    prev = 0
-    for i in cut:
-        out += items[prev:i]
-        prev = i + 1
-    out += items[prev:]
-    return out
+from sentinel.store.index import (
+    _PRIORITY_INDEX,
+    _PRIORITY_VALUES,
+    SAMPLE_MAX_CHARS,
+    SORT_KEYS,
+    Indexed,
+    Totals,
+    _clone,
+    _compact,
+    _counted,
+    _group_dict,
+    _Order,
+    _page_bounds,
+    group_matches,
+    record_matches,
+)
 
 
-def _splice(items: list[T], at: list[int], new: list[T]) -> list[T]:
-    """``items`` with ``new[j]`` inserted before ``items[at[j]]`` (``at`` ascending)."""
-    out: list[T] = []
-    prev = 0
-    for i, x in zip(at, new, strict=True):
-        out += items[prev:i]
-        out.append(x)
-        prev = i
-    out += items[prev:]
-    return out
+def give_back_memory() -> None:
+    """Return the freed heap of a load (parsed JSON, validation) to the system: glibc keeps it otherwise."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
-def _page_bounds(page: int, page_size: int) -> tuple[int, int, int, int]:
-    page = max(1, page)
-    page_size = max(1, min(MAX_PAGE_SIZE, page_size))
-    start = (page - 1) * page_size
-    return page, page_size, start, start + page_size
-
-
-_GROUP_FIELDS = tuple(f.name for f in dataclasses.fields(ErrorGroup))
-_SCALARS = (str, int, float, bool, type(None))
-
-
-def _clone(g: ErrorGroup) -> ErrorGroup:
-    """A copy of ``g`` that shares nothing mutable with it (``copy.deepcopy``, several times faster)."""
-    c = copy.copy(g)
-    c.pods = list(g.pods) if all(type(p) is str for p in g.pods) else copy.deepcopy(g.pods)
-    c.samples = list(g.samples) if all(type(x) is str for x in g.samples) else copy.deepcopy(g.samples)
-    c.minute_counts = dict(g.minute_counts)
-    for name in _GROUP_FIELDS:
-        value = getattr(c, name)
-        if not isinstance(value, _SCALARS + (Enum,)) and name not in ("pods", "samples", "minute_counts"):
-            setattr(c, name, copy.deepcopy(value))
-    return c
-
-
-def _group_dict(g: ErrorGroup) -> dict[str, Any]:
-    """``g.to_dict()``, without ``dataclasses.asdict``'s recursive copying (the flush of every poll)."""
-    d: dict[str, Any] = {}
-    for name in _GROUP_FIELDS:
-        value = getattr(g, name)
-        if isinstance(value, Enum):
-            value = value.value
-        elif not isinstance(value, _SCALARS):
-            if name == "minute_counts":
-                value = {str(k): v for k, v in value.items()}
-            elif type(value) is list and all(type(x) is str for x in value):
-                value = list(value)
-            else:
-                value = copy.deepcopy(value)
-        d[name] = value
-    return d
-
-
-_intern = sys.intern
-# A sample is kept to show what the line looked like: past this many characters it is cut (with a
-# marker), so that a few huge lines cannot make every group they reach cost megabytes.
-SAMPLE_MAX_CHARS = MAX_SAMPLE_CHARS
-
-
-def _cut_samples(g: ErrorGroup) -> None:
-    if any(len(s) > SAMPLE_MAX_CHARS for s in g.samples if type(s) is str):
-        g.samples = [cut_text(s, SAMPLE_MAX_CHARS) if type(s) is str else s for s in g.samples]
-
-
-_MINUTES: dict[int, int] = {}  # one int object per minute number, shared by every group's buckets
-
-
-def _minute(m: int) -> int:
-    got = _MINUTES.setdefault(m, m)
-    if len(_MINUTES) > 200_000:  # a day of minutes is 1,440: this only guards against odd input
-        _MINUTES.clear()
-    return got
-
-
-def _compact(g: ErrorGroup) -> ErrorGroup:
-    """Share the strings that many groups repeat (namespace, workload, rule, pod names ...): one copy each.
-
-    Strings read from a file or from Loki are separate objects per group; at 100k groups the copies
-    of the same few hundred names cost tens of MiB.
-    """
-    g.namespace = _intern(g.namespace)
-    g.workload = _intern(g.workload)
-    g.container = _intern(g.container)
-    g.rule = _intern(g.rule)
-    g.level = _intern(g.level)
-    g.status_by = _intern(g.status_by)
-    g.template_key = _intern(g.template_key)
-    g.last_pod = _intern(g.last_pod)
-    if g.pods and type(g.pods) is list and all(type(p) is str for p in g.pods):
-        g.pods = [_intern(p) for p in g.pods]
-    if g.minute_counts:
-        g.minute_counts = {_minute(m): n for m, n in g.minute_counts.items()}
-    _cut_samples(g)
-    return g
-
-
-def _hay(g: ErrorGroup) -> str:
-    return (g.template + "\n" + g.workload + "\n" + g.namespace + "\n" + "\n".join(g.samples[-3:])).lower()
-
-
-def group_matches(g: ErrorGroup, q: GroupQuery, hay: Callable[[ErrorGroup], str] = _hay) -> bool:
-    if q.namespace and g.namespace != q.namespace:
-        return False
-    if q.workload and g.workload != q.workload:
-        return False
-    if q.pod and q.pod not in g.pods:
-        return False
-    if q.priorities and g.priority not in q.priorities:
-        return False
-    if q.statuses and g.status not in q.statuses:
-        return False
-    if q.rule and g.rule != q.rule:
-        return False
-    if q.since is not None and g.last_seen < q.since:
-        return False
-    if q.until is not None and g.first_seen > q.until:
-        return False
-    if q.search:
-        if q.search.lower() not in hay(g):
-            return False
-    return True
-
-
-def record_matches(r: RemediationRecord, q: RecordQuery) -> bool:
-    return (
-        (q.group_id is None or r.group_id == q.group_id)
-        and (q.action is None or r.action == q.action)
-        and (q.result is None or r.result.value == q.result)
-        and (q.decision is None or r.decision == q.decision)
-        and (q.namespace is None or r.namespace == q.namespace)
-        and (q.rule is None or r.rule == q.rule)
-        and (q.dry_run is None or r.dry_run == q.dry_run)
-        and (q.since is None or r.time >= q.since)
-        and (q.until is None or r.time <= q.until)
-    )
-
-
-# The orders of SORT_KEYS with the group's insertion number last: every key is unique, so a changed
-# group always goes back in by bisection (no re-sort), and ties keep insertion order, as a stable sort would.
-OrderKey = Callable[[ErrorGroup, int], tuple[Any, ...]]
-_ORDER_KEYS: dict[str, OrderKey] = {
-    "priority": lambda g, n: (g.priority.rank, -g.impact, -g.last_seen, n),
-    "impact": lambda g, n: (-g.impact, g.priority.rank, -g.last_seen, n),
-    "last_seen": lambda g, n: (-g.last_seen, g.priority.rank, n),
-    "first_seen": lambda g, n: (-g.first_seen, g.priority.rank, n),
-    "count": lambda g, n: (-g.count, g.priority.rank, n),
-}
-_PRIORITIES = tuple(Priority)
-_PRIORITY_VALUES = tuple(p.value for p in _PRIORITIES)
-_PRIORITY_INDEX = {p: i for i, p in enumerate(_PRIORITIES)}
-
-
-class _Order:
-    """Every group in one sort order: ascending unique keys, the groups and (once searched) their haystacks."""
-
-    __slots__ = ("keys", "groups", "placed", "hays")
-
-    def __init__(self, keys: list[tuple[Any, ...]], groups: list[ErrorGroup], placed: dict[str, tuple[Any, ...]]):
-        self.keys = keys
-        self.groups = groups
-        self.placed = placed  # group id -> the key it is filed under
-        self.hays: list[str] | None = None
-
-
-def _bump(counts: dict[str, int], key: str, n: int) -> None:
-    v = counts.get(key, 0) + n
-    if v:
-        counts[key] = v
-    else:
-        counts.pop(key, None)
-
-
-def _counted(g: ErrorGroup, minutes: dict[int, int] | None = None) -> tuple[Any, ...]:
-    """Everything of ``g`` that ``stats`` counts (``minutes``: a copy of its minute counts, to keep)."""
-    mc = g.minute_counts if minutes is None else minutes
-    return (g.id, g.priority, g.status, g.namespace, g.rule, g.count, g.last_seen, mc)
-
-
-class _Totals:
-    """What ``stats`` reports, kept up to date one group (or record) at a time.
-
-    ``group(g, -1)`` takes a group's contribution out before it changes, ``group(g, +1)`` puts it
-    back after. The latest times are maxima: removing the group that holds one marks it stale, and
-    ``stats`` then finds it again with one pass.
-    """
-
-    __slots__ = (
-        "groups",
-        "occurrences",
-        "by_priority",
-        "by_status",
-        "by_namespace",
-        "by_rule",
-        "minutes",
-        "odd",
-        "last_seen",
-        "last_seen_stale",
-        "by_result",
-        "reached",
-        "last_remediation",
-        "last_remediation_stale",
-    )
-
-    def __init__(self) -> None:
-        self.groups = 0
-        self.occurrences = 0
-        self.by_priority: dict[str, int] = {}
-        self.by_status: dict[str, int] = {}
-        self.by_namespace: dict[str, int] = {}
-        self.by_rule: dict[str, int] = {}
-        self.minutes: list[dict[int, int]] = [{} for _ in _PRIORITIES]  # by priority: minute -> occurrences
-        # Groups with occurrences counted after their last_seen: the only ones the rate's
-        # "last_seen inside the window" condition can leave out (see MemoryStore.stats).
-        self.odd: set[str] = set()
-        self.last_seen: float | None = None
-        self.last_seen_stale = False
-        self.by_result: dict[str, int] = {}
-        self.reached = 0
-        self.last_remediation: float | None = None
-        self.last_remediation_stale = False
-
-    def reset_groups(self) -> None:
-        self.groups = self.occurrences = 0
-        self.by_priority, self.by_status, self.by_namespace, self.by_rule = {}, {}, {}, {}
-        self.minutes, self.odd = [{} for _ in _PRIORITIES], set()
-        self.last_seen, self.last_seen_stale = None, False
-
-    def reset_records(self) -> None:
-        self.by_result = {}
-        self.reached = 0
-        self.last_remediation, self.last_remediation_stale = None, False
-
-    def add(self, g: ErrorGroup) -> None:
-        self.groups += 1
-        self.occurrences += g.count
-        by = self.by_priority
-        by[g.priority.value] = by.get(g.priority.value, 0) + 1
-        by = self.by_status
-        by[g.status.value] = by.get(g.status.value, 0) + 1
-        by = self.by_namespace
-        by[g.namespace] = by.get(g.namespace, 0) + 1
-        by = self.by_rule
-        by[g.rule] = by.get(g.rule, 0) + 1
-        mc = g.minute_counts
-        if mc:
-            minutes = self.minutes[_PRIORITY_INDEX[g.priority]]
-            get = minutes.get
-            for m, n in mc.items():
-                minutes[m] = get(m, 0) + n
-            if not max(mc) * 60 <= g.last_seen:
-                self.odd.add(g.id)
-        last = g.last_seen
-        if self.last_seen is None or last >= self.last_seen:
-            self.last_seen, self.last_seen_stale = last, False
-
-    def remove(self, g: ErrorGroup) -> None:
-        """Take out what ``add(g)`` put in: ``g`` must be as it was then."""
-        self.take_out((g.id, g.priority, g.status, g.namespace, g.rule, g.count, g.last_seen, g.minute_counts))
-
-    def take_out(self, was: tuple[Any, ...]) -> None:
-        """``remove`` of a group as ``_counted`` saw it."""
-        gid, priority, status, namespace, rule, count, last_seen, mc = was
-        self.groups -= 1
-        self.occurrences -= count
-        _bump(self.by_priority, priority.value, -1)
-        _bump(self.by_status, status.value, -1)
-        _bump(self.by_namespace, namespace, -1)
-        _bump(self.by_rule, rule, -1)
-        if mc:
-            minutes = self.minutes[_PRIORITY_INDEX[priority]]
-            get = minutes.get
-            for m, n in mc.items():
-                v = get(m, 0) - n
-                if v:
-                    minutes[m] = v
-                else:
-                    del minutes[m]
-            self.odd.discard(gid)
-        if self.last_seen is not None and not last_seen < self.last_seen:
-            self.last_seen_stale = True
-
-    def record(self, r: RemediationRecord, sign: int) -> None:
-        _bump(self.by_result, r.result.value, sign)
-        if r.reached_cluster:
-            self.reached += sign
-        if sign > 0:
-            if self.last_remediation is None or r.time >= self.last_remediation:
-                self.last_remediation, self.last_remediation_stale = r.time, False
-        elif self.last_remediation is not None and not r.time < self.last_remediation:
-            self.last_remediation_stale = True
-
-
-class MemoryStore:
+class MemoryStore(Indexed):
     """Everything in dicts behind one lock. Readers get copies, so nothing they do leaks back.
 
     Reads stay cheap right after a write: each sort order is kept sorted and patched by bisection
     for the groups a write changed, search haystacks are recomputed only for those groups, and the
     stats totals are adjusted per changed group rather than recounted.
     """
-
-    # A cached sort order is patched for the groups a write changed; past half of them, re-sorted.
-    _resort_factor = 2
-    # Up to this many changed groups are re-filed in place, more in one splicing pass over each list.
-    _patch_in_place_max = 16
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -372,7 +72,7 @@ class MemoryStore:
         self._pending: dict[str, set[str]] = {}  # sort -> ids changed since its order was patched
         self._hays: dict[str, str] = {}  # id -> lower-cased text that ``search`` looks in
         self._stale_hays: set[str] | None = None  # ids whose haystack must be recomputed; None: all
-        self._totals = _Totals()
+        self._totals = Totals()
         self._group_aliases: dict[str, str] = {}
         self._dirty = False
         # What changed since the last flush, for stores that write only that (see tinydb.py).
@@ -407,22 +107,16 @@ class MemoryStore:
                 for delta in deltas:
                     touched.add(delta.key)
                     group = self._groups.get(delta.key)
-                    kind: ChangeKind = "new"
-                    existed = group is not None
                     if group is None:
-                        group = new_group(delta, now=now)
+                        group, kind = apply_delta(None, delta, now=now, lifecycle=lifecycle)
                         self._insert(group)
+                        totals.add(group)
                     else:
                         totals.remove(group)  # out before it changes, back in after
-                    try:
-                        if existed:
-                            kind = "regressed" if merge(group, delta, now=now) == "regressed" else "updated"
-                            if delta.samples:
-                                _cut_samples(group)
-                        if lifecycle is not None and refresh(group, now=now, settings=lifecycle) and kind == "updated":
-                            kind = "escalated"
-                    finally:
-                        totals.add(group)
+                        try:
+                            group, kind = apply_delta(group, delta, now=now, lifecycle=lifecycle)
+                        finally:
+                            totals.add(group)
                     changes.append(GroupChange(kind, _clone(group), delta.count))
             finally:
                 if touched:
@@ -444,23 +138,6 @@ class MemoryStore:
             self._dirty_ids.update(ids)
         self._stale_haystacks(ids)
         self._repatch(ids)
-
-    def _stale_haystacks(self, ids: set[str]) -> None:
-        stale = self._stale_hays
-        if stale is not None:
-            stale.update(ids)
-            if len(stale) > len(self._groups):  # nobody searched for a long while: redo all then
-                self._stale_hays = None
-                self._hays.clear()
-
-    def _repatch(self, ids: set[str]) -> None:
-        """Mark ``ids`` for re-filing in every cached order; drop an order when a re-sort is cheaper."""
-        for sort, order in list(self._orders.items()):
-            pending = self._pending.setdefault(sort, set())
-            pending.update(ids)
-            if len(pending) * self._resort_factor > len(order.keys):
-                del self._orders[sort]
-                del self._pending[sort]
 
     def get_group(self, group_id: str) -> ErrorGroup | None:
         with self._lock:
@@ -536,24 +213,6 @@ class MemoryStore:
                 self._refile_changed(new_hays)
         return changed
 
-    def _refile_changed(self, also: set[str]) -> None:
-        """After in-place changes to any group: mark for re-filing those whose sort key moved (or in ``also``)."""
-        seq = self._seq
-        for sort, order in list(self._orders.items()):
-            kf = _ORDER_KEYS[sort]
-            placed = order.placed
-            pending = self._pending.setdefault(sort, set())
-            pending.update(also)
-            factor, n = self._resort_factor, len(order.keys)
-            for gid, g in self._groups.items():
-                if placed.get(gid) != kf(g, seq[gid]):
-                    pending.add(gid)
-                    if len(pending) * factor > n:
-                        break
-            if len(pending) * factor > n:
-                del self._orders[sort]
-                del self._pending[sort]
-
     def apply_aliases(
         self,
         aliases: Mapping[str, str],
@@ -571,27 +230,17 @@ class MemoryStore:
         touched: set[str] = set()
         with self._lock:
             totals = self._totals
-            stale = [g for g in self._groups.values() if g.template_key in aliases]
-            for g in stale:
-                new_tk = aliases[g.template_key]
-                new_id = key_fn(g.namespace, g.workload, g.container, new_tk, g.level)
-                if new_id == g.id:
-                    continue
-                self._remove(g.id)
-                touched.update((g.id, new_id))
-                self._group_aliases[g.id] = new_id
-                target = self._groups.get(new_id)
-                if target is None:
-                    g.id = new_id
-                    g.template_key = new_tk
-                    g.template = templates.get(new_tk, g.template)
-                    self._insert(g)
-                    totals.add(g)
-                else:
+            for step in plan_folds(list(self._groups.values()), aliases, key_fn=key_fn):
+                g = self._remove(step.old_id)
+                touched.update((step.old_id, step.new_id))
+                self._group_aliases[step.old_id] = step.new_id
+                target = self._groups.get(step.new_id)
+                if target is not None:
                     totals.remove(target)
-                    absorb(target, g)
-                    target.template = templates.get(new_tk, target.template)
-                    totals.add(target)
+                kept = fold(g, target, step, templates=templates)
+                if target is None:
+                    self._insert(kept)
+                totals.add(self._groups[step.new_id])
                 moved += 1
             if moved:
                 self._touch(touched)
@@ -610,122 +259,6 @@ class MemoryStore:
     def all_groups(self) -> list[ErrorGroup]:
         with self._lock:
             return [_clone(g) for g in self._groups.values()]
-
-    def _order(self, sort: str) -> _Order:
-        """Groups in ``sort`` order, exactly ``sorted(groups, key=SORT_KEYS[sort])`` (stable).
-
-        Cached; after a write only the changed groups are taken out and put back by bisection.
-        """
-        name = sort if sort in _ORDER_KEYS else "priority"
-        order = self._orders.get(name)
-        pending = self._pending.pop(name, None)
-        if order is not None and pending and not self._patch(order, name, pending):
-            order = None
-        if order is None:
-            order = self._build(name)
-            self._orders[name] = order
-        return order
-
-    def _build(self, name: str) -> _Order:
-        kf = _ORDER_KEYS[name]
-        seq, groups = self._seq, self._groups
-        keys = [kf(g, seq[gid]) for gid, g in groups.items()]
-        placed = dict(zip(groups, keys, strict=True))
-        keys.sort()  # unique keys: plain tuple order, no key function
-        by_seq = dict(zip(map(seq.__getitem__, groups), groups.values(), strict=True))
-        return _Order(keys, [by_seq[k[-1]] for k in keys], placed)
-
-    def _patch(self, order: _Order, name: str, pending: set[str]) -> bool:
-        """Re-file the ``pending`` groups of ``order``; False if it cannot (then it is re-sorted)."""
-        kf = _ORDER_KEYS[name]
-        keys, placed = order.keys, order.placed
-        hays = self._fresh_hays() if order.hays is not None else None
-        cut: list[int] = []
-        for gid in pending:
-            old = placed.pop(gid, None)
-            if old is not None:
-                i = bisect.bisect_left(keys, old)
-                if i == len(keys) or keys[i] != old:
-                    return False  # not where it was filed (cannot happen): sort afresh rather than guess
-                cut.append(i)
-        new: list[tuple[tuple[Any, ...], str, ErrorGroup]] = []
-        for gid in pending:
-            g = self._groups.get(gid)
-            if g is not None:
-                k = placed[gid] = kf(g, self._seq[gid])
-                new.append((k, gid, g))
-        if len(cut) + len(new) <= self._patch_in_place_max:
-            # a few: delete and insert in place (each moves the list's tail once)
-            cut.sort(reverse=True)
-            for i in cut:
-                del keys[i], order.groups[i]
-                if order.hays is not None:
-                    del order.hays[i]
-            for k, gid, g in new:
-                i = bisect.bisect_left(keys, k)
-                keys.insert(i, k)
-                order.groups.insert(i, g)
-                if order.hays is not None and hays is not None:
-                    order.hays.insert(i, hays[gid])
-            return True
-        # many: cut them all out, then splice them all back in, in one pass over each list
-        cut.sort()
-        new.sort(key=_first)
-        keys = _without(keys, cut)
-        at = [bisect.bisect_left(keys, k) for k, _, _ in new]
-        order.keys = _splice(keys, at, [k for k, _, _ in new])
-        order.groups = _splice(_without(order.groups, cut), at, [g for _, _, g in new])
-        if order.hays is not None and hays is not None:
-            order.hays = _splice(_without(order.hays, cut), at, [hays[gid] for _, gid, _ in new])
-        return True
-
-    def _fresh_hays(self) -> dict[str, str]:
-        """The search haystack of every group, recomputing only those of groups changed since."""
-        stale = self._stale_hays
-        if stale is None:
-            self._hays = {gid: _hay(g) for gid, g in self._groups.items()}
-        elif stale:
-            hays, groups = self._hays, self._groups
-            for gid in stale:
-                g = groups.get(gid)
-                if g is None:
-                    hays.pop(gid, None)
-                else:
-                    hays[gid] = _hay(g)
-        self._stale_hays = set()
-        return self._hays
-
-    def _matching(self, order: _Order, q: GroupQuery) -> Sequence[ErrorGroup]:
-        """The groups of ``order`` that ``q`` selects (``group_matches``, one filter at a time)."""
-        items: Sequence[ErrorGroup] = order.groups
-        if q.namespace:
-            items = [g for g in items if g.namespace == q.namespace]
-        if q.workload:
-            items = [g for g in items if g.workload == q.workload]
-        if q.rule:
-            items = [g for g in items if g.rule == q.rule]
-        if q.priorities:
-            items = [g for g in items if g.priority in q.priorities]
-        if q.statuses:
-            items = [g for g in items if g.status in q.statuses]
-        if q.pod:
-            items = [g for g in items if q.pod in g.pods]
-        if q.since is not None:
-            since = q.since
-            items = [g for g in items if not g.last_seen < since]
-        if q.until is not None:
-            until = q.until
-            items = [g for g in items if not g.first_seen > until]
-        if q.search:
-            needle = q.search.lower()
-            hays = self._fresh_hays()
-            if items is order.groups:
-                if order.hays is None:
-                    order.hays = [hays[g.id] for g in order.groups]
-                items = [g for g, h in zip(order.groups, order.hays, strict=True) if needle in h]
-            else:
-                items = [g for g in items if needle in hays[g.id]]
-        return items
 
     def list_groups(self, query: GroupQuery) -> Page[ErrorGroup]:
         page, size, start, end = _page_bounds(query.page, query.page_size)
@@ -958,6 +491,52 @@ class MemoryStore:
             self._dirty_ids, self._new_records, self._dirty_state = set(), [], set()
             self._records_trimmed = False
 
+    def _take_in(
+        self,
+        groups: Iterable[ErrorGroup],
+        removed: Iterable[str],
+        records: Iterable[RemediationRecord],
+        state: Mapping[str, dict[str, Any]],
+    ) -> None:
+        """Take in what another writer stored (a shared store), without marking any of it for writing.
+
+        The caller leaves out what this process changed and has not written yet: that write wins.
+        """
+        with self._lock:
+            ids: set[str] = set()
+            for g in groups:
+                old = self._groups.get(g.id)
+                if old is None:
+                    self._insert(g)
+                else:
+                    self._totals.remove(old)
+                    self._groups[g.id] = _compact(g)
+                self._totals.add(self._groups[g.id])
+                ids.add(g.id)
+            for gid in removed:
+                if gid in self._groups:
+                    self._remove(gid)
+                    ids.add(gid)
+            if ids:
+                self._stale_haystacks(ids)
+                self._repatch(ids)
+            for r in records:
+                i = self._record_index.get(r.id)
+                if i is None:
+                    self._record_index[r.id] = len(self._records)
+                    self._records.append(r)
+                    self._by_group.setdefault(r.group_id, []).append(len(self._records) - 1)
+                else:
+                    old_r = self._records[i]
+                    if old_r.group_id != r.group_id:
+                        self._by_group[old_r.group_id].remove(i)
+                        bisect.insort(self._by_group.setdefault(r.group_id, []), i)
+                    self._totals.record(old_r, -1)
+                    self._records[i] = r
+                self._totals.record(r, +1)
+            for name, value in state.items():
+                self._state[name] = value
+
     def _snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {
@@ -969,4 +548,5 @@ class MemoryStore:
             }
 
 
-__all__ = ["MemoryStore", "Status"]
+# Re-exported: stores and tests import these from here.
+__all__ = ["SAMPLE_MAX_CHARS", "SORT_KEYS", "MemoryStore", "Status", "_group_dict", "group_matches"]

@@ -1,5 +1,7 @@
 """TinyDB store: the memory store's queries over files laid out so that a write touches only what changed.
 
+One concern (issue 13's size rule): the TinyDB file layout, read at start and written per commit.
+
 Layout, for ``store.path: data/sentinel.json``::
 
     data/sentinel.json                 the commit file (TinyDB tables ``meta`` and ``state``): schema,
@@ -37,6 +39,7 @@ old single-file layout (schema 1) is migrated on start.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -46,7 +49,7 @@ import tempfile
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -54,10 +57,11 @@ from typing import Any
 from tinydb import TinyDB
 from tinydb.storages import Storage
 
-from sentinel.core.model import ErrorGroup, RemediationRecord
+from sentinel.core.impact import LifecycleSettings
+from sentinel.core.model import ErrorGroup, GroupDelta, RemediationRecord
 from sentinel.errors import StoreError, cap
-from sentinel.store.base import StoreHealth
-from sentinel.store.memory import MemoryStore, _group_dict
+from sentinel.store.base import GroupChange, StoreHealth
+from sentinel.store.memory import MemoryStore, _group_dict, give_back_memory
 from sentinel.store.validate import (
     BadRecord,
     check_aliases,
@@ -79,6 +83,10 @@ WRITERS = 8  # shard files written (and fsynced) in parallel: fsync waits on the
 DELTA_SOFT = 16
 DELTA_HARD = 128
 COMPACT_SHARDS = 16
+
+LOAD_BATCH = 5_000  # groups taken in at a time while loading (readers get the lock in between)
+# `kube-sentinel run`: a store whose groups and audit files are larger than this loads in the background.
+BACKGROUND_LOAD_ABOVE = 8 * 2**20
 
 _SHARD_FILE = re.compile(r"^(?:s(\d+)\.g(\d+)|d(\d+))\.json$")
 _STATE_FILE = re.compile(r"^x([0-9a-f]{8})\.g(\d+)\.json$")
@@ -186,8 +194,17 @@ class TinyDBStore(MemoryStore):
         *,
         shards: int = DEFAULT_SHARDS,
         clock: Callable[[], float] = time.time,
+        background_above: int | None = None,
     ) -> None:
         super().__init__()
+        # Groups and audit files larger than this (bytes) load in a background thread once the small
+        # state is in (see _open_v2); None: always before the constructor returns.
+        self._background_above = background_above
+        self._loaded = threading.Event()
+        self._loaded.set()
+        self._stop_loading = False
+        self._load_error = ""
+        self._loader: threading.Thread | None = None
         self.path = Path(path)
         self.folder = self.path.with_name(self.path.name + ".d")
         self.clock = clock
@@ -390,43 +407,158 @@ class TinyDBStore(MemoryStore):
                 self._notice(f"store: {cap(err)}; moved aside to {aside}; state {name!r} starts empty", aside)
             except OSError as err:
                 raise StoreError(f"store file {f}: cannot read: {cap(err)}") from err
-        groups: dict[str, ErrorGroup] = {}
-        for key, gen in sorted(meta.get("manifest", {}).items(), key=lambda kv: int(kv[0])):
-            shard = int(key)
-            f = self._shard_path(shard, gen)
-            try:
-                t = _read_tables(f)
-                loaded = [group_from_doc(d, where=str(f)) for d in _docs(t or {}, "groups")]
-            except FileNotFoundError:
-                self._notice(f"store: shard file {f} is missing; its groups start empty")
-                continue
-            except (ValueError, KeyError, TypeError, AttributeError) as err:
-                aside = self._move_aside(f, cap(err))
-                self._notice(f"store: {cap(err)}; moved aside to {aside}; the groups of that shard start empty", aside)
-                continue
-            except OSError as err:
-                raise StoreError(f"store file {f}: cannot read: {cap(err)}") from err
-            self._manifest[shard] = gen
-            for g in loaded:
-                groups[g.id] = g
-        self._read_deltas(meta, groups)
-        records = self._read_audit()
-        self._load(groups.values(), records, state, cursor, aliases)
+        self._load([], [], state, cursor, aliases)
         self._state_blobs = {name: json.dumps(v, separators=(",", ":")) for name, v in self._state.items()}
-        self._members = {}
-        for gid in self._groups:
-            self._members.setdefault(shard_of(gid, self._shards), set()).add(gid)
-        self._remove_unnamed()
-        log.info(
-            "store %s loaded: %d groups in %d shards, %d remediation records",
-            self.path,
-            len(groups),
-            len(self._manifest),
-            len(records),
-        )
+        size = self._files_size(meta)
+        if self._background_above is not None and size > self._background_above:
+            # The small state (cursor, safety, settings, fingerprinter) is in: the process can start.
+            # Writes to groups and the audit, and flush, wait until the rest is in (_wait_loaded).
+            self._loaded.clear()
+            self._health.loading = f"loading {size / 2**20:.0f} MiB of groups and audit"
+            self._loader = threading.Thread(target=self._load_rest, args=(meta,), name="store-load", daemon=True)
+            self._loader.start()
+        else:
+            self._load_rest(meta)
+            if self._load_error:
+                raise StoreError(self._load_error)
 
-    def _read_deltas(self, meta: dict[str, Any], groups: dict[str, ErrorGroup]) -> None:
-        """Apply the delta files the commit names, oldest first, over the shards' groups."""
+    def _files_size(self, meta: dict[str, Any]) -> int:
+        total = 0
+        named = [self._shard_path(int(k), g) for k, g in meta.get("manifest", {}).items()]
+        named += [self._delta_path(g) for g in meta.get("deltas", []) if isinstance(g, int)]
+        audit = self.folder / "audit"
+        if audit.is_dir():
+            named += list(audit.iterdir())
+        for f in named:
+            with contextlib.suppress(OSError):
+                total += f.stat().st_size
+        return total
+
+    def _load_rest(self, meta: dict[str, Any]) -> None:
+        """The groups (shards, then the delta files over them) and the audit log, taken in batch by batch."""
+        t0 = time.perf_counter()
+        try:
+            items = sorted(meta.get("manifest", {}).items(), key=lambda kv: int(kv[0]))
+            batch: list[ErrorGroup] = []
+            for i, (key, gen) in enumerate(items, 1):
+                if self._stop_loading:
+                    return
+                shard = int(key)
+                f = self._shard_path(shard, gen)
+                try:
+                    t = _read_tables(f)
+                    loaded = [group_from_doc(d, where=str(f)) for d in _docs(t or {}, "groups")]
+                except FileNotFoundError:
+                    self._notice(f"store: shard file {f} is missing; its groups start empty")
+                    continue
+                except (ValueError, KeyError, TypeError, AttributeError) as err:
+                    aside = self._move_aside(f, cap(err))
+                    self._notice(
+                        f"store: {cap(err)}; moved aside to {aside}; the groups of that shard start empty", aside
+                    )
+                    continue
+                except OSError as err:
+                    raise StoreError(f"store file {f}: cannot read: {cap(err)}") from err
+                self._manifest[shard] = gen
+                batch += loaded
+                if len(batch) >= LOAD_BATCH:
+                    self._take_in(batch, [], [], {})
+                    batch = []
+                    self._health.loading = f"loading groups: {i} of {len(items)} shards"
+            self._take_in(batch, [], [], {})
+            over: dict[str, ErrorGroup] = {}
+            gone = self._read_deltas(meta, over)
+            self._take_in(over.values(), gone, [], {})
+            self._health.loading = "loading the audit log"
+            records = self._read_audit()
+            records.sort(key=lambda r: r.time)
+            with self._lock:
+                self._records = records
+                self._reindex_records()
+                self._recount_records()
+                self._members = {}
+                for gid in self._groups:
+                    self._members.setdefault(shard_of(gid, self._shards), set()).add(gid)
+            self._remove_unnamed()
+            log.info(
+                "store %s loaded: %d groups in %d shards, %d remediation records in %.1fs",
+                self.path,
+                len(self._groups),
+                len(self._manifest),
+                len(records),
+                time.perf_counter() - t0,
+            )
+        except (StoreError, OSError) as err:
+            self._load_error = f"store {self.path}: loading stopped, nothing is written until a restart: {cap(err)}"
+            self._notice(self._load_error)
+        finally:
+            self._health.loading = ""
+            self._loaded.set()
+            give_back_memory()
+
+    def _wait_loaded(self) -> None:
+        """Before a write (or a read of everything): wait for the background load, if one runs."""
+        if not self._loaded.is_set():
+            self._loaded.wait()
+        if self._load_error:
+            raise StoreError(self._load_error)
+
+    # Writes (and reads of everything) wait for a background load; page reads show what is in so far.
+
+    def record(
+        self, deltas: Sequence[GroupDelta], *, now: float, lifecycle: LifecycleSettings | None = None
+    ) -> list[GroupChange]:
+        self._wait_loaded()
+        return super().record(deltas, now=now, lifecycle=lifecycle)
+
+    def update_group(self, group_id: str, fn: Callable[[ErrorGroup], object]) -> ErrorGroup | None:
+        self._wait_loaded()
+        return super().update_group(group_id, fn)
+
+    def update_groups(self, fn: Callable[[ErrorGroup], bool]) -> list[ErrorGroup]:
+        self._wait_loaded()
+        return super().update_groups(fn)
+
+    def put_group(self, group: ErrorGroup) -> None:
+        self._wait_loaded()
+        super().put_group(group)
+
+    def apply_aliases(
+        self,
+        aliases: Mapping[str, str],
+        *,
+        templates: Mapping[str, str],
+        key_fn: Callable[[str, str, str, str, str], str],
+    ) -> int:
+        self._wait_loaded()
+        return super().apply_aliases(aliases, templates=templates, key_fn=key_fn)
+
+    def add_remediation(self, record: RemediationRecord) -> None:
+        self._wait_loaded()
+        super().add_remediation(record)
+
+    def update_remediation(self, record: RemediationRecord) -> None:
+        self._wait_loaded()
+        super().update_remediation(record)
+
+    def apply_retention(self, *, now: float, max_age: float, max_groups: int, max_records: int) -> int:
+        self._wait_loaded()
+        return super().apply_retention(now=now, max_age=max_age, max_groups=max_groups, max_records=max_records)
+
+    def all_groups(self) -> list[ErrorGroup]:
+        self._loaded.wait()
+        return super().all_groups()
+
+    def get_group(self, group_id: str) -> ErrorGroup | None:
+        g = super().get_group(group_id)
+        if g is None and not self._loaded.is_set():  # perhaps not read yet
+            self._loaded.wait()
+            g = super().get_group(group_id)
+        return g
+
+    def _read_deltas(self, meta: dict[str, Any], groups: dict[str, ErrorGroup]) -> set[str]:
+        """Apply the delta files the commit names, oldest first, over ``groups``; returns the ids they removed."""
+        gone: set[str] = set()
         deltas = meta.get("deltas", [])
         if not isinstance(deltas, list) or not all(isinstance(g, int) and not isinstance(g, bool) for g in deltas):
             raise StoreError(f"store file {self.path}: field 'deltas' must be a list of generations")
@@ -451,9 +583,11 @@ class TinyDBStore(MemoryStore):
             for g in loaded:
                 groups[g.id] = g
                 ids.add(g.id)
+                gone.discard(g.id)
             for gid in removed:
                 groups.pop(str(gid), None)
                 ids.add(str(gid))
+                gone.add(str(gid))
             for gid in ids:
                 old = self._overlay.get(gid)
                 if old is not None:
@@ -461,6 +595,7 @@ class TinyDBStore(MemoryStore):
                 self._overlay[gid] = gen
             self._delta_ids[gen] = ids
             self._deltas.append(gen)
+        return gone
 
     def _read_audit(self) -> list[RemediationRecord]:
         folder = self.folder / "audit"
@@ -526,6 +661,7 @@ class TinyDBStore(MemoryStore):
 
     def flush(self) -> None:
         """Write what changed since the last flush, as one commit (see the module docstring)."""
+        self._wait_loaded()
         with self._flush_lock:
             with self._lock:
                 if not self._dirty:
@@ -790,6 +926,7 @@ class TinyDBStore(MemoryStore):
         h = self._health
         return StoreHealth(
             kind=h.kind,
+            loading=h.loading,
             write_errors=h.write_errors,
             consecutive_write_errors=h.consecutive_write_errors,
             last_write_error=h.last_write_error,
@@ -808,6 +945,15 @@ class TinyDBStore(MemoryStore):
         return n
 
     def close(self) -> None:
+        if not self._loaded.is_set():  # SIGTERM while loading: stop reading; nothing of the groups changed
+            self._stop_loading = True
+            if self._loader is not None:
+                self._loader.join(timeout=30)
+            if self._dirty:
+                log.warning(
+                    "store %s: closed while loading; the small state changed since start is not written", self.path
+                )
+            return
         try:
             self.flush()
         finally:

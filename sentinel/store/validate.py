@@ -27,11 +27,12 @@ def _kind(value: object) -> str:
 
 
 def _int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return type(value) is int or (isinstance(value, int) and not isinstance(value, bool))
 
 
 def _num(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    t = type(value)
+    return t is float or t is int or (isinstance(value, int | float) and not isinstance(value, bool))
 
 
 def _strs(value: object) -> bool:
@@ -98,7 +99,8 @@ _RECORD_OPTIONAL: dict[str, str] = {
 
 def _minutes(value: object) -> bool:
     return isinstance(value, dict) and all(
-        isinstance(k, str) and k.lstrip("-").isdigit() and _int(v) for k, v in value.items()
+        type(k) is str and (k.isdigit() or k.lstrip("-").isdigit()) and (type(v) is int or _int(v))
+        for k, v in value.items()
     )
 
 
@@ -135,34 +137,51 @@ def cap_repr(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _check(
-    doc: object, required: Mapping[str, str], optional: Mapping[str, str], what: str, where: str
-) -> dict[str, Any]:
+Compiled = tuple[tuple[str, bool, Callable[[object], bool], str], ...]
+
+
+def _compile(table: Mapping[str, str]) -> Compiled:
+    """(field, may be null, does a value fit, kind) for each field: the checks of a load run per record."""
+    return tuple((name, kind.endswith("?"), _KINDS[kind.rstrip("?")][0], kind) for name, kind in table.items())
+
+
+_MISSING = object()
+
+
+def _check(doc: object, required: Compiled, optional: Compiled, what: str, where: str) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise BadRecord(f"{where}: a {what} must be an object, got {_kind(doc)}")
-    label = f"{what} {doc.get('id')!r}" if isinstance(doc.get("id"), str) else what
-    for name, kind in required.items():
-        if name not in doc:
-            raise BadRecord(f"{where}: {label}: field {name!r} is missing")
-        problem = _problem(kind, doc[name])
-        if problem:
-            raise BadRecord(f"{where}: {label}: field {name!r} {problem}")
-    for name, kind in optional.items():
-        if name in doc:
-            problem = _problem(kind, doc[name])
-            if problem:
-                raise BadRecord(f"{where}: {label}: field {name!r} {problem}")
+
+    def fail(name: str, problem: str) -> BadRecord:
+        label = f"{what} {doc.get('id')!r}" if isinstance(doc.get("id"), str) else what
+        return BadRecord(f"{where}: {label}: field {name!r} {problem}")
+
+    get = doc.get
+    for name, nullable, fits, kind in required:
+        v = get(name, _MISSING)
+        if v is _MISSING:
+            raise fail(name, "is missing")
+        if not (fits(v) or (nullable and v is None)):
+            raise fail(name, _problem(kind, v) or "is not valid")
+    for name, nullable, fits, kind in optional:
+        v = get(name, _MISSING)
+        if v is not _MISSING and not (fits(v) or (nullable and v is None)):
+            raise fail(name, _problem(kind, v) or "is not valid")
     return doc
+
+
+_GROUP_CHECKS = (_compile(_GROUP_REQUIRED), _compile(_GROUP_OPTIONAL))
+_RECORD_CHECKS = (_compile(_RECORD_REQUIRED), _compile(_RECORD_OPTIONAL))
 
 
 def group_from_doc(doc: object, *, where: str) -> ErrorGroup:
     """An ``ErrorGroup`` from a stored document, or :class:`BadRecord` naming the field."""
-    return ErrorGroup.from_dict(_check(doc, _GROUP_REQUIRED, _GROUP_OPTIONAL, "group", where))
+    return ErrorGroup.from_dict(_check(doc, _GROUP_CHECKS[0], _GROUP_CHECKS[1], "group", where))
 
 
 def record_from_doc(doc: object, *, where: str) -> RemediationRecord:
     """A ``RemediationRecord`` from a stored document, or :class:`BadRecord` naming the field."""
-    return RemediationRecord.from_dict(_check(doc, _RECORD_REQUIRED, _RECORD_OPTIONAL, "remediation record", where))
+    return RemediationRecord.from_dict(_check(doc, _RECORD_CHECKS[0], _RECORD_CHECKS[1], "remediation record", where))
 
 
 def check_cursor(value: object, *, where: str) -> int | None:

@@ -23,6 +23,7 @@ from sentinel import bootstrap
 from sentinel.api.app import create_app
 from sentinel.engine.runtime import Runtime
 from sentinel.sources.files import FileSource
+from sentinel.store.base import Store
 from sentinel.store.memory import MemoryStore
 
 DEMO = Path(__file__).resolve().parents[2] / "sentinel" / "demo"
@@ -49,15 +50,14 @@ store:
 """
 
 
-def build_runtime(tmp: Path, *, token: str | None = TOKEN) -> Runtime:
+def build_runtime(tmp: Path, *, token: str | None = TOKEN, store: Store | None = None) -> Runtime:
     """A real runtime over the demo logs (replayed live: the last hour has data), not polled yet."""
     tmp.mkdir(parents=True, exist_ok=True)
     config = tmp / "config.yaml"
     config.write_text(CONFIG.format(rules=DEMO / "rules.yaml"), encoding="utf-8")
     env = {"KUBE_SENTINEL_API_TOKEN": token} if token else {}
-    return bootstrap.build_runtime(
-        config, source=FileSource(DEMO / "logs.jsonl", live=True), store=MemoryStore(), env=env
-    )
+    store = MemoryStore() if store is None else store
+    return bootstrap.build_runtime(config, source=FileSource(DEMO / "logs.jsonl", live=True), store=store, env=env)
 
 
 @dataclass

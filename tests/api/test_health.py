@@ -34,6 +34,7 @@ def test_ready_after_a_successful_poll(api: Served) -> None:
             "store": "ok",
             "remediation": "ok",
             "notifications": "ok",
+            "store_load": "ok",
         },
         "failing": {},
         "notices": [],

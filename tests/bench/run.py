@@ -1349,7 +1349,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--api-server", help=argparse.SUPPRESS)
     ap.add_argument("--console-child", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--decisions-child", type=int, help=argparse.SUPPRESS)
-    ap.add_argument("--persistence-child", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--persistence-child", nargs="+", help=argparse.SUPPRESS)
     ap.add_argument("--render-only", action="store_true", help="re-render the .md from the .json and the notes")
     a = ap.parse_args(argv)
     if a.render_only:
@@ -1367,8 +1367,8 @@ def main(argv: list[str] | None = None) -> None:
         api_server_child(a.api_server)
         return
     if a.persistence_child:
-        n, folder = a.persistence_child
-        print(json.dumps(_persistence().persistence_child(int(n), folder)))
+        n, folder, *url = a.persistence_child
+        print(json.dumps(_persistence().persistence_child(int(n), folder, *url)))
         return
     if a.console_child:
         print(json.dumps(console_child(a.console_child)))

@@ -35,10 +35,14 @@ def _helm(*extra: str) -> list[support.Obj]:
 
 def _substitute(*extra: str) -> list[support.Obj]:
     values = yaml.safe_load((support.CHART_DIR / "values.yaml").read_text())
-    if extra == ("--set", "persistence.enabled=false"):
-        values["persistence"]["enabled"] = False
-    else:
-        assert not extra
+    assert len(extra) % 2 == 0 and all(flag == "--set" for flag in extra[::2]), extra
+    for assignment in extra[1::2]:  # --set a.b=c, as helm reads it (true/false become booleans)
+        path, _, raw = assignment.partition("=")
+        *parents, leaf = path.split(".")
+        node = values
+        for key in parents:
+            node = node[key]
+        node[leaf] = {"true": True, "false": False}.get(raw, raw)
     return support.render_chart_substitute(RELEASE, NAMESPACE, values)
 
 
@@ -127,3 +131,13 @@ def test_helm_lint() -> None:
         [exe, "lint", "--strict", str(support.CHART_DIR)], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_postgresql_url_secret_is_optional_and_can_name_another_secret(render) -> None:
+    def ref(objs: list) -> dict:
+        (c,) = support.find(objs, "Deployment")["spec"]["template"]["spec"]["containers"]
+        return {e["name"]: e for e in c["env"]}["KUBE_SENTINEL_STORE_URL"]["valueFrom"]["secretKeyRef"]
+
+    assert ref(render()) == {"name": "kube-sentinel-secrets", "key": "store-url", "optional": True}
+    got = ref(render("--set", "postgresql.urlSecret.name=sentinel-db-app", "--set", "postgresql.urlSecret.key=uri"))
+    assert got == {"name": "sentinel-db-app", "key": "uri", "optional": True}

@@ -106,7 +106,12 @@ def test_deployment_resources_env_and_args(objs) -> None:
     assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     example = yaml.safe_load((support.KUSTOMIZE_DIR / "secret.example.yaml").read_text())
-    for var in ("KUBE_SENTINEL_LOKI_PASSWORD", "KUBE_SENTINEL_LOKI_BEARER_TOKEN", "KUBE_SENTINEL_API_TOKEN"):
+    for var in (
+        "KUBE_SENTINEL_LOKI_PASSWORD",
+        "KUBE_SENTINEL_LOKI_BEARER_TOKEN",
+        "KUBE_SENTINEL_API_TOKEN",
+        "KUBE_SENTINEL_STORE_URL",
+    ):
         ref = env[var]["valueFrom"]["secretKeyRef"]
         assert ref["optional"] is True, f"{var}: a missing secret must not stop the pod"
         assert ref["name"] == example["metadata"]["name"]

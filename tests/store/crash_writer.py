@@ -25,6 +25,10 @@ def open_store(spec: str) -> Store:
         from sentinel.store.tinydb import TinyDBStore
 
         return TinyDBStore(where, shards=16)
+    if kind == "postgresql":
+        from sentinel.store.postgres import PostgresStore
+
+        return PostgresStore(where)
     raise SystemExit(f"unknown store {spec!r}")
 
 

@@ -67,9 +67,11 @@ def check(store: Store, folder: Path) -> int:
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("kind", ["tinydb"])
-def test_kill_9_mid_poll_and_mid_action_loses_and_double_counts_nothing(kind: str, tmp_path: Path) -> None:
-    spec = f"tinydb:{tmp_path / 'db.json'}"
+@pytest.mark.parametrize("kind", ["tinydb", "postgresql"])
+def test_kill_9_mid_poll_and_mid_action_loses_and_double_counts_nothing(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    spec = f"tinydb:{tmp_path / 'db.json'}" if kind == "tinydb" else f"postgresql:{request.getfixturevalue('pg_url')}"
     rnd = random.Random(11)
     progress = []
     for _ in range(ROUNDS):
@@ -81,4 +83,6 @@ def test_kill_9_mid_poll_and_mid_action_loses_and_double_counts_nothing(kind: st
         finally:
             if hasattr(store, "_pool") and store._pool is not None:  # never flushed: nothing to write
                 store._pool.shutdown()
+            if kind == "postgresql":
+                store.close()  # nothing changed since it opened: closes the connection, writes nothing
     assert progress[-1] > progress[0] > 0  # the child did make progress between the kills

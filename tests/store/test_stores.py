@@ -1,9 +1,10 @@
-"""Stores: the same contract for memory and TinyDB; TinyDB survives restarts and corrupt files."""
+"""Stores: the same contract for memory, TinyDB and PostgreSQL; TinyDB survives restarts and corrupt files."""
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from sentinel.core.impact import LifecycleSettings
 from sentinel.core.model import GroupDelta, Priority, RemediationRecord, Result, Status
 from sentinel.store.base import GroupQuery, RecordQuery, Store
 from sentinel.store.memory import MemoryStore
+from sentinel.store.postgres import PostgresStore
 from sentinel.store.tinydb import TinyDBStore
 
 NOW = 1_800_000_000.0
@@ -47,11 +49,18 @@ def delta(
     )
 
 
-@pytest.fixture(params=["memory", "tinydb"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+@pytest.fixture(params=["memory", "tinydb", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """The one store contract: every test taking ``store`` runs on all three."""
+    s: Store
     if request.param == "memory":
-        return MemoryStore()
-    return TinyDBStore(tmp_path / "db.json")
+        s = MemoryStore()
+    elif request.param == "tinydb":
+        s = TinyDBStore(tmp_path / "db.json")
+    else:
+        s = PostgresStore(request.getfixturevalue("pg_url"))
+    yield s
+    s.close()
 
 
 def test_record_counts_every_occurrence(store: Store) -> None:

@@ -1,0 +1,681 @@
+"""PostgreSQL store: one database shared by every replica; the memory store's queries over it.
+
+One concern (issue 13's size rule): keeping the memory store in step with the shared database.
+
+Tables (created and upgraded by the versioned migrations in ``MIGRATIONS``, recorded in
+``schema_version``, applied at start under an advisory lock so two replicas starting together
+do not race)::
+
+    sentinel_meta      one row: ``rev`` (bumped by every commit), the poll cursor, group aliases,
+                       ``records_epoch`` (bumped when retention trims the audit), ``removed_floor``
+    sentinel_groups    one row per group: id, the ``rev`` of the commit that last wrote it, the group
+    sentinel_removed   ids of groups removed (retention, folding) and the ``rev`` that removed them
+    sentinel_records   the remediation audit: id, time, rev, the record
+    sentinel_state     small state by name (safety, settings overrides, breakers, fingerprinter ...)
+
+**One commit per flush.** ``flush`` writes everything changed since the last one (the poll's
+groups and counts, its cursor, audit records, state) in one transaction that first locks the
+``sentinel_meta`` row. A crash (or kill -9) before COMMIT leaves nothing of it; after, all of it.
+Counts are therefore never stored without their cursor, nor the cursor ahead of its counts.
+
+**Replicas stay current by a cheap change check.** Each process keeps what it read in a
+:class:`~sentinel.store.memory.MemoryStore` (the queries, sort orders and totals are the same
+code on all three stores). Before every read or write it asks for ``sentinel_meta.rev`` (one
+indexed row); when another replica has committed since, it reads only the rows whose ``rev`` is
+newer, in one REPEATABLE READ snapshot, so a follower's console shows what the leader wrote and
+the leader sees a follower's acknowledge before its next change. What this process changed and
+has not committed yet wins over a newer row of the same group (last writer wins per row): the
+leader's counts are never overwritten by a follower's older copy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from sentinel.core.impact import LifecycleSettings
+from sentinel.core.model import ErrorGroup, GroupDelta, RemediationRecord
+from sentinel.errors import StoreError, cap, redact
+from sentinel.store.base import GroupChange, GroupQuery, Page, RecordQuery, StoreHealth, StoreStats
+from sentinel.store.memory import MemoryStore, _group_dict, give_back_memory
+from sentinel.store.validate import BadRecord, check_aliases, check_cursor, check_state, group_from_doc, record_from_doc
+
+log = logging.getLogger(__name__)
+
+# Versioned migrations, applied in order at start; each runs once, in its own transaction.
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (
+        1,
+        """
+        CREATE TABLE sentinel_meta (
+            id integer PRIMARY KEY CHECK (id = 1),
+            rev bigint NOT NULL DEFAULT 0,
+            cursor_ns bigint,
+            aliases jsonb NOT NULL DEFAULT '{}'::jsonb,
+            records_epoch bigint NOT NULL DEFAULT 0,
+            removed_floor bigint NOT NULL DEFAULT 0
+        );
+        INSERT INTO sentinel_meta (id) VALUES (1);
+        CREATE TABLE sentinel_groups (id text PRIMARY KEY, rev bigint NOT NULL, doc jsonb NOT NULL);
+        CREATE INDEX sentinel_groups_rev ON sentinel_groups (rev);
+        CREATE TABLE sentinel_removed (id text PRIMARY KEY, rev bigint NOT NULL);
+        CREATE INDEX sentinel_removed_rev ON sentinel_removed (rev);
+        CREATE TABLE sentinel_records (
+            id text PRIMARY KEY, time double precision NOT NULL, rev bigint NOT NULL, doc jsonb NOT NULL
+        );
+        CREATE INDEX sentinel_records_rev ON sentinel_records (rev);
+        CREATE TABLE sentinel_state (name text PRIMARY KEY, rev bigint NOT NULL, value jsonb NOT NULL);
+        CREATE INDEX sentinel_state_rev ON sentinel_state (rev);
+        """,
+    ),
+)
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+_MIGRATION_LOCK = 0x6B5E_0001  # pg_advisory_xact_lock key: one replica migrates at a time
+# Tombstones of removed groups are kept for this many commits; a replica further behind reloads all.
+TOMBSTONE_COMMITS = 100_000
+LOAD_BATCH = 5_000  # groups read and taken in at a time by a background load
+# `kube-sentinel run`: more groups than this load in the background (see PostgresStore._open).
+BACKGROUND_LOAD_ABOVE = 20_000
+
+
+def url_password(url: str) -> str:
+    """The password written inside a connection URL or key=value string ("" if none, or unparsable)."""
+    try:
+        return str(conninfo_to_dict(url).get("password") or "")
+    except psycopg.Error:
+        return ""
+
+
+def _one_line(err: BaseException) -> str:
+    """A foreign error as one capped, redacted line (libpq's messages span lines)."""
+    return cap(" ".join(redact(err).split()))
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+class PostgresStore(MemoryStore):
+    """``store.type: postgresql``: shared by replicas, one transaction per flush (see the module docstring)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        password: str = "",
+        connect_timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
+        background_above: int | None = None,
+    ) -> None:
+        super().__init__()
+        # More groups than this: they (and the audit) load in the background once the small state is
+        # in; writes wait for them, reads show what is in so far. None: all before the constructor returns.
+        self._background_above = background_above
+        self._loaded = threading.Event()
+        self._loaded.set()
+        self._stop_loading = False
+        self._load_error = ""
+        self._loader: threading.Thread | None = None
+        self._sync_failing = False
+        self._url = url
+        self._password = password
+        self._connect_timeout = connect_timeout
+        self.clock = clock
+        self._db_lock = threading.RLock()  # taken before MemoryStore._lock, never after it
+        self._flush_lock = threading.Lock()
+        self._conn: psycopg.Connection[Any] | None = None
+        self._rev = 0
+        self._epoch = 0
+        self._cursor_dirty = False
+        self._aliases_dirty = False
+        self._health = StoreHealth(kind="postgresql", started_at=clock())
+        self._connect()
+        self._migrate()
+        self._open()
+
+    @property
+    def startup_warnings(self) -> list[str]:
+        return list(self._health.notices)
+
+    # -- connection, schema, load ---------------------------------------------------------------
+
+    def _fail(self, what: str, err: BaseException) -> StoreError:
+        return StoreError(f"store (postgresql): {what}: {_one_line(err)}")
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        conn = self._conn
+        if conn is not None and not conn.closed and not conn.broken:
+            return conn
+        try:
+            conninfo_to_dict(self._url)
+        except psycopg.Error as err:
+            raise self._fail("store.url is not a valid PostgreSQL connection string", err) from err
+        extra: dict[str, Any] = {"connect_timeout": max(1, int(self._connect_timeout)), "autocommit": True}
+        if self._password:
+            extra["password"] = self._password
+        try:
+            self._conn = psycopg.connect(self._url, **extra)
+        except psycopg.Error as err:
+            raise self._fail("cannot connect (check store.url)", err) from err
+        return self._conn
+
+    def _migrate(self) -> None:
+        conn = self._connect()
+        try:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_version ("
+                    "version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+                )
+                row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
+                current = int(row[0]) if row else 0
+                if current > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"store (postgresql): schema_version {current} is newer than this version reads "
+                        f"({SCHEMA_VERSION}); run the newer version or point store.url at another database"
+                    )
+                for version, statements in MIGRATIONS:
+                    if version > current:
+                        conn.execute(statements)
+                        conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
+                        log.info("store (postgresql): schema migrated to version %d", version)
+        except psycopg.Error as err:
+            raise self._fail("cannot apply the schema migrations", err) from err
+
+    def _notice(self, msg: str) -> None:
+        log.error("%s", msg)
+        self._health.notices.append(msg)
+
+    def _groups_of(self, rows: Sequence[tuple[Any, ...]]) -> list[ErrorGroup]:
+        out = []
+        for gid, doc in rows:
+            try:
+                out.append(group_from_doc(doc, where="sentinel_groups"))
+            except BadRecord as err:
+                self._notice(f"store (postgresql): row {cap(gid, 80)!r} of sentinel_groups skipped: {err}")
+        return out
+
+    def _records_of(self, rows: Sequence[tuple[Any, ...]]) -> list[RemediationRecord]:
+        out = []
+        for rid, doc in rows:
+            try:
+                out.append(record_from_doc(doc, where="sentinel_records"))
+            except BadRecord as err:
+                self._notice(f"store (postgresql): row {cap(rid, 80)!r} of sentinel_records skipped: {err}")
+        return out
+
+    def _state_of(self, rows: Sequence[tuple[Any, ...]]) -> dict[str, dict[str, Any]]:
+        out = {}
+        for name, value in rows:
+            try:
+                out[name] = check_state(name, value, where="sentinel_state")
+            except BadRecord as err:
+                self._notice(f"store (postgresql): row {cap(name, 80)!r} of sentinel_state skipped: {err}")
+        return out
+
+    def _meta(self, row: tuple[Any, ...] | None) -> tuple[int, int | None, dict[str, str], int, int]:
+        if row is None:
+            raise StoreError(
+                "store (postgresql): table sentinel_meta has no row 1 (restore it or use an empty database)"
+            )
+        rev, cursor, aliases, epoch, floor = row
+        try:
+            return (
+                int(rev),
+                check_cursor(cursor, where="sentinel_meta"),
+                check_aliases(aliases, where="sentinel_meta"),
+                int(epoch),
+                int(floor),
+            )
+        except BadRecord as err:
+            raise StoreError(f"store (postgresql): {err}") from err
+
+    _META = "SELECT rev, cursor_ns, aliases, records_epoch, removed_floor FROM sentinel_meta WHERE id = 1"
+
+    def _reload(self) -> None:
+        """Read everything (at start, or when this replica fell further behind than the tombstones reach)."""
+        with self._db_lock:
+            conn = self._connect()
+            try:
+                with conn.transaction():
+                    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    rev, cursor, aliases, epoch, _ = self._meta(conn.execute(self._META).fetchone())
+                    groups = self._groups_of(conn.execute("SELECT id, doc FROM sentinel_groups").fetchall())
+                    records = self._records_of(
+                        conn.execute("SELECT id, doc FROM sentinel_records ORDER BY time, id").fetchall()
+                    )
+                    state = self._state_of(conn.execute("SELECT name, value FROM sentinel_state").fetchall())
+            except psycopg.Error as err:
+                raise self._fail("cannot read the store", err) from err
+            self._load(groups, records, state, cursor, aliases)
+            self._rev, self._epoch = rev, epoch
+            self._cursor_dirty = self._aliases_dirty = False
+
+    def _open(self) -> None:
+        """The small state at once; the groups and the audit now, or in the background when there are many."""
+        if self._background_above is None:
+            self._reload()
+            return
+        with self._db_lock:
+            conn = self._connect()
+            try:
+                with conn.transaction():
+                    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    rev, cursor, aliases, epoch, _ = self._meta(conn.execute(self._META).fetchone())
+                    state = self._state_of(conn.execute("SELECT name, value FROM sentinel_state").fetchall())
+                    row = conn.execute("SELECT count(*) FROM sentinel_groups").fetchone()
+            except psycopg.Error as err:
+                raise self._fail("cannot read the store", err) from err
+            total = int(row[0]) if row else 0
+            if total <= self._background_above:
+                self._reload()
+                return
+            self._load([], [], state, cursor, aliases)
+            # Rows newer than this are taken in by the first change check after the load (re-applied if seen).
+            self._rev, self._epoch = rev, epoch
+            self._loaded.clear()
+            self._health.loading = f"loading {total} groups and the audit log"
+            self._loader = threading.Thread(target=self._load_rest, args=(total,), name="store-load", daemon=True)
+            self._loader.start()
+
+    def _load_rest(self, total: int) -> None:
+        conn: psycopg.Connection[Any] | None = None
+        try:
+            extra: dict[str, Any] = {"connect_timeout": max(1, int(self._connect_timeout))}
+            if self._password:
+                extra["password"] = self._password
+            conn = psycopg.connect(self._url, **extra)
+            with conn.transaction():
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                n = 0
+                with conn.cursor(name="sentinel_load") as cur:
+                    cur.execute("SELECT id, doc FROM sentinel_groups")
+                    while rows := cur.fetchmany(LOAD_BATCH):
+                        if self._stop_loading:
+                            return
+                        self._take_in(self._groups_of(rows), [], [], {})
+                        n += len(rows)
+                        self._health.loading = f"loading groups: {n} of {total}"
+                self._health.loading = "loading the audit log"
+                q = "SELECT id, doc FROM sentinel_records ORDER BY time, id"
+                records = self._records_of(conn.execute(q).fetchall())
+            with self._lock:
+                self._records = records
+                self._reindex_records()
+                self._recount_records()
+            log.info("store (postgresql) loaded: %d groups, %d remediation records", n, len(records))
+        except (psycopg.Error, StoreError) as err:
+            self._load_error = (
+                f"store (postgresql): loading stopped, nothing is written until a restart: {_one_line(err)}"
+            )
+            self._notice(self._load_error)
+        finally:
+            if conn is not None:
+                conn.close()
+            self._health.loading = ""
+            self._loaded.set()
+            give_back_memory()
+
+    def _wait_loaded(self) -> None:
+        if not self._loaded.is_set():
+            self._loaded.wait()
+        if self._load_error:
+            raise StoreError(self._load_error)
+
+    # -- the change check ---------------------------------------------------------------------
+
+    def _sync(self) -> None:
+        """Take in what other replicas committed since this one last looked (one cheap query when nothing)."""
+        if not self._loaded.is_set():
+            return  # loading: rows newer than the load's start are taken in once it is done
+        with self._db_lock:
+            try:
+                conn = self._connect()
+                row = conn.execute("SELECT rev FROM sentinel_meta WHERE id = 1").fetchone()
+                if self._sync_failing:
+                    self._sync_failing = False
+                    log.info("store (postgresql): the change check works again")
+                if row is not None and int(row[0]) == self._rev:
+                    return
+                with conn.transaction():
+                    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    self._pull(conn, skip=set())
+            except (psycopg.Error, StoreError) as err:
+                # A read goes on with what this process holds; the failure shows on /ready via writable().
+                if not self._sync_failing:  # once per outage, not once per read
+                    self._sync_failing = True
+                    log.warning("store (postgresql): cannot check for changes: %s", _one_line(err))
+
+    def _pull(self, conn: psycopg.Connection[Any], *, skip: set[str]) -> None:
+        """Read the rows newer than ``self._rev`` (inside the caller's transaction) and take them in."""
+        rev, cursor, aliases, epoch, floor = self._meta(conn.execute(self._META).fetchone())
+        if rev == self._rev:
+            return
+        since = self._rev
+        q = "SELECT id, doc FROM sentinel_groups WHERE rev > %s"
+        groups = self._groups_of(conn.execute(q, (since,)).fetchall())
+        if since < floor:  # further behind than the tombstones reach: what is gone is what the table lacks
+            log.warning("store (postgresql): this replica fell behind the kept tombstones; comparing every id")
+            present = {r[0] for r in conn.execute("SELECT id FROM sentinel_groups").fetchall()}
+            with self._lock:
+                removed = [gid for gid in self._groups if gid not in present]
+        else:
+            q = "SELECT id FROM sentinel_removed WHERE rev > %s"
+            removed = [r[0] for r in conn.execute(q, (since,)).fetchall()]
+        if epoch != self._epoch:
+            records = self._records_of(
+                conn.execute("SELECT id, doc FROM sentinel_records ORDER BY time, id").fetchall()
+            )
+        else:
+            q = "SELECT id, doc FROM sentinel_records WHERE rev > %s ORDER BY time, id"
+            records = self._records_of(conn.execute(q, (since,)).fetchall())
+        state = self._state_of(
+            conn.execute("SELECT name, value FROM sentinel_state WHERE rev > %s", (since,)).fetchall()
+        )
+        with self._lock:
+            dirty = self._dirty_ids
+            mine = skip if dirty is None else skip | dirty
+            keep_all = dirty is None
+            if epoch != self._epoch:
+                new_records = {r.id for r in self._new_records}
+                self._records = [r for r in records if r.id not in new_records] + list(self._new_records)
+                self._records.sort(key=lambda r: r.time)
+                self._reindex_records()
+                self._recount_records()
+                records = []
+            unwritten = {x.id for x in self._new_records}
+            self._take_in(
+                [] if keep_all else [g for g in groups if g.id not in mine],
+                [] if keep_all else [gid for gid in removed if gid not in mine],
+                [r for r in records if r.id not in unwritten],
+                {k: v for k, v in state.items() if k not in self._dirty_state},
+            )
+            if not self._cursor_dirty:
+                self._cursor = cursor
+            if not self._aliases_dirty:
+                self._group_aliases = aliases
+        self._rev, self._epoch = rev, epoch
+
+    # -- reads and writes: check for changes first, then the memory store's code ---------------
+
+    def record(
+        self, deltas: Sequence[GroupDelta], *, now: float, lifecycle: LifecycleSettings | None = None
+    ) -> list[GroupChange]:
+        self._wait_loaded()
+        self._sync()
+        return super().record(deltas, now=now, lifecycle=lifecycle)
+
+    def update_group(self, group_id: str, fn: Callable[[ErrorGroup], object]) -> ErrorGroup | None:
+        self._wait_loaded()
+        self._sync()
+        return super().update_group(group_id, fn)
+
+    def update_groups(self, fn: Callable[[ErrorGroup], bool]) -> list[ErrorGroup]:
+        self._wait_loaded()
+        self._sync()
+        return super().update_groups(fn)
+
+    def filtered_groups(self, query: GroupQuery) -> list[ErrorGroup]:
+        self._sync()
+        return super().filtered_groups(query)
+
+    def get_group(self, group_id: str) -> ErrorGroup | None:
+        self._sync()
+        g = super().get_group(group_id)
+        if g is None and not self._loaded.is_set():  # perhaps not read yet
+            self._loaded.wait()
+            g = super().get_group(group_id)
+        return g
+
+    def list_groups(self, query: GroupQuery) -> Page[ErrorGroup]:
+        self._sync()
+        return super().list_groups(query)
+
+    def all_groups(self) -> list[ErrorGroup]:
+        self._wait_loaded()
+        self._sync()
+        return super().all_groups()
+
+    def apply_aliases(
+        self,
+        aliases: Mapping[str, str],
+        *,
+        templates: Mapping[str, str],
+        key_fn: Callable[[str, str, str, str, str], str],
+    ) -> int:
+        self._wait_loaded()
+        self._sync()
+        moved = super().apply_aliases(aliases, templates=templates, key_fn=key_fn)
+        if moved:
+            self._aliases_dirty = True
+        return moved
+
+    def resolve_id(self, group_id: str) -> str:
+        return super().resolve_id(group_id)
+
+    def put_group(self, group: ErrorGroup) -> None:
+        self._wait_loaded()
+        self._sync()
+        super().put_group(group)
+
+    def stats(self, *, now: float, rate_minutes: int = 60) -> StoreStats:
+        self._sync()
+        return super().stats(now=now, rate_minutes=rate_minutes)
+
+    def add_remediation(self, record: RemediationRecord) -> None:
+        self._wait_loaded()
+        self._sync()
+        super().add_remediation(record)
+
+    def update_remediation(self, record: RemediationRecord) -> None:
+        self._wait_loaded()
+        self._sync()
+        super().update_remediation(record)
+
+    def list_remediations(self, query: RecordQuery) -> Page[RemediationRecord]:
+        self._sync()
+        return super().list_remediations(query)
+
+    def get_state(self, name: str) -> dict[str, Any] | None:
+        self._sync()
+        return super().get_state(name)
+
+    def put_state(self, name: str, value: dict[str, Any]) -> None:
+        self._sync()
+        super().put_state(name, value)
+
+    def get_cursor(self) -> int | None:
+        self._sync()
+        return super().get_cursor()
+
+    def set_cursor(self, ts_ns: int) -> None:
+        with self._lock:
+            super().set_cursor(ts_ns)
+            self._cursor_dirty = True
+
+    def apply_retention(self, *, now: float, max_age: float, max_groups: int, max_records: int) -> int:
+        self._wait_loaded()
+        self._sync()
+        return super().apply_retention(now=now, max_age=max_age, max_groups=max_groups, max_records=max_records)
+
+    # -- the commit ---------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write what changed since the last flush in one transaction (see the module docstring)."""
+        self._wait_loaded()
+        with self._flush_lock, self._db_lock:
+            with self._lock:
+                if not self._dirty:
+                    return
+                dirty_ids, new_records = self._dirty_ids, self._new_records
+                dirty_state, trimmed = self._dirty_state, self._records_trimmed
+                cursor_dirty, aliases_dirty = self._cursor_dirty, self._aliases_dirty
+                ids = set(self._groups) if dirty_ids is None else dirty_ids
+                docs = [(gid, _dumps(_group_dict(self._groups[gid]))) for gid in ids if gid in self._groups]
+                gone = [gid for gid in ids if gid not in self._groups]
+                records = {r.id: r for r in new_records}  # the latest version of each
+                rows = [(r.id, r.time, _dumps(r.to_dict())) for r in records.values()]
+                states = [(n, _dumps(self._state[n])) for n in dirty_state if n in self._state]
+                kept = [r.id for r in self._records] if trimmed else None
+                cursor, aliases = self._cursor, _dumps(self._group_aliases)
+                self._dirty = False
+                self._dirty_ids, self._new_records, self._dirty_state = set(), [], set()
+                self._records_trimmed = False
+                self._cursor_dirty = self._aliases_dirty = False
+            try:
+                self._commit(
+                    docs, gone, rows, states, kept, cursor if cursor_dirty else None, aliases_dirty, aliases, ids
+                )
+            except (psycopg.Error, StoreError) as err:
+                with self._lock:
+                    self._dirty = True
+                    if dirty_ids is None or self._dirty_ids is None:
+                        self._dirty_ids = None
+                    else:
+                        self._dirty_ids |= dirty_ids
+                    self._new_records = new_records + self._new_records
+                    self._dirty_state |= dirty_state
+                    self._records_trimmed = self._records_trimmed or trimmed
+                    self._cursor_dirty = self._cursor_dirty or cursor_dirty
+                    self._aliases_dirty = self._aliases_dirty or aliases_dirty
+                h = self._health
+                h.write_errors += 1
+                h.consecutive_write_errors += 1
+                h.last_write_error = f"store (postgresql): cannot write: {_one_line(err)}"
+                raise StoreError(h.last_write_error) from err
+            self._health.consecutive_write_errors = 0
+            self._health.last_write_ok_at = self.clock()
+
+    def _commit(
+        self,
+        docs: list[tuple[str, str]],
+        gone: list[str],
+        rows: list[tuple[str, float, str]],
+        states: list[tuple[str, str]],
+        kept: list[str] | None,
+        cursor: int | None,
+        aliases_dirty: bool,
+        aliases: str,
+        mine: set[str],
+    ) -> None:
+        conn = self._connect()
+        with conn.transaction():
+            row = conn.execute("SELECT rev FROM sentinel_meta WHERE id = 1 FOR UPDATE").fetchone()
+            if row is None:
+                raise StoreError("store (postgresql): table sentinel_meta has no row 1")
+            if int(row[0]) != self._rev:
+                self._pull(conn, skip=mine)  # another replica committed: take it in first (ours win per row)
+            rev = int(row[0]) + 1
+            if docs:  # one statement: the upsert, and the tombstones of groups that came back
+                conn.execute(
+                    "WITH up AS (INSERT INTO sentinel_groups (id, rev, doc) SELECT i, %s, d::jsonb "
+                    "FROM unnest(%b::text[], %b::text[]) AS t(i, d) "
+                    "ON CONFLICT (id) DO UPDATE SET rev = EXCLUDED.rev, doc = EXCLUDED.doc RETURNING id) "
+                    "DELETE FROM sentinel_removed WHERE id IN (SELECT id FROM up)",
+                    (rev, [d[0] for d in docs], [d[1] for d in docs]),
+                )
+            if gone:
+                conn.execute("DELETE FROM sentinel_groups WHERE id = ANY(%b)", (gone,))
+                conn.execute(
+                    "INSERT INTO sentinel_removed (id, rev) SELECT i, %s FROM unnest(%b::text[]) AS t(i) "
+                    "ON CONFLICT (id) DO UPDATE SET rev = EXCLUDED.rev",
+                    (rev, gone),
+                )
+            if rows:
+                conn.execute(
+                    "INSERT INTO sentinel_records (id, time, rev, doc) SELECT i, t, %s, d::jsonb "
+                    "FROM unnest(%b::text[], %b::float8[], %b::text[]) AS x(i, t, d) "
+                    "ON CONFLICT (id) DO UPDATE SET time = EXCLUDED.time, rev = EXCLUDED.rev, doc = EXCLUDED.doc",
+                    (rev, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]),
+                )
+            if states:
+                conn.execute(
+                    "INSERT INTO sentinel_state (name, rev, value) SELECT n, %s, v::jsonb "
+                    "FROM unnest(%b::text[], %b::text[]) AS t(n, v) "
+                    "ON CONFLICT (name) DO UPDATE SET rev = EXCLUDED.rev, value = EXCLUDED.value",
+                    (rev, [s[0] for s in states], [s[1] for s in states]),
+                )
+            sets = [sql.SQL("rev = %s")]
+            params: list[Any] = [rev]
+            if kept is not None:
+                conn.execute("DELETE FROM sentinel_records WHERE NOT (id = ANY(%b))", (kept,))
+                sets.append(sql.SQL("records_epoch = records_epoch + 1"))
+            if cursor is not None:
+                sets.append(sql.SQL("cursor_ns = %s"))
+                params.append(cursor)
+            if aliases_dirty:
+                sets.append(sql.SQL("aliases = %s::jsonb"))
+                params.append(aliases)
+            if gone and rev % 1000 == 0:
+                floor = rev - TOMBSTONE_COMMITS
+                if floor > 0:
+                    conn.execute("DELETE FROM sentinel_removed WHERE rev < %s", (floor,))
+                    sets.append(sql.SQL("removed_floor = %s"))
+                    params.append(floor)
+            update = sql.SQL("UPDATE sentinel_meta SET {} WHERE id = 1 RETURNING records_epoch")
+            epoch_row = conn.execute(update.format(sql.SQL(", ").join(sets)), params).fetchone()
+        self._rev = rev
+        if epoch_row is not None:
+            self._epoch = int(epoch_row[0])
+
+    # -- health -------------------------------------------------------------------------------
+
+    def writable(self) -> tuple[bool, str]:
+        try:
+            with self._db_lock:
+                self._connect().execute("SELECT 1")
+        except (psycopg.Error, StoreError) as err:
+            return False, f"store (postgresql): database unreachable: {_one_line(err)}"
+        h = self._health
+        if h.failing:
+            age = "never" if h.last_write_ok_at is None else f"{int(self.clock() - h.last_write_ok_at)}s ago"
+            return (
+                False,
+                f"{h.consecutive_write_errors} writes failed in a row (last success {age}): {h.last_write_error}",
+            )
+        return True, "postgresql"
+
+    def health(self) -> StoreHealth:
+        h = self._health
+        return StoreHealth(
+            kind=h.kind,
+            write_errors=h.write_errors,
+            consecutive_write_errors=h.consecutive_write_errors,
+            last_write_error=h.last_write_error,
+            last_write_ok_at=h.last_write_ok_at,
+            started_at=h.started_at,
+            notices=list(h.notices),
+            loading=h.loading,
+        )
+
+    def acknowledge_notices(self, *, by: str = "") -> int:
+        n = len(self._health.notices)
+        if n:
+            log.info("store: %d startup notice(s) acknowledged%s", n, f" by {by}" if by else "")
+        self._health.notices = []
+        return n
+
+    def close(self) -> None:
+        if not self._loaded.is_set():  # SIGTERM while loading: stop reading; no group changed yet
+            self._stop_loading = True
+            if self._loader is not None:
+                self._loader.join(timeout=30)
+            if self._dirty:
+                log.warning("store (postgresql): closed while loading; small state changed since start not written")
+            self._dirty = False
+        try:
+            self.flush()
+        finally:
+            with self._db_lock:
+                if self._conn is not None:
+                    self._conn.close()
+                    self._conn = None
