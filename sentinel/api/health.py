@@ -9,7 +9,17 @@ from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.responses import JSONResponse, Response
 
-from sentinel.api.deps import Clock, EngineChecks, Groups, HealthDep, NotifierDep, ReadinessDep, Redact, RemediatorDep
+from sentinel.api.deps import (
+    Clock,
+    EngineChecks,
+    Groups,
+    HealthDep,
+    IncidentsDep,
+    NotifierDep,
+    ReadinessDep,
+    Redact,
+    RemediatorDep,
+)
 from sentinel.api.schemas_state import Alive, Readiness
 from sentinel.core.policy import REMEDIATOR
 
@@ -64,6 +74,8 @@ def ready(
     remediator: RemediatorDep,
     notifier: NotifierDep,
     store: Groups,
+    incidents: IncidentsDep,
+    clock: Clock,
     redact: Redact,
 ) -> JSONResponse:
     cache: ReadyCache = request.app.state.ready_cache
@@ -81,6 +93,8 @@ def ready(
     store_health = store.health()
     # Informational too: a large store serves what it has read while the rest loads (writes wait for it).
     checks["store_load"] = store_health.loading or "ok"
+    # Informational: pod states (CrashLoopBackOff, OOMKilled, ...) read from the API server, the second source.
+    checks["pod_status"] = redact(incidents.pods.health(clock()))
     notices = [redact(n) for n in store_health.notices]
     body = Readiness(ready=ok, checks=checks, failing=failing, notices=notices)
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)

@@ -237,6 +237,31 @@ class RuntimeCollector(Collector):
         )
         yield GaugeMetricFamily(f"{PREFIX}_start_time_seconds", "When the process started", value=h.started_at)
         yield from notification_metrics(rt)
+        yield from pod_status_metrics(rt)
+
+
+def pod_status_metrics(rt: Runtime) -> Iterator[Metric]:
+    """The second source: complete scans of pod status, failed scans, and whether the last one failed."""
+    pods = rt.incidents.pods
+    yield CounterMetricFamily(
+        f"{PREFIX}_pod_status_scans", "Complete scans of pod status since start", value=pods.scans
+    )
+    yield CounterMetricFamily(
+        f"{PREFIX}_pod_status_scan_failures",
+        "Scans of pod status that failed (forbidden, timeout, ...)",
+        value=pods.scan_failures,
+    )
+    yield GaugeMetricFamily(
+        f"{PREFIX}_pod_status_failing",
+        "1 while the last scan of pod status failed",
+        value=1.0 if pods.last_error else 0.0,
+    )
+    if pods.last_scan_at is not None:
+        yield GaugeMetricFamily(
+            f"{PREFIX}_pod_status_last_scan_timestamp_seconds",
+            "When the last complete scan of pod status ended",
+            value=pods.last_scan_at,
+        )
 
 
 def notification_metrics(rt: Runtime) -> Iterator[Metric]:

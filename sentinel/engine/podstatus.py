@@ -66,6 +66,7 @@ class PodStatusWatcher:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self.scans = 0
+        self.scan_failures = 0
         self.last_scan_at: float | None = None
         self.last_error = ""
         doc = store.get_state(STATE) or {}
@@ -105,7 +106,9 @@ class PodStatusWatcher:
         try:
             result = self.source.scan()
         except SentinelError as err:
-            self.last_error = cap(err, 300)
+            with self._lock:
+                self.last_error = cap(err, 300)
+                self.scan_failures += 1
             log.warning("pod status scan failed: %s", self.last_error)
             return 0
         with self._lock:
@@ -181,6 +184,20 @@ class PodStatusWatcher:
                 "pending": len(self._pending),
                 "counted": len(self._counted),
             }
+
+    def health(self, now: float) -> str:
+        """For ``/ready`` (informational): ``ok``, or why pod states are not being counted now."""
+        with self._lock:
+            if self.source is None:
+                return "off: no cluster, or kubernetes.pod_status.enabled is false"
+            if self.last_error:
+                return f"failing: {self.last_error}"
+            if self.last_scan_at is None:
+                return "waiting for the first scan"
+            age = now - self.last_scan_at
+            if age > 3 * self.interval + 30:
+                return f"stale: the last complete scan was {age:.0f}s ago (every {self.interval:.0f}s)"
+            return "ok"
 
     def stop(self) -> None:
         self._stopping.set()

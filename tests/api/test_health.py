@@ -35,6 +35,7 @@ def test_ready_after_a_successful_poll(api: Served) -> None:
             "remediation": "ok",
             "notifications": "ok",
             "store_load": "ok",
+            "pod_status": "off: no cluster, or kubernetes.pod_status.enabled is false",
         },
         "failing": {},
         "notices": [],

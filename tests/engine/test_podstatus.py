@@ -289,3 +289,32 @@ def test_source_both_and_the_api_filter(tmp_path: Path, kube_peer: KubePeer) -> 
     assert [r["source"] for r in logs["items"]] == ["logs"]
     assert detail["source"] == "both"
     assert bad.status_code == 422 and "source" in bad.text
+
+
+def test_a_failing_scan_shows_in_ready_and_metrics_and_clears(tmp_path: Path, kube_peer: KubePeer) -> None:
+    """Informational: a forbidden pod list keeps /ready 200 (logs are still counted) but says why."""
+    kube_peer.deployment("web", replicas=1)
+    rt, cluster = runtime(tmp_path, kube_peer)
+    assert rt.incidents.pods.health(time.time()) == "waiting for the first scan"
+    kube_peer.deny("list", "pods")
+    rt.incidents.pods.scan()
+    for served in serve(create_app(rt), rt):
+        ready = served.client.get("/ready")
+        metrics = served.client.get("/metrics").text
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["pod_status"].startswith("failing: RBAC refused list pods")
+    assert "kube_sentinel_pod_status_failing 1.0" in metrics
+    assert "kube_sentinel_pod_status_scan_failures_total 1.0" in metrics
+    with kube_peer.lock:
+        kube_peer.denied.clear()
+    rt.incidents.pods.scan()
+    assert rt.incidents.pods.health(time.time()) == "ok"
+    later = time.time() + 3 * rt.incidents.pods.interval + 60
+    assert rt.incidents.pods.health(later).startswith("stale: the last complete scan was")
+    rt.stop()
+    cluster.close()
+
+
+def test_pod_status_is_off_without_a_cluster() -> None:
+    watcher = PodStatusWatcher(None, store=MemoryStore(), background=False)
+    assert watcher.health(time.time()).startswith("off: no cluster")
