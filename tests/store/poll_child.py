@@ -9,11 +9,11 @@ from __future__ import annotations
 import sys
 import time
 
-from sentinel.engine.runtime import Runtime
+from sentinel.bootstrap import build_runtime
 
 
 def main(config: str, mode: str, until: int = 0) -> None:
-    rt = Runtime.build(config)
+    rt = build_runtime(config)
     print("ready", rt.store.get_cursor(), flush=True)
     while True:
         result = rt.poll_once()
