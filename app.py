@@ -10,6 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from sentinel.ui.health import sidebar
+from sentinel.views.status import engine_status
 from sentinel.web import ensure_runtime
 
 PAGES = (
@@ -31,7 +32,7 @@ def run() -> None:
     with st.sidebar:
         st.markdown("### :material/shield: Kube Sentinel")
         st.caption("Groups the errors in your cluster's logs, ranks them P1–P4, and fixes the known ones safely.")
-    sidebar(runtime)
+    sidebar(engine_status(runtime))
     page.run()
 
 

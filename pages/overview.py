@@ -7,7 +7,7 @@ import streamlit as st
 
 from sentinel.store.base import RecordQuery
 from sentinel.ui import charts
-from sentinel.ui.context import events, health, live_settings, runtime, store, time_now
+from sentinel.ui.context import events, health, live_settings, runtime, status, store, time_now
 from sentinel.ui.format import (
     PRIORITIES,
     PRIORITY_COLORS,
@@ -27,7 +27,7 @@ from sentinel.views.groups import top_workloads
 
 REFRESH_SECONDS = 5
 
-rt = runtime()
+runtime()  # stops the page with an explanation when the engine is not running
 st.title(":material/monitor_heart: Overview")
 st.caption(
     "What Kube Sentinel sees in your cluster's logs right now. Errors are grouped by workload and "
@@ -38,10 +38,11 @@ st.caption(
 @st.fragment(run_every=REFRESH_SECONDS)
 def live() -> None:
     now = time_now()
-    banners(rt)
+    es = status()
+    banners(es)
 
     cols = st.columns(4)
-    for col, c in zip(cols, checks(rt), strict=False):
+    for col, c in zip(cols, checks(es), strict=False):
         with col:
             st.metric(f"{ICONS[c.level]} {c.name}", md(c.value), help=md(c.detail), border=True)
             st.caption(md(shorten(c.detail, 90)))

@@ -24,6 +24,7 @@ from sentinel.engine.runtime import Runtime, current
 from sentinel.remediation.remediator import Remediator
 from sentinel.store.base import Store
 from sentinel.views.ports import Commands, RulesView, SettingsPort
+from sentinel.views.status import EngineStatus, engine_status
 
 OPERATOR_KEY = "operator"
 _NAVIGATED_KEY = "_sentinel_navigated"
@@ -106,6 +107,11 @@ def remediator() -> Remediator:
 
 def cluster_context() -> ContextReader:
     return runtime().context
+
+
+def status() -> EngineStatus:
+    """The engine's state for the health row and banners, read once (no network)."""
+    return engine_status(runtime())
 
 
 def incidents() -> Incidents:

@@ -8,8 +8,9 @@ from typing import Literal
 import streamlit as st
 
 from sentinel.core.policy import REMEDIATOR
-from sentinel.engine.runtime import Runtime
+from sentinel.engine.health import SourceCounts
 from sentinel.ui.format import ago, duration, md
+from sentinel.views.status import EngineStatus
 
 Level = Literal["ok", "warn", "error"]
 # Coloured dots in markdown (they render with any font, unlike emoji).
@@ -24,32 +25,23 @@ class Check:
     detail: str
 
 
-def source_name(rt: Runtime) -> str:
-    describe = getattr(rt.source, "describe", None)
-    if callable(describe):
-        text = str(describe())
-        if text.startswith("file"):
-            return "Log source (demo file)" if "demo" in text else "Log source (file)"
-    return "Loki"
-
-
-def checks(rt: Runtime) -> list[Check]:
+def checks(es: EngineStatus) -> list[Check]:
     """Loki (or the file source), the cluster, the store, and the last poll. Reads no network."""
-    now = rt.clock()
-    h = rt.health
+    now = es.now
+    h = es.health
     out: list[Check] = []
-    interval = rt.settings.poll_interval
+    interval = es.settings.poll_interval
     if h.consecutive_errors:
-        out.append(Check(source_name(rt), "error", f"failing ({h.consecutive_errors}×)", h.last_error))
+        out.append(Check(es.source_name, "error", f"failing ({h.consecutive_errors}×)", h.last_error))
     elif h.last_success_at is None:
         out.append(
-            Check(source_name(rt), "warn", "waiting", f"no poll yet; the engine polls every {duration(interval)}")
+            Check(es.source_name, "warn", "waiting", f"no poll yet; the engine polls every {duration(interval)}")
         )
     else:
         stale = now - h.last_success_at > 3 * max(interval, 10.0)
         out.append(
             Check(
-                source_name(rt),
+                es.source_name,
                 "warn" if stale else "ok",
                 "stale" if stale else "ok",
                 f"last good read {ago(h.last_success_at, now=now)}",
@@ -60,7 +52,7 @@ def checks(rt: Runtime) -> list[Check]:
         out.append(Check("Cluster", "ok", "connected", "remediation talks to the Kubernetes API"))
     else:
         out.append(Check("Cluster", "warn", "no cluster", f"{cluster} — decisions are recorded only"))
-    ok, why = rt.store.writable()
+    ok, why = es.store_writable
     out.append(Check("Store", "ok" if ok else "error", "writable" if ok else "failing", why))
     if h.last_poll_at is None:
         out.append(Check("Last poll", "warn", "never", f"every {duration(interval)}"))
@@ -76,9 +68,8 @@ def checks(rt: Runtime) -> list[Check]:
     return out
 
 
-def count_notes(rt: Runtime) -> list[str]:
+def count_notes(c: SourceCounts) -> list[str]:
     """One short line per kind of line Loki holds that was not counted as an occurrence (empty: none)."""
-    c = rt.health.counts
     notes: list[str] = []
     if c.unread_lines:
         notes.append(
@@ -96,26 +87,15 @@ def count_notes(rt: Runtime) -> list[str]:
     return notes
 
 
-def open_breakers(rt: Runtime) -> dict[str, dict[str, object]]:
-    """Open per-workload breakers (the remediator-wide one has its own banner)."""
-    state = rt.remediator.state()
-    return {w: b.to_dict() for w, b in sorted(state.breakers.items()) if b.open and w != REMEDIATOR}
-
-
-def halted(rt: Runtime) -> str:
-    """Why the whole remediator is halted (a dry run changed the cluster), or ""."""
-    state = rt.remediator.state()
-    return state.breakers[REMEDIATOR].reason if state.halted else ""
-
-
 def _plain(text: str) -> str:
     """``text`` shown as it is: Markdown's special characters escaped."""
     return "".join("\\" + c if c in "\\`*_{}[]()<>#+-.!|~$:" else c for c in text)
 
 
-def store_notices(rt: Runtime, *, compact: bool = False) -> None:
+def store_notices(notices: tuple[str, ...], *, compact: bool = False) -> None:
     """A store file moved aside at start: say so, and where it is, until someone acknowledges it."""
-    notices = rt.store.health().notices
+    from sentinel.ui.context import store
+
     if not notices:
         return
     st.error(
@@ -127,11 +107,11 @@ def store_notices(rt: Runtime, *, compact: bool = False) -> None:
         "Acknowledge", key=f"store-ack-{'compact' if compact else 'page'}", help="the files stay where they are"
     ):
         who = str(st.session_state.get("operator") or "console")
-        rt.store.acknowledge_notices(by=who)
+        store().acknowledge_notices(by=who)
         st.rerun()
 
 
-def banners(rt: Runtime, *, compact: bool = False) -> None:
+def banners(es: EngineStatus, *, compact: bool = False) -> None:
     """What a person must know before acting, as coloured banners that tell the truth.
 
     Store notices, no cluster (decisions are recorded only), LIVE (dry-run off on a real cluster), dry-run,
@@ -140,9 +120,9 @@ def banners(rt: Runtime, *, compact: bool = False) -> None:
     """
     from sentinel.ui.context import admin_token, changes_without_token
 
-    store_notices(rt, compact=compact)
-    s = rt.settings
-    connected = rt.health.cluster == "connected"
+    store_notices(es.store_notices, compact=compact)
+    s = es.settings
+    connected = es.health.cluster == "connected"
     if not s.remediation_enabled:
         st.warning(
             "**Remediation is off** — errors are grouped and ranked, nothing is fixed.", icon=":material/pause_circle:"
@@ -159,29 +139,29 @@ def banners(rt: Runtime, *, compact: bool = False) -> None:
         )
     else:
         st.error("**LIVE: actions change the cluster** — dry-run is off.", icon=":material/bolt:")
-    if rt.read_only:
+    if es.follower:
         st.info(
             "**Read-only replica** — another replica is the leader; this one does not poll or act.",
             icon=":material/visibility:",
         )
-    why = halted(rt)
+    why = es.halted
     if why:
         st.error(
             f"**Remediation halted** — {why}. No action runs until a person resets breaker `{REMEDIATOR}` in Settings.",
             icon=":material/gpp_bad:",
         )
-    notes = count_notes(rt)
+    notes = count_notes(es.counts)
     if notes:
         st.warning(
             "**Not every line was counted** — " + ("; ".join(notes) if not compact else notes[0]),
             icon=":material/functions:",
         )
-    if rt.health.rules_error:
+    if es.health.rules_error:
         # the reason comes from a file: shown as plain text, never as markdown
         st.error("**Rules file rejected**: the previous rules are still in force.", icon=":material/rule:")
-        st.text(rt.health.rules_error)
-    if not admin_token(rt.config):
-        if changes_without_token(rt.config):
+        st.text(es.health.rules_error)
+    if not admin_token(es.config):
+        if changes_without_token(es.config):
             st.warning(
                 "**Changes without a token** — allowed by console.allow\\_changes\\_without\\_token: anyone "
                 "who opens this console can change settings and act (the API stays read-only).",
@@ -193,12 +173,12 @@ def banners(rt: Runtime, *, compact: bool = False) -> None:
                 "(nor through the API).",
                 icon=":material/lock:",
             )
-    state, detail = rt.poll_state()
+    state, detail = es.poll_state
     if state == "failing":
-        st.error(f"**{source_name(rt)} failing** — {md(detail)}", icon=":material/sync_problem:")
+        st.error(f"**{es.source_name} failing** — {md(detail)}", icon=":material/sync_problem:")
     elif state == "stale":
         st.warning(f"**Polls are stale** — {md(detail)}", icon=":material/schedule:")
-    breakers = open_breakers(rt)
+    breakers = es.open_breakers
     if breakers:
         names = md(", ".join(breakers)) if not compact else f"{len(breakers)} workload(s)"
         st.error(
@@ -207,9 +187,9 @@ def banners(rt: Runtime, *, compact: bool = False) -> None:
         )
 
 
-def sidebar(rt: Runtime) -> None:
+def sidebar(es: EngineStatus) -> None:
     """The shared sidebar: one health line, the banners, and who is acting."""
-    ready, problems = rt.ready()
+    ready, problems = es.ready
     with st.sidebar:
         if ready:
             st.success("Engine healthy", icon=":material/check_circle:")
@@ -217,12 +197,12 @@ def sidebar(rt: Runtime) -> None:
             st.error("Engine needs attention", icon=":material/error:")
             for name, why in problems.items():
                 st.caption(f"**{name}**: {md(why)}")
-        banners(rt, compact=True)
+        banners(es, compact=True)
         st.text_input(
             "Your name",
             key="operator",
             placeholder="shown in the audit log",
             help="Actions and settings changes you make are recorded under this name.",
         )
-        if rt.description:
-            st.caption(rt.description)
+        if es.description:
+            st.caption(es.description)

@@ -251,7 +251,7 @@ def test_a_burst_beyond_loki_s_limit_never_blocks_the_rest_of_the_window(tmp_pat
         stats = s.client.get("/api/stats").json()["poll"]
         assert stats["unread_lines"] == 200 and stats["unread_streams"] == {stream: 200}
         assert metric(s.client.get("/metrics").text, "kube_sentinel_unread_lines_total") == 200
-    assert any("200 unread occurrences in 1 stream" in n for n in count_notes(rt))
+    assert any("200 unread occurrences in 1 stream" in n for n in count_notes(rt.health.counts))
     # a second poll reads nothing new and counts nothing twice; the counts survive a restart
     assert rt.poll_once().ok
     assert sum(by_workload.values()) == sum(g.count for g in rt.store.all_groups())
