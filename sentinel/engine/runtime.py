@@ -291,6 +291,7 @@ class Runtime:
     # -- lifetime -----------------------------------------------------------------------------
 
     def start(self) -> None:
+        self.store.serving()  # a large store reads its groups from now on, in the background
         if self.scheduler is None:
             if self.leader_state.elector is not None:
                 self.lease_tick()  # know who leads before the first poll is due

@@ -45,7 +45,7 @@ from sentinel.core.impact import LifecycleSettings
 from sentinel.core.model import ErrorGroup, GroupDelta, RemediationRecord
 from sentinel.errors import StoreError, cap, redact
 from sentinel.store.base import GroupChange, GroupQuery, Page, RecordQuery, StoreHealth, StoreStats
-from sentinel.store.memory import MemoryStore, _group_dict, give_back_memory
+from sentinel.store.memory import LOAD_WAIT_MAX, MemoryStore, _group_dict, give_back_memory
 from sentinel.store.validate import BadRecord, check_aliases, check_cursor, check_state, group_from_doc, record_from_doc
 
 log = logging.getLogger(__name__)
@@ -290,6 +290,9 @@ class PostgresStore(MemoryStore):
     def _load_rest(self, total: int) -> None:
         conn: psycopg.Connection[Any] | None = None
         try:
+            self._serving.wait(LOAD_WAIT_MAX)  # once the process serves: its start is not slowed
+            if self._stop_loading:
+                return
             extra: dict[str, Any] = {"connect_timeout": max(1, int(self._connect_timeout))}
             if self._password:
                 extra["password"] = self._password
@@ -667,6 +670,7 @@ class PostgresStore(MemoryStore):
     def close(self) -> None:
         if not self._loaded.is_set():  # SIGTERM while loading: stop reading; no group changed yet
             self._stop_loading = True
+            self._serving.set()  # a loader still waiting for the start wakes, and stops
             if self._loader is not None:
                 self._loader.join(timeout=30)
             if self._dirty:

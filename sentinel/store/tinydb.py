@@ -61,7 +61,7 @@ from sentinel.core.impact import LifecycleSettings
 from sentinel.core.model import ErrorGroup, GroupDelta, RemediationRecord
 from sentinel.errors import StoreError, cap
 from sentinel.store.base import GroupChange, StoreHealth
-from sentinel.store.memory import MemoryStore, _group_dict, give_back_memory
+from sentinel.store.memory import LOAD_WAIT_MAX, MemoryStore, _group_dict, give_back_memory
 from sentinel.store.validate import (
     BadRecord,
     check_aliases,
@@ -436,6 +436,8 @@ class TinyDBStore(MemoryStore):
 
     def _load_rest(self, meta: dict[str, Any]) -> None:
         """The groups (shards, then the delta files over them) and the audit log, taken in batch by batch."""
+        if self._loader is not None:  # in the background: once the process serves (its start is not slowed)
+            self._serving.wait(LOAD_WAIT_MAX)
         t0 = time.perf_counter()
         try:
             items = sorted(meta.get("manifest", {}).items(), key=lambda kv: int(kv[0]))
@@ -947,6 +949,7 @@ class TinyDBStore(MemoryStore):
     def close(self) -> None:
         if not self._loaded.is_set():  # SIGTERM while loading: stop reading; nothing of the groups changed
             self._stop_loading = True
+            self._serving.set()  # a loader still waiting for the start wakes, and stops
             if self._loader is not None:
                 self._loader.join(timeout=30)
             if self._dirty:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +44,33 @@ def build(path: Path) -> dict[str, int]:
     return counts
 
 
+def test_the_background_load_begins_once_the_process_serves(tmp_path: Path) -> None:
+    """Parsing 100k groups in a thread would slow the server's own start (one GIL): it waits for it."""
+    path = tmp_path / "db.json"
+    counts = build(path)
+    bg = TinyDBStore(path, shards=16, background_above=0)
+    time.sleep(0.5)
+    assert bg.health().loading.startswith("loading") and bg.stats(now=NOW).total_groups == 0
+    bg.serving()
+    bg.flush()  # waits for the load
+    assert bg.health().loading == "" and {g.id: g.count for g in bg.all_groups()} == counts
+    bg.close()
+
+
+def test_a_store_closed_before_the_process_serves_stops_at_once(tmp_path: Path) -> None:
+    build(tmp_path / "db.json")
+    bg = TinyDBStore(tmp_path / "db.json", shards=16, background_above=0)
+    t0 = time.perf_counter()
+    bg.close()
+    assert time.perf_counter() - t0 < 2.0  # not the 5 s a loader waits at most for the start
+
+
 def test_background_load_ends_with_exactly_what_a_foreground_load_reads(tmp_path: Path) -> None:
     path = tmp_path / "db.json"
     counts = build(path)
     assert len(counts) == N - 1
     bg = TinyDBStore(path, shards=16, background_above=0)
+    bg.serving()
     bg.record([delta("g1", count=10)], now=NOW + 20)  # waits for the load: counted on top, not lost
     bg.set_cursor(77)
     bg.flush()
@@ -70,6 +93,7 @@ def test_small_state_is_there_before_the_groups(tmp_path: Path) -> None:
     s.close()
     bg = TinyDBStore(path, shards=16, background_above=0)
     assert bg.get_state("safety") == {"actions": [NOW]} and bg.get_cursor() == 5  # at once, without waiting
+    bg.serving()
     assert bg.get_group("g499") is not None  # a group not read yet is waited for, not reported missing
     bg.close()
 
@@ -115,6 +139,7 @@ def test_ready_while_loading_says_so_and_writes_wait(tmp_path: Path) -> None:
             writer = threading.Thread(target=write)
             writer.start()
             assert not done.wait(0.3)  # the write waits for the groups it adds to
+            store.serving()  # as Runtime.start says once the process serves
             GatedStore.gate.set()
             assert done.wait(30)
             writer.join()
