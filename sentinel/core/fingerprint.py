@@ -92,6 +92,12 @@ _PIECE = re.compile(r"(?<![^\s,:;=|()\[\]{}<>\"'])[^\s,:;=|()\[\]{}<>\"'\d\ue000
 _WORD_VALUE = re.compile(r"(?<![\w-])(?:[Tt]rue|TRUE|[Ff]alse|FALSE|null|NULL|nil|None)(?![\w-])")
 _EMPTY = re.compile(r"(?<=[(\[{])(?=[)\]}])|(?<=\")(?=\"(?:[\s,;)\]}]|$))")
 _RUN = re.compile("\ue000(?:[\\s,:;|/._-]*\ue000)+")
+# Gates: each matches some part that every match of its pattern contains, and starts with a
+# literal, which Python's re finds by a fast scan; the pattern itself (led by a lookbehind) is
+# tried at every position, so it runs only on the few texts that pass its gate.
+_HEX_COLON_GATE = re.compile(r"::?[0-9A-Fa-f]+::?[0-9A-Fa-f]")  # two of its colon-separated steps
+_DOTTED_PATH_GATE = re.compile(r"\.[\w-]+/")  # its last dotted label and the slash
+_POD_GATE = re.compile(r"-[bcdfghjklmnpqrstvwxz2-9]{5}")  # the dash and the shortest hash
 
 
 # Formats whose structure says which words are variables (sources in the comments).
@@ -113,6 +119,7 @@ _THREAD = re.compile(r'(--- \[)[^\]\n]*+\](?: \[[^\]\n]*+\](?= ))?|(Exception in
 # logback's and log4j2's default layouts "%d [%thread] %-5level %logger - %msg": the bracket before
 # the level is the thread.
 _THREAD_BEFORE_LEVEL = re.compile(r"(?<![^\s])\[[^\]\n]{1,120}\](?= +(?:TRACE|DEBUG|INFO|WARN|WARNING|ERROR|FATAL)\b)")
+_THREAD_BEFORE_LEVEL_GATE = re.compile(r"\] +(?:TRACE|DEBUG|INFO|WARN|WARNING|ERROR|FATAL)\b")  # its tail
 # DNS names: dotted lower-case labels ending in a common suffix (a trailing dot allowed; not a Java
 # package such as java.net.SocketTimeoutException, where a name follows the dot), and the
 # record type that follows one in CoreDNS's errors plugin ("%d %s %s: %s").
@@ -160,7 +167,7 @@ def _structured(text: str) -> str:
             text = head + sep + _QUOTED_FIELD.sub('"' + _V + '"', tail)
     if "nodes are available:" in text:
         text = _NODE_REASONS.sub(r"\1 " + _V, text)
-    if "] " in text and _THREAD_BEFORE_LEVEL.search(text):
+    if "] " in text and _THREAD_BEFORE_LEVEL_GATE.search(text):
         text = _THREAD_BEFORE_LEVEL.sub("[" + _V + "]", text)
     if "--- [" in text or "Exception in thread" in text:
         text = _THREAD.sub(lambda m: m.group(1) + _V + "]" if m.group(1) else m.group(2) + _V + '"', text)
@@ -179,15 +186,15 @@ def _mask_normalised(text: str, kv_values: bool) -> str:
         text = _EMAIL.sub(_V, text)
     if _MONTH_GATE.search(text):
         text = _DATE.sub(_V, text)
-    if text.count(":") >= 2:
+    if text.count(":") >= 2 and _HEX_COLON_GATE.search(text):
         text = _HEX_COLON.sub(_V, text)
     if "B" in text:
         text = _SIZE.sub(_V, text)
     if "/" in text or "\\" in text:
         text = _PATH.sub(_V, text)
-        if "/" in text:
+        if "/" in text and _DOTTED_PATH_GATE.search(text):
             text = _DOTTED_PATH.sub(_V, text)
-    if "-" in text:
+    if "-" in text and _POD_GATE.search(text):
         text = _POD.sub(_V, text)
     if "=" in text:
         if kv_values:
