@@ -263,7 +263,10 @@ def _make_fingerprint(tokens: list[str]) -> Fingerprint:
     return Fingerprint(template=template, key=template_key(template))
 
 
-_Star = tuple[int, int, tuple[str, ...]]  # (length, position, the other tokens)
+# A star: the masked text before the word at its position (with the space after it) and after it
+# (with the space before it). Tokens hold no spaces, so the two strings name the length, the
+# position and the other tokens exactly; two slices hash faster than a tuple of the tokens.
+_Star = tuple[str, str]
 
 
 class Fingerprinter:
@@ -293,6 +296,7 @@ class Fingerprinter:
         self._tokens: dict[int, list[str]] = {}  # root id -> the group's template tokens
         self._stars: dict[_Star, dict[str, int]] = {}  # star -> distinct word at its position -> an id
         self._merged_stars: set[_Star] = set()
+        self._constant: dict[str, bool] = {}  # token -> whether it names the event (_CONSTANT_WORD)
         self._aliases: dict[str, str] = {}
         self.merges = 0  # how many times groups merged: a cheap "did any key change?" for callers
 
@@ -401,19 +405,27 @@ class Fingerprinter:
         self._members[mid] = [mid]
         self._tokens[mid] = list(tokens)
         self._fps.append(_make_fingerprint(self._tokens[mid]))
-        self._join_stars(mid, tokens)
+        self._join_stars(mid, tokens, masked)
         return mid
 
-    def _join_stars(self, mid: int, tokens: tuple[str, ...]) -> None:
+    def _join_stars(self, mid: int, tokens: tuple[str, ...], masked: str) -> None:
         n = len(tokens)
         if n < 2:
             return
-        pure = sum(1 for t in tokens if t == _V)
+        pure = tokens.count(_V)
         stars = self._stars
-        for p, word in enumerate(tokens):
-            if _CONSTANT_WORD.fullmatch(word) or pure - (word == _V) == n - 1:
+        constant = self._constant
+        start = 0  # where ``word`` starts in ``masked``
+        for word in tokens:
+            end = start + len(word)
+            is_constant = constant.get(word)
+            if is_constant is None:
+                is_constant = constant[word] = _CONSTANT_WORD.fullmatch(word) is not None
+            if is_constant or pure - (word == _V) == n - 1:
+                start = end + 1
                 continue  # an event word, or nothing but variables around it
-            star_id = (n, p, tokens[:p] + tokens[p + 1 :])
+            star_id = (masked[:start], masked[end:])
+            start = end + 1
             star = stars.get(star_id)
             if star is None:
                 stars[star_id] = {word: mid}
