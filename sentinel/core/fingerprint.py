@@ -147,10 +147,16 @@ def _quoted_value(m: re.Match[str]) -> str:
 # A double-quoted single word (plain or JSON-escaped) inside a message: Go's %q, how Kubernetes,
 # client-go and most Go errors quote names (resource "pods", in the namespace "shop", for user
 # "app"). Not a ``key="value"`` (above) and not a quoted phrase (a klog message has spaces).
-_QUOTED_WORD = re.compile(r'(?<![\w"\\=])(\\?")(?=[^\s"\\]*[A-Za-z])[^\s"\\]{1,253}\1(?![\w"])')
+# Two alternatives, ``\"word\"`` and ``"word"``, each led by its literal so that Python's re scans
+# for it fast; each then checks, by a lookbehind, the character before its opening quote (that of
+# ``(?<![\w"\\=])(\\?")`` with ``\1`` closing). Group 1 is the backslash of the escaped form.
+_QUOTED_WORD = re.compile(
+    r'\\(?<=(\\))"(?<=(?<![\w"\\=])\\")(?=[^\s"\\]*[A-Za-z])[^\s"\\]{1,253}\\"(?![\w"])'
+    r'|"(?<=(?<![\w"\\=])")(?=[^\s"\\]*[A-Za-z])[^\s"\\]{1,253}"(?![\w"])'
+)
 
 
-_QUOTED_WORD_MASK = "\\1" + _V + "\\1"  # a template string: no Python call per match
+_QUOTED_WORD_MASK = '\\1"' + _V + '\\1"'  # a template string: no Python call per match
 
 
 def _structured(text: str) -> str:
@@ -385,7 +391,11 @@ class Fingerprinter:
         if len(self._by_message) >= self._cache_size:
             self._by_message.clear()
             self._by_normal.clear()
-        normal = _normalise(message)
+        # _normalise, inlined: this runs for every new message
+        if message.isascii():
+            normal = message.encode("ascii").translate(_ASCII_DIGITS).decode("ascii")
+        else:
+            normal = message.translate(_DIGITS)
         mid = self._by_normal.get(normal)
         if mid is None:
             mid = self._add_masked(" ".join(_mask_normalised(normal, self._kv_values).split()))
