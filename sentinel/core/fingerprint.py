@@ -92,6 +92,12 @@ _PIECE = re.compile(r"(?<![^\s,:;=|()\[\]{}<>\"'])[^\s,:;=|()\[\]{}<>\"'\d\ue000
 _WORD_VALUE = re.compile(r"(?<![\w-])(?:[Tt]rue|TRUE|[Ff]alse|FALSE|null|NULL|nil|None)(?![\w-])")
 _EMPTY = re.compile(r"(?<=[(\[{])(?=[)\]}])|(?<=\")(?=\"(?:[\s,;)\]}]|$))")
 _RUN = re.compile("\ue000(?:[\\s,:;|/._-]*\ue000)+")
+# Gates: each matches some part that every match of its pattern contains, and starts with a
+# literal, which Python's re finds by a fast scan; the pattern itself (led by a lookbehind) is
+# tried at every position, so it runs only on the few texts that pass its gate.
+_HEX_COLON_GATE = re.compile(r"::?[0-9A-Fa-f]+::?[0-9A-Fa-f]")  # two of its colon-separated steps
+_DOTTED_PATH_GATE = re.compile(r"\.[\w-]+/")  # its last dotted label and the slash
+_POD_GATE = re.compile(r"-[bcdfghjklmnpqrstvwxz2-9]{5}")  # the dash and the shortest hash
 
 
 # Formats whose structure says which words are variables (sources in the comments).
@@ -113,6 +119,7 @@ _THREAD = re.compile(r'(--- \[)[^\]\n]*+\](?: \[[^\]\n]*+\](?= ))?|(Exception in
 # logback's and log4j2's default layouts "%d [%thread] %-5level %logger - %msg": the bracket before
 # the level is the thread.
 _THREAD_BEFORE_LEVEL = re.compile(r"(?<![^\s])\[[^\]\n]{1,120}\](?= +(?:TRACE|DEBUG|INFO|WARN|WARNING|ERROR|FATAL)\b)")
+_THREAD_BEFORE_LEVEL_GATE = re.compile(r"\] +(?:TRACE|DEBUG|INFO|WARN|WARNING|ERROR|FATAL)\b")  # its tail
 # DNS names: dotted lower-case labels ending in a common suffix (a trailing dot allowed; not a Java
 # package such as java.net.SocketTimeoutException, where a name follows the dot), and the
 # record type that follows one in CoreDNS's errors plugin ("%d %s %s: %s").
@@ -140,10 +147,16 @@ def _quoted_value(m: re.Match[str]) -> str:
 # A double-quoted single word (plain or JSON-escaped) inside a message: Go's %q, how Kubernetes,
 # client-go and most Go errors quote names (resource "pods", in the namespace "shop", for user
 # "app"). Not a ``key="value"`` (above) and not a quoted phrase (a klog message has spaces).
-_QUOTED_WORD = re.compile(r'(?<![\w"\\=])(\\?")(?=[^\s"\\]*[A-Za-z])[^\s"\\]{1,253}\1(?![\w"])')
+# Two alternatives, ``\"word\"`` and ``"word"``, each led by its literal so that Python's re scans
+# for it fast; each then checks, by a lookbehind, the character before its opening quote (that of
+# ``(?<![\w"\\=])(\\?")`` with ``\1`` closing). Group 1 is the backslash of the escaped form.
+_QUOTED_WORD = re.compile(
+    r'\\(?<=(\\))"(?<=(?<![\w"\\=])\\")(?=[^\s"\\]*[A-Za-z])[^\s"\\]{1,253}\\"(?![\w"])'
+    r'|"(?<=(?<![\w"\\=])")(?=[^\s"\\]*[A-Za-z])[^\s"\\]{1,253}"(?![\w"])'
+)
 
 
-_QUOTED_WORD_MASK = "\\1" + _V + "\\1"  # a template string: no Python call per match
+_QUOTED_WORD_MASK = '\\1"' + _V + '\\1"'  # a template string: no Python call per match
 
 
 def _structured(text: str) -> str:
@@ -160,7 +173,7 @@ def _structured(text: str) -> str:
             text = head + sep + _QUOTED_FIELD.sub('"' + _V + '"', tail)
     if "nodes are available:" in text:
         text = _NODE_REASONS.sub(r"\1 " + _V, text)
-    if "] " in text and _THREAD_BEFORE_LEVEL.search(text):
+    if "] " in text and _THREAD_BEFORE_LEVEL_GATE.search(text):
         text = _THREAD_BEFORE_LEVEL.sub("[" + _V + "]", text)
     if "--- [" in text or "Exception in thread" in text:
         text = _THREAD.sub(lambda m: m.group(1) + _V + "]" if m.group(1) else m.group(2) + _V + '"', text)
@@ -179,15 +192,15 @@ def _mask_normalised(text: str, kv_values: bool) -> str:
         text = _EMAIL.sub(_V, text)
     if _MONTH_GATE.search(text):
         text = _DATE.sub(_V, text)
-    if text.count(":") >= 2:
+    if text.count(":") >= 2 and _HEX_COLON_GATE.search(text):
         text = _HEX_COLON.sub(_V, text)
     if "B" in text:
         text = _SIZE.sub(_V, text)
     if "/" in text or "\\" in text:
         text = _PATH.sub(_V, text)
-        if "/" in text:
+        if "/" in text and _DOTTED_PATH_GATE.search(text):
             text = _DOTTED_PATH.sub(_V, text)
-    if "-" in text:
+    if "-" in text and _POD_GATE.search(text):
         text = _POD.sub(_V, text)
     if "=" in text:
         if kv_values:
@@ -256,7 +269,10 @@ def _make_fingerprint(tokens: list[str]) -> Fingerprint:
     return Fingerprint(template=template, key=template_key(template))
 
 
-_Star = tuple[int, int, tuple[str, ...]]  # (length, position, the other tokens)
+# A star: the masked text before the word at its position (with the space after it) and after it
+# (with the space before it). Tokens hold no spaces, so the two strings name the length, the
+# position and the other tokens exactly; two slices hash faster than a tuple of the tokens.
+_Star = tuple[str, str]
 
 
 class Fingerprinter:
@@ -286,6 +302,7 @@ class Fingerprinter:
         self._tokens: dict[int, list[str]] = {}  # root id -> the group's template tokens
         self._stars: dict[_Star, dict[str, int]] = {}  # star -> distinct word at its position -> an id
         self._merged_stars: set[_Star] = set()
+        self._constant: dict[str, bool] = {}  # token -> whether it names the event (_CONSTANT_WORD)
         self._aliases: dict[str, str] = {}
         self.merges = 0  # how many times groups merged: a cheap "did any key change?" for callers
 
@@ -374,7 +391,11 @@ class Fingerprinter:
         if len(self._by_message) >= self._cache_size:
             self._by_message.clear()
             self._by_normal.clear()
-        normal = _normalise(message)
+        # _normalise, inlined: this runs for every new message
+        if message.isascii():
+            normal = message.encode("ascii").translate(_ASCII_DIGITS).decode("ascii")
+        else:
+            normal = message.translate(_DIGITS)
         mid = self._by_normal.get(normal)
         if mid is None:
             mid = self._add_masked(" ".join(_mask_normalised(normal, self._kv_values).split()))
@@ -394,19 +415,27 @@ class Fingerprinter:
         self._members[mid] = [mid]
         self._tokens[mid] = list(tokens)
         self._fps.append(_make_fingerprint(self._tokens[mid]))
-        self._join_stars(mid, tokens)
+        self._join_stars(mid, tokens, masked)
         return mid
 
-    def _join_stars(self, mid: int, tokens: tuple[str, ...]) -> None:
+    def _join_stars(self, mid: int, tokens: tuple[str, ...], masked: str) -> None:
         n = len(tokens)
         if n < 2:
             return
-        pure = sum(1 for t in tokens if t == _V)
+        pure = tokens.count(_V)
         stars = self._stars
-        for p, word in enumerate(tokens):
-            if _CONSTANT_WORD.fullmatch(word) or pure - (word == _V) == n - 1:
+        constant = self._constant
+        start = 0  # where ``word`` starts in ``masked``
+        for word in tokens:
+            end = start + len(word)
+            is_constant = constant.get(word)
+            if is_constant is None:
+                is_constant = constant[word] = _CONSTANT_WORD.fullmatch(word) is not None
+            if is_constant or pure - (word == _V) == n - 1:
+                start = end + 1
                 continue  # an event word, or nothing but variables around it
-            star_id = (n, p, tokens[:p] + tokens[p + 1 :])
+            star_id = (masked[:start], masked[end:])
+            start = end + 1
             star = stars.get(star_id)
             if star is None:
                 stars[star_id] = {word: mid}

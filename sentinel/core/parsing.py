@@ -403,7 +403,7 @@ def _parse_text(text: str) -> tuple[str, str]:
         m = _KLOG.match(text[:HEAD])
         if m:
             return _join(text[m.end() :], exception)[:MAX_MESSAGE], _KLOG_LEVEL[m.group(1)]
-    found = _from_logfmt(text)
+    found = _from_logfmt(text) if "msg=" in text or "message=" in text else None  # its own first test
     if found:
         msg, level = found
         return msg[:MAX_MESSAGE], level or _level_from_text(msg)

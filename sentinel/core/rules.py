@@ -29,6 +29,7 @@ DEFAULT_RULE = "default"
 LEVELS = ("fatal", "error", "warning", "info", "debug", "unknown")
 """The levels parsing gives (``sentinel.core.parsing``); other words a line may carry count as unknown."""
 ON = ("line", "message")
+_LEVEL_SET = frozenset(LEVELS)
 
 MAX_RULES = 10_000
 SET_MAX_MEM = 256 * 1024 * 1024
@@ -208,6 +209,19 @@ class RuleSet:
             and not any(r.conditional for r in self.rules)
         )
         self._by_slot = [self.rules[i] for i in line_set[1]] if line_set else []
+        message_set = self._sets.get("message")
+        self._line_set = line_set
+        self._message_set = message_set
+        # Rules without a pattern are candidates for every line whose level they take: one list
+        # per level, looked up once per line instead of checking each such rule's levels.
+        self._always_by_level = {
+            lv: [i for i in self._always if not self.rules[i].levels or lv in self.rules[i].levels] for lv in LEVELS
+        }
+        # Per rule position, what more than its pattern decides (None: the pattern alone), so
+        # the loop below reads one list item instead of several properties.
+        self._checks: list[tuple[bool, frozenset[str], bool] | None] = [
+            (r.contextual, r.levels, bool(r.keywords)) if r.conditional else None for r in self.rules
+        ]
         self.uses_levels = any(r.levels for r in self.rules)
         self.uses_message = "message" in self._sets or any(r.on == "message" for r in self.rules)
 
@@ -238,26 +252,39 @@ class RuleSet:
             # Only plain patterns: the lowest set index that matched is the first rule in order.
             hits = self._match(line.encode("utf-8", "surrogatepass"))
             return self._by_slot[min(hits)] if hits else DEFAULT
-        candidates: list[int] = []
-        texts = {"line": line, "message": line if message is None else message}
-        for on, (match, index) in self._sets.items():
-            hits = match(texts[on].encode("utf-8", "surrogatepass"))
-            if hits:
-                candidates.extend(index[h] for h in hits)
-        if self._always:
-            candidates.extend(self._always)
+        lv = level if level in _LEVEL_SET else "unknown"
+        candidates: list[int]
+        line_set = self._line_set
+        if line_set is not None and (hits := line_set[0](line.encode("utf-8", "surrogatepass"))):
+            index = line_set[1]
+            candidates = [index[h] for h in hits]
+        else:
+            candidates = []
+        message_set = self._message_set
+        text = line if message is None else message
+        if message_set is not None and (hits := message_set[0](text.encode("utf-8", "surrogatepass"))):
+            index = message_set[1]
+            candidates.extend(index[h] for h in hits)
+        always = self._always_by_level[lv]
+        if always:
+            candidates.extend(always)
         if not candidates:
             return DEFAULT
         if len(candidates) > 1:
             candidates.sort()
-        lab = labels or {}
+        rules = self.rules
+        checks = self._checks
         for i in candidates:
-            rule: Rule = self.rules[i]
-            if rule.contextual and not rule.matches_context(namespace, lab):
+            check = checks[i]
+            if check is None:
+                return rules[i]
+            rule: Rule = rules[i]
+            contextual, levels, keywords = check
+            if contextual and not rule.matches_context(namespace, labels or {}):
                 continue
-            if rule.levels and not rule.matches_level(level):
+            if levels and lv not in levels:
                 continue
-            if rule.keywords and not rule.matches_text(texts[rule.on]):
+            if keywords and not rule.matches_text(text if rule.on == "message" else line):
                 continue
             return rule
         return DEFAULT

@@ -201,47 +201,49 @@ class Pipeline:
                     subject = self._subject(subject)
                 # the rule sees the raw line, as the Go tool's did (and the message and level)
                 position = -1 if contextual else position_of[id(classify(line, message=message, level=level))]
-                hit = lines[line] = (message, level, position, subject)
-            message = hit[0]
-            rule = rule_list[hit[2]] if hit[2] >= 0 else self._classify(line, message, hit[1], stream)
+                lines[line] = (message, level, position, subject)
+            else:
+                message, level, position, subject = hit
+            rule = rule_list[position] if position >= 0 else self._classify(line, message, level, stream)
             f = fp(message)
             ts = ts_ns / 1e9
             if ts_ns > last:
                 last = ts_ns
-            subject = hit[3]
             if subject is not None:
-                d = self._event_delta(deltas, subject, f, rule, ts, hit[1], message)
+                d = self._event_delta(deltas, subject, f, rule, ts, level, message)
                 pod = subject[2]
-            elif (found := by_template.get(f.key + hit[1])) is not None:
-                d, pod = found, stream.pod
             else:
-                known = stream.group_keys
-                tkey = f.key + hit[1]  # the template key and the level
-                key = known.get(tkey)
-                if key is None:
-                    if len(known) > KEYS_PER_STREAM_LIMIT:
-                        known.clear()
-                    key = known[tkey] = group_key(stream.namespace, stream.workload, stream.container, f.key, hit[1])
-                known_d = deltas.get(key)
-                if known_d is not None:
-                    d = known_d
+                tkey = f.key + level  # the template key and the level
+                found = by_template.get(tkey)
+                if found is not None:
+                    d = found
                 else:
-                    d = deltas[key] = GroupDelta(
-                        key=key,
-                        namespace=stream.namespace,
-                        workload=stream.workload,
-                        container=stream.container,
-                        template=f.template,
-                        rule=rule.name,
-                        priority=rule.priority,
-                        first_seen=ts,
-                        last_seen=ts,
-                        level=hit[1],
-                        template_key=f.key,
-                        message=message,
-                        last_pod=stream.pod,
-                    )
-                by_template[tkey] = d
+                    known = stream.group_keys
+                    key = known.get(tkey)
+                    if key is None:
+                        if len(known) > KEYS_PER_STREAM_LIMIT:
+                            known.clear()
+                        key = known[tkey] = group_key(stream.namespace, stream.workload, stream.container, f.key, level)
+                    known_d = deltas.get(key)
+                    if known_d is not None:
+                        d = known_d
+                    else:
+                        d = deltas[key] = GroupDelta(
+                            key=key,
+                            namespace=stream.namespace,
+                            workload=stream.workload,
+                            container=stream.container,
+                            template=f.template,
+                            rule=rule.name,
+                            priority=rule.priority,
+                            first_seen=ts,
+                            last_seen=ts,
+                            level=level,
+                            template_key=f.key,
+                            message=message,
+                            last_pod=stream.pod,
+                        )
+                    by_template[tkey] = d
                 pod = stream.pod
             rname = rule.name
             if rname != d.rule and urgency[rname] < urgency[d.rule]:
