@@ -149,6 +149,8 @@ def section_grouping(repeat: int = 3) -> dict[str, Any]:
     from tests.bench.loghub_group import group as ours
 
     names = list(ga.DATASETS)
+    if not names:
+        raise RuntimeError(f"no Loghub datasets under {ga.DATA} (set LOGHUB_DATA to a folder of <Name>/ datasets)")
     # Interleave the two so that a burst of load from elsewhere hits both alike.
     res_ours = ga.evaluate(ours, names, "corrected", repeat)
     res_drain = ga.evaluate(drain.group, names, "corrected", repeat)
