@@ -50,10 +50,6 @@ def give_back_memory() -> None:
         pass
 
 
-# A background load waits at most this long for the process to start serving (seconds).
-LOAD_WAIT_MAX = 5.0
-
-
 class MemoryStore(Indexed):
     """Everything in dicts behind one lock. Readers get copies, so nothing they do leaks back.
 
@@ -64,9 +60,6 @@ class MemoryStore(Indexed):
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
-        # Set once the process serves (Runtime.start): a store that loads in the background starts
-        # reading then, so its parsing does not slow the server's own start (the GIL is shared).
-        self._serving = threading.Event()
         self._groups: dict[str, ErrorGroup] = {}
         self._seq: dict[str, int] = {}  # id -> insertion number (the order of ``_groups``)
         self._next_seq = 0
@@ -469,8 +462,7 @@ class MemoryStore(Indexed):
         return 0
 
     def serving(self) -> None:
-        """The process serves now: a background load may begin (at the latest ``LOAD_WAIT_MAX`` after opening)."""
-        self._serving.set()
+        """The process serves now (nothing to load here: see :mod:`sentinel.store.loading`)."""
 
     def close(self) -> None:
         self.flush()

@@ -45,7 +45,8 @@ from sentinel.core.impact import LifecycleSettings
 from sentinel.core.model import ErrorGroup, GroupDelta, RemediationRecord
 from sentinel.errors import StoreError, cap, redact
 from sentinel.store.base import GroupChange, GroupQuery, Page, RecordQuery, StoreHealth, StoreStats
-from sentinel.store.memory import LOAD_WAIT_MAX, MemoryStore, _group_dict, give_back_memory
+from sentinel.store.loading import LoadingStore
+from sentinel.store.memory import _group_dict, give_back_memory
 from sentinel.store.validate import BadRecord, check_aliases, check_cursor, check_state, group_from_doc, record_from_doc
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ def _dumps(value: object) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-class PostgresStore(MemoryStore):
+class PostgresStore(LoadingStore):
     """``store.type: postgresql``: shared by replicas, one transaction per flush (see the module docstring)."""
 
     def __init__(
@@ -119,11 +120,6 @@ class PostgresStore(MemoryStore):
         # More groups than this: they (and the audit) load in the background once the small state is
         # in; writes wait for them, reads show what is in so far. None: all before the constructor returns.
         self._background_above = background_above
-        self._loaded = threading.Event()
-        self._loaded.set()
-        self._stop_loading = False
-        self._load_error = ""
-        self._loader: threading.Thread | None = None
         self._sync_failing = False
         self._url = url
         self._password = password
@@ -282,15 +278,13 @@ class PostgresStore(MemoryStore):
             self._load([], [], state, cursor, aliases)
             # Rows newer than this are taken in by the first change check after the load (re-applied if seen).
             self._rev, self._epoch = rev, epoch
-            self._loaded.clear()
             self._health.loading = f"loading {total} groups and the audit log"
-            self._loader = threading.Thread(target=self._load_rest, args=(total,), name="store-load", daemon=True)
-            self._loader.start()
+            self._load_in_background(self._load_rest, total)
 
     def _load_rest(self, total: int) -> None:
         conn: psycopg.Connection[Any] | None = None
         try:
-            self._serving.wait(LOAD_WAIT_MAX)  # once the process serves: its start is not slowed
+            self._wait_until_serving()
             if self._stop_loading:
                 return
             extra: dict[str, Any] = {"connect_timeout": max(1, int(self._connect_timeout))}
@@ -327,12 +321,6 @@ class PostgresStore(MemoryStore):
             self._health.loading = ""
             self._loaded.set()
             give_back_memory()
-
-    def _wait_loaded(self) -> None:
-        if not self._loaded.is_set():
-            self._loaded.wait()
-        if self._load_error:
-            raise StoreError(self._load_error)
 
     # -- the change check ---------------------------------------------------------------------
 
@@ -668,11 +656,7 @@ class PostgresStore(MemoryStore):
         return n
 
     def close(self) -> None:
-        if not self._loaded.is_set():  # SIGTERM while loading: stop reading; no group changed yet
-            self._stop_loading = True
-            self._serving.set()  # a loader still waiting for the start wakes, and stops
-            if self._loader is not None:
-                self._loader.join(timeout=30)
+        if self._stop_a_running_load():  # SIGTERM while loading: no group changed yet
             if self._dirty:
                 log.warning("store (postgresql): closed while loading; small state changed since start not written")
             self._dirty = False

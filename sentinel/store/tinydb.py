@@ -61,7 +61,8 @@ from sentinel.core.impact import LifecycleSettings
 from sentinel.core.model import ErrorGroup, GroupDelta, RemediationRecord
 from sentinel.errors import StoreError, cap
 from sentinel.store.base import GroupChange, StoreHealth
-from sentinel.store.memory import LOAD_WAIT_MAX, MemoryStore, _group_dict, give_back_memory
+from sentinel.store.loading import LoadingStore
+from sentinel.store.memory import _group_dict, give_back_memory
 from sentinel.store.validate import (
     BadRecord,
     check_aliases,
@@ -185,7 +186,7 @@ def _docs(tables: dict[str, dict[str, Any]], name: str) -> list[Any]:
     return list(tables.get(name, {}).values())
 
 
-class TinyDBStore(MemoryStore):
+class TinyDBStore(LoadingStore):
     """``store.type: tinydb``: durable across restarts; ``health()`` tells what happened at load."""
 
     def __init__(
@@ -200,11 +201,6 @@ class TinyDBStore(MemoryStore):
         # Groups and audit files larger than this (bytes) load in a background thread once the small
         # state is in (see _open_v2); None: always before the constructor returns.
         self._background_above = background_above
-        self._loaded = threading.Event()
-        self._loaded.set()
-        self._stop_loading = False
-        self._load_error = ""
-        self._loader: threading.Thread | None = None
         self.path = Path(path)
         self.folder = self.path.with_name(self.path.name + ".d")
         self.clock = clock
@@ -413,10 +409,8 @@ class TinyDBStore(MemoryStore):
         if self._background_above is not None and size > self._background_above:
             # The small state (cursor, safety, settings, fingerprinter) is in: the process can start.
             # Writes to groups and the audit, and flush, wait until the rest is in (_wait_loaded).
-            self._loaded.clear()
             self._health.loading = f"loading {size / 2**20:.0f} MiB of groups and audit"
-            self._loader = threading.Thread(target=self._load_rest, args=(meta,), name="store-load", daemon=True)
-            self._loader.start()
+            self._load_in_background(self._load_rest, meta)
         else:
             self._load_rest(meta)
             if self._load_error:
@@ -436,8 +430,8 @@ class TinyDBStore(MemoryStore):
 
     def _load_rest(self, meta: dict[str, Any]) -> None:
         """The groups (shards, then the delta files over them) and the audit log, taken in batch by batch."""
-        if self._loader is not None:  # in the background: once the process serves (its start is not slowed)
-            self._serving.wait(LOAD_WAIT_MAX)
+        if self._loader is not None:  # in the background: once the process serves
+            self._wait_until_serving()
         t0 = time.perf_counter()
         try:
             items = sorted(meta.get("manifest", {}).items(), key=lambda kv: int(kv[0]))
@@ -497,13 +491,6 @@ class TinyDBStore(MemoryStore):
             self._health.loading = ""
             self._loaded.set()
             give_back_memory()
-
-    def _wait_loaded(self) -> None:
-        """Before a write (or a read of everything): wait for the background load, if one runs."""
-        if not self._loaded.is_set():
-            self._loaded.wait()
-        if self._load_error:
-            raise StoreError(self._load_error)
 
     # Writes (and reads of everything) wait for a background load; page reads show what is in so far.
 
@@ -947,11 +934,7 @@ class TinyDBStore(MemoryStore):
         return n
 
     def close(self) -> None:
-        if not self._loaded.is_set():  # SIGTERM while loading: stop reading; nothing of the groups changed
-            self._stop_loading = True
-            self._serving.set()  # a loader still waiting for the start wakes, and stops
-            if self._loader is not None:
-                self._loader.join(timeout=30)
+        if self._stop_a_running_load():  # SIGTERM while loading: nothing of the groups changed
             if self._dirty:
                 log.warning(
                     "store %s: closed while loading; the small state changed since start is not written", self.path
