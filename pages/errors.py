@@ -10,6 +10,8 @@ import streamlit as st
 from sentinel.core.actions import ACTIONS
 from sentinel.core.logql import explore_url, for_group
 from sentinel.core.model import ErrorGroup
+from sentinel.engine.relay import Queued
+from sentinel.errors import SafetyRefused
 from sentinel.store.base import SORTS, RecordQuery
 from sentinel.ui import charts
 from sentinel.ui.cluster_context import context_view
@@ -24,6 +26,7 @@ from sentinel.ui.context import (
     live_settings,
     operator,
     pipeline,
+    queued_note,
     read_only,
     rules_view,
     runtime,
@@ -383,6 +386,10 @@ def _confirm(group_id: str) -> None:
                 )
     except (KeyError, ValueError) as err:
         _flash("error", f"Not done: {md(err)}")
+    except SafetyRefused as err:
+        _flash("error", f"**Not done**: {md(err.reason)}")
+    except Queued as q:
+        _flash("success", queued_note(q.command.id))
 
 
 def _show_flash() -> None:

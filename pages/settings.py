@@ -7,14 +7,17 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from sentinel.engine.relay import Queued
 from sentinel.engine.settings import RuntimeSettings, validate_update
 from sentinel.errors import ConfigError, SafetyRefused
 from sentinel.ui.context import (
     admin_token,
     change_refusal,
+    commands,
     config,
     live_settings,
     operator,
+    queued_note,
     read_only,
     remediator,
     runtime,
@@ -103,6 +106,10 @@ def _apply(change: dict[str, Any], *, confirmed: list[str]) -> None:
         return
     except SafetyRefused as err:
         ss["s_errors"] = {"_form": [f"{err.reason}: nothing was saved"]}
+        return
+    except Queued as q:
+        ss["s_token"] = ""
+        ss["s_saved"] = queued_note(q.command.id)
         return
     for key, value in form_values(live_settings().settings).items():  # show the values as the engine now holds them
         ss[f"s_{key}"] = value
@@ -298,11 +305,17 @@ def _reset(workload: str) -> None:
     if refused:
         st.session_state["b_msg"] = ("error", f"{refused}: the breaker was not reset")
         return
-    if rt.read_only:
-        holder = rt.leadership().get("holder") or "unknown"
-        st.session_state["b_msg"] = ("error", f"follower: read-only; reset the breaker on the leader ({holder})")
+    try:
+        was_open = commands().reset_breaker(workload, by=operator())
+    except KeyError:
+        st.session_state["b_msg"] = ("error", f"{workload} has no breaker.")
         return
-    was_open = remediator().reset_breaker(workload, by=operator())
+    except SafetyRefused as err:
+        st.session_state["b_msg"] = ("error", f"{err.reason}: the breaker was not reset")
+        return
+    except Queued as q:
+        st.session_state["b_msg"] = ("success", queued_note(q.command.id))
+        return
     st.session_state["b_msg"] = (
         "success",
         f"Breaker for {workload} reset." if was_open else f"{workload} was not open.",

@@ -21,15 +21,16 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sentinel.api import errors, health, remediations, rules, safety, settings, stats, store, ws
+from sentinel.api import commands, errors, health, remediations, rules, safety, settings, stats, store, ws
 from sentinel.api.common import ApiError
 from sentinel.api.health import ReadyCache
 from sentinel.api.metrics import build_registry
 from sentinel.api.schemas import Problem
+from sentinel.engine.relay import Queued
 from sentinel.engine.runtime import Runtime
 from sentinel.errors import SentinelError, StoreError
 
-ROUTERS = (errors, stats, rules, remediations, settings, safety, store, health, ws)
+ROUTERS = (errors, stats, rules, remediations, settings, safety, commands, store, health, ws)
 MAX_BODY = 64 * 1024
 OPENAPI_URL = "/api/openapi.json"
 DOCS_URL = "/api/docs"
@@ -152,6 +153,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY)
     app.add_exception_handler(ApiError, _on_api_error)
+    app.add_exception_handler(Queued, commands.on_queued)  # a follower's change, not answered yet: 202
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StoreError, _on_store_error)
     app.add_exception_handler(SentinelError, _on_sentinel_error)

@@ -27,7 +27,7 @@ from sentinel.engine.pipeline import Pipeline
 from sentinel.engine.runtime import Runtime
 from sentinel.notify.notifier import Notifier
 from sentinel.remediation.remediator import Remediator
-from sentinel.store.base import MAX_PAGE_SIZE, Store
+from sentinel.store.base import MAX_PAGE_SIZE, CommandQueue, Store, command_queue
 from sentinel.views.ports import Commands, RulesView, SettingsPort
 from sentinel.views.ports import EngineChecks as EngineChecks  # re-exported: routes type their helpers with it
 
@@ -95,11 +95,9 @@ def _redactor(runtime: RuntimeDep) -> Callable[[str], str]:
     return lambda text: redact(config, text)
 
 
-def _follower_of(runtime: RuntimeDep) -> str | None:
-    """The leader's name when this replica is a follower (its safety state decides nothing), else None."""
-    if runtime.elector is not None and not runtime.leader_check():
-        return runtime.elector.holder or "none right now"
-    return None
+def _queue(runtime: RuntimeDep) -> CommandQueue | None:
+    """The shared store's command queue (a follower's changes, run by the leader), None when not shared."""
+    return command_queue(runtime.store)
 
 
 def _read_only(runtime: RuntimeDep) -> bool:
@@ -117,7 +115,7 @@ PipelineDep = Annotated[Pipeline, Depends(_pipeline)]
 ClusterContext = Annotated[ContextReader, Depends(_context)]
 IncidentsDep = Annotated[Incidents, Depends(_incidents)]  # rollouts and pod status of groups
 Redact = Annotated[Callable[[str], str], Depends(_redactor)]  # free text with configured secrets as ***
-FollowerOf = Annotated[str | None, Depends(_follower_of)]
+Queue = Annotated[CommandQueue | None, Depends(_queue)]
 ReadOnly = Annotated[bool, Depends(_read_only)]
 CommandsDep = Annotated[Commands, Depends(get_runtime)]
 LiveSettings = Annotated[SettingsPort, Depends(get_runtime)]

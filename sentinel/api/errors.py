@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query
 from starlette.responses import Response
 
+from sentinel.api.commands import CommandQueued
 from sentinel.api.common import CSV_RESPONSES, ApiError, csv_response, not_found, parse_time
 from sentinel.api.deps import (
     Clock,
@@ -34,6 +35,7 @@ from sentinel.api.schemas import (
     StatusChange,
 )
 from sentinel.core.model import Priority, Status
+from sentinel.errors import SafetyRefused
 from sentinel.store.base import MAX_PAGE_SIZE, GroupQuery, RecordQuery
 from sentinel.views import groups as group_views
 from sentinel.views.records import RecordView
@@ -188,11 +190,22 @@ def change_status(
 @router.post(
     "/{group_id}/remediate",
     response_model=RemediationRow,
-    responses={401: {"model": Problem}, 403: {"model": Problem}, 404: {"model": Problem}},
+    responses={
+        202: {"model": CommandQueued, "description": "a follower's request, queued: the leader has not answered yet"},
+        401: {"model": Problem},
+        403: {"model": Problem},
+        404: {"model": Problem},
+        409: {"model": Problem},
+    },
     summary="Ask for a remediation action on a group",
     description=(
         "The request goes through the same safety decision as the engine's own actions and is written "
-        "to the audit log with who asked; `decision` and `reason` in the answer say whether it ran."
+        "to the audit log with who asked; `decision` and `reason` in the answer say whether it ran. "
+        "On a follower replica with a shared store (`store.type: postgresql`) the leader runs it, under the "
+        "same limits, audited as `<user> via <follower>`, and this is its answer; 202 with the queued "
+        "command to follow at `GET /api/commands/{id}` when it has not answered within a few seconds; 409 "
+        "when the leader saw it too late (more than 60 s after it was asked) and did not run it. With a "
+        "store that is not shared, a follower refuses it (`reason_code: follower`)."
     ),
 )
 def remediate(commands: CommandsDep, who: Writer, group_id: GroupId, body: RemediateRequest) -> RemediationRow:
@@ -202,4 +215,6 @@ def remediate(commands: CommandsDep, who: Writer, group_id: GroupId, body: Remed
         raise not_found("error group", group_id) from None
     except ValueError as err:
         raise ApiError(422, "invalid action", [str(err)]) from None
+    except SafetyRefused as err:
+        raise ApiError(409, err.reason) from None
     return RemediationRow.of(RecordView.of(record))

@@ -11,8 +11,9 @@ from collections.abc import Callable
 
 from fastapi import APIRouter
 
+from sentinel.api.commands import CommandQueued
 from sentinel.api.common import ApiError
-from sentinel.api.deps import Clock, Events, FollowerOf, Redact, RemediatorDep, Writer
+from sentinel.api.deps import Clock, CommandsDep, Redact, RemediatorDep, Writer
 from sentinel.api.schemas import Problem
 from sentinel.api.schemas_state import (
     BreakerOut,
@@ -26,6 +27,7 @@ from sentinel.api.schemas_state import (
     WorkloadActions,
 )
 from sentinel.core.policy import Breaker, SafetyState
+from sentinel.errors import SafetyRefused
 from sentinel.remediation.remediator import Remediator
 
 log = logging.getLogger(__name__)
@@ -97,36 +99,34 @@ def get_safety(remediator: RemediatorDep, clock: Clock, redact: Redact) -> Safet
 @router.post(
     "/breakers/reset",
     response_model=BreakerResetResult,
-    responses={401: {"model": Problem}, 403: {"model": Problem}, 404: {"model": Problem}, 409: {"model": Problem}},
+    responses={
+        202: {"model": CommandQueued, "description": "a follower's reset, queued: the leader has not answered yet"},
+        401: {"model": Problem},
+        403: {"model": Problem},
+        404: {"model": Problem},
+        409: {"model": Problem},
+    },
     summary="Reset (close) a workload's circuit breaker",
     description=(
         "Closes the breaker of `workload` (`namespace/name`), so automatic actions may run there again, and "
         "records who did it (`X-Sentinel-User`); a `remediation` event with `event: breaker.reset` is "
-        "published on `/ws`. 404 when that workload has no breaker; 409 on a follower replica, whose "
-        "safety state decides nothing (reset it on the leader)."
+        "published on `/ws`. 404 when that workload has no breaker. On a follower replica with a shared store "
+        "(`store.type: postgresql`) the leader resets it (recorded as `<user> via <follower>`): the answer is "
+        "the leader's, or 202 with the queued command to follow at `GET /api/commands/{id}` when it has not "
+        "answered within a few seconds; with a store that is not shared, 409 (reset it on the leader)."
     ),
 )
 def reset_breaker(
-    remediator: RemediatorDep, events: Events, clock: Clock, follower_of: FollowerOf, who: Writer, body: BreakerReset
+    remediator: RemediatorDep, commands: CommandsDep, who: Writer, body: BreakerReset
 ) -> BreakerResetResult:
     workload = body.workload
-    if workload not in remediator.state().breakers:
-        raise ApiError(404, f"no breaker for workload {workload!r}")
-    if follower_of is not None:
-        raise ApiError(409, f"this replica is a follower: reset the breaker on the leader ({follower_of})")
-    was_open = remediator.reset_breaker(workload, by=who)
+    try:
+        was_open = commands.reset_breaker(workload, by=who)
+    except KeyError:
+        raise ApiError(404, f"no breaker for workload {workload!r}") from None
+    except SafetyRefused as err:
+        raise ApiError(409, err.reason) from None
     state = remediator.state()
     breaker = _breaker(workload, state.breakers[workload], state)
-    events.publish(
-        "remediation",
-        {
-            "event": "breaker.reset",
-            "workload": workload,
-            "by": who,
-            "was_open": was_open,
-            "breaker": breaker.model_dump(),
-        },
-        now=clock(),
-    )
     log.info("[%s] breaker reset through the API by %s (was %s)", workload, who, "open" if was_open else "closed")
     return BreakerResetResult(workload=workload, was_open=was_open, by=who, breaker=breaker)

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 
+from sentinel.api.commands import CommandQueued
 from sentinel.api.common import ApiError
 from sentinel.api.deps import LiveSettings, ReadOnly, Writer
 from sentinel.api.schemas import Problem
@@ -37,14 +38,24 @@ def get_settings(live: LiveSettings, read_only: ReadOnly) -> SettingsView:
 @router.post(
     "",
     response_model=SettingsResult,
-    responses={401: {"model": Problem}, 403: {"model": Problem}, 409: {"model": Problem}},
+    responses={
+        202: {"model": CommandQueued, "description": "a follower's change, queued: the leader has not answered yet"},
+        401: {"model": Problem},
+        403: {"model": Problem},
+        409: {"model": Problem},
+    },
     summary="Change settings",
     description=(
         "Every field is optional; the change is validated as a whole: any bad field gives 422 naming each "
         "one, and nothing is saved. A valid change is persisted, applied at once and recorded with who made it. "
         "Durations are seconds or Go-style strings (30s, 5m). The Go tool's names are accepted as aliases: "
         "`enabled` (remediation_enabled), `dryRun`, `maxActionsPerHour`, `perWorkloadPerHour`, "
-        "`excludedNamespaces`, `pollInterval`."
+        "`excludedNamespaces`, `pollInterval`. On a follower replica with a shared store "
+        "(`store.type: postgresql`) the leader applies the change (recorded as `<user> via <follower>`) and "
+        "this is its answer, 422 naming the bad fields included; 202 with the queued command to follow at "
+        "`GET /api/commands/{id}` when it has not answered within a few seconds; 409 when it refused the "
+        "change (expired: asked more than 60 s before it saw it). With a store that is not shared, a "
+        "follower answers 409 (change them on the leader)."
     ),
     openapi_extra={
         "requestBody": {

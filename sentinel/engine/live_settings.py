@@ -58,23 +58,56 @@ class LiveSettings:
         self._leadership = leadership
         self._events = events
         self._clock = clock
-        self.current, notes = from_stored(RuntimeSettings.from_config(config), store.get_state("settings"))
+        self._seen = store.get_state("settings")
+        self._current, notes = from_stored(RuntimeSettings.from_config(config), self._seen)
+        self._led = leadership.leading
         for note in notes:
             log.warning("%s", note)
         # Called with the new poll interval after a change (the scheduler, while it runs).
         self.poll_interval_listeners: list[Callable[[float], None]] = []
-        remediator.set_limits(limits_of(config, self.current))
-        self._apply_query(self.current.query)
+        remediator.set_limits(limits_of(config, self._current))
+        self._apply_query(self._current.query)
+
+    @property
+    def current(self) -> RuntimeSettings:
+        """The settings in force. A follower (and a replica that just took over) first takes in what the
+        leader saved in a shared store, so its console shows, and its next poll uses, the leader's values."""
+        leading = self._leadership.leading
+        if not leading or leading != self._led:
+            self._led = leading
+            self.follow_store()
+        return self._current
+
+    def follow_store(self) -> None:
+        """Take in the stored overrides when another replica changed them (nothing when they did not)."""
+        stored = self._store.get_state("settings")
+        if stored == self._seen:
+            return
+        self._seen = stored
+        new, _ = from_stored(RuntimeSettings.from_config(self._config), stored)
+        old, self._current = self._current, new
+        self._remediator.set_limits(limits_of(self._config, new))
+        if new.poll_interval != old.poll_interval:
+            for listener in list(self.poll_interval_listeners):
+                listener(new.poll_interval)
+        if new.query != old.query:
+            self._apply_query(new.query)
+
+    def validate(self, data: dict[str, Any]) -> None:
+        """``ConfigError`` naming every bad field of ``data`` (nothing is applied)."""
+        validate_update(data)
 
     def update(self, data: dict[str, Any], *, by: str, confirmed: Sequence[str] = ()) -> dict[str, list[Any]]:
         """Validate all, apply all, persist, record who (and the risky changes they confirmed, by name).
         ``ConfigError`` names every bad field; ``SafetyRefused`` on a follower replica (its settings
-        would not reach the leader)."""
+        would not reach the leader: with a shared store, :class:`~sentinel.engine.commands.Commands`
+        sends them there instead)."""
         update = validate_update(data)
         if not self._leadership.leading:
             holder = self._leadership.status().get("holder") or "unknown"
             raise SafetyRefused(f"follower: read-only; change settings on the leader ({holder})")
-        new, changes = apply_update(self.current, update)
+        self.follow_store()  # a change made through the leader since: compare with what is in force
+        new, changes = apply_update(self._current, update)
         if not changes:
             return {}
         if "query" in changes:
@@ -83,13 +116,14 @@ class LiveSettings:
             self._store.get_state("settings"), changes, file_values=RuntimeSettings.from_config(self._config)
         )
         self._store.put_state("settings", stored)
+        self._seen = stored
         history = (self._store.get_state("settings_history") or {}).get("entries", [])
         entry: dict[str, Any] = {"time": self._clock(), "by": by, "changes": changes}
         if confirmed:
             entry["confirmed"] = list(confirmed)
         history.append(entry)
         self._store.put_state("settings_history", {"entries": history[-HISTORY_KEPT:]})
-        self.current = new
+        self._current = new
         self._remediator.set_limits(limits_of(self._config, new))
         if "poll_interval" in changes:
             for listener in list(self.poll_interval_listeners):

@@ -12,7 +12,8 @@ Each concern has one owner, composed here::
     maintenance.Maintenance   lifecycle, effectiveness verdicts, retention, flush
     rulebook.Rulebook         the current pipeline: rules reload, templates saved
     live_settings.LiveSettings   the settings in force, a change applied everywhere
-    commands.Commands         status changes, requested actions, settings changes
+    commands.Commands         status changes, requested actions, settings changes, breaker resets,
+                              and (on the leader) what followers queued in a shared store
     leadership.Leadership     the one writer of "am I leader"
     health                    Health, /ready and the poll state
 
@@ -44,13 +45,14 @@ from sentinel.engine.live_settings import LiveSettings, lifecycle_of
 from sentinel.engine.maintenance import Maintenance
 from sentinel.engine.pipeline import Pipeline
 from sentinel.engine.poll import MS, NS, PollCycle, PollResult, Source
+from sentinel.engine.relay import COMMANDS_EVERY
 from sentinel.engine.rulebook import Rulebook
 from sentinel.engine.scheduler import Scheduler
 from sentinel.engine.settings import RuntimeSettings
 from sentinel.errors import SentinelError
 from sentinel.notify.notifier import Notifier
 from sentinel.remediation.remediator import Remediator
-from sentinel.store.base import Store
+from sentinel.store.base import Store, command_queue
 
 __all__ = ["MS", "NS", "PollResult", "Runtime", "Source", "current", "install", "uninstall"]
 
@@ -158,6 +160,9 @@ class Runtime:
             settings=self.live_settings,
             events=self.events,
             clock=clock,
+            leadership=self.leader_state,
+            queue=command_queue(store),  # shared store: a follower's changes go to the leader
+            identity=lambda: self.elector.identity if self.elector is not None else "",
         )
         remediator.leader = self.leader_state.who_leads
         if elector is not None:
@@ -263,6 +268,17 @@ class Runtime:
         elector = self.leader_state.elector
         return elector.renew_every if elector is not None else None
 
+    def run_commands(self) -> int:
+        """On the leader: run what followers queued in the shared store (see :meth:`Commands.run_queued`)."""
+        if self.stopping.is_set():
+            return 0
+        return self.commands.run_queued()
+
+    def commands_every(self) -> float | None:
+        """Seconds between looks at the command queue; None without one (no shared store, or no election)."""
+        shared = self.commands.relay is not None and self.leader_state.elector is not None
+        return COMMANDS_EVERY if shared else None
+
     # -- people's commands ------------------------------------------------------------------------
 
     def update_settings(self, data: dict[str, Any], *, by: str, confirmed: Sequence[str] = ()) -> dict[str, list[Any]]:
@@ -287,6 +303,9 @@ class Runtime:
         self, group_id: str, *, action: str | None = None, params: dict[str, Any] | None = None, by: str
     ) -> RemediationRecord:
         return self.commands.request_action(group_id, action=action, params=params, by=by)
+
+    def reset_breaker(self, workload: str, *, by: str) -> bool:
+        return self.commands.reset_breaker(workload, by=by)
 
     # -- lifetime -----------------------------------------------------------------------------
 

@@ -1,5 +1,8 @@
 """APScheduler wiring: the poll job (one at a time, coalesced), maintenance, rules reload, and the lease.
 
+With a shared store (PostgreSQL) and leader election, the ``commands`` job runs every second what
+followers queued (settings changes, breaker resets, manual actions); it does nothing on a follower.
+
 With leader election, the ``lease`` job renews (or tries to take) the Lease every ``renew_every``,
 in its own thread so a long poll never delays a renewal; the poll job skips its turn on a follower.
 
@@ -19,6 +22,8 @@ from typing import Protocol
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
+
+from sentinel.errors import SentinelError
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +70,14 @@ class Jobs(Protocol):
         """Seconds between lease rounds; None without leader election."""
         ...
 
+    def run_commands(self) -> object:
+        """On the leader: run the commands followers queued in a shared store."""
+        ...
+
+    def commands_every(self) -> float | None:
+        """Seconds between looks at the command queue; None without one."""
+        ...
+
 
 class Scheduler:
     def __init__(self, jobs: Jobs, *, poll_interval: float) -> None:
@@ -91,6 +104,9 @@ class Scheduler:
                 id="lease",
                 next_run_time=now + timedelta(seconds=lease_every),
             )
+        commands_every = self.jobs.commands_every()
+        if commands_every is not None:
+            self._sched.add_job(self._commands, IntervalTrigger(seconds=commands_every), id="commands")
         self._sched.start()
         log.info("scheduler started: poll every %.0fs", self._interval)
 
@@ -111,13 +127,19 @@ class Scheduler:
     def _reload(self) -> None:
         self.jobs.reload_rules()
 
+    def _commands(self) -> None:
+        try:
+            self.jobs.run_commands()
+        except SentinelError as err:  # the database is away: the next round tries again
+            log.warning("command queue: %s", err)
+
     def set_poll_interval(self, seconds: float) -> None:
         self._interval = seconds
         self._sched.reschedule_job("poll", trigger=IntervalTrigger(seconds=seconds))
         log.info("poll interval is now %.0fs", seconds)
 
     def job_interval(self, job_id: str) -> float:
-        """Seconds between runs of job ``job_id`` ("poll", "maintain", "rules-reload", "lease"), as scheduled."""
+        """Seconds between runs of job ``job_id`` ("poll", "maintain", "rules-reload", "lease", "commands"), as scheduled."""
         job = self._sched.get_job(job_id)
         if job is None:
             raise KeyError(job_id)

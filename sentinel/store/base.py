@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 from sentinel.core.groups import ChangeKind
 from sentinel.core.impact import LifecycleSettings
@@ -183,3 +183,80 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+# -- the shared command queue (PostgreSQL only: a follower's changes, run by the leader) ----------
+
+CommandKind = Literal["settings", "breaker_reset", "action"]
+CommandState = Literal["pending", "running", "done", "refused", "failed"]
+COMMAND_KINDS: tuple[str, ...] = ("settings", "breaker_reset", "action")
+FINAL_STATES: frozenset[str] = frozenset({"done", "refused", "failed"})
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One change a person asked for on a follower, for the leader to run (see :class:`CommandQueue`).
+
+    ``state``: ``pending`` (asked), ``running`` (taken by the leader ``done_by``, committed before it
+    acts), then one of ``done``, ``refused`` (expired, invalid, or refused as a local request would
+    be) or ``failed``. ``result`` is what the leader answered, as JSON.
+    """
+
+    id: str
+    kind: CommandKind
+    payload: dict[str, Any]
+    requested_by: str
+    via: str
+    requested_at: float
+    state: CommandState = "pending"
+    taken_at: float | None = None
+    result: dict[str, Any] | None = None
+    done_at: float | None = None
+    done_by: str = ""
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL_STATES
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "payload": self.payload,
+            "requested_by": self.requested_by,
+            "via": self.via,
+            "requested_at": self.requested_at,
+            "state": self.state,
+            "taken_at": self.taken_at,
+            "result": self.result,
+            "done_at": self.done_at,
+            "done_by": self.done_by,
+        }
+
+
+@runtime_checkable
+class CommandQueue(Protocol):
+    """A store that replicas share offers this: followers submit, the leader takes and finishes.
+
+    Exactly once: :meth:`take_commands` marks what it returns ``running`` and commits that before
+    the leader acts; a ``running`` command is never taken again. One left ``running`` for longer
+    than ``stale_after`` (its leader died mid-command) is finished as ``failed``, not run again.
+    The memory and TinyDB stores are not shared, so they do not offer it.
+    """
+
+    def submit_command(
+        self, kind: CommandKind, payload: dict[str, Any], *, requested_by: str, via: str, now: float
+    ) -> Command: ...
+
+    def take_commands(self, *, by: str, now: float, limit: int = 20, stale_after: float = 120.0) -> list[Command]: ...
+
+    def finish_command(
+        self, command_id: str, *, state: CommandState, result: dict[str, Any], by: str, now: float
+    ) -> Command | None: ...
+
+    def command(self, command_id: str) -> Command | None: ...
+
+
+def command_queue(store: object) -> CommandQueue | None:
+    """The store as a shared command queue, or None when it is not shared (memory, TinyDB)."""
+    return store if isinstance(store, CommandQueue) else None

@@ -12,6 +12,8 @@ do not race)::
     sentinel_removed   ids of groups removed (retention, folding) and the ``rev`` that removed them
     sentinel_records   the remediation audit: id, time, rev, the record
     sentinel_state     small state by name (safety, settings overrides, breakers, fingerprinter ...)
+    sentinel_commands  the command queue: what people asked on a follower, for the leader to run
+                       (settings, breaker resets, actions), with its answer; outside ``rev``
 
 **One commit per flush.** ``flush`` writes everything changed since the last one (the poll's
 groups and counts, its cursor, audit records, state) in one transaction that first locks the
@@ -34,7 +36,9 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import psycopg
@@ -44,7 +48,18 @@ from psycopg.conninfo import conninfo_to_dict
 from sentinel.core.impact import LifecycleSettings
 from sentinel.core.model import ErrorGroup, GroupDelta, RemediationRecord
 from sentinel.errors import StoreError, cap, redact
-from sentinel.store.base import GroupChange, GroupQuery, Page, RecordQuery, StoreHealth, StoreStats
+from sentinel.store.base import (
+    COMMAND_KINDS,
+    Command,
+    CommandKind,
+    CommandState,
+    GroupChange,
+    GroupQuery,
+    Page,
+    RecordQuery,
+    StoreHealth,
+    StoreStats,
+)
 from sentinel.store.loading import LoadingStore
 from sentinel.store.memory import _group_dict, give_back_memory
 from sentinel.store.validate import BadRecord, check_aliases, check_cursor, check_state, group_from_doc, record_from_doc
@@ -75,6 +90,26 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX sentinel_records_rev ON sentinel_records (rev);
         CREATE TABLE sentinel_state (name text PRIMARY KEY, rev bigint NOT NULL, value jsonb NOT NULL);
         CREATE INDEX sentinel_state_rev ON sentinel_state (rev);
+        """,
+    ),
+    (
+        2,
+        """
+        CREATE TABLE sentinel_commands (
+            id text PRIMARY KEY,
+            kind text NOT NULL CHECK (kind IN ('settings', 'breaker_reset', 'action')),
+            payload jsonb NOT NULL,
+            requested_by text NOT NULL,
+            via text NOT NULL DEFAULT '',
+            requested_at double precision NOT NULL,
+            state text NOT NULL DEFAULT 'pending'
+                CHECK (state IN ('pending', 'running', 'done', 'refused', 'failed')),
+            taken_at double precision,
+            result jsonb,
+            done_at double precision,
+            done_by text NOT NULL DEFAULT ''
+        );
+        CREATE INDEX sentinel_commands_open ON sentinel_commands (requested_at) WHERE state IN ('pending', 'running');
         """,
     ),
 )
@@ -667,3 +702,117 @@ class PostgresStore(LoadingStore):
                 if self._conn is not None:
                     self._conn.close()
                     self._conn = None
+
+    # -- the command queue (sentinel.store.base.CommandQueue): a follower's changes, the leader runs -
+
+    _COMMAND = (
+        "SELECT id, kind, payload, requested_by, via, requested_at, state, taken_at, result, done_at, done_by "
+        "FROM sentinel_commands"
+    )
+    _commands_taken = 0
+
+    def _command_of(self, row: tuple[Any, ...]) -> Command:
+        cid, kind, payload, requested_by, via, requested_at, state, taken_at, result, done_at, done_by = row
+        return Command(
+            id=cid,
+            kind=kind,
+            payload=payload if isinstance(payload, dict) else {},
+            requested_by=requested_by,
+            via=via,
+            requested_at=float(requested_at),
+            state=state,
+            taken_at=None if taken_at is None else float(taken_at),
+            result=result if isinstance(result, dict) else None,
+            done_at=None if done_at is None else float(done_at),
+            done_by=done_by,
+        )
+
+    def submit_command(
+        self, kind: CommandKind, payload: dict[str, Any], *, requested_by: str, via: str, now: float
+    ) -> Command:
+        """Queue ``kind`` for the leader (committed when this returns)."""
+        if kind not in COMMAND_KINDS:
+            raise ValueError(f"command kind must be one of {', '.join(COMMAND_KINDS)}, not {kind!r}")
+        cmd = Command(
+            id=uuid.uuid4().hex, kind=kind, payload=payload, requested_by=requested_by, via=via, requested_at=now
+        )
+        with self._db_lock:
+            try:
+                self._connect().execute(
+                    "INSERT INTO sentinel_commands (id, kind, payload, requested_by, via, requested_at) "
+                    "VALUES (%s, %s, %s::jsonb, %s, %s, %s)",
+                    (cmd.id, kind, _dumps(payload), requested_by, via, now),
+                )
+            except psycopg.Error as err:
+                raise self._fail("cannot queue the command for the leader", err) from err
+        return cmd
+
+    def take_commands(self, *, by: str, now: float, limit: int = 20, stale_after: float = 120.0) -> list[Command]:
+        """The oldest pending commands, marked ``running`` (by ``by``) in a transaction committed before
+        this returns, so no other leader takes them again (``FOR UPDATE SKIP LOCKED``). Commands left
+        ``running`` longer than ``stale_after`` are finished as ``failed``: never run twice."""
+        abandoned = {
+            "error": "abandoned",
+            "message": (
+                "the leader that took this command stopped before it answered; it was not run again "
+                "(the audit log says whether it ran)"
+            ),
+        }
+        with self._db_lock:
+            conn = self._connect()
+            try:
+                with conn.transaction():
+                    conn.execute(
+                        "UPDATE sentinel_commands SET state = 'failed', result = %s::jsonb, done_at = %s "
+                        "WHERE state = 'running' AND taken_at < %s",
+                        (_dumps(abandoned), now, now - stale_after),
+                    )
+                    rows = conn.execute(
+                        self._COMMAND + " WHERE state = 'pending' ORDER BY requested_at, id LIMIT %s "
+                        "FOR UPDATE SKIP LOCKED",
+                        (limit,),
+                    ).fetchall()
+                    if rows:
+                        conn.execute(
+                            "UPDATE sentinel_commands SET state = 'running', taken_at = %s, done_by = %s "
+                            "WHERE id = ANY(%s)",
+                            (now, by, [r[0] for r in rows]),
+                        )
+                    self._commands_taken += 1
+                    if self._commands_taken % 600 == 1:  # about every 10 minutes: answers older than a day go
+                        conn.execute(
+                            "DELETE FROM sentinel_commands WHERE state IN ('done', 'refused', 'failed') "
+                            "AND done_at < %s",
+                            (now - 86_400,),
+                        )
+            except psycopg.Error as err:
+                raise self._fail("cannot take the queued commands", err) from err
+        return [replace(self._command_of(row), state="running", taken_at=now, done_by=by) for row in rows]
+
+    def finish_command(
+        self, command_id: str, *, state: CommandState, result: dict[str, Any], by: str, now: float
+    ) -> Command | None:
+        """The leader's answer to a command it took; None if there is no such command."""
+        with self._db_lock:
+            try:
+                row = (
+                    self._connect()
+                    .execute(
+                        "UPDATE sentinel_commands SET state = %s, result = %s::jsonb, done_at = %s, done_by = %s "
+                        "WHERE id = %s RETURNING id, kind, payload, requested_by, via, requested_at, state, taken_at, "
+                        "result, done_at, done_by",
+                        (state, _dumps(result), now, by, command_id),
+                    )
+                    .fetchone()
+                )
+            except psycopg.Error as err:
+                raise self._fail("cannot record the command's answer", err) from err
+        return None if row is None else self._command_of(row)
+
+    def command(self, command_id: str) -> Command | None:
+        with self._db_lock:
+            try:
+                row = self._connect().execute(self._COMMAND + " WHERE id = %s", (command_id,)).fetchone()
+            except psycopg.Error as err:
+                raise self._fail("cannot read the command", err) from err
+        return None if row is None else self._command_of(row)

@@ -157,6 +157,14 @@ def change_refusal(cfg: Config, given: str) -> str:
     return ""
 
 
+def queued_note(command_id: str) -> str:
+    """What the console says when a follower's change went to the leader, which has not answered yet."""
+    return (
+        f"Queued for the leader (command `{command_id}`): it runs it within a few seconds, under the same "
+        f"limits; the outcome shows here and in History once it has (see also `/api/commands/{command_id}`)."
+    )
+
+
 def read_only(cfg: Config) -> bool:
     """True when no change from the console can be allowed (no token and no explicit permission)."""
     return not admin_token(cfg) and not changes_without_token(cfg)

@@ -139,7 +139,14 @@ def banners(es: EngineStatus, *, compact: bool = False) -> None:
         )
     else:
         st.error("**LIVE: actions change the cluster** — dry-run is off.", icon=":material/bolt:")
-    if es.follower:
+    if es.follower and es.relays_changes:
+        st.info(
+            "**Follower replica** — another replica is the leader: it polls and acts. The store is shared, so "
+            "what you see here is current, and a settings change, breaker reset or action asked here is sent to "
+            "the leader and runs there, under the same limits.",
+            icon=":material/sync_alt:",
+        )
+    elif es.follower:
         st.info(
             "**Read-only replica** — another replica is the leader; this one does not poll or act.",
             icon=":material/visibility:",

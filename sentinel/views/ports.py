@@ -17,7 +17,10 @@ from sentinel.engine.settings import RuntimeSettings
 
 
 class Commands(Protocol):
-    """What a person may ask for: status changes and manual actions on a group."""
+    """What a person may ask for: status changes and manual actions on a group, breaker resets.
+
+    On a follower with a shared store, an action or a reset runs on the leader; one that has not
+    answered within a few seconds raises :class:`~sentinel.engine.relay.Queued`."""
 
     def set_status(
         self,
@@ -33,6 +36,8 @@ class Commands(Protocol):
     def request_action(
         self, group_id: str, *, action: str | None = None, params: dict[str, Any] | None = None, by: str
     ) -> RemediationRecord: ...
+
+    def reset_breaker(self, workload: str, *, by: str) -> bool: ...
 
 
 class SettingsPort(Protocol):

@@ -15,7 +15,7 @@ from sentinel.core.policy import REMEDIATOR
 from sentinel.engine.health import Health, SourceCounts
 from sentinel.engine.settings import RuntimeSettings
 from sentinel.remediation.remediator import Remediator
-from sentinel.store.base import Store
+from sentinel.store.base import Store, command_queue
 
 
 class StatusSource(Protocol):
@@ -57,6 +57,8 @@ class EngineStatus:
     ready: tuple[bool, dict[str, str]]
     poll_state: tuple[str, str]
     description: str
+    # a follower whose store is shared: its changes (settings, breaker resets, actions) run on the leader
+    relays_changes: bool = False
 
     @property
     def counts(self) -> SourceCounts:
@@ -88,4 +90,5 @@ def engine_status(rt: StatusSource) -> EngineStatus:
         ready=rt.ready(),
         poll_state=rt.poll_state(),
         description=rt.description,
+        relays_changes=rt.read_only and command_queue(rt.store) is not None,
     )
