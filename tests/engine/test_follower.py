@@ -392,3 +392,36 @@ def test_with_a_store_that_is_not_shared_there_is_no_queue(tmp_path: Path, loki_
             assert r.status_code == 404 and "store.type: postgresql" in r.json()["detail"]
     finally:
         rt.stop()
+
+
+# -- through the follower's console --------------------------------------------------------------
+
+
+def test_the_followers_console_sends_its_changes_to_the_leader(pair: tuple[Runtime, Runtime]) -> None:
+    from sentinel.engine.runtime import install, uninstall
+    from tests.ui.conftest import no_exception, open_page, texts
+
+    a, b = pair
+    open_breaker(a)
+    install(b)
+    try:
+        at = open_page("settings")
+        no_exception(at)
+        assert "Follower replica" in texts(at) and "sent to the leader" in texts(at)
+        at.text_input(key="b_token").set_value(TOKEN)
+        with leader_running(a):
+            at.button(key=f"reset_{WORKLOAD}").click().run()
+        no_exception(at)
+        assert any(f"Breaker for {WORKLOAD} reset" in s.value for s in at.success), texts(at)
+        assert a.remediator.state().breakers[WORKLOAD].reset_by == "console via b"
+
+        assert b.commands.relay is not None
+        b.commands.relay.wait = 0.0  # the leader away: the console says where the change went
+        at.text_input(key="s_token").set_value(TOKEN)
+        at.number_input(key="s_max_actions_per_hour").set_value(5)
+        at.button[[x.label for x in at.button].index("Save and apply")].click().run()
+        no_exception(at)
+        assert any("Queued for the leader" in s.value for s in at.success), texts(at)
+        assert a.run_commands() == 1 and a.settings.max_actions_per_hour == 5
+    finally:
+        uninstall()
