@@ -144,6 +144,11 @@ class Commands:
         assert cmd.result is not None
         self._settings.follow_store()  # the leader saved them: show them here at once
         changed: dict[str, list[Any]] = cmd.result["changed"]
+        if changed:  # this replica's /ws clients hear of it too (the leader's heard it from the leader)
+            who = f"{by} via {cmd.via}" if cmd.via else by
+            self._events.publish(
+                "settings", {"by": who, "changes": changed, "settings": self._settings.current.to_dict()}
+            )
         return changed
 
     def reset_breaker(self, workload: str, *, by: str) -> bool:

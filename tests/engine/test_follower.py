@@ -175,6 +175,8 @@ def test_a_followers_settings_change_takes_effect_on_the_leader(pair: tuple[Runt
     assert entry["by"] == "ann via b" and set(entry["changes"]) == {"dry_run", "max_actions_per_hour"}
     assert b.settings.dry_run and b.settings.max_actions_per_hour == 7  # the follower's console is current
     assert b.settings_history()[0]["by"] == "ann via b"
+    (event,) = b.events.recent(frozenset({"settings"}))  # the follower's /ws clients hear of it
+    assert event.data["by"] == "ann via b" and event.data["settings"]["dry_run"] is True
 
 
 def test_a_bad_settings_field_from_a_follower_comes_back_named(pair: tuple[Runtime, Runtime]) -> None:
@@ -216,6 +218,8 @@ def test_a_followers_breaker_reset_resets_the_leaders_breaker(pair: tuple[Runtim
     state = a.remediator.state()
     assert not state.breaker_open(WORKLOAD) and state.breakers[WORKLOAD].reset_by == "bob via b"
     assert not b.remediator.state().breaker_open(WORKLOAD)
+    (event,) = b.events.recent(frozenset({"remediation"}))
+    assert event.data["event"] == "breaker.reset" and event.data["by"] == "bob via b" and event.data["was_open"]
     with pytest.raises(KeyError):
         b.reset_breaker("demo/none", by="bob")  # no breaker there: as on the leader, nothing is queued
 
