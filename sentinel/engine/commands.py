@@ -106,7 +106,6 @@ class Commands:
             cmd = relay.ask("action", {"group_id": group.id, "action": action, "params": params}, by=by)
             if cmd.state != "done" or cmd.result is None:
                 raise_refusal(cmd)
-            assert cmd.result is not None
             return RemediationRecord.from_dict(cmd.result["record"])
         return self._request_action(group, action=action, params=params, by=by)
 
@@ -141,7 +140,6 @@ class Commands:
         cmd = relay.ask("settings", {"change": data, "confirmed": list(confirmed)}, by=by)
         if cmd.state != "done" or cmd.result is None:
             raise_refusal(cmd)
-        assert cmd.result is not None
         self._settings.follow_store()  # the leader saved them: show them here at once
         changed: dict[str, list[Any]] = cmd.result["changed"]
         if changed:  # this replica's /ws clients hear of it too (the leader's heard it from the leader)
@@ -161,7 +159,6 @@ class Commands:
             cmd = relay.ask("breaker_reset", {"workload": workload}, by=by)
             if cmd.state != "done" or cmd.result is None:
                 raise_refusal(cmd)
-            assert cmd.result is not None
             was_open = bool(cmd.result["was_open"])
             self._publish_reset(workload, by=f"{by} via {cmd.via}" if cmd.via else by, was_open=was_open)
             return was_open

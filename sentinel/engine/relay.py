@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from sentinel.errors import ConfigError, SafetyRefused
 from sentinel.store.base import Command, CommandKind, CommandQueue
@@ -80,7 +80,7 @@ def refused(error: str, message: str, **more: Any) -> dict[str, Any]:
     return {"error": error, "message": message, **more}
 
 
-def raise_refusal(cmd: Command) -> None:
+def raise_refusal(cmd: Command) -> NoReturn:
     """A refused or failed command as the exception the same local request would have raised.
 
     ``not_found`` -> KeyError, ``invalid`` -> ConfigError (settings, naming each field) or
