@@ -350,6 +350,11 @@ def test_the_followers_api_answers_as_the_leader_would(
             assert r.json()["decision"] == "allowed" and r.json()["dry_run"] is True
             assert r.json()["requested_by"] == "api via b"
 
+            r = c.post(f"/api/errors/{gid}/remediate", json={"action": "reboot-node"}, headers=AUTH)
+            assert r.status_code == 422 and r.json()["detail"] == "invalid action", r.text
+            assert "reboot-node" in r.json()["problems"][0]
+            assert c.post("/api/errors/feedface/remediate", json={}, headers=AUTH).status_code == 404
+
         # the leader away: 202 and the command to follow
         assert b.commands.relay is not None
         b.commands.relay.wait = 0.2
