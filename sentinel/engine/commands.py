@@ -43,7 +43,7 @@ class Commands:
         settings: LiveSettings,
         events: EventBus,
         clock: Callable[[], float],
-        leadership: Leadership | None = None,
+        leadership: Leadership,
         queue: CommandQueue | None = None,
         identity: Callable[[], str] = lambda: "",
     ) -> None:
@@ -54,7 +54,7 @@ class Commands:
         self._settings = settings
         self._events = events
         self._clock = clock
-        self._leadership = leadership or Leadership(events=events)
+        self._leadership = leadership
         self._identity = identity
         # A follower's way to the leader (None with a store that replicas do not share).
         self.relay = Relay(queue, identity=identity, clock=clock) if queue is not None else None
