@@ -270,6 +270,12 @@ def test_a_followers_action_is_refused_by_the_leaders_limits_with_the_same_code(
     with leader_running(a):
         rec = b.request_action(gid, action="restart-pod", by="carl")
     assert rec.decision == "denied" and rec.reason_code == "workload-cap", rec.reason
+
+    # the hourly budget, spent by that same action
+    a.update_settings({"per_workload_per_hour": 3, "max_actions_per_hour": 1}, by="ops")
+    with leader_running(a):
+        rec = b.request_action(gid, action="restart-pod", by="carl")
+    assert rec.decision == "denied" and rec.reason_code == "hourly-budget", rec.reason
     assert pod_deletes(kube_peer) == 1
 
 
