@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from sentinel.core.fingerprint import Fingerprinter
 from sentinel.core.model import Fingerprint, GroupDelta, LogEntry
-from sentinel.core.parsing import Subject, parse_line, workload_of
+from sentinel.core.parsing import LineParser, Subject, parse_line, workload_of
 from sentinel.core.rules import DEFAULT, Rule, RuleSet
 
 MAX_SAMPLES_PER_DELTA = 5
@@ -139,8 +139,10 @@ class Pipeline:
         self._streams: dict[frozenset[tuple[str, str]], _Stream] = {}
         # Caches hold only strings and ints (rule positions in ``_rule_list``, -1 = look at the
         # labels), so the garbage collector untracks them instead of scanning them again and again.
-        # raw line -> message, level, rule position, what an event is about (else None)
-        self._lines: dict[str, tuple[str, str, int, Subject | None]] = {}
+        # raw line -> message, level, rule position, what an event is about (else None), and
+        # the message's fingerprint id (``Fingerprinter.fingerprint_id``)
+        self._lines: dict[str, tuple[str, str, int, Subject | None, int]] = {}
+        self._parser = LineParser(limit=CACHE_LIMIT)  # parses each statement once, not each line
         # How urgent each rule is: (priority rank, position in the file); a group takes the most
         # urgent rule any of its lines matched, so the result does not depend on line order.
         self._urgency = {r.name: (r.priority.rank, i) for i, r in enumerate(rules.rules)}
@@ -198,7 +200,10 @@ class Pipeline:
     def _process(self, entries: Iterable[LogEntry], batch: Batch) -> Batch:
         deltas = batch.deltas
         fingerprinter = self.fingerprinter
-        fp = fingerprinter.fingerprint
+        fingerprint_id = fingerprinter.fingerprint_id
+        fingerprint_id_zeroed = fingerprinter.fingerprint_id_zeroed
+        parse = self._parser.parse
+        fps = fingerprinter.fingerprints
         contextual = self._contextual
         urgency = self._urgency
         # Per stream, raw line -> slot: what the line adds to. Every field of a slot but the
@@ -240,16 +245,17 @@ class Pipeline:
                 if hit is None:
                     if len(lines) > CACHE_LIMIT:
                         lines.clear()
-                    message, level, subject = parse_line(line)
+                    message, level, subject, zeroed = parse(line)
                     if subject is not None:  # a Kubernetes event: grouped under what it is about
                         subject = self._subject(subject)
                     # the rule sees the raw line, as the Go tool's did (and the message and level)
                     position = -1 if contextual else position_of[id(classify(line, message=message, level=level))]
-                    lines[line] = (message, level, position, subject)
+                    mid = fingerprint_id(message) if zeroed is None else fingerprint_id_zeroed(message, zeroed)
+                    lines[line] = (message, level, position, subject, mid)
                 else:
-                    message, level, position, subject = hit
+                    message, level, position, subject, mid = hit
                 rule = rule_list[position] if position >= 0 else self._classify(line, message, level, stream)
-                f = fp(message)
+                f = fps[mid]
                 if fingerprinter.merges != seen.merges:  # templates changed: slots may name stale deltas
                     seen.merges = fingerprinter.merges
                     seen.drop()
