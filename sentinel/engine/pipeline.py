@@ -226,6 +226,10 @@ class Pipeline:
         classify = self.rules.classify
         position_of = self._position
         rule_list = self._rule_list
+        no_rule = len(rule_list) - 1  # DEFAULT's position
+        # Only bare patterns on the raw line: the first rule is the smallest position matched.
+        matcher = self.rules.line_matcher()
+        match, slot_position = matcher if matcher is not None else (None, [])
         rule_names: list[str] = []
         add_rule = rule_names.append
         last = 0
@@ -249,7 +253,13 @@ class Pipeline:
                     if subject is not None:  # a Kubernetes event: grouped under what it is about
                         subject = self._subject(subject)
                     # the rule sees the raw line, as the Go tool's did (and the message and level)
-                    position = -1 if contextual else position_of[id(classify(line, message=message, level=level))]
+                    if match is not None:
+                        hits = match(line.encode("utf-8", "surrogatepass"))
+                        position = slot_position[min(hits)] if hits else no_rule
+                    elif contextual:
+                        position = -1
+                    else:
+                        position = position_of[id(classify(line, message=message, level=level))]
                     mid = fingerprint_id(message) if zeroed is None else fingerprint_id_zeroed(message, zeroed)
                     lines[line] = (message, level, position, subject, mid)
                 else:

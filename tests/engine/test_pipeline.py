@@ -5,9 +5,12 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pytest
+
 from sentinel.config import load_rules
 from sentinel.core.fingerprint import Fingerprinter
 from sentinel.core.model import LogEntry
+from sentinel.core.rules import RuleSet
 from sentinel.engine.pipeline import Pipeline
 from sentinel.store.memory import MemoryStore
 
@@ -202,6 +205,7 @@ def mixed_pages(seed: int, n_pages: int = 6, per_page: int = 400) -> list[list[L
         lambda: f"dial tcp 10.0.{rng.randint(0, 3)}.{rng.randint(1, 9)}:5432: connect: connection refused",
         lambda: f"cache shard {rng.choice(words[: reach[0]])} is unavailable",
         lambda: "context deadline exceeded",  # one exact line, repeated
+        lambda: f"redis error: dial tcp 10.0.0.{rng.randint(1, 9)}:6379: i/o timeout",  # several rules match
         lambda: f"E0601 10:00:0{rng.randint(0, 9)}.123456       1 ctl.go:42] sync {rng.choice(words)} failed: timeout",
         lambda: (
             '{"kind":"Event","type":"Warning","reason":"BackOff","message":"Back-off restarting failed container",'
@@ -230,15 +234,26 @@ def summary(batch: object) -> dict[str, tuple[object, ...]]:
     }
 
 
-def test_pages_into_one_batch_equal_the_plain_reference() -> None:
+UPSTREAM = load_rules(ROOT / "tests" / "fixtures" / "upstream" / "upstream-rules.yaml").ruleset
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        pytest.param(RULES, id="shipped-rules"),
+        pytest.param(UPSTREAM, id="go-tool-rules"),  # bare patterns only: the set's own fast path
+    ],
+)
+def test_pages_into_one_batch_equal_the_plain_reference(rules: RuleSet) -> None:
+    assert (rules.line_matcher() is None) == (rules is RULES)
     for seed in range(4):
         pages = mixed_pages(seed)
-        p = Pipeline(rules=RULES)
+        p = Pipeline(rules=rules)
         batch = None
         for page in pages:
             batch = p.process(page, into=batch)
         assert batch is not None and p.fingerprinter.merges  # the late merges happened mid-batch
-        want = reference([RULES] * len(pages), pages)
+        want = reference([rules] * len(pages), pages)
         got = summary(batch)
         assert got.keys() == want.keys()
         for key, (count, rule, first, last, pods, minutes, lines) in want.items():
