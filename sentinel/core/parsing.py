@@ -449,62 +449,44 @@ def _parse_text(text: str) -> tuple[str, str]:
 
 
 _ASCII_DIGIT = re.compile("[0-9]")
-# In JSON without escapes: a string (skipped whole), or two digits outside strings, the first of
-# them in group 1 (every number of two digits or more starts with such a pair; a few pairs inside
-# fractions and exponents are taken too, which only costs a full parse).
-_JSON_NUMBER_START = re.compile(r'"[^"]*"|-?([0-9])[0-9]')
-_JSON_ERROR_KEY = re.compile(r'"err(?:or)?"\s*:')  # an error that parsing appends to the message
 
 
 class LineParser:
     """:func:`parse_line` that parses each statement once, not each line: most lines of one logging
     statement differ only in their digits (ids, addresses, counts, times).
 
-    Why that is exact: without escapes or multi-line entries, every decision parsing makes looks at
-    characters other than digits, or at digits only as digits (regex digit classes, ``isdigit``,
-    word boundaries), never at which digit. So two lines equal once every ASCII digit is made
-    ``0`` parse along the same path, into the same slice of the line at the same level, as long as
-    the slice is all the message is (a logfmt or JSON ``err`` appended to the message compares two
-    texts, digits and all, so such lines are parsed each time), the level holds no digit (a
-    ``level`` value is taken as it is) and no Kubernetes event names a pod (pod-name hashes use
-    some digits and not others). JSON adds one rule on which digit: a number may not start with
-    ``0`` followed by more digits, so where the first line has a number of two digits or more, a
-    later line with a ``0`` there is parsed in full. The first line of each zeroed form is parsed;
-    the message's place in it is kept when the message occurs once in the line, and later lines
-    are cut at that place.
+    Why that is exact: outside JSON, multi-line entries and escapes, every decision parsing makes
+    looks at characters other than digits, or at digits only as digits (regex digit classes, ``isdigit``, word
+    boundaries), never at which digit. So two lines equal once every ASCII digit is made ``0``
+    parse along the same path, into the same slice of the line at the same level, as long as the
+    slice is all the message is (a logfmt ``err`` appended to ``msg`` compares two texts, digits
+    and all, so such lines are parsed each time) and the level holds no digit (a ``level=`` value
+    is taken as it is). The first line of each zeroed form is parsed; the message's place in it is
+    kept when the message occurs once in the line, and later lines are cut at that place.
 
     The cache holds at most ``limit`` forms (then it starts again); results never depend on it.
     """
 
     def __init__(self, *, limit: int = 100_000) -> None:
         self._limit = limit
-        # zeroed line -> (start, end, level, places where a 0 would change how JSON reads)
-        self._cuts: dict[str, tuple[int, int, str, tuple[int, ...]]] = {}
+        self._cuts: dict[str, tuple[int, int, str]] = {}  # zeroed line -> (start, end, level)
 
     def parse(self, line: str) -> tuple[str, str, Subject | None, str | None]:
         """:func:`parse_line`'s (message, level, subject), and the message with its digits zeroed
         (``zero_digits(message)``) when it came cheaply, else ``None``."""
         text = line.strip()
-        if "\n" in text or "\\" in text:
+        if text[:1] == "{" or "\n" in text or "\\" in text:
             message, level, subject = parse_line(line)
             return message, level, subject, None
         zeroed = zero_digits(text)
         cut = self._cuts.get(zeroed)
         if cut is not None:
-            start, end, level, zero_breaks = cut
-            if not zero_breaks or all(text[i] != "0" for i in zero_breaks):
-                return text[start:end], level, None, zeroed[start:end]
-            message, level, subject = parse_line(line)  # a number of the first line begins with 0 here
-            return message, level, subject, None
+            start, end, level = cut
+            return text[start:end], level, None, zeroed[start:end]
         message, level, subject = parse_line(line)
         if subject is not None or _ASCII_DIGIT.search(level):
             return message, level, subject, None
-        leading: tuple[int, ...] = ()
-        if text[:1] == "{":
-            if _JSON_ERROR_KEY.search(text) or _from_json(text) is None:
-                return message, level, subject, None
-            leading = tuple(m.start(1) for m in _JSON_NUMBER_START.finditer(text) if m.start(1) >= 0)
-        elif ("msg=" in text or "message=" in text) and ("err=" in text or "error=" in text):
+        if ("msg=" in text or "message=" in text) and ("err=" in text or "error=" in text):
             return message, level, subject, None
         start = text.find(message)
         if start < 0 or text.rfind(message) != start:
@@ -512,7 +494,7 @@ class LineParser:
         end = start + len(message)
         if len(self._cuts) >= self._limit:
             self._cuts.clear()
-        self._cuts[zeroed] = (start, end, level, leading)
+        self._cuts[zeroed] = (start, end, level)
         return message, level, None, zeroed[start:end]
 
 

@@ -2,9 +2,8 @@
 
 Lines of real formats (the tuning corpus, the benchmark's Kubernetes mix, Loghub) are taken with
 their digits redrawn many times, so that a cut learned from one line is applied to its siblings;
-and generated lines aim at what would break it (a logfmt or JSON error equal to its message, a
-level that holds digits, a message that occurs twice in its line, escapes, multi-line entries, JSON
-numbers that begin with 0, events about pods).
+and generated lines aim at what would break it (a logfmt error equal to its message, a level that
+holds digits, a message that occurs twice in its line, escapes, multi-line entries, JSON).
 """
 
 from __future__ import annotations
@@ -83,35 +82,6 @@ def test_generated_lines_parse_as_parse_line_parses_them(pieces: list[str], rng:
         check(parser, redraw(line, rng))
 
 
-FIELDS = [
-    '"level": "error"', '"level": "warn"', '"level": "l1"', '"severity": "ERROR"', '"msg": "dial 10.0.0.1 failed"',
-    '"message": "m 12"', '"msg": "12"', '"msg": ""', '"err": "x 1"', '"error": "m 12"', '"n": 10', '"n": 0',
-    '"n": -12', '"f": 1.25', '"f": 10.5e10', '"f": 1e05', '"ok": true', '"v": null', '"a": [1, 22, "3"]',
-    '"o": {"k": 33}', '"type": "Warning"', '"reason": "BackOff"', '"ts": "2026-06-01T10:00:00Z"', '"12": "k"',
-    '"involvedObject": {"kind": "Pod", "name": "api-7d4b9c8f6d-xk2lp", "namespace": "shop"}',
-    '"involvedObject": {"kind": "Node", "name": "node-1"}', '"event": {"message": "e 1", "type": "Normal"}',
-]  # fmt: skip
-
-
-@settings(max_examples=400, deadline=None)
-@given(st.lists(st.sampled_from(FIELDS), min_size=1, max_size=6), st.randoms(use_true_random=False))
-def test_generated_json_lines_parse_as_parse_line_parses_them(fields: list[str], rng: random.Random) -> None:
-    parser = LineParser()
-    line = "{" + ", ".join(fields) + "}"
-    check(parser, line)
-    for _ in range(6):  # redrawn digits make numbers such as 05: no longer JSON, parsed as text
-        check(parser, redraw(line, rng))
-
-
-def test_a_json_number_that_begins_with_0_is_not_cut() -> None:
-    parser = LineParser()
-    assert check(parser, '{"level": "error", "msg": "dial failed", "attempt": 12}')
-    assert check(parser, '{"level": "error", "msg": "dial failed", "attempt": 97}')
-    line = '{"level": "error", "msg": "dial failed", "attempt": 07}'  # not JSON: read as text
-    assert not check(parser, line)
-    assert parse_line(line)[0] == line
-
-
 def test_a_cut_is_kept_only_when_the_message_is_the_line_s_own_slice() -> None:
     parser = LineParser()
     # the message occurs twice in the line: no cut (its place would be a guess)
@@ -121,19 +91,10 @@ def test_a_cut_is_kept_only_when_the_message_is_the_line_s_own_slice() -> None:
     # an error appended to the message compares two texts, digits and all: parsed every time
     assert not check(parser, 'level=error msg="x 1" err="x 1"')
     assert not check(parser, 'level=error msg="x 1" err="x 2"')
-    # ... even when the joined text happens to stand elsewhere in the line
-    for first, second in (
-        ('{"msg": "a1", "err": "b1", "x": "a1: b1"}', '{"msg": "a2", "err": "b1", "x": "a1: b1"}'),
-        ('level=error msg="a1" err="b1" x="a1: b1"', 'level=error msg="a2" err="b1" x="a1: b1"'),
-    ):
-        assert not check(parser, first)
-        assert not check(parser, second)
     # a level with digits is taken as it stands: parsed every time
     assert not check(parser, 'level=e1 msg="hello"')
-    # escapes, multi-line entries, JSON errors and events about pods: parsed every time
-    assert not check(parser, '{"level":"error","msg":"m 1","error":"e 1"}')
-    assert not check(parser, '{"msg":"m \\"1\\"","level":"error"}')
-    assert not check(parser, '{"type":"Warning","message":"m","involvedObject":{"kind":"Pod","name":"a-1"}}')
+    # JSON, escapes and multi-line entries: parsed every time
+    assert not check(parser, '{"level":"error","msg":"m 1"}')
     assert not check(parser, 'level=error msg="a \\"1\\""')
     assert not check(parser, "panic: boom 1\ngoroutine 1 [running]:")
 
