@@ -91,6 +91,9 @@ def test_a_cut_is_kept_only_when_the_message_is_the_line_s_own_slice() -> None:
     # an error appended to the message compares two texts, digits and all: parsed every time
     assert not check(parser, 'level=error msg="x 1" err="x 1"')
     assert not check(parser, 'level=error msg="x 1" err="x 2"')
+    # ... even when the joined text happens to stand elsewhere in the line
+    assert not check(parser, 'level=error msg="a1" err="b1" x="a1: b1"')
+    assert not check(parser, 'level=error msg="a2" err="b1" x="a1: b1"')
     # a level with digits is taken as it stands: parsed every time
     assert not check(parser, 'level=e1 msg="hello"')
     # JSON, escapes and multi-line entries: parsed every time
