@@ -22,6 +22,7 @@ from sentinel.core.rules import DEFAULT, Rule, RuleSet
 MAX_SAMPLES_PER_DELTA = 5
 CACHE_LIMIT = 200_000
 KEYS_PER_STREAM_LIMIT = 10_000
+SLOTS_LIMIT = 100_000  # slots a batch keeps (a poll of a million distinct lines must not keep them all)
 
 
 @contextmanager
@@ -78,12 +79,14 @@ class _Seen:
     owner: object
     merges: int
     streams: dict[int, tuple[_Stream, dict[str, GroupDelta], dict[str, _Slot]]] = field(default_factory=dict)
+    slots: int = 0  # how many slots the per-stream dicts hold (at most SLOTS_LIMIT)
 
     def drop(self) -> None:
         """Forget every slot (in place: a running loop holds the per-stream dicts)."""
         for _stream, by_template, by_line in self.streams.values():
             by_template.clear()
             by_line.clear()
+        self.slots = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,6 +316,9 @@ class Pipeline:
                     d.rule, d.priority = rname, rule.priority
                 if pod:
                     d.pods[pod] = None
+                if seen.slots >= SLOTS_LIMIT:
+                    seen.drop()  # a cache: every slot can be made again, to the same delta
+                seen.slots += 1
                 slot = by_line[line] = (d, pod, rname)
             d, pod, rname = slot
             ts = ts_ns / 1e9

@@ -282,3 +282,19 @@ def test_a_batch_filled_by_two_pipelines_uses_each_ones_rules() -> None:
     assert {k: v[:2] for k, v in got.items()} == {k: v[:2] for k, v in want.items()}
     unchanged = reference([RULES, RULES], pages)  # had the batch kept the first pipeline's rules
     assert {k: v[1] for k, v in got.items()} != {k: v[1] for k, v in unchanged.items()}
+
+
+def test_a_batch_keeps_a_bounded_number_of_slots(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sentinel.engine.pipeline as pipeline_module
+
+    monkeypatch.setattr(pipeline_module, "SLOTS_LIMIT", 50)
+    pages = mixed_pages(11, n_pages=3)
+    p = Pipeline(rules=RULES)
+    batch = None
+    for page in pages:
+        batch = p.process(page, into=batch)
+        seen = batch._seen
+        assert seen is not None and seen.slots <= 50
+        assert sum(len(by_line) for _s, _t, by_line in seen.streams.values()) <= 50
+    want = reference([RULES] * len(pages), pages)
+    assert {k: v[:6] for k, v in summary(batch).items()} == {k: v[:6] for k, v in want.items()}
