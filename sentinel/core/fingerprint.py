@@ -44,7 +44,7 @@ import re2
 
 from sentinel.core.model import Fingerprint
 
-__all__ = ["VAR", "Fingerprinter", "mask", "template_key", "variables"]
+__all__ = ["VAR", "Fingerprinter", "mask", "template_key", "variables", "zero_digits"]
 
 VAR = "<*>"
 """How a variable is shown in a template."""
@@ -56,11 +56,14 @@ _DIGITS = str.maketrans("0123456789", "0000000000")
 _ASCII_DIGITS = bytes.maketrans(b"0123456789", b"0000000000")
 
 
-def _normalise(message: str) -> str:
+def zero_digits(message: str) -> str:
     """Every ASCII digit made ``0``: masking treats all digits alike, so this is a cache key."""
     if message.isascii():
         return message.encode("ascii").translate(_ASCII_DIGITS).decode("ascii")
     return message.translate(_DIGITS)
+
+
+_normalise = zero_digits
 
 
 # Structured values that are variable even without a digit, each behind a cheap gate (a
@@ -314,6 +317,23 @@ class Fingerprinter:
         if mid is None:
             mid = self._intern(message)
         return self._fps[mid]
+
+    def fingerprint_id(self, message: str) -> int:
+        """What :meth:`fingerprint` learns, as an id: ``fingerprints[id]`` is the message's
+        fingerprint from then on (it follows merges). For hot loops that remember the id."""
+        mid = self._by_message.get(message)
+        return self._intern(message) if mid is None else mid
+
+    def fingerprint_id_zeroed(self, message: str, zeroed: str) -> int:
+        """:meth:`fingerprint_id` for a caller that knows ``zeroed == zero_digits(message)``: the
+        template follows from the zeroed text alone, so a known one needs no other work."""
+        mid = self._by_normal.get(zeroed)
+        return self.fingerprint_id(message) if mid is None else mid
+
+    @property
+    def fingerprints(self) -> list[Fingerprint]:
+        """Id (from :meth:`fingerprint_id`) -> the current fingerprint of its group. Read only."""
+        return self._fps
 
     def peek(self, message: str) -> Fingerprint:
         """What :meth:`fingerprint` would answer for ``message`` now, without learning from it.

@@ -28,6 +28,7 @@ from collections.abc import Mapping
 
 import re2
 
+from sentinel.core.fingerprint import zero_digits
 from sentinel.core.model import LogEntry, Parsed
 
 MESSAGE_KEYS = ("message", "msg", "error", "err", "log", "text")
@@ -53,6 +54,7 @@ STATIC_COMPONENTS = (
     "kube-proxy",
     "kube-vip",
 )
+LEVEL_WORDS = ("fatal", "error", "warning", "info", "debug", "trace", "notice")  # spellings looked up first
 MAX_MESSAGE = 2000
 HEAD = 4096  # Python regexes only ever see this much of a line
 
@@ -139,6 +141,13 @@ def workload_of(labels: Mapping[str, str]) -> str:
 
 
 def _normalise_level(value: str) -> str:
+    hit = _LEVEL_OF.get(value)  # the spellings real software prints, looked up as they stand
+    if hit is not None:
+        return hit
+    return _normalise_level_text(value)
+
+
+def _normalise_level_text(value: str) -> str:
     v = value.strip().lower()[:16]
     if v in ("err", "eror"):
         return "error"
@@ -147,6 +156,13 @@ def _normalise_level(value: str) -> str:
     if v in ("crit", "critical", "emerg", "alert", "panic", "dpanic"):  # PostgreSQL PANIC, zap DPanic
         return "fatal"
     return v
+
+
+_LEVEL_OF = {
+    spelling: _normalise_level_text(spelling)
+    for word in (*LEVEL_WORDS, "err", "eror", "warn", "crit", "critical", "emerg", "alert", "panic", "dpanic")
+    for spelling in (word, word.upper(), word.capitalize())
+}
 
 
 def _level_from_text(text: str) -> str:
@@ -252,6 +268,7 @@ _LOGFMT_KEYS = ("msg", "message", "level", "lvl", "ts", "time", "err", "error")
 # whole), so a key inside a quoted value is never taken for one.
 _KEY_AT = {key: re2.compile(rb'^(?:[^"]|"[^"]*")*?[ \t\r\n]' + key.encode() + rb"=") for key in _LOGFMT_KEYS}
 _UNQUOTED = re2.compile(rb"[^ \t\r\n]*")
+_LOGFMT_KEY_TEXTS = tuple((key, key + "=", " " + key + "=") for key in _LOGFMT_KEYS)
 
 
 def _logfmt_value_slow(data: bytes, key: str) -> str | None:
@@ -283,12 +300,12 @@ def _logfmt_values(line: str) -> dict[str, str]:
     simple = "\t" not in text and "\n" not in text and "\r" not in text
     data: bytes | None = None
     found: dict[str, str] = {}
-    for key in _LOGFMT_KEYS:
-        if key + "=" not in text:
+    for key, key_eq, blank_key_eq in _LOGFMT_KEY_TEXTS:
+        if key_eq not in text:
             continue
-        at = text.find(" " + key + "=") if simple else -1
+        at = text.find(blank_key_eq) if simple else -1
         if at >= 0 and text.count('"', 0, at) % 2 == 0:
-            start = at + len(key) + 2
+            start = at + len(blank_key_eq)
             close = text.find('"', start + 1) if text.startswith('"', start) else -1
             if close >= 0:
                 value = text[start + 1 : close]
@@ -426,6 +443,61 @@ def _parse_text(text: str) -> tuple[str, str]:
         return _join(text, exception)[:MAX_MESSAGE], "error"
     message = _join(text, exception)[:MAX_MESSAGE]
     return message, _level_from_text(text if not exception else message)
+
+
+# -- many lines of one statement ---------------------------------------------------------------------
+
+
+_ASCII_DIGIT = re.compile("[0-9]")
+_ZEROS = bytes.maketrans(b"0123456789", b"0000000000")
+
+
+class LineParser:
+    """:func:`parse_line` that parses each statement once, not each line: most lines of one logging
+    statement differ only in their digits (ids, addresses, counts, times).
+
+    Why that is exact: outside JSON, multi-line entries and escapes, every decision parsing makes
+    looks at characters other than digits, or at digits only as digits (regex digit classes, ``isdigit``, word
+    boundaries), never at which digit. So two lines equal once every ASCII digit is made ``0``
+    parse along the same path, into the same slice of the line at the same level, as long as the
+    slice is all the message is (a logfmt ``err`` appended to ``msg`` compares two texts, digits
+    and all, so such lines are parsed each time) and the level holds no digit (a ``level=`` value
+    is taken as it is). The first line of each zeroed form is parsed; the message's place in it is
+    kept when the message occurs once in the line, and later lines are cut at that place.
+
+    The cache holds at most ``limit`` forms (then it starts again); results never depend on it.
+    """
+
+    def __init__(self, *, limit: int = 100_000) -> None:
+        self._limit = limit
+        self._cuts: dict[str, tuple[int, int, str]] = {}  # zeroed line -> (start, end, level)
+
+    def parse(self, line: str) -> tuple[str, str, Subject | None, str | None]:
+        """:func:`parse_line`'s (message, level, subject), and the message with its digits zeroed
+        (``zero_digits(message)``) when it came cheaply, else ``None``."""
+        text = line.strip()
+        if text[:1] == "{" or "\n" in text or "\\" in text:
+            message, level, subject = parse_line(line)
+            return message, level, subject, None
+        # zero_digits, inlined: this runs for every new line
+        zeroed = text.encode("ascii").translate(_ZEROS).decode("ascii") if text.isascii() else zero_digits(text)
+        cut = self._cuts.get(zeroed)
+        if cut is not None:
+            start, end, level = cut
+            return text[start:end], level, None, zeroed[start:end]
+        message, level, subject = parse_line(line)
+        if subject is not None or _ASCII_DIGIT.search(level):
+            return message, level, subject, None
+        if ("msg=" in text or "message=" in text) and ("err=" in text or "error=" in text):
+            return message, level, subject, None
+        start = text.find(message)
+        if start < 0 or text.rfind(message) != start:
+            return message, level, subject, None
+        end = start + len(message)
+        if len(self._cuts) >= self._limit:
+            self._cuts.clear()
+        self._cuts[zeroed] = (start, end, level)
+        return message, level, None, zeroed[start:end]
 
 
 def parse(entry: LogEntry) -> Parsed:

@@ -228,6 +228,14 @@ class RuleSet:
     def __len__(self) -> int:
         return len(self.rules)
 
+    def line_matcher(self) -> tuple[Any, list[int]] | None:
+        """For hot loops, when every enabled rule is a bare pattern on the raw line (the Go tool's
+        files): the set's match (UTF-8 bytes -> the slots that matched) and slot -> position in
+        :attr:`rules`; the first rule is the smallest position matched. ``None`` otherwise."""
+        if not self._simple or self._line_set is None:
+            return None
+        return self._line_set[0], self._line_set[1]
+
     def by_name(self, name: str) -> Rule | None:
         for r in self.all_rules:
             if r.name == name:

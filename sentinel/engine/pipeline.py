@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 
 from sentinel.core.fingerprint import Fingerprinter
 from sentinel.core.model import Fingerprint, GroupDelta, LogEntry
-from sentinel.core.parsing import Subject, parse_line, workload_of
+from sentinel.core.parsing import LineParser, Subject, parse_line, workload_of
 from sentinel.core.rules import DEFAULT, Rule, RuleSet
 
 MAX_SAMPLES_PER_DELTA = 5
 CACHE_LIMIT = 200_000
 KEYS_PER_STREAM_LIMIT = 10_000
+SLOTS_LIMIT = 100_000  # slots a batch keeps (a poll of a million distinct lines must not keep them all)
 
 
 @contextmanager
@@ -59,6 +60,33 @@ class Batch:
     last_ts_ns: int = 0
     aliases: dict[str, str] = field(default_factory=dict)  # template keys replaced by merges
     settled: bool = False  # every delta keyed by a template current at the last settle
+    # What the pipeline that fills this batch remembers between its pages (see Pipeline._process).
+    _seen: _Seen | None = field(default=None, repr=False, compare=False)
+
+
+# What one raw line adds to, once its stream, rule and template are known: (delta, pod, rule name).
+_Slot = tuple[GroupDelta, str, str]
+
+
+@dataclass(slots=True)
+class _Seen:
+    """A batch's slots per stream, valid for one pipeline while no template merges.
+
+    ``streams``: id(stream) -> (stream, template key + level -> delta, raw line -> slot); the
+    stream is held so that its id cannot be reused.
+    """
+
+    owner: object
+    merges: int
+    streams: dict[int, tuple[_Stream, dict[str, GroupDelta], dict[str, _Slot]]] = field(default_factory=dict)
+    slots: int = 0  # how many slots the per-stream dicts hold (at most SLOTS_LIMIT)
+
+    def drop(self) -> None:
+        """Forget every slot (in place: a running loop holds the per-stream dicts)."""
+        for _stream, by_template, by_line in self.streams.values():
+            by_template.clear()
+            by_line.clear()
+        self.slots = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +142,10 @@ class Pipeline:
         self._streams: dict[frozenset[tuple[str, str]], _Stream] = {}
         # Caches hold only strings and ints (rule positions in ``_rule_list``, -1 = look at the
         # labels), so the garbage collector untracks them instead of scanning them again and again.
-        # raw line -> message, level, rule position, what an event is about (else None)
-        self._lines: dict[str, tuple[str, str, int, Subject | None]] = {}
+        # raw line -> message, level, rule position, what an event is about (else None), and
+        # the message's fingerprint id (``Fingerprinter.fingerprint_id``)
+        self._lines: dict[str, tuple[str, str, int, Subject | None, int]] = {}
+        self._parser = LineParser(limit=CACHE_LIMIT)  # parses each statement once, not each line
         # How urgent each rule is: (priority rank, position in the file); a group takes the most
         # urgent rule any of its lines matched, so the result does not depend on line order.
         self._urgency = {r.name: (r.priority.rank, i) for i, r in enumerate(rules.rules)}
@@ -172,90 +202,134 @@ class Pipeline:
 
     def _process(self, entries: Iterable[LogEntry], batch: Batch) -> Batch:
         deltas = batch.deltas
-        fp = self.fingerprinter.fingerprint
+        fingerprinter = self.fingerprinter
+        fingerprint_id = fingerprinter.fingerprint_id
+        fingerprint_id_zeroed = fingerprinter.fingerprint_id_zeroed
+        parse = self._parser.parse
+        fps = fingerprinter.fingerprints
         contextual = self._contextual
         urgency = self._urgency
-        # id(labels) -> (stream, template key -> delta) for this batch: the stream keeps its
-        # labels alive, so an id cannot be reused while the batch runs.
-        local: dict[int, tuple[_Stream, dict[str, GroupDelta]]] = {}
+        # Per stream, raw line -> slot: what the line adds to. Every field of a slot but the
+        # delta's counts is settled when the slot is made (the pod joins the delta's pods, the
+        # delta takes the rule if it is more urgent: doing either again changes nothing), so a
+        # line seen before in its stream in this batch costs two lookups and the counting. Kept
+        # in the batch across pages; a template merge can change lines' deltas, so all slots are
+        # dropped when one happens.
+        seen = batch._seen
+        if seen is None or seen.owner is not self or seen.merges != fingerprinter.merges:
+            seen = batch._seen = _Seen(self, fingerprinter.merges)
+        streams = seen.streams
+        # id(labels) -> raw line -> slot, and id(labels) -> (labels, stream, template key +
+        # level -> delta) for this call; the labels are held, so an id cannot be reused meanwhile.
+        local: dict[int, dict[str, _Slot]] = {}
         local_get = local.get
+        context: dict[int, tuple[Mapping[str, str], _Stream, dict[str, GroupDelta]]] = {}
         lines = self._lines
         lines_get = lines.get
         classify = self.rules.classify
         position_of = self._position
         rule_list = self._rule_list
+        no_rule = len(rule_list) - 1  # DEFAULT's position
+        # Only bare patterns on the raw line: the first rule is the smallest position matched.
+        matcher = self.rules.line_matcher()
+        match, slot_position = matcher if matcher is not None else (None, [])
         rule_names: list[str] = []
         add_rule = rule_names.append
         last = 0
         for ts_ns, labels, line in entries:
-            sl = local_get(id(labels))
-            if sl is None:
-                sl = local[id(labels)] = (self._stream(labels), {})
-            stream, by_template = sl
-            hit = lines_get(line)
-            if hit is None:
-                if len(lines) > CACHE_LIMIT:
-                    lines.clear()
-                message, level, subject = parse_line(line)
-                if subject is not None:  # a Kubernetes event: grouped under what it is about
-                    subject = self._subject(subject)
-                # the rule sees the raw line, as the Go tool's did (and the message and level)
-                position = -1 if contextual else position_of[id(classify(line, message=message, level=level))]
-                lines[line] = (message, level, position, subject)
-            else:
-                message, level, position, subject = hit
-            rule = rule_list[position] if position >= 0 else self._classify(line, message, level, stream)
-            f = fp(message)
+            by_line = local_get(id(labels))
+            if by_line is None:
+                stream = self._stream(labels)
+                kept = streams.get(id(stream))
+                if kept is None:
+                    kept = streams[id(stream)] = (stream, {}, {})
+                by_line = local[id(labels)] = kept[2]
+                context[id(labels)] = (labels, stream, kept[1])
+            slot = by_line.get(line)
+            if slot is None:  # the first time this line is seen in its stream in this batch
+                _labels, stream, by_template = context[id(labels)]
+                hit = lines_get(line)
+                if hit is None:
+                    if len(lines) > CACHE_LIMIT:
+                        lines.clear()
+                    message, level, subject, zeroed = parse(line)
+                    if subject is not None:  # a Kubernetes event: grouped under what it is about
+                        subject = self._subject(subject)
+                    # the rule sees the raw line, as the Go tool's did (and the message and level)
+                    if match is not None:
+                        hits = match(line.encode("utf-8", "surrogatepass"))
+                        position = slot_position[min(hits)] if hits else no_rule
+                    elif contextual:
+                        position = -1
+                    else:
+                        position = position_of[id(classify(line, message=message, level=level))]
+                    mid = fingerprint_id(message) if zeroed is None else fingerprint_id_zeroed(message, zeroed)
+                    lines[line] = (message, level, position, subject, mid)
+                else:
+                    message, level, position, subject, mid = hit
+                rule = rule_list[position] if position >= 0 else self._classify(line, message, level, stream)
+                f = fps[mid]
+                if fingerprinter.merges != seen.merges:  # templates changed: slots may name stale deltas
+                    seen.merges = fingerprinter.merges
+                    seen.drop()
+                ts = ts_ns / 1e9
+                if subject is not None:
+                    d = self._event_delta(deltas, subject, f, rule, ts, level, message)
+                    pod = subject[2]
+                else:
+                    tkey = f.key + level  # the template key and the level
+                    found = by_template.get(tkey)
+                    if found is not None:
+                        d = found
+                    else:
+                        known = stream.group_keys
+                        key = known.get(tkey)
+                        if key is None:
+                            if len(known) > KEYS_PER_STREAM_LIMIT:
+                                known.clear()
+                            key = known[tkey] = group_key(
+                                stream.namespace, stream.workload, stream.container, f.key, level
+                            )
+                        known_d = deltas.get(key)
+                        if known_d is not None:
+                            d = known_d
+                        else:
+                            d = deltas[key] = GroupDelta(
+                                key=key,
+                                namespace=stream.namespace,
+                                workload=stream.workload,
+                                container=stream.container,
+                                template=f.template,
+                                rule=rule.name,
+                                priority=rule.priority,
+                                first_seen=ts,
+                                last_seen=ts,
+                                level=level,
+                                template_key=f.key,
+                                message=message,
+                                last_pod=stream.pod,
+                            )
+                        by_template[tkey] = d
+                    pod = stream.pod
+                rname = rule.name
+                if rname != d.rule and urgency[rname] < urgency[d.rule]:
+                    d.rule, d.priority = rname, rule.priority
+                if pod:
+                    d.pods[pod] = None
+                if seen.slots >= SLOTS_LIMIT:
+                    seen.drop()  # a cache: every slot can be made again, to the same delta
+                seen.slots += 1
+                slot = by_line[line] = (d, pod, rname)
+            d, pod, rname = slot
             ts = ts_ns / 1e9
             if ts_ns > last:
                 last = ts_ns
-            if subject is not None:
-                d = self._event_delta(deltas, subject, f, rule, ts, level, message)
-                pod = subject[2]
-            else:
-                tkey = f.key + level  # the template key and the level
-                found = by_template.get(tkey)
-                if found is not None:
-                    d = found
-                else:
-                    known = stream.group_keys
-                    key = known.get(tkey)
-                    if key is None:
-                        if len(known) > KEYS_PER_STREAM_LIMIT:
-                            known.clear()
-                        key = known[tkey] = group_key(stream.namespace, stream.workload, stream.container, f.key, level)
-                    known_d = deltas.get(key)
-                    if known_d is not None:
-                        d = known_d
-                    else:
-                        d = deltas[key] = GroupDelta(
-                            key=key,
-                            namespace=stream.namespace,
-                            workload=stream.workload,
-                            container=stream.container,
-                            template=f.template,
-                            rule=rule.name,
-                            priority=rule.priority,
-                            first_seen=ts,
-                            last_seen=ts,
-                            level=level,
-                            template_key=f.key,
-                            message=message,
-                            last_pod=stream.pod,
-                        )
-                    by_template[tkey] = d
-                pod = stream.pod
-            rname = rule.name
-            if rname != d.rule and urgency[rname] < urgency[d.rule]:
-                d.rule, d.priority = rname, rule.priority
             d.count += 1
             if ts < d.first_seen:
                 d.first_seen = ts
             elif ts >= d.last_seen:
                 d.last_seen = ts
                 d.last_pod = pod
-            if pod:
-                d.pods[pod] = None
             samples = d.samples
             if len(samples) < MAX_SAMPLES_PER_DELTA:
                 samples.append(line)
@@ -317,6 +391,8 @@ class Pipeline:
             return
         deltas = batch.deltas
         stale = [key for key, d in deltas.items() if d.template_key in aliases]
+        if stale and batch._seen is not None:
+            batch._seen.drop()  # slots may name the deltas folded below
         fp = self.fingerprinter.fingerprint
         for old_key in stale:
             d = deltas.pop(old_key)

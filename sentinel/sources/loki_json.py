@@ -15,6 +15,8 @@ import operator
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import repeat
 from types import MappingProxyType
 from typing import Any, Final, TypedDict
 
@@ -135,8 +137,9 @@ def parse_streams(body: bytes, report: FetchReport | None = None) -> list[LogEnt
         if doc["status"] != "success" or data["resultType"] != "streams":
             raise LokiError(_describe_shape_problem(doc))
         entries: list[LogEntry] = []
-        append = entries.append
-        new = tuple.__new__  # LogEntry is a named tuple: build it without its Python-level __new__
+        extend = entries.extend
+        # LogEntry is a named tuple: built from a tuple without its Python-level __new__
+        make = partial(tuple.__new__, LogEntry)
         for stream in data["result"]:
             raw = stream["stream"]
             if type(raw) is not dict or not all(type(v) is str for v in raw.values()):
@@ -151,10 +154,13 @@ def parse_streams(body: bytes, report: FetchReport | None = None) -> list[LogEnt
                     continue
                 raw = fixed
             labels = MappingProxyType(raw)
-            for ts, line, *_metadata in stream["values"]:
-                if type(line) is not str:
+            # Per stream, in C loops (map, zip, itemgetter): a Python loop per entry costs twice as much.
+            values = stream["values"]
+            lines = list(map(_line_of, values))
+            for kind in set(map(type, lines)):
+                if kind is not str:
                     raise TypeError("line")
-                append(new(LogEntry, (int(ts), labels, line)))
+            extend(map(make, zip(map(int, map(_ts_of, values)), repeat(labels, len(lines)), lines, strict=True)))
     except LokiError:
         raise
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
@@ -165,6 +171,7 @@ def parse_streams(body: bytes, report: FetchReport | None = None) -> list[LogEnt
 
 
 ts_key = operator.itemgetter(0)  # LogEntry.ts_ns
+_ts_of, _line_of = operator.itemgetter(0), operator.itemgetter(1)  # of Loki's [ts, line, ...]
 
 
 def _describe_shape_problem(doc: object) -> str:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pytest
+
 from sentinel.config import load_rules
 from sentinel.core.fingerprint import Fingerprinter
 from sentinel.core.model import LogEntry
+from sentinel.core.rules import RuleSet
 from sentinel.engine.pipeline import Pipeline
 from sentinel.store.memory import MemoryStore
 
@@ -133,3 +136,165 @@ def test_group_takes_the_most_urgent_rule_whatever_the_line_order() -> None:
         store.record(list(b.deltas.values()), now=T0 / 1e9)
     (group,) = store.all_groups()
     assert group.rule == "unavailable" and group.count == 2
+
+
+# --- the hot path against a plain reference ---------------------------------------------------------
+
+
+def reference(rules_of: list[object], pages: list[list[LogEntry]]) -> dict[str, tuple[object, ...]]:
+    """Each line on its own, the obvious way, keyed by the final (batch) templates: group key ->
+    (count, rule, first seen, last seen, pods, minute counts, lines). ``rules_of[i]`` classifies page i."""
+    from sentinel.core.parsing import parse_line, workload_from_pod, workload_of
+    from sentinel.engine.pipeline import group_key
+
+    every = [e for page in pages for e in page]
+    fingerprinter = Fingerprinter()
+    parsed = [parse_line(e.line) for e in every]
+    for message, _level, _subject in parsed:
+        fingerprinter.fingerprint(message)  # all lines first: the templates they end with
+    out: dict[str, list[object]] = {}
+    i = 0
+    for ruleset, page in zip(rules_of, pages, strict=True):
+        rules = ruleset.rules  # type: ignore[attr-defined]
+        urgency = {rule.name: (rule.priority.rank, r) for r, rule in enumerate(rules)}
+        urgency["default"] = (9, len(rules))
+        for e in page:
+            message, level, subject = parsed[i]
+            i += 1
+            rule = ruleset.classify(  # type: ignore[attr-defined]
+                e.line, message=message, level=level, namespace=e.labels.get("namespace", ""), labels=e.labels
+            )
+            key_of_template = fingerprinter.fingerprint(message).key
+            if subject is not None:
+                namespace, workload, pod = subject
+                if pod:
+                    workload = workload_from_pod(pod, namespace=namespace) or workload
+                key = group_key(namespace, workload, "", key_of_template, level)
+            else:
+                pod = e.labels.get("pod", "")
+                key = group_key(
+                    e.labels.get("namespace", ""),
+                    workload_of(e.labels),
+                    e.labels.get("container", ""),
+                    key_of_template,
+                    level,
+                )
+            ts = e.ts_ns / 1e9
+            g = out.setdefault(key, [0, rule.name, ts, ts, set(), {}, set()])
+            g[0] += 1  # type: ignore[operator]
+            if urgency[rule.name] < urgency[g[1]]:  # type: ignore[index]
+                g[1] = rule.name
+            g[2], g[3] = min(g[2], ts), max(g[3], ts)  # type: ignore[call-overload]
+            if pod:
+                g[4].add(pod)  # type: ignore[attr-defined]
+            minute = e.ts_ns // 60_000_000_000
+            g[5][minute] = g[5].get(minute, 0) + 1  # type: ignore[attr-defined]
+            g[6].add(e.line)  # type: ignore[attr-defined]
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def mixed_pages(seed: int, n_pages: int = 6, per_page: int = 400) -> list[list[LogEntry]]:
+    """Pages of several streams with exact repeats, lines whose templates merge late (a third value
+    at one position, only in a later page), Kubernetes events about pods, and fresh label dicts
+    on every page (as every Loki page brings)."""
+    rng = random.Random(seed)
+    pods = ["api-7d4b9c8f6d-xk2lp", "api-7d4b9c8f6d-q9wzt", "db-0", "worker-5c9f8b7d6c-m4x7q"]
+    words = ["alpha", "beta", "gamma", "delta", "epsilon"]
+    reach = [2]  # how many words the shard message draws from: one more each page
+    shapes = [
+        lambda: f"dial tcp 10.0.{rng.randint(0, 3)}.{rng.randint(1, 9)}:5432: connect: connection refused",
+        lambda: f"cache shard {rng.choice(words[: reach[0]])} is unavailable",
+        lambda: "context deadline exceeded",  # one exact line, repeated
+        lambda: f"redis error: dial tcp 10.0.0.{rng.randint(1, 9)}:6379: i/o timeout",  # several rules match
+        lambda: f"E0601 10:00:0{rng.randint(0, 9)}.123456       1 ctl.go:42] sync {rng.choice(words)} failed: timeout",
+        lambda: (
+            '{"kind":"Event","type":"Warning","reason":"BackOff","message":"Back-off restarting failed container",'
+            f'"involvedObject":{{"kind":"Pod","namespace":"shop","name":"{rng.choice(pods[:2])}"}}}}'
+        ),
+        lambda: f'level=error msg="payment {rng.randint(1, 5)} declined" err="card {rng.choice(words)} refused"',
+    ]
+    pages = []
+    t = T0
+    for page_no in range(n_pages):
+        reach[0] = 2 + page_no
+        page = []
+        for _ in range(per_page):
+            t += rng.randint(0, 40_000_000_000)  # minutes go by; some lines share a timestamp
+            pod = rng.choice(pods)
+            labels = {"namespace": rng.choice(["shop", "shop", "staging"]), "pod": pod, "container": pod.split("-")[0]}
+            page.append(LogEntry(t, dict(labels), rng.choice(shapes)()))
+        pages.append(page)
+    return pages
+
+
+def summary(batch: object) -> dict[str, tuple[object, ...]]:
+    return {
+        k: (d.count, d.rule, d.first_seen, d.last_seen, set(d.pods), dict(d.minute_counts), set(d.samples))
+        for k, d in batch.deltas.items()  # type: ignore[attr-defined]
+    }
+
+
+UPSTREAM = load_rules(ROOT / "tests" / "fixtures" / "upstream" / "upstream-rules.yaml").ruleset
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        pytest.param(RULES, id="shipped-rules"),
+        pytest.param(UPSTREAM, id="go-tool-rules"),  # bare patterns only: the set's own fast path
+    ],
+)
+def test_pages_into_one_batch_equal_the_plain_reference(rules: RuleSet) -> None:
+    assert (rules.line_matcher() is None) == (rules is RULES)
+    for seed in range(4):
+        pages = mixed_pages(seed)
+        p = Pipeline(rules=rules)
+        batch = None
+        for page in pages:
+            batch = p.process(page, into=batch)
+        assert batch is not None and p.fingerprinter.merges  # the late merges happened mid-batch
+        want = reference([rules] * len(pages), pages)
+        got = summary(batch)
+        assert got.keys() == want.keys()
+        for key, (count, rule, first, last, pods, minutes, lines) in want.items():
+            g = got[key]
+            assert g[:6] == (count, rule, first, last, pods, minutes), key
+            assert g[6] <= lines and len(g[6]) <= 5  # samples are lines of the group
+        assert batch.lines == sum(map(len, pages))
+        assert sum(batch.rule_hits.values()) == batch.lines
+
+
+def test_a_batch_filled_by_two_pipelines_uses_each_ones_rules() -> None:
+    from dataclasses import replace
+
+    from sentinel.core.model import Priority
+    from sentinel.core.rules import RuleSet
+
+    # a reload between two pages of one poll: the same rules, the other way round and all P1
+    other = RuleSet([replace(r, priority=Priority.P1) for r in RULES.rules[::-1]])
+    pages = mixed_pages(7, n_pages=2)
+    first = Pipeline(rules=RULES)
+    batch = first.process(pages[0])
+    second = first.with_rules(other)
+    second.process(pages[1], into=batch)
+    want = reference([RULES, other], pages)
+    got = summary(batch)
+    assert {k: v[:2] for k, v in got.items()} == {k: v[:2] for k, v in want.items()}
+    unchanged = reference([RULES, RULES], pages)  # had the batch kept the first pipeline's rules
+    assert {k: v[1] for k, v in got.items()} != {k: v[1] for k, v in unchanged.items()}
+
+
+def test_a_batch_keeps_a_bounded_number_of_slots(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sentinel.engine.pipeline as pipeline_module
+
+    monkeypatch.setattr(pipeline_module, "SLOTS_LIMIT", 50)
+    pages = mixed_pages(11, n_pages=3)
+    p = Pipeline(rules=RULES)
+    batch = None
+    for page in pages:
+        batch = p.process(page, into=batch)
+        seen = batch._seen
+        assert seen is not None and seen.slots <= 50
+        assert sum(len(by_line) for _s, _t, by_line in seen.streams.values()) <= 50
+    want = reference([RULES] * len(pages), pages)
+    assert {k: v[:6] for k, v in summary(batch).items()} == {k: v[:6] for k, v in want.items()}

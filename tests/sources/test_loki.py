@@ -317,6 +317,12 @@ def test_other_4xx_is_a_permanent_loki_error(peer: LokiPeer) -> None:
                      b'[["12",5]]}]}}', "data.result[0].values[0][1] is int", id="line-not-string"),
         pytest.param(b'{"status":"success","data":{"resultType":"streams","result":[{"values":[]}]}}',
                      "data.result[0].stream", id="no-labels"),
+        pytest.param(b'{"status":"success","data":{"resultType":"streams","result":[{"stream":{},"values":'
+                     b'[["12","l",{}],["13"]]}]}}', "data.result[0].values[1] is not a [timestamp, line] pair",
+                     id="short-value"),
+        pytest.param(b'{"status":"success","data":{"resultType":"streams","result":[{"stream":{},"values":'
+                     b'[["12","l"]]},{"stream":{},"values":[["13","m"],["14",null]]}]}}',
+                     "data.result[1].values[1][1] is NoneType", id="second-stream-line-null"),
     ],
 )  # fmt: skip
 def test_malformed_answers_name_what_was_wrong(peer: LokiPeer, body: bytes, problem: str) -> None:
