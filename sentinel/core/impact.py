@@ -138,7 +138,12 @@ def rate_per_minute(group: ErrorGroup, *, now: float, minutes: int) -> float:
     """Mean occurrences per minute over the last ``minutes`` minutes ending at ``now``."""
     end = int(now // 60)
     start = end - minutes + 1
-    total = sum(n for m, n in group.minute_counts.items() if start <= m <= end)
+    counts = group.minute_counts
+    if minutes < len(counts):  # fewer minutes than buckets: look the minutes up
+        get = counts.get
+        total = sum(get(m, 0) for m in range(start, end + 1))
+    else:
+        total = sum(n for m, n in counts.items() if start <= m <= end)
     return total / max(1, minutes)
 
 
@@ -155,13 +160,19 @@ def impact_score(group: ErrorGroup, *, now: float) -> float:
 def detect_burst(group: ErrorGroup, *, now: float, settings: LifecycleSettings) -> str:
     """A reason when the last minutes run far above the group's own baseline, else ""."""
     end = int(now // 60)
-    recent = sum(group.minute_counts.get(m, 0) for m in range(end - 4, end + 1)) / 5.0
-    base_minutes = range(end - 4 - settings.baseline_minutes, end - 4)
-    baseline = sum(group.minute_counts.get(m, 0) for m in base_minutes) / max(1, settings.baseline_minutes)
+    counts = group.minute_counts
+    get = counts.get
+    recent = sum(get(m, 0) for m in range(end - 4, end + 1)) / 5.0
     if recent * 5 < settings.burst_min_count:
         return ""
     if group.first_seen > now - 10 * 60:
         return ""  # too young to have a baseline
+    low, high = end - 4 - settings.baseline_minutes, end - 4
+    if len(counts) < settings.baseline_minutes:  # fewer buckets than minutes: look at the buckets
+        total = sum(n for m, n in counts.items() if low <= m < high)
+    else:
+        total = sum(get(m, 0) for m in range(low, high))
+    baseline = total / max(1, settings.baseline_minutes)
     if recent >= settings.burst_factor * max(baseline, 0.2):
         return f"burst: {recent:.1f}/min over the last 5m vs a baseline of {baseline:.2f}/min"
     return ""

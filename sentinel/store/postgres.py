@@ -46,7 +46,8 @@ from sentinel.core.model import ErrorGroup, GroupDelta, RemediationRecord
 from sentinel.errors import StoreError, cap, redact
 from sentinel.store.base import GroupChange, GroupQuery, Page, RecordQuery, StoreHealth, StoreStats
 from sentinel.store.loading import LoadingStore
-from sentinel.store.memory import _group_dict, give_back_memory
+from sentinel.store.index import _group_doc
+from sentinel.store.memory import give_back_memory
 from sentinel.store.validate import BadRecord, check_aliases, check_cursor, check_state, group_from_doc, record_from_doc
 
 log = logging.getLogger(__name__)
@@ -511,7 +512,7 @@ class PostgresStore(LoadingStore):
                 dirty_state, trimmed = self._dirty_state, self._records_trimmed
                 cursor_dirty, aliases_dirty = self._cursor_dirty, self._aliases_dirty
                 ids = set(self._groups) if dirty_ids is None else dirty_ids
-                docs = [(gid, _dumps(_group_dict(self._groups[gid]))) for gid in ids if gid in self._groups]
+                docs = [(gid, _dumps(_group_doc(self._groups[gid]))) for gid in ids if gid in self._groups]
                 gone = [gid for gid in ids if gid not in self._groups]
                 records = {r.id: r for r in new_records}  # the latest version of each
                 rows = [(r.id, r.time, _dumps(r.to_dict())) for r in records.values()]
