@@ -61,8 +61,8 @@ from sentinel.core.impact import LifecycleSettings
 from sentinel.core.model import ErrorGroup, GroupDelta, RemediationRecord
 from sentinel.errors import StoreError, cap
 from sentinel.store.base import GroupChange, StoreHealth
-from sentinel.store.loading import LoadingStore
 from sentinel.store.index import _group_doc
+from sentinel.store.loading import LoadingStore
 from sentinel.store.memory import give_back_memory
 from sentinel.store.validate import (
     BadRecord,
