@@ -20,7 +20,15 @@ from operator import attrgetter, itemgetter
 from typing import Any, TypeVar
 
 from sentinel.core.groups import cut_samples
-from sentinel.core.model import MAX_SAMPLE_CHARS, ErrorGroup, Priority, RemediationRecord, Status
+from sentinel.core.model import (
+    MAX_SAMPLE_CHARS,
+    ErrorGroup,
+    MinuteCounts,
+    Priority,
+    RemediationRecord,
+    Status,
+    minute_counts,
+)
 from sentinel.store.base import MAX_PAGE_SIZE, GroupQuery, RecordQuery
 
 SortKey = Callable[[ErrorGroup], Any]
@@ -91,7 +99,7 @@ def _clone(g: ErrorGroup) -> ErrorGroup:
     pods, samples = g.pods, g.samples
     c.pods = list(pods) if set(map(type, pods)) <= _STR else copy.deepcopy(pods)
     c.samples = list(samples) if set(map(type, samples)) <= _STR else copy.deepcopy(samples)
-    c.minute_counts = dict(g.minute_counts)
+    c.minute_counts = copy.copy(minute_counts(g.minute_counts))  # shares the immutable bytes
     if not set(map(type, _get_scalars(g))) <= _PLAIN:
         for name in _SCALAR_FIELDS:
             value = getattr(c, name)
@@ -118,8 +126,8 @@ def _group_dict(g: ErrorGroup, *, as_dict: bool = True) -> dict[str, Any]:
     for name in ("pods", "samples"):
         value = d[name]
         d[name] = list(value) if type(value) is list and set(map(type, value)) <= _STR else copy.deepcopy(value)
-    mc = d["minute_counts"]
-    d["minute_counts"] = dict(zip(map(str, mc), mc.values(), strict=True)) if as_dict else dict(mc)
+    mc = minute_counts(d["minute_counts"]).to_dict()
+    d["minute_counts"] = dict(zip(map(str, mc), mc.values(), strict=True)) if as_dict else mc
     return d
 
 
@@ -135,9 +143,6 @@ _intern = sys.intern
 # A sample is kept to show what the line looked like: past this many characters it is cut (with a
 # marker), so that a few huge lines cannot make every group they reach cost megabytes.
 SAMPLE_MAX_CHARS = MAX_SAMPLE_CHARS
-
-
-_MINUTES: dict[int, int] = {}  # one int object per minute number, shared by every group's buckets
 
 
 def _compact(g: ErrorGroup) -> ErrorGroup:
@@ -156,11 +161,8 @@ def _compact(g: ErrorGroup) -> ErrorGroup:
     g.last_pod = _intern(g.last_pod)
     if g.pods and type(g.pods) is list and all(type(p) is str for p in g.pods):
         g.pods = [_intern(p) for p in g.pods]
-    if g.minute_counts:
-        if len(_MINUTES) > 200_000:  # a day of minutes is 1,440: this only guards against odd input
-            _MINUTES.clear()
-        shared = _MINUTES.setdefault
-        g.minute_counts = {shared(m, m): n for m, n in g.minute_counts.items()}
+    if type(g.minute_counts) is not MinuteCounts:  # set to a plain mapping since it was built
+        g.minute_counts = MinuteCounts(g.minute_counts)
     cut_samples(g, SAMPLE_MAX_CHARS)
     return g
 
@@ -241,7 +243,7 @@ def _bump(counts: dict[str, int], key: str, n: int) -> None:
         counts.pop(key, None)
 
 
-def _counted(g: ErrorGroup, minutes: dict[int, int] | None = None) -> tuple[Any, ...]:
+def _counted(g: ErrorGroup, minutes: MinuteCounts | None = None) -> tuple[Any, ...]:
     """Everything of ``g`` that ``stats`` counts (``minutes``: a copy of its minute counts, to keep)."""
     mc = g.minute_counts if minutes is None else minutes
     return (g.id, g.priority, g.status, g.namespace, g.rule, g.count, g.last_seen, mc)

@@ -190,7 +190,7 @@ class MemoryStore(Indexed):
             try:
                 for gid, g in self._groups.items():
                     # What stats count and what search reads, before: ``fn`` may change anything.
-                    counted = _counted(g, dict(g.minute_counts))
+                    counted = _counted(g, copy.copy(g.minute_counts))  # a copy shares the bytes: cheap
                     hay = (g.template, g.workload, g.namespace, g.samples[-3:])
                     try:
                         if fn(g):
