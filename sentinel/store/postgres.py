@@ -354,8 +354,11 @@ class PostgresStore(LoadingStore):
                         n += len(rows)
                         self._health.loading = f"loading groups: {n} of {total}"
                 self._health.loading = "loading the audit log"
-                q = "SELECT id, doc FROM sentinel_records ORDER BY time, id"
-                records = self._records_of(conn.execute(q).fetchall())
+                records: list[RemediationRecord] = []
+                with conn.cursor(name="sentinel_load_records") as cur:  # in batches: no 50k decoded rows at once
+                    cur.execute("SELECT id, doc FROM sentinel_records ORDER BY time, id")
+                    while rows := cur.fetchmany(LOAD_BATCH):
+                        records += self._records_of(rows)
             with self._lock:
                 self._records = records
                 self._reindex_records()

@@ -8,6 +8,7 @@ str``), never a traceback from deep inside a constructor.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -179,9 +180,35 @@ def group_from_doc(doc: object, *, where: str) -> ErrorGroup:
     return ErrorGroup.from_dict(_check(doc, _GROUP_CHECKS[0], _GROUP_CHECKS[1], "group", where))
 
 
+# The text fields of an audit record that repeat across records (names, rules, decisions): kept once each.
+_SHARED_RECORD_TEXT = (
+    "rule",
+    "action",
+    "namespace",
+    "kind",
+    "name",
+    "decision",
+    "reason",
+    "requested_by",
+    "workload",
+    "reason_code",
+)
+
+
+def compact_record(r: RemediationRecord) -> RemediationRecord:
+    """Share the strings that many records repeat (one copy each, as groups do): tens of MiB at 50k records."""
+    for name in _SHARED_RECORD_TEXT:
+        value = getattr(r, name)
+        if type(value) is str:
+            setattr(r, name, sys.intern(value))
+    return r
+
+
 def record_from_doc(doc: object, *, where: str) -> RemediationRecord:
     """A ``RemediationRecord`` from a stored document, or :class:`BadRecord` naming the field."""
-    return RemediationRecord.from_dict(_check(doc, _RECORD_CHECKS[0], _RECORD_CHECKS[1], "remediation record", where))
+    return compact_record(
+        RemediationRecord.from_dict(_check(doc, _RECORD_CHECKS[0], _RECORD_CHECKS[1], "remediation record", where))
+    )
 
 
 def check_cursor(value: object, *, where: str) -> int | None:
