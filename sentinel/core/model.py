@@ -75,8 +75,11 @@ class MinuteCounts(MutableMapping[int, int]):
 
     def total(self, start: int, stop: int) -> int:
         """The occurrences of the minutes from ``start`` up to (not including) ``stop``."""
-        minutes, counts = self.columns()
-        return sum(counts[bisect.bisect_left(minutes, start) : bisect.bisect_left(minutes, stop)])
+        view = memoryview(self._b).cast("q")
+        n = len(view) // 2
+        i = bisect.bisect_left(view, start, 0, n)
+        j = bisect.bisect_left(view, stop, i, n)
+        return sum(view[n + i : n + j]) if j > i else 0
 
     def to_dict(self) -> dict[int, int]:
         minutes, counts = self.columns()

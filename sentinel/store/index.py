@@ -318,9 +318,16 @@ class Totals:
         if mc:
             minutes = self.minutes[_PRIORITY_INDEX[g.priority]]
             get = minutes.get
-            for m, n in mc.items():
-                minutes[m] = get(m, 0) + n
-            if not max(mc) * 60 <= g.last_seen:
+            if type(mc) is MinuteCounts:
+                ms, ns = mc.columns()
+                newest = ms[-1]  # ascending
+                for m, n in zip(ms, ns, strict=True):
+                    minutes[m] = get(m, 0) + n
+            else:
+                newest = max(mc)
+                for m, n in mc.items():
+                    minutes[m] = get(m, 0) + n
+            if not newest * 60 <= g.last_seen:
                 self.odd.add(g.id)
         last = g.last_seen
         if self.last_seen is None or last >= self.last_seen:

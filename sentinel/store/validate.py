@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sentinel.core.model import ErrorGroup, Priority, RemediationRecord, Result, Status
+from sentinel.core.model import MINUTE_LIMIT, ErrorGroup, Priority, RemediationRecord, Result, Status
 
 _PRIORITIES = {p.value for p in Priority}
 _STATUSES = {s.value for s in Status}
@@ -98,10 +98,16 @@ _RECORD_OPTIONAL: dict[str, str] = {
 }
 
 
+def _minute_key(k: object) -> bool:
+    if type(k) is not str or not k.isascii():
+        return False
+    digits = k[1:] if k.startswith("-") else k
+    return digits.isdigit() and abs(int(k)) < MINUTE_LIMIT
+
+
 def _minutes(value: object) -> bool:
     return isinstance(value, dict) and all(
-        type(k) is str and (k.isdigit() or k.lstrip("-").isdigit()) and (type(v) is int or _int(v))
-        for k, v in value.items()
+        _minute_key(k) and _int(v) and abs(v) < MINUTE_LIMIT for k, v in value.items()
     )
 
 
@@ -116,7 +122,7 @@ _KINDS: dict[str, tuple[Callable[[object], bool], str]] = {
     "priority": (lambda v: v in _PRIORITIES, "one of P1, P2, P3, P4"),
     "status": (lambda v: v in _STATUSES, "one of " + ", ".join(sorted(_STATUSES))),
     "result": (lambda v: v in _RESULTS, "one of " + ", ".join(sorted(_RESULTS))),
-    "minutes": (_minutes, "an object of minute -> integer count"),
+    "minutes": (_minutes, "an object of minute -> integer count (each within +-2**62)"),
 }
 
 
