@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 import copy
 import dataclasses
+import struct
 import sys
 from collections.abc import Callable, Sequence
 from enum import Enum
@@ -210,13 +211,46 @@ def record_matches(r: RemediationRecord, q: RecordQuery) -> bool:
 
 # The orders of SORT_KEYS with the group's insertion number last: every key is unique, so a changed
 # group always goes back in by bisection (no re-sort), and ties keep insertion order, as a stable sort would.
-OrderKey = Callable[[ErrorGroup, int], tuple[Any, ...]]
+# Each key is the tuple packed into one int, field by field (most significant first), with the same
+# order: 48 bytes a key where a tuple of two new floats costs ~136, per group and per sort order kept.
+OrderKey = Callable[[ErrorGroup, int], int]
+_F64 = struct.Struct("<d")
+_HALF = 1 << 63
+_LOW63 = _HALF - 1
+_SEQ_BITS = 48  # insertion numbers: the store's inserts since it started
+_SEQ_MASK = (1 << _SEQ_BITS) - 1
+_RANK = {p: p.rank for p in Priority}
+
+
+def _up(x: float) -> int:
+    """``x`` as an unsigned 64-bit int in the same order (-0.0 and 0.0 alike, as ``<`` has them)."""
+    i = int.from_bytes(_F64.pack(x + 0.0), "little", signed=True)
+    return i + _HALF if i >= 0 else _LOW63 - (i & _LOW63)
+
+
+def _down(x: float) -> int:
+    """``-x`` as ``_up`` has it: larger ``x`` first."""
+    return _up(-x)
+
+
+def _count_down(n: int) -> int:
+    """``-n`` as an unsigned 64-bit int (counts past +-2**63, which no log reaches, tie)."""
+    return _LOW63 - n if -_HALF < n < _HALF else (0 if n >= _HALF else (1 << 64) - 1)
+
+
 _ORDER_KEYS: dict[str, OrderKey] = {
-    "priority": lambda g, n: (g.priority.rank, -g.impact, -g.last_seen, n),
-    "impact": lambda g, n: (-g.impact, g.priority.rank, -g.last_seen, n),
-    "last_seen": lambda g, n: (-g.last_seen, g.priority.rank, n),
-    "first_seen": lambda g, n: (-g.first_seen, g.priority.rank, n),
-    "count": lambda g, n: (-g.count, g.priority.rank, n),
+    # (rank, -impact, -last_seen, n)
+    "priority": lambda g, n: (
+        (((_RANK[g.priority] << 64 | _down(g.impact)) << 64 | _down(g.last_seen)) << _SEQ_BITS) | n
+    ),
+    # (-impact, rank, -last_seen, n)
+    "impact": lambda g, n: (((_down(g.impact) << 3 | _RANK[g.priority]) << 64 | _down(g.last_seen)) << _SEQ_BITS) | n,
+    # (-last_seen, rank, n)
+    "last_seen": lambda g, n: ((_down(g.last_seen) << 3 | _RANK[g.priority]) << _SEQ_BITS) | n,
+    # (-first_seen, rank, n)
+    "first_seen": lambda g, n: ((_down(g.first_seen) << 3 | _RANK[g.priority]) << _SEQ_BITS) | n,
+    # (-count, rank, n)
+    "count": lambda g, n: ((_count_down(g.count) << 3 | _RANK[g.priority]) << _SEQ_BITS) | n,
 }
 _PRIORITIES = tuple(Priority)
 _PRIORITY_VALUES = tuple(p.value for p in _PRIORITIES)
@@ -228,7 +262,7 @@ class _Order:
 
     __slots__ = ("keys", "groups", "placed", "hays")
 
-    def __init__(self, keys: list[tuple[Any, ...]], groups: list[ErrorGroup], placed: dict[str, tuple[Any, ...]]):
+    def __init__(self, keys: list[int], groups: list[ErrorGroup], placed: dict[str, int]):
         self.keys = keys
         self.groups = groups
         self.placed = placed  # group id -> the key it is filed under
@@ -442,7 +476,7 @@ class Indexed:
         placed = dict(zip(groups, keys, strict=True))
         keys.sort()  # unique keys: plain tuple order, no key function
         by_seq = dict(zip(map(seq.__getitem__, groups), groups.values(), strict=True))
-        return _Order(keys, [by_seq[k[-1]] for k in keys], placed)
+        return _Order(keys, [by_seq[k & _SEQ_MASK] for k in keys], placed)
 
     def _patch(self, order: _Order, name: str, pending: set[str]) -> bool:
         """Re-file the ``pending`` groups of ``order``; False if it cannot (then it is re-sorted)."""
@@ -457,7 +491,7 @@ class Indexed:
                 if i == len(keys) or keys[i] != old:
                     return False  # not where it was filed (cannot happen): sort afresh rather than guess
                 cut.append(i)
-        new: list[tuple[tuple[Any, ...], str, ErrorGroup]] = []
+        new: list[tuple[int, str, ErrorGroup]] = []
         for gid in pending:
             g = self._groups.get(gid)
             if g is not None:
