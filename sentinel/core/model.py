@@ -157,6 +157,17 @@ def minute_counts(value: Mapping[int, int] | None) -> MinuteCounts:
     return value if type(value) is MinuteCounts else MinuteCounts(value)
 
 
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
+
+
+def _field_names(cls: type) -> frozenset[str]:
+    """The dataclass field names of ``cls``, looked up once (``from_dict`` runs per stored row at load)."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = frozenset(f.name for f in dataclasses.fields(cls))
+    return names
+
+
 PRIORITY_LABELS = {"P1": "critical", "P2": "high", "P3": "medium", "P4": "low"}
 
 
@@ -319,7 +330,7 @@ class ErrorGroup:
         data["base_priority"] = Priority(data.get("base_priority", data["priority"]))
         data["status"] = Status(data.get("status", "open"))
         data["minute_counts"] = MinuteCounts({int(k): int(v) for k, v in data.get("minute_counts", {}).items()})
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = _field_names(cls)
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
@@ -383,5 +394,5 @@ class RemediationRecord:
     def from_dict(cls, d: Mapping[str, Any]) -> RemediationRecord:
         data = dict(d)
         data["result"] = Result(data.get("result", "skipped"))
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = _field_names(cls)
         return cls(**{k: v for k, v in data.items() if k in names})

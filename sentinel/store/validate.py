@@ -98,16 +98,23 @@ _RECORD_OPTIONAL: dict[str, str] = {
 }
 
 
-def _minute_key(k: object) -> bool:
-    if type(k) is not str or not k.isascii():
-        return False
-    digits = k[1:] if k.startswith("-") else k
-    return digits.isdigit() and abs(int(k)) < MINUTE_LIMIT
-
-
 def _minutes(value: object) -> bool:
-    return isinstance(value, dict) and all(
-        _minute_key(k) and _int(v) and abs(v) < MINUTE_LIMIT for k, v in value.items()
+    if not isinstance(value, dict):
+        return False
+    if not value:
+        return True
+    for k in value:  # digits with an optional minus, nothing else that int() would take
+        if type(k) is not str or not k.isascii() or not (k.isdigit() or (k[:1] == "-" and k[1:].isdigit())):
+            return False
+    counts = value.values()
+    if not all(type(v) is int or _int(v) for v in counts):
+        return False
+    minutes = list(map(int, value))
+    return (
+        -MINUTE_LIMIT < min(minutes)
+        and max(minutes) < MINUTE_LIMIT
+        and -MINUTE_LIMIT < min(counts)
+        and max(counts) < MINUTE_LIMIT
     )
 
 
