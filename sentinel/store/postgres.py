@@ -731,9 +731,8 @@ class PostgresStore(LoadingStore):
                     "WITH src AS (SELECT t.i, t.d::jsonb AS d, t.m, g.doc AS old "
                     "FROM unnest(%b::text[], %b::text[], %b::int[]) AS t(i, d, m) "
                     "LEFT JOIN sentinel_groups g ON g.id = t.i), "
-                    "merged AS (SELECT i, d, CASE WHEN old IS NULL OR m = 3 THEN d ELSE "
-                    "(CASE WHEN m & 2 = 2 THEN d ELSE old END) || (SELECT coalesce(jsonb_object_agg(key, value), "
-                    "'{}'::jsonb) FROM jsonb_each(CASE WHEN m & 1 = 1 THEN d ELSE old END) WHERE key = ANY(%b::text[])) "
+                    "merged AS (SELECT i, d, CASE WHEN old IS NULL OR m = 3 THEN d "
+                    "WHEN m = 2 THEN d || (old - %b::text[]) WHEN m = 1 THEN old || (d - %b::text[]) ELSE old "
                     "END AS doc FROM src), "
                     "up AS (INSERT INTO sentinel_groups (id, rev, doc) SELECT i, %b, doc FROM merged "
                     "ON CONFLICT (id) DO UPDATE SET rev = EXCLUDED.rev, doc = EXCLUDED.doc RETURNING id), "
@@ -743,7 +742,8 @@ class PostgresStore(LoadingStore):
                         [d[0] for d in docs],
                         [d[1] for d in docs],
                         [modes.get(d[0], 3) for d in docs],
-                        list(STATUS_FIELDS),
+                        list(_REST_FIELDS),  # old - rest: the status fields of the row as it is
+                        list(_REST_FIELDS),
                         rev,
                     ),
                 ).fetchall()
