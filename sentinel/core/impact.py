@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from sentinel.core.model import ErrorGroup, GroupDelta, Status, cut_text
+from sentinel.core.model import ErrorGroup, GroupDelta, MinuteCounts, Status, cut_text
 
 MAX_SAMPLES = 10
 MAX_PODS = 50
@@ -20,13 +20,6 @@ class LifecycleSettings:
     burst_factor: float = 5.0
     burst_min_count: int = 20
     baseline_minutes: int = 60
-
-
-def _trim_minutes(counts: dict[int, int], newest_minute: int) -> None:
-    if len(counts) > MINUTES_KEPT:
-        cutoff = newest_minute - MINUTES_KEPT
-        for k in [k for k in counts if k <= cutoff]:
-            del counts[k]
 
 
 def new_group(delta: GroupDelta, *, now: float) -> ErrorGroup:
@@ -46,7 +39,7 @@ def new_group(delta: GroupDelta, *, now: float) -> ErrorGroup:
         pods=pods,
         pod_count=len(delta.pods),
         samples=[cut_text(x) for x in delta.samples[-MAX_SAMPLES:]],
-        minute_counts=dict(delta.minute_counts),
+        minute_counts=MinuteCounts(delta.minute_counts),
         status_changed_at=now,
         level=delta.level,
         template_key=delta.template_key,
@@ -68,8 +61,7 @@ def absorb(target: ErrorGroup, source: ErrorGroup) -> None:
             known.add(pod)
     target.pod_count = max(target.pod_count, len(target.pods), source.pod_count)
     target.samples = (target.samples + source.samples)[-MAX_SAMPLES:]
-    for minute, n in source.minute_counts.items():
-        target.minute_counts[minute] = target.minute_counts.get(minute, 0) + n
+    target.minute_counts.add(source.minute_counts)
     target.remediations += source.remediations
     if source.last_remediation_at and (target.last_remediation_at or 0) < source.last_remediation_at:
         target.last_remediation_at = source.last_remediation_at
@@ -103,10 +95,7 @@ def merge(group: ErrorGroup, delta: GroupDelta, *, now: float) -> str:
                 group.pods.append(pod)
     if delta.samples:
         group.samples = (group.samples + [cut_text(x) for x in delta.samples])[-MAX_SAMPLES:]
-    for minute, n in delta.minute_counts.items():
-        group.minute_counts[minute] = group.minute_counts.get(minute, 0) + n
-    if group.minute_counts:
-        _trim_minutes(group.minute_counts, max(group.minute_counts))
+    group.minute_counts.add(delta.minute_counts, keep=MINUTES_KEPT)
     if delta.level:
         group.level = delta.level
     if delta.last_pod and delta.last_seen >= group.last_seen:
@@ -138,8 +127,7 @@ def rate_per_minute(group: ErrorGroup, *, now: float, minutes: int) -> float:
     """Mean occurrences per minute over the last ``minutes`` minutes ending at ``now``."""
     end = int(now // 60)
     start = end - minutes + 1
-    total = sum(n for m, n in group.minute_counts.items() if start <= m <= end)
-    return total / max(1, minutes)
+    return group.minute_counts.total(start, end + 1) / max(1, minutes)
 
 
 def impact_score(group: ErrorGroup, *, now: float) -> float:
@@ -155,13 +143,13 @@ def impact_score(group: ErrorGroup, *, now: float) -> float:
 def detect_burst(group: ErrorGroup, *, now: float, settings: LifecycleSettings) -> str:
     """A reason when the last minutes run far above the group's own baseline, else ""."""
     end = int(now // 60)
-    recent = sum(group.minute_counts.get(m, 0) for m in range(end - 4, end + 1)) / 5.0
-    base_minutes = range(end - 4 - settings.baseline_minutes, end - 4)
-    baseline = sum(group.minute_counts.get(m, 0) for m in base_minutes) / max(1, settings.baseline_minutes)
+    counts = group.minute_counts
+    recent = counts.total(end - 4, end + 1) / 5.0
     if recent * 5 < settings.burst_min_count:
         return ""
     if group.first_seen > now - 10 * 60:
         return ""  # too young to have a baseline
+    baseline = counts.total(end - 4 - settings.baseline_minutes, end - 4) / max(1, settings.baseline_minutes)
     if recent >= settings.burst_factor * max(baseline, 0.2):
         return f"burst: {recent:.1f}/min over the last 5m vs a baseline of {baseline:.2f}/min"
     return ""

@@ -7,8 +7,10 @@ so that the store can keep them as documents.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
-from collections.abc import Mapping
+from array import array
+from collections.abc import ItemsView, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -25,6 +27,145 @@ def cut_text(text: str, limit: int = MAX_SAMPLE_CHARS) -> str:
         return text
     marker = f"… [cut: {len(text)} characters in all]"
     return text[: max(0, limit - len(marker))] + marker
+
+
+MINUTE_LIMIT = 2**62  # a minute number or a count outside +-this cannot be stored (nor be real)
+
+
+class _MinuteItems(ItemsView[int, int]):
+    _mapping: MinuteCounts
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        minutes, counts = self._mapping.columns()
+        return zip(minutes, counts, strict=True)
+
+
+class MinuteCounts(MutableMapping[int, int]):
+    """One group's occurrences per minute (minute number -> count), kept compact.
+
+    A mapping like ``dict[int, int]``, stored as one ``bytes`` of 64-bit integers (the minutes
+    ascending, then their counts): 16 bytes a minute instead of a dict's ~40 plus an int object per
+    key, and one object however many minutes. Changes rebuild the bytes; a group changes once a poll.
+    Copies share the bytes (they are immutable).
+    """
+
+    __slots__ = ("_b",)
+
+    def __init__(self, counts: Mapping[int, int] | None = None) -> None:
+        self._b = b""
+        if counts:
+            self._set(counts)
+
+    def _set(self, counts: Mapping[int, int]) -> None:
+        if not counts:
+            self._b = b""
+            return
+        minutes = sorted(counts)
+        try:
+            self._b = array("q", minutes + [counts[m] for m in minutes]).tobytes()
+        except OverflowError:
+            raise ValueError(f"minute counts must lie within +-2**62, got {minutes[0]}..{minutes[-1]}") from None
+
+    def columns(self) -> tuple[array[int], array[int]]:
+        """The minutes (ascending) and their counts, as two arrays."""
+        a = array("q")
+        a.frombytes(self._b)
+        n = len(a) // 2
+        return a[:n], a[n:]
+
+    def total(self, start: int, stop: int) -> int:
+        """The occurrences of the minutes from ``start`` up to (not including) ``stop``."""
+        view = memoryview(self._b).cast("q")
+        n = len(view) // 2
+        i = bisect.bisect_left(view, start, 0, n)
+        j = bisect.bisect_left(view, stop, i, n)
+        return sum(view[n + i : n + j]) if j > i else 0
+
+    def to_dict(self) -> dict[int, int]:
+        minutes, counts = self.columns()
+        return dict(zip(minutes, counts, strict=True))
+
+    def add(self, counts: Mapping[int, int], *, keep: int | None = None) -> None:
+        """Add ``counts`` minute by minute; with ``keep``, then drop minutes more than ``keep`` before the newest."""
+        if not counts and keep is None:
+            return
+        merged = self.to_dict()
+        get = merged.get
+        for m, n in counts.items():
+            merged[m] = get(m, 0) + n
+        if keep is not None and len(merged) > keep:
+            cutoff = max(merged) - keep
+            merged = {m: n for m, n in merged.items() if m > cutoff}
+        self._set(merged)
+
+    def __getitem__(self, minute: int) -> int:
+        view = memoryview(self._b).cast("q")
+        n = len(view) // 2
+        i = bisect.bisect_left(view, minute, 0, n)
+        if i < n and view[i] == minute:
+            return int(view[n + i])
+        raise KeyError(minute)
+
+    def __setitem__(self, minute: int, count: int) -> None:
+        d = self.to_dict()
+        d[minute] = count
+        self._set(d)
+
+    def __delitem__(self, minute: int) -> None:
+        d = self.to_dict()
+        del d[minute]
+        self._set(d)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.columns()[0])
+
+    def __len__(self) -> int:
+        return len(self._b) // 16
+
+    def __bool__(self) -> bool:
+        return bool(self._b)
+
+    def items(self) -> _MinuteItems:
+        return _MinuteItems(self)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, MinuteCounts):
+            return self._b == other._b
+        if isinstance(other, Mapping):
+            return self.to_dict() == dict(other.items())
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"MinuteCounts({self.to_dict()!r})"
+
+    def __copy__(self) -> MinuteCounts:
+        c = MinuteCounts()
+        c._b = self._b
+        return c
+
+    def __deepcopy__(self, memo: dict[int, object]) -> MinuteCounts:
+        return self.__copy__()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (MinuteCounts, (self.to_dict(),))
+
+
+def minute_counts(value: Mapping[int, int] | None) -> MinuteCounts:
+    """``value`` as :class:`MinuteCounts` (itself when it is one already)."""
+    return value if type(value) is MinuteCounts else MinuteCounts(value)
+
+
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
+
+
+def _field_names(cls: type) -> frozenset[str]:
+    """The dataclass field names of ``cls``, looked up once (``from_dict`` runs per stored row at load)."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = frozenset(f.name for f in dataclasses.fields(cls))
+    return names
 
 
 PRIORITY_LABELS = {"P1": "critical", "P2": "high", "P3": "medium", "P4": "low"}
@@ -154,7 +295,7 @@ class ErrorGroup:
     pods: list[str] = field(default_factory=list)
     pod_count: int = 0
     samples: list[str] = field(default_factory=list)
-    minute_counts: dict[int, int] = field(default_factory=dict)
+    minute_counts: MinuteCounts = field(default_factory=MinuteCounts)
     status: Status = Status.OPEN
     status_changed_at: float = 0.0
     status_by: str = ""
@@ -170,6 +311,10 @@ class ErrorGroup:
     template_key: str = ""
     last_pod: str = ""  # the pod of the newest occurrence: what restart-pod acts on
 
+    def __post_init__(self) -> None:
+        if type(self.minute_counts) is not MinuteCounts:  # a plain dict given: kept compact
+            self.minute_counts = MinuteCounts(self.minute_counts)
+
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["priority"] = self.priority.value
@@ -184,8 +329,8 @@ class ErrorGroup:
         data["priority"] = Priority(data["priority"])
         data["base_priority"] = Priority(data.get("base_priority", data["priority"]))
         data["status"] = Status(data.get("status", "open"))
-        data["minute_counts"] = {int(k): int(v) for k, v in data.get("minute_counts", {}).items()}
-        names = {f.name for f in dataclasses.fields(cls)}
+        data["minute_counts"] = MinuteCounts({int(k): int(v) for k, v in data.get("minute_counts", {}).items()})
+        names = _field_names(cls)
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
@@ -249,5 +394,5 @@ class RemediationRecord:
     def from_dict(cls, d: Mapping[str, Any]) -> RemediationRecord:
         data = dict(d)
         data["result"] = Result(data.get("result", "skipped"))
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = _field_names(cls)
         return cls(**{k: v for k, v in data.items() if k in names})

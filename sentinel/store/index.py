@@ -13,14 +13,23 @@ from __future__ import annotations
 import bisect
 import copy
 import dataclasses
+import struct
 import sys
 from collections.abc import Callable, Sequence
 from enum import Enum
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any, TypeVar
 
 from sentinel.core.groups import cut_samples
-from sentinel.core.model import MAX_SAMPLE_CHARS, ErrorGroup, Priority, RemediationRecord
+from sentinel.core.model import (
+    MAX_SAMPLE_CHARS,
+    ErrorGroup,
+    MinuteCounts,
+    Priority,
+    RemediationRecord,
+    Status,
+    minute_counts,
+)
 from sentinel.store.base import MAX_PAGE_SIZE, GroupQuery, RecordQuery
 
 SortKey = Callable[[ErrorGroup], Any]
@@ -71,53 +80,70 @@ def _page_bounds(page: int, page_size: int) -> tuple[int, int, int, int]:
 
 _GROUP_FIELDS = tuple(f.name for f in dataclasses.fields(ErrorGroup))
 _SCALARS = (str, int, float, bool, type(None))
+_CONTAINERS = ("pods", "samples", "minute_counts")
+_SCALAR_FIELDS = tuple(n for n in _GROUP_FIELDS if n not in _CONTAINERS)
+_ENUM_FIELDS = ("priority", "base_priority", "status")
+_get_all = attrgetter(*_GROUP_FIELDS)
+_get_scalars = attrgetter(*_SCALAR_FIELDS)
+# The types a scalar field holds when nothing odd was put in it: such values are shared, not copied.
+_PLAIN = frozenset({str, int, float, bool, type(None), Priority, Status})
+_STR = frozenset({str})
 
 
 def _clone(g: ErrorGroup) -> ErrorGroup:
-    """A copy of ``g`` that shares nothing mutable with it (``copy.deepcopy``, several times faster)."""
-    c = copy.copy(g)
-    c.pods = list(g.pods) if all(type(p) is str for p in g.pods) else copy.deepcopy(g.pods)
-    c.samples = list(g.samples) if all(type(x) is str for x in g.samples) else copy.deepcopy(g.samples)
-    c.minute_counts = dict(g.minute_counts)
-    for name in _GROUP_FIELDS:
-        value = getattr(c, name)
-        if not isinstance(value, _SCALARS + (Enum,)) and name not in ("pods", "samples", "minute_counts"):
-            setattr(c, name, copy.deepcopy(value))
+    """A copy of ``g`` that shares nothing mutable with it (``copy.deepcopy``, many times faster).
+
+    Every field is passed to the constructor at once; only the three containers are copied, unless
+    a field holds something other than the plain values the model declares (then that is deep-copied).
+    """
+    c = ErrorGroup(*_get_all(g))
+    pods, samples = g.pods, g.samples
+    c.pods = list(pods) if set(map(type, pods)) <= _STR else copy.deepcopy(pods)
+    c.samples = list(samples) if set(map(type, samples)) <= _STR else copy.deepcopy(samples)
+    c.minute_counts = copy.copy(minute_counts(g.minute_counts))  # shares the immutable bytes
+    if not set(map(type, _get_scalars(g))) <= _PLAIN:
+        for name in _SCALAR_FIELDS:
+            value = getattr(c, name)
+            if not isinstance(value, _SCALARS + (Enum,)):
+                setattr(c, name, copy.deepcopy(value))
     return c
 
 
-def _group_dict(g: ErrorGroup) -> dict[str, Any]:
+def _group_dict(g: ErrorGroup, *, as_dict: bool = True) -> dict[str, Any]:
     """``g.to_dict()``, without ``dataclasses.asdict``'s recursive copying (the flush of every poll)."""
-    d: dict[str, Any] = {}
-    for name in _GROUP_FIELDS:
-        value = getattr(g, name)
-        if isinstance(value, Enum):
-            value = value.value
-        elif not isinstance(value, _SCALARS):
-            if name == "minute_counts":
-                value = {str(k): v for k, v in value.items()}
-            elif type(value) is list and all(type(x) is str for x in value):
-                value = list(value)
-            else:
-                value = copy.deepcopy(value)
-        d[name] = value
+    d = dict(zip(_GROUP_FIELDS, _get_all(g), strict=True))
+    if set(map(type, _get_scalars(g))) <= _PLAIN:
+        for name in _ENUM_FIELDS:
+            value = d[name]
+            if isinstance(value, Enum):
+                d[name] = value.value
+    else:
+        for name in _SCALAR_FIELDS:
+            value = d[name]
+            if isinstance(value, Enum):
+                d[name] = value.value
+            elif not isinstance(value, _SCALARS):
+                d[name] = copy.deepcopy(value)
+    for name in ("pods", "samples"):
+        value = d[name]
+        d[name] = list(value) if type(value) is list and set(map(type, value)) <= _STR else copy.deepcopy(value)
+    mc = minute_counts(d["minute_counts"]).to_dict()
+    d["minute_counts"] = dict(zip(map(str, mc), mc.values(), strict=True)) if as_dict else mc
     return d
+
+
+def _group_doc(g: ErrorGroup) -> dict[str, Any]:
+    """What ``json.dumps`` turns into the text of ``_group_dict(g)``, a little cheaper: minute numbers stay ints.
+
+    (The JSON encoder writes int keys as strings itself.) For the files and rows a flush writes.
+    """
+    return _group_dict(g, as_dict=False)
 
 
 _intern = sys.intern
 # A sample is kept to show what the line looked like: past this many characters it is cut (with a
 # marker), so that a few huge lines cannot make every group they reach cost megabytes.
 SAMPLE_MAX_CHARS = MAX_SAMPLE_CHARS
-
-
-_MINUTES: dict[int, int] = {}  # one int object per minute number, shared by every group's buckets
-
-
-def _minute(m: int) -> int:
-    got = _MINUTES.setdefault(m, m)
-    if len(_MINUTES) > 200_000:  # a day of minutes is 1,440: this only guards against odd input
-        _MINUTES.clear()
-    return got
 
 
 def _compact(g: ErrorGroup) -> ErrorGroup:
@@ -136,8 +162,8 @@ def _compact(g: ErrorGroup) -> ErrorGroup:
     g.last_pod = _intern(g.last_pod)
     if g.pods and type(g.pods) is list and all(type(p) is str for p in g.pods):
         g.pods = [_intern(p) for p in g.pods]
-    if g.minute_counts:
-        g.minute_counts = {_minute(m): n for m, n in g.minute_counts.items()}
+    if type(g.minute_counts) is not MinuteCounts:  # set to a plain mapping since it was built
+        g.minute_counts = MinuteCounts(g.minute_counts)
     cut_samples(g, SAMPLE_MAX_CHARS)
     return g
 
@@ -185,13 +211,46 @@ def record_matches(r: RemediationRecord, q: RecordQuery) -> bool:
 
 # The orders of SORT_KEYS with the group's insertion number last: every key is unique, so a changed
 # group always goes back in by bisection (no re-sort), and ties keep insertion order, as a stable sort would.
-OrderKey = Callable[[ErrorGroup, int], tuple[Any, ...]]
+# Each key is the tuple packed into one int, field by field (most significant first), with the same
+# order: 48 bytes a key where a tuple of two new floats costs ~136, per group and per sort order kept.
+OrderKey = Callable[[ErrorGroup, int], int]
+_F64 = struct.Struct("<d")
+_HALF = 1 << 63
+_LOW63 = _HALF - 1
+_SEQ_BITS = 48  # insertion numbers: the store's inserts since it started
+_SEQ_MASK = (1 << _SEQ_BITS) - 1
+_RANK = {p: p.rank for p in Priority}
+
+
+def _up(x: float) -> int:
+    """``x`` as an unsigned 64-bit int in the same order (-0.0 and 0.0 alike, as ``<`` has them)."""
+    i = int.from_bytes(_F64.pack(x + 0.0), "little", signed=True)
+    return i + _HALF if i >= 0 else _LOW63 - (i & _LOW63)
+
+
+def _down(x: float) -> int:
+    """``-x`` as ``_up`` has it: larger ``x`` first."""
+    return _up(-x)
+
+
+def _count_down(n: int) -> int:
+    """``-n`` as an unsigned 64-bit int (counts past +-2**63, which no log reaches, tie)."""
+    return _LOW63 - n if -_HALF < n < _HALF else (0 if n >= _HALF else (1 << 64) - 1)
+
+
 _ORDER_KEYS: dict[str, OrderKey] = {
-    "priority": lambda g, n: (g.priority.rank, -g.impact, -g.last_seen, n),
-    "impact": lambda g, n: (-g.impact, g.priority.rank, -g.last_seen, n),
-    "last_seen": lambda g, n: (-g.last_seen, g.priority.rank, n),
-    "first_seen": lambda g, n: (-g.first_seen, g.priority.rank, n),
-    "count": lambda g, n: (-g.count, g.priority.rank, n),
+    # (rank, -impact, -last_seen, n)
+    "priority": lambda g, n: (
+        (((_RANK[g.priority] << 64 | _down(g.impact)) << 64 | _down(g.last_seen)) << _SEQ_BITS) | n
+    ),
+    # (-impact, rank, -last_seen, n)
+    "impact": lambda g, n: (((_down(g.impact) << 3 | _RANK[g.priority]) << 64 | _down(g.last_seen)) << _SEQ_BITS) | n,
+    # (-last_seen, rank, n)
+    "last_seen": lambda g, n: ((_down(g.last_seen) << 3 | _RANK[g.priority]) << _SEQ_BITS) | n,
+    # (-first_seen, rank, n)
+    "first_seen": lambda g, n: ((_down(g.first_seen) << 3 | _RANK[g.priority]) << _SEQ_BITS) | n,
+    # (-count, rank, n)
+    "count": lambda g, n: ((_count_down(g.count) << 3 | _RANK[g.priority]) << _SEQ_BITS) | n,
 }
 _PRIORITIES = tuple(Priority)
 _PRIORITY_VALUES = tuple(p.value for p in _PRIORITIES)
@@ -203,7 +262,7 @@ class _Order:
 
     __slots__ = ("keys", "groups", "placed", "hays")
 
-    def __init__(self, keys: list[tuple[Any, ...]], groups: list[ErrorGroup], placed: dict[str, tuple[Any, ...]]):
+    def __init__(self, keys: list[int], groups: list[ErrorGroup], placed: dict[str, int]):
         self.keys = keys
         self.groups = groups
         self.placed = placed  # group id -> the key it is filed under
@@ -218,7 +277,7 @@ def _bump(counts: dict[str, int], key: str, n: int) -> None:
         counts.pop(key, None)
 
 
-def _counted(g: ErrorGroup, minutes: dict[int, int] | None = None) -> tuple[Any, ...]:
+def _counted(g: ErrorGroup, minutes: MinuteCounts | None = None) -> tuple[Any, ...]:
     """Everything of ``g`` that ``stats`` counts (``minutes``: a copy of its minute counts, to keep)."""
     mc = g.minute_counts if minutes is None else minutes
     return (g.id, g.priority, g.status, g.namespace, g.rule, g.count, g.last_seen, mc)
@@ -293,9 +352,16 @@ class Totals:
         if mc:
             minutes = self.minutes[_PRIORITY_INDEX[g.priority]]
             get = minutes.get
-            for m, n in mc.items():
-                minutes[m] = get(m, 0) + n
-            if not max(mc) * 60 <= g.last_seen:
+            if type(mc) is MinuteCounts:
+                ms, ns = mc.columns()
+                newest = ms[-1]  # ascending
+                for m, n in zip(ms, ns, strict=True):
+                    minutes[m] = get(m, 0) + n
+            else:
+                newest = max(mc)
+                for m, n in mc.items():
+                    minutes[m] = get(m, 0) + n
+            if not newest * 60 <= g.last_seen:
                 self.odd.add(g.id)
         last = g.last_seen
         if self.last_seen is None or last >= self.last_seen:
@@ -410,7 +476,7 @@ class Indexed:
         placed = dict(zip(groups, keys, strict=True))
         keys.sort()  # unique keys: plain tuple order, no key function
         by_seq = dict(zip(map(seq.__getitem__, groups), groups.values(), strict=True))
-        return _Order(keys, [by_seq[k[-1]] for k in keys], placed)
+        return _Order(keys, [by_seq[k & _SEQ_MASK] for k in keys], placed)
 
     def _patch(self, order: _Order, name: str, pending: set[str]) -> bool:
         """Re-file the ``pending`` groups of ``order``; False if it cannot (then it is re-sorted)."""
@@ -425,7 +491,7 @@ class Indexed:
                 if i == len(keys) or keys[i] != old:
                     return False  # not where it was filed (cannot happen): sort afresh rather than guess
                 cut.append(i)
-        new: list[tuple[tuple[Any, ...], str, ErrorGroup]] = []
+        new: list[tuple[int, str, ErrorGroup]] = []
         for gid in pending:
             g = self._groups.get(gid)
             if g is not None:

@@ -40,6 +40,7 @@ from sentinel.store.index import (
     group_matches,
     record_matches,
 )
+from sentinel.store.validate import compact_record
 
 
 def give_back_memory() -> None:
@@ -190,7 +191,7 @@ class MemoryStore(Indexed):
             try:
                 for gid, g in self._groups.items():
                     # What stats count and what search reads, before: ``fn`` may change anything.
-                    counted = _counted(g, dict(g.minute_counts))
+                    counted = _counted(g, copy.copy(g.minute_counts))  # a copy shares the bytes: cheap
                     hay = (g.template, g.workload, g.namespace, g.samples[-3:])
                     try:
                         if fn(g):
@@ -364,7 +365,7 @@ class MemoryStore(Indexed):
 
     def add_remediation(self, record: RemediationRecord) -> None:
         with self._lock:
-            r = copy.deepcopy(record)
+            r = compact_record(copy.deepcopy(record))
             self._record_index[r.id] = len(self._records)
             self._records.append(r)
             self._by_group.setdefault(r.group_id, []).append(len(self._records) - 1)
@@ -378,7 +379,7 @@ class MemoryStore(Indexed):
             if i is None:
                 self.add_remediation(record)
                 return
-            r = copy.deepcopy(record)
+            r = compact_record(copy.deepcopy(record))
             old = self._records[i]
             if old.group_id != r.group_id:
                 self._by_group[old.group_id].remove(i)

@@ -26,12 +26,22 @@ code on all three stores). Before every read or write it asks for ``sentinel_met
 indexed row); when another replica has committed since, it reads only the rows whose ``rev`` is
 newer, in one REPEATABLE READ snapshot, so a follower's console shows what the leader wrote and
 the leader sees a follower's acknowledge before its next change. What this process changed and
-has not committed yet wins over a newer row of the same group (last writer wins per row): the
-leader's counts are never overwritten by a follower's older copy.
+has not committed yet wins over a newer row of the same group: the leader's counts are never
+overwritten by a follower's older copy.
+
+**A commit writes only what its process changed.** Per dirty group this process notes which of two
+field classes it changed since its last commit: the status (``STATUS_FIELDS``: what a person's
+acknowledge, snooze or resolve sets) and the rest (counts, times, samples: what a poll sets). The
+upsert replaces, of a row that exists, only those classes; the others stay as the row has them
+(another replica's), and the memory store takes them in. So a follower's acknowledge made between
+the leader's ``record`` and its flush survives the leader's commit, and the follower's commit of it
+does not undo counts the leader committed meanwhile.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import logging
 import threading
@@ -39,6 +49,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from operator import attrgetter
 from typing import Any
 
 import psycopg
@@ -60,8 +71,9 @@ from sentinel.store.base import (
     StoreHealth,
     StoreStats,
 )
+from sentinel.store.index import _clone, _group_doc
 from sentinel.store.loading import LoadingStore
-from sentinel.store.memory import _group_dict, give_back_memory
+from sentinel.store.memory import give_back_memory
 from sentinel.store.validate import BadRecord, check_aliases, check_cursor, check_state, group_from_doc, record_from_doc
 
 log = logging.getLogger(__name__)
@@ -139,6 +151,41 @@ def _dumps(value: object) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+# A group's fields in two classes, each written by a commit only when this process changed it:
+# the status a person (or the lifecycle) sets, and the rest (counts, times, samples ... what a poll sets).
+STATUS_FIELDS = ("status", "status_changed_at", "status_by", "status_reason", "snooze_until", "snooze_until_count")
+OWN_STATUS, OWN_REST = 1, 2  # bits of what this process changed in a group since its last commit
+_REST_FIELDS = tuple(f.name for f in dataclasses.fields(ErrorGroup) if f.name not in STATUS_FIELDS)
+_get_status = attrgetter(*STATUS_FIELDS)
+_get_rest = attrgetter(*_REST_FIELDS)
+_get_rest_scalars = attrgetter(*(n for n in _REST_FIELDS if n not in ("pods", "samples", "minute_counts")))
+
+
+def _rest_of(g: ErrorGroup) -> tuple[Any, ...]:
+    """The rest fields of ``g``, containers as tuples: equal before and after a change only if none changed."""
+    return tuple(
+        tuple(v.items()) if isinstance(v, dict) else tuple(v) if isinstance(v, list) else v for v in _get_rest(g)
+    )
+
+
+def _owned(before: ErrorGroup | None, after: ErrorGroup) -> int:
+    """What changed from ``before`` (None: a new group, all of it) to ``after``, as OWN_* bits."""
+    if before is None:
+        return OWN_STATUS | OWN_REST
+    return (OWN_STATUS if _get_status(before) != _get_status(after) else 0) | (
+        OWN_REST if _rest_of(before) != _rest_of(after) else 0
+    )
+
+
+def _merged(mine: ErrorGroup, theirs: ErrorGroup, owned: int) -> ErrorGroup:
+    """``mine`` with the field classes this process did not change taken from ``theirs`` (another writer's row)."""
+    out = copy.copy(mine if owned & OWN_REST else theirs)
+    source = mine if owned & OWN_STATUS else theirs
+    for name in STATUS_FIELDS:
+        setattr(out, name, getattr(source, name))
+    return out
+
+
 class PostgresStore(LoadingStore):
     """``store.type: postgresql``: shared by replicas, one transaction per flush (see the module docstring)."""
 
@@ -167,6 +214,10 @@ class PostgresStore(LoadingStore):
         self._epoch = 0
         self._cursor_dirty = False
         self._aliases_dirty = False
+        # group id -> OWN_* bits of what this process changed since its last commit (a dirty group not
+        # here is written whole); the same for the commit under way, while it runs.
+        self._owned: dict[str, int] = {}
+        self._committing: dict[str, int] = {}
         self._health = StoreHealth(kind="postgresql", started_at=clock())
         self._connect()
         self._migrate()
@@ -338,8 +389,11 @@ class PostgresStore(LoadingStore):
                         n += len(rows)
                         self._health.loading = f"loading groups: {n} of {total}"
                 self._health.loading = "loading the audit log"
-                q = "SELECT id, doc FROM sentinel_records ORDER BY time, id"
-                records = self._records_of(conn.execute(q).fetchall())
+                records: list[RemediationRecord] = []
+                with conn.cursor(name="sentinel_load_records") as cur:  # in batches: no 50k decoded rows at once
+                    cur.execute("SELECT id, doc FROM sentinel_records ORDER BY time, id")
+                    while rows := cur.fetchmany(LOAD_BATCH):
+                        records += self._records_of(rows)
             with self._lock:
                 self._records = records
                 self._reindex_records()
@@ -419,8 +473,9 @@ class PostgresStore(LoadingStore):
                 self._recount_records()
                 records = []
             unwritten = {x.id for x in self._new_records}
+            merged = [] if keep_all else self._merge_theirs([g for g in groups if g.id in mine])
             self._take_in(
-                [] if keep_all else [g for g in groups if g.id not in mine],
+                [] if keep_all else [g for g in groups if g.id not in mine] + merged,
                 [] if keep_all else [gid for gid in removed if gid not in mine],
                 [r for r in records if r.id not in unwritten],
                 {k: v for k, v in state.items() if k not in self._dirty_state},
@@ -431,6 +486,43 @@ class PostgresStore(LoadingStore):
                 self._group_aliases = aliases
         self._rev, self._epoch = rev, epoch
 
+    def _merge_theirs(
+        self, theirs: Sequence[ErrorGroup], committed: Mapping[str, int] | None = None
+    ) -> list[ErrorGroup]:
+        """Another writer's rows of groups this process changed too: ours, with the field classes this
+        process did not change taken from theirs (under ``_lock``). ``committed``: the modes of the commit
+        that wrote them (then only the classes that commit and later changes did not own are taken)."""
+        whole = OWN_STATUS | OWN_REST
+        dirty = self._dirty_ids
+        if dirty is None:
+            return []  # everything is written whole next time
+        out = []
+        for g in theirs:
+            current = self._groups.get(g.id)
+            if current is None:
+                continue
+            if committed is not None:
+                owned = committed.get(g.id, whole)
+            else:
+                owned = self._committing.get(g.id, 0 if g.id in dirty else whole)
+            if g.id in dirty:
+                owned |= self._owned.get(g.id, whole)
+            if owned != whole:
+                out.append(_merged(current, g, owned))
+        return out
+
+    def _own(self, gid: str, bits: int) -> None:
+        """Note what this process changed in group ``gid`` (under ``_lock``)."""
+        self._owned[gid] = self._owned.get(gid, 0) | bits
+
+    def _own_the_rest(self) -> None:
+        """Dirty groups changed by a write that does not say what it changed: written whole (under ``_lock``)."""
+        dirty = self._dirty_ids
+        if dirty is not None:
+            for gid in dirty:
+                if gid not in self._owned:
+                    self._owned[gid] = OWN_STATUS | OWN_REST
+
     # -- reads and writes: check for changes first, then the memory store's code ---------------
 
     def record(
@@ -438,17 +530,60 @@ class PostgresStore(LoadingStore):
     ) -> list[GroupChange]:
         self._wait_loaded()
         self._sync()
-        return super().record(deltas, now=now, lifecycle=lifecycle)
+        with self._lock:  # a poll changes the rest of a group; its status only when the lifecycle moved it
+            groups = self._groups
+            before = {d.key: _get_status(g) for d in deltas if (g := groups.get(d.key)) is not None}
+            try:
+                return super().record(deltas, now=now, lifecycle=lifecycle)
+            finally:
+                for d in deltas:
+                    g = groups.get(d.key)
+                    if g is not None:
+                        was = before.get(d.key)
+                        self._own(
+                            d.key, OWN_REST if was is not None and was == _get_status(g) else OWN_STATUS | OWN_REST
+                        )
 
     def update_group(self, group_id: str, fn: Callable[[ErrorGroup], object]) -> ErrorGroup | None:
         self._wait_loaded()
         self._sync()
-        return super().update_group(group_id, fn)
+        seen: dict[str, int] = {}
+
+        def tracked(g: ErrorGroup) -> object:
+            before = _clone(g)
+            result = fn(g)
+            seen[g.id] = _owned(before, g)
+            return result
+
+        with self._lock:
+            out = super().update_group(group_id, tracked)
+            for gid, bits in seen.items():
+                if out is not None:
+                    self._own(gid, bits)
+            return out
 
     def update_groups(self, fn: Callable[[ErrorGroup], bool]) -> list[ErrorGroup]:
         self._wait_loaded()
         self._sync()
-        return super().update_groups(fn)
+        seen: dict[str, int] = {}
+
+        def tracked(g: ErrorGroup) -> bool:
+            status, rest = _get_status(g), _get_rest_scalars(g)
+            changed = fn(g)
+            bits = (OWN_STATUS if _get_status(g) != status else 0) | (
+                OWN_REST if changed or _get_rest_scalars(g) != rest else 0
+            )
+            if bits:
+                seen[g.id] = bits
+            return changed
+
+        with self._lock:
+            try:
+                return super().update_groups(tracked)
+            finally:
+                for gid, bits in seen.items():
+                    self._own(gid, bits)
+                self._own_the_rest()
 
     def filtered_groups(self, query: GroupQuery) -> list[ErrorGroup]:
         self._sync()
@@ -480,7 +615,9 @@ class PostgresStore(LoadingStore):
     ) -> int:
         self._wait_loaded()
         self._sync()
-        moved = super().apply_aliases(aliases, templates=templates, key_fn=key_fn)
+        with self._lock:
+            moved = super().apply_aliases(aliases, templates=templates, key_fn=key_fn)
+            self._own_the_rest()
         if moved:
             self._aliases_dirty = True
         return moved
@@ -491,7 +628,9 @@ class PostgresStore(LoadingStore):
     def put_group(self, group: ErrorGroup) -> None:
         self._wait_loaded()
         self._sync()
-        super().put_group(group)
+        with self._lock:
+            super().put_group(group)
+            self._own(group.id, OWN_STATUS | OWN_REST)
 
     def stats(self, *, now: float, rate_minutes: int = 60) -> StoreStats:
         self._sync()
@@ -531,7 +670,10 @@ class PostgresStore(LoadingStore):
     def apply_retention(self, *, now: float, max_age: float, max_groups: int, max_records: int) -> int:
         self._wait_loaded()
         self._sync()
-        return super().apply_retention(now=now, max_age=max_age, max_groups=max_groups, max_records=max_records)
+        with self._lock:
+            removed = super().apply_retention(now=now, max_age=max_age, max_groups=max_groups, max_records=max_records)
+            self._own_the_rest()
+            return removed
 
     # -- the commit ---------------------------------------------------------------------------
 
@@ -546,7 +688,11 @@ class PostgresStore(LoadingStore):
                 dirty_state, trimmed = self._dirty_state, self._records_trimmed
                 cursor_dirty, aliases_dirty = self._cursor_dirty, self._aliases_dirty
                 ids = set(self._groups) if dirty_ids is None else dirty_ids
-                docs = [(gid, _dumps(_group_dict(self._groups[gid]))) for gid in ids if gid in self._groups]
+                owned, self._owned = self._owned, {}
+                whole = OWN_STATUS | OWN_REST
+                modes = {gid: owned.get(gid, whole) for gid in ids if gid in self._groups}
+                self._committing = modes
+                docs = [(gid, _dumps(_group_doc(self._groups[gid]))) for gid in modes]
                 gone = [gid for gid in ids if gid not in self._groups]
                 records = {r.id: r for r in new_records}  # the latest version of each
                 rows = [(r.id, r.time, _dumps(r.to_dict())) for r in records.values()]
@@ -558,11 +704,14 @@ class PostgresStore(LoadingStore):
                 self._records_trimmed = False
                 self._cursor_dirty = self._aliases_dirty = False
             try:
-                self._commit(
-                    docs, gone, rows, states, kept, cursor if cursor_dirty else None, aliases_dirty, aliases, ids
+                theirs = self._commit(
+                    docs, gone, rows, states, kept, cursor if cursor_dirty else None, aliases_dirty, aliases, ids, modes
                 )
             except (psycopg.Error, StoreError) as err:
                 with self._lock:
+                    self._committing = {}
+                    for gid, bits in owned.items():
+                        self._own(gid, bits)
                     self._dirty = True
                     if dirty_ids is None or self._dirty_ids is None:
                         self._dirty_ids = None
@@ -578,6 +727,10 @@ class PostgresStore(LoadingStore):
                 h.consecutive_write_errors += 1
                 h.last_write_error = f"store (postgresql): cannot write: {_one_line(err)}"
                 raise StoreError(h.last_write_error) from err
+            with self._lock:
+                self._committing = {}
+                if theirs:  # rows that kept another writer's fields: the memory store shows them too
+                    self._take_in(self._merge_theirs(self._groups_of(theirs), modes), [], [], {})
             self._health.consecutive_write_errors = 0
             self._health.last_write_ok_at = self.clock()
 
@@ -592,8 +745,11 @@ class PostgresStore(LoadingStore):
         aliases_dirty: bool,
         aliases: str,
         mine: set[str],
-    ) -> None:
+        modes: Mapping[str, int],
+    ) -> list[tuple[Any, ...]]:
+        """One transaction; returns the (id, doc) rows written with fields of another writer's kept in them."""
         conn = self._connect()
+        theirs: list[tuple[Any, ...]] = []
         with conn.transaction():
             row = conn.execute("SELECT rev FROM sentinel_meta WHERE id = 1 FOR UPDATE").fetchone()
             if row is None:
@@ -601,14 +757,31 @@ class PostgresStore(LoadingStore):
             if int(row[0]) != self._rev:
                 self._pull(conn, skip=mine)  # another replica committed: take it in first (ours win per row)
             rev = int(row[0]) + 1
-            if docs:  # one statement: the upsert, and the tombstones of groups that came back
-                conn.execute(
-                    "WITH up AS (INSERT INTO sentinel_groups (id, rev, doc) SELECT i, %s, d::jsonb "
-                    "FROM unnest(%b::text[], %b::text[]) AS t(i, d) "
-                    "ON CONFLICT (id) DO UPDATE SET rev = EXCLUDED.rev, doc = EXCLUDED.doc RETURNING id) "
-                    "DELETE FROM sentinel_removed WHERE id IN (SELECT id FROM up)",
-                    (rev, [d[0] for d in docs], [d[1] for d in docs]),
-                )
+            if docs:
+                # One statement: the upsert, and the tombstones of groups that came back. Of a row that
+                # exists, only the field classes this process changed (the mode's OWN_* bits) are
+                # replaced: a follower's acknowledge is not undone by the leader's counts, nor the
+                # leader's counts by the follower's acknowledge. (Commits are serialised by the meta row lock.)
+                theirs = conn.execute(
+                    "WITH src AS (SELECT t.i, t.d::jsonb AS d, t.m, g.doc AS old "
+                    "FROM unnest(%b::text[], %b::text[], %b::int[]) AS t(i, d, m) "
+                    "LEFT JOIN sentinel_groups g ON g.id = t.i), "
+                    "merged AS (SELECT i, d, CASE WHEN old IS NULL OR m = 3 THEN d "
+                    "WHEN m = 2 THEN d || (old - %b::text[]) WHEN m = 1 THEN old || (d - %b::text[]) ELSE old "
+                    "END AS doc FROM src), "
+                    "up AS (INSERT INTO sentinel_groups (id, rev, doc) SELECT i, %b, doc FROM merged "
+                    "ON CONFLICT (id) DO UPDATE SET rev = EXCLUDED.rev, doc = EXCLUDED.doc RETURNING id), "
+                    "back AS (DELETE FROM sentinel_removed WHERE id IN (SELECT id FROM up)) "
+                    "SELECT i, doc FROM merged WHERE doc <> d",
+                    (
+                        [d[0] for d in docs],
+                        [d[1] for d in docs],
+                        [modes.get(d[0], 3) for d in docs],
+                        list(_REST_FIELDS),  # old - rest: the status fields of the row as it is
+                        list(_REST_FIELDS),
+                        rev,
+                    ),
+                ).fetchall()
             if gone:
                 conn.execute("DELETE FROM sentinel_groups WHERE id = ANY(%b)", (gone,))
                 conn.execute(
@@ -652,6 +825,7 @@ class PostgresStore(LoadingStore):
         self._rev = rev
         if epoch_row is not None:
             self._epoch = int(epoch_row[0])
+        return theirs
 
     # -- health -------------------------------------------------------------------------------
 

@@ -61,8 +61,9 @@ from sentinel.core.impact import LifecycleSettings
 from sentinel.core.model import ErrorGroup, GroupDelta, RemediationRecord
 from sentinel.errors import StoreError, cap
 from sentinel.store.base import GroupChange, StoreHealth
+from sentinel.store.index import _group_doc
 from sentinel.store.loading import LoadingStore
-from sentinel.store.memory import _group_dict, give_back_memory
+from sentinel.store.memory import give_back_memory
 from sentinel.store.validate import (
     BadRecord,
     check_aliases,
@@ -84,6 +85,12 @@ WRITERS = 8  # shard files written (and fsynced) in parallel: fsync waits on the
 DELTA_SOFT = 16
 DELTA_HARD = 128
 COMPACT_SHARDS = 16
+# A commit goes straight to the shards (no delta file) when that costs no more now, or when its delta
+# would be larger than this: a delta is read at every start and its shards are rewritten by the
+# compaction anyway, so a first fill or a migration writes the shards at once. Costs are counted in
+# group encodings; one file (temp file, fsync, rename, a writer thread) costs about FILE_COST of them.
+DELTA_MAX_GROUPS = 4_096
+FILE_COST = 8
 
 LOAD_BATCH = 5_000  # groups taken in at a time while loading (readers get the lock in between)
 # `kube-sentinel run`: a store whose groups and audit files are larger than this loads in the background.
@@ -209,7 +216,8 @@ class TinyDBStore(LoadingStore):
         self._manifest: dict[int, int] = {}  # shard -> generation of its current file
         self._state_files: dict[str, int] = {}  # large state name -> generation of its file
         self._state_blobs: dict[str, str] = {}  # state name -> its JSON text, as last encoded
-        self._members: dict[int, set[str]] = {}
+        # shard -> the ids of its groups: lists (a shard holds ~100), 8 bytes an id where a set costs ~60
+        self._members: dict[int, list[str]] = {}
         self._deltas: list[int] = []  # generations of the delta files named, oldest first
         self._overlay: dict[str, int] = {}  # group id -> the delta file holding its newest version
         self._delta_ids: dict[int, set[str]] = {}  # delta generation -> the ids it is newest for
@@ -474,7 +482,7 @@ class TinyDBStore(LoadingStore):
                 self._recount_records()
                 self._members = {}
                 for gid in self._groups:
-                    self._members.setdefault(shard_of(gid, self._shards), set()).add(gid)
+                    self._members.setdefault(shard_of(gid, self._shards), []).append(gid)
             self._remove_unnamed()
             log.info(
                 "store %s loaded: %d groups in %d shards, %d remediation records in %.1fs",
@@ -698,9 +706,9 @@ class TinyDBStore(LoadingStore):
         n = self._shards
         groups = self._groups
         if dirty_ids is None:
-            members: dict[int, set[str]] = {}
+            members: dict[int, list[str]] = {}
             for gid in groups:
-                members.setdefault(shard_of(gid, n), set()).add(gid)
+                members.setdefault(shard_of(gid, n), []).append(gid)
             compact = set(members) | set(self._manifest)
             self._members = members
             changed: set[str] = set()
@@ -708,21 +716,22 @@ class TinyDBStore(LoadingStore):
             members = self._members
             for gid in dirty_ids:
                 s = shard_of(gid, n)
+                ids = members.get(s)
                 if gid in groups:
-                    members.setdefault(s, set()).add(gid)
-                else:
-                    ids = members.get(s)
-                    if ids is not None:
-                        ids.discard(gid)
-                        if not ids:
-                            del members[s]
+                    if ids is None:
+                        members[s] = [gid]
+                    elif gid not in ids:
+                        ids.append(gid)
+                elif ids is not None and gid in ids:
+                    ids.remove(gid)
+                    if not ids:
+                        del members[s]
             changed = dirty_ids
             self._dirty_now = dirty_ids
             compact = self._pick_compaction() if dirty_ids else set()
-            if len(changed) * 4 >= len(groups) and len(changed) > COMPACT_SHARDS:
-                # a large part of the store changed (a first fill, a migration): straight to the shards
+            if changed and self._straight_to_shards(changed, members, compact):
                 compact |= {shard_of(gid, n) for gid in changed}
-        shard_docs = {s: [_group_dict(groups[gid]) for gid in members.get(s, ())] for s in compact}
+        shard_docs = {s: [_group_doc(groups[gid]) for gid in members.get(s, ())] for s in compact}
         delta_ids = {gid for gid in changed if shard_of(gid, n) not in compact}
         for name in dirty_state:
             if name in self._state:
@@ -734,7 +743,7 @@ class TinyDBStore(LoadingStore):
             "full": dirty_ids is None,
             "shards": shard_docs,
             "delta_ids": delta_ids,
-            "delta_docs": [_group_dict(groups[gid]) for gid in delta_ids if gid in groups],
+            "delta_docs": [_group_doc(groups[gid]) for gid in delta_ids if gid in groups],
             "delta_removed": [gid for gid in delta_ids if gid not in groups],
             "records": [r.to_dict() for r in new_records],
             "dirty_state": {name: self._state_blobs[name] for name in dirty_state if name in self._state_blobs},
@@ -743,6 +752,16 @@ class TinyDBStore(LoadingStore):
             "aliases": dict(self._group_aliases),
             "live_days": live_days,
         }
+
+    def _straight_to_shards(self, changed: set[str], members: dict[int, list[str]], compact: set[int]) -> bool:
+        """Whether the changed groups go to their shard files rather than a delta (see DELTA_MAX_GROUPS)."""
+        if len(changed) > DELTA_MAX_GROUPS:
+            return True
+        touched = {shard_of(gid, self._shards) for gid in changed} - compact
+        if len(touched) > len(changed) // FILE_COST + 1:
+            return False  # more files than a delta costs in all: decided without counting members
+        cost = sum(FILE_COST + len(members.get(s, ())) for s in touched)
+        return cost <= FILE_COST + len(changed)
 
     def _pick_compaction(self) -> set[int]:
         """The shards to fold back this commit: those of the oldest delta files, once there are many."""

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from sentinel.config import load_config
-from sentinel.core.model import RemediationRecord, Status
+from sentinel.core.model import ErrorGroup, RemediationRecord, Status
 from sentinel.errors import ConfigError, StoreError, redact
 from sentinel.store import open_store
 from sentinel.store.base import GroupQuery, RecordQuery
@@ -103,6 +103,55 @@ def test_a_followers_acknowledge_takes_effect_on_the_leader(pair: tuple[Postgres
     for s in (leader, follower):
         g = s.get_group("a")
         assert g is not None and g.count == 5 and g.status == Status.ACKNOWLEDGED and g.status_by == "bob"
+
+
+def _ack_by(who: str) -> Callable[[ErrorGroup], None]:
+    def ack(g: ErrorGroup) -> None:
+        g.status = Status.ACKNOWLEDGED
+        g.status_by = who
+        g.status_reason = "on it"
+
+    return ack
+
+
+def test_a_followers_acknowledge_between_the_leaders_record_and_flush_is_kept(
+    pair: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """The race README used to admit: the leader's commit writes its counts, not the status it did not change."""
+    leader, follower = pair
+    leader.record([delta("a", count=3)], now=NOW)
+    leader.flush()
+    leader.record([delta("a", count=2, ts=NOW + 30)], now=NOW + 30)  # counted, not committed yet
+    assert follower.update_group("a", _ack_by("bob")) is not None
+    follower.flush()
+    leader.flush()
+    for s in (leader, follower):
+        g = s.get_group("a")
+        assert g is not None
+        assert (g.count, g.status, g.status_by, g.status_reason) == (5, Status.ACKNOWLEDGED, "bob", "on it")
+    other = PostgresStore(leader._url)  # and what the database holds
+    try:
+        g = other.get_group("a")
+        assert g is not None and (g.count, g.status, g.status_by) == (5, Status.ACKNOWLEDGED, "bob")
+        assert other.stats(now=NOW + 30).by_status == {"acknowledged": 1}
+    finally:
+        other.close()
+    assert leader.stats(now=NOW + 30).by_status == {"acknowledged": 1}
+
+
+def test_a_followers_acknowledge_does_not_undo_counts_the_leader_committed_meanwhile(
+    pair: tuple[PostgresStore, PostgresStore],
+) -> None:
+    leader, follower = pair
+    leader.record([delta("a", count=3)], now=NOW)
+    leader.flush()
+    assert follower.update_group("a", _ack_by("carol")) is not None
+    leader.record([delta("a", count=4, ts=NOW + 30)], now=NOW + 30)  # before the follower commits its acknowledge
+    leader.flush()
+    follower.flush()
+    for s in (leader, follower):
+        g = s.get_group("a")
+        assert g is not None and (g.count, g.status, g.status_by) == (7, Status.ACKNOWLEDGED, "carol")
 
 
 def test_unwritten_counts_win_over_an_older_copy_from_another_replica(

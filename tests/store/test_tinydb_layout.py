@@ -35,7 +35,10 @@ def record(i: int, *, t: float = NOW) -> RemediationRecord:
 
 
 @pytest.fixture
-def populated(tmp_path: Path) -> TinyDBStore:
+def populated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TinyDBStore:
+    from sentinel.store import tinydb
+
+    monkeypatch.setattr(tinydb, "DELTA_MAX_GROUPS", 100)  # the fill below is "large": it goes to the shards
     s = TinyDBStore(tmp_path / "db.json", shards=64)
     s.record([delta(f"g{i}") for i in range(500)], now=NOW)
     s.set_cursor(1)
@@ -110,6 +113,18 @@ def test_many_commits_fold_back_into_shards_only_those_that_changed(tmp_path: Pa
     store.close()
     again = TinyDBStore(store.path)
     assert sum(g.count for g in again.all_groups()) == 5000 + per * rounds and again.get_cursor() == 10 + rounds - 1
+
+
+def test_a_first_poll_of_a_few_thousand_groups_writes_one_delta_not_a_file_per_shard(tmp_path: Path) -> None:
+    """Issue 12: 2,070 new groups in 1,024 shards cost one delta file, not ~900 shard files (absolute costs)."""
+    store = TinyDBStore(tmp_path / "db.json", shards=1024)
+    store.record([delta(f"g{i}") for i in range(2000)], now=NOW)
+    store.set_cursor(7)
+    store.flush()
+    assert [p.name for p in (store.folder / "groups").iterdir()] == ["d1.json"]
+    store.close()
+    again = TinyDBStore(store.path)
+    assert len(again.all_groups()) == 2000 and again.get_cursor() == 7
 
 
 def test_a_removed_group_stays_removed_across_a_restart(populated: TinyDBStore) -> None:
