@@ -106,7 +106,10 @@ class Commands:
             cmd = relay.ask("action", {"group_id": group.id, "action": action, "params": params}, by=by)
             if cmd.state != "done" or cmd.result is None:
                 raise_refusal(cmd)
-            return RemediationRecord.from_dict(cmd.result["record"])
+            record = RemediationRecord.from_dict(cmd.result["record"])
+            # the follower's /ws clients hear of it as the leader's do (the leader counted and notified)
+            self._events.publish("remediation", record.to_dict(), now=self._clock())
+            return record
         return self._request_action(group, action=action, params=params, by=by)
 
     def _request_action(

@@ -240,6 +240,8 @@ def test_a_followers_manual_action_runs_once_on_the_leader(
         rec = b.request_action(gid, action="restart-pod", by="carl")
     assert rec.decision == "allowed" and rec.result.value == "success" and rec.dry_run is dry_run
     assert rec.requested_by == "carl via b" and rec.reached_cluster
+    (event,) = b.events.recent(frozenset({"remediation"}))  # the follower's /ws clients hear of it
+    assert event.data["id"] == rec.id and event.data["requested_by"] == "carl via b"
     evictions = [r for r in kube_peer.seen("POST", "/eviction") if r.status == 201]
     assert len(evictions) == 1  # once, by the leader
     assert ("dryRun" in evictions[0].query) is dry_run
