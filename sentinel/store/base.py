@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 from sentinel.core.groups import ChangeKind
@@ -113,6 +113,17 @@ class StoreHealth:
     @property
     def failing(self) -> bool:
         return self.consecutive_write_errors >= FAILING_AFTER
+
+    def failing_reason(self, now: float) -> str | None:
+        """Why writes count as failing (``/ready``'s words), or None while they do not."""
+        if not self.failing:
+            return None
+        age = "never" if self.last_write_ok_at is None else f"{int(now - self.last_write_ok_at)}s ago"
+        return f"{self.consecutive_write_errors} writes failed in a row (last success {age}): {self.last_write_error}"
+
+    def snapshot(self) -> StoreHealth:
+        """A copy for readers (the lists copied too): the store keeps changing its own."""
+        return replace(self, notices=list(self.notices), moved_aside=list(self.moved_aside))
 
 
 class Store(Protocol):

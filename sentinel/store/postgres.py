@@ -50,7 +50,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from operator import attrgetter
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -77,6 +77,7 @@ from sentinel.store.memory import give_back_memory
 from sentinel.store.validate import BadRecord, check_aliases, check_cursor, check_state, group_from_doc, record_from_doc
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 # Versioned migrations, applied in order at start; each runs once, in its own transaction.
 MIGRATIONS: tuple[tuple[int, str], ...] = (
@@ -277,23 +278,21 @@ class PostgresStore(LoadingStore):
         log.error("%s", msg)
         self._health.notices.append(msg)
 
-    def _groups_of(self, rows: Sequence[tuple[Any, ...]]) -> list[ErrorGroup]:
+    def _rows_of(self, rows: Sequence[tuple[Any, ...]], table: str, read: Callable[..., _T]) -> list[_T]:
+        """The valid rows of ``table`` as objects; a bad one is skipped with a notice naming it."""
         out = []
-        for gid, doc in rows:
+        for key, doc in rows:
             try:
-                out.append(group_from_doc(doc, where="sentinel_groups"))
+                out.append(read(doc, where=table))
             except BadRecord as err:
-                self._notice(f"store (postgresql): row {cap(gid, 80)!r} of sentinel_groups skipped: {err}")
+                self._notice(f"store (postgresql): row {cap(key, 80)!r} of {table} skipped: {err}")
         return out
 
+    def _groups_of(self, rows: Sequence[tuple[Any, ...]]) -> list[ErrorGroup]:
+        return self._rows_of(rows, "sentinel_groups", group_from_doc)
+
     def _records_of(self, rows: Sequence[tuple[Any, ...]]) -> list[RemediationRecord]:
-        out = []
-        for rid, doc in rows:
-            try:
-                out.append(record_from_doc(doc, where="sentinel_records"))
-            except BadRecord as err:
-                self._notice(f"store (postgresql): row {cap(rid, 80)!r} of sentinel_records skipped: {err}")
-        return out
+        return self._rows_of(rows, "sentinel_records", record_from_doc)
 
     def _state_of(self, rows: Sequence[tuple[Any, ...]]) -> dict[str, dict[str, Any]]:
         out = {}
@@ -835,27 +834,13 @@ class PostgresStore(LoadingStore):
                 self._connect().execute("SELECT 1")
         except (psycopg.Error, StoreError) as err:
             return False, f"store (postgresql): database unreachable: {_one_line(err)}"
-        h = self._health
-        if h.failing:
-            age = "never" if h.last_write_ok_at is None else f"{int(self.clock() - h.last_write_ok_at)}s ago"
-            return (
-                False,
-                f"{h.consecutive_write_errors} writes failed in a row (last success {age}): {h.last_write_error}",
-            )
+        why = self._health.failing_reason(self.clock())
+        if why is not None:
+            return False, why
         return True, "postgresql"
 
     def health(self) -> StoreHealth:
-        h = self._health
-        return StoreHealth(
-            kind=h.kind,
-            write_errors=h.write_errors,
-            consecutive_write_errors=h.consecutive_write_errors,
-            last_write_error=h.last_write_error,
-            last_write_ok_at=h.last_write_ok_at,
-            started_at=h.started_at,
-            notices=list(h.notices),
-            loading=h.loading,
-        )
+        return self._health.snapshot()
 
     def acknowledge_notices(self, *, by: str = "") -> int:
         n = len(self._health.notices)

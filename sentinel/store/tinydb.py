@@ -921,28 +921,13 @@ class TinyDBStore(LoadingStore):
             return False, f"{folder} is not a folder that exists"
         if not os.access(folder, os.W_OK):
             return False, f"{folder} is not writable"
-        h = self._health
-        if h.failing:
-            age = "never" if h.last_write_ok_at is None else f"{int(self.clock() - h.last_write_ok_at)}s ago"
-            return (
-                False,
-                f"{h.consecutive_write_errors} writes failed in a row (last success {age}): {h.last_write_error}",
-            )
+        why = self._health.failing_reason(self.clock())
+        if why is not None:
+            return False, why
         return True, str(self.path)
 
     def health(self) -> StoreHealth:
-        h = self._health
-        return StoreHealth(
-            kind=h.kind,
-            loading=h.loading,
-            write_errors=h.write_errors,
-            consecutive_write_errors=h.consecutive_write_errors,
-            last_write_error=h.last_write_error,
-            last_write_ok_at=h.last_write_ok_at,
-            started_at=h.started_at,
-            notices=list(h.notices),
-            moved_aside=list(h.moved_aside),
-        )
+        return self._health.snapshot()
 
     def acknowledge_notices(self, *, by: str = "") -> int:
         n = len(self._health.notices)
