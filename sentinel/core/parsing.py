@@ -458,11 +458,11 @@ class LineParser:
 
     Why that is exact: outside JSON, multi-line entries and escapes, every decision parsing makes
     looks at characters other than digits, or at digits only as digits (regex digit classes, ``isdigit``, word
-    boundaries), never at which digit. So two lines equal once every ASCII digit is made ``0``
-    parse along the same path, into the same slice of the line at the same level, as long as the
+    boundaries), never at which digit. So two lines equal once every ASCII digit is made ``0`` (one
+    *form*) parse along the same path, into the same slice of the line at the same level, as long as the
     slice is all the message is (a logfmt ``err`` appended to ``msg`` compares two texts, digits
     and all, so such lines are parsed each time) and the level holds no digit (a ``level=`` value
-    is taken as it is). The first line of each zeroed form is parsed; the message's place in it is
+    is taken as it is). The first line of each form is parsed; the message's place in it is
     kept when the message occurs once in the line, and later lines are cut at that place.
 
     The cache holds at most ``limit`` forms (then it starts again); results never depend on it.
@@ -470,34 +470,39 @@ class LineParser:
 
     def __init__(self, *, limit: int = 100_000) -> None:
         self._limit = limit
-        self._cuts: dict[str, tuple[int, int, str]] = {}  # zeroed line -> (start, end, level)
+        self._cuts: dict[str, tuple[int, int, str]] = {}  # zeroed line -> (start, end, level) in the line
 
-    def parse(self, line: str) -> tuple[str, str, Subject | None, str | None]:
+    def parse(self, line: str, zeroed: str | None = None) -> tuple[str, str, Subject | None, str | None]:
         """:func:`parse_line`'s (message, level, subject), and the message with its digits zeroed
-        (``zero_digits(message)``) when it came cheaply, else ``None``."""
-        text = line.strip()
-        if text[:1] == "{" or "\n" in text or "\\" in text:
-            message, level, subject = parse_line(line)
-            return message, level, subject, None
-        # zero_digits, inlined: this runs for every new line
-        zeroed = text.encode("ascii").translate(_ZEROS).decode("ascii") if text.isascii() else zero_digits(text)
+        (``zero_digits(message)``) when the line's form has a cut (see :meth:`cut`), else ``None``.
+        ``zeroed`` is ``zero_digits(line)`` when the caller has it."""
+        if zeroed is None:
+            zeroed = line.encode("ascii").translate(_ZEROS).decode("ascii") if line.isascii() else zero_digits(line)
         cut = self._cuts.get(zeroed)
         if cut is not None:
             start, end, level = cut
-            return text[start:end], level, None, zeroed[start:end]
+            return line[start:end], level, None, zeroed[start:end]
         message, level, subject = parse_line(line)
-        if subject is not None or _ASCII_DIGIT.search(level):
+        text = line.strip()
+        if text[:1] == "{" or "\n" in text or "\\" in text or subject is not None or _ASCII_DIGIT.search(level):
             return message, level, subject, None
         if ("msg=" in text or "message=" in text) and ("err=" in text or "error=" in text):
             return message, level, subject, None
         start = text.find(message)
         if start < 0 or text.rfind(message) != start:
             return message, level, subject, None
+        start += len(line) - len(line.lstrip())  # the place in the line, not in the stripped text
         end = start + len(message)
         if len(self._cuts) >= self._limit:
             self._cuts.clear()
         self._cuts[zeroed] = (start, end, level)
         return message, level, None, zeroed[start:end]
+
+    def cut(self, zeroed: str) -> tuple[int, int, str] | None:
+        """Where the message of every line of this form (``zero_digits(line)``) is, and its level:
+        ``(start, end, level)``, ``line[start:end]`` being the message. ``None``: each line of the
+        form is parsed in full (JSON, escapes, multi-line entries, events, a level with digits...)."""
+        return self._cuts.get(zeroed)
 
 
 def parse(entry: LogEntry) -> Parsed:

@@ -17,6 +17,9 @@ use up to :data:`SET_MAX_MEM` (256 MiB) inside RE2 (the default 8 MiB failed bet
 
 from __future__ import annotations
 
+import re._constants as _sre_constants  # Python's own regex parser: only for digit_blind
+import re._parser as _sre_parser
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +66,198 @@ def compile_pattern(pattern: str) -> Any:
         if isinstance(reason, bytes):
             reason = reason.decode("utf-8", "replace")
         raise PatternError(pattern, str(reason)) from None
+
+
+_DIGIT_CODES = tuple(range(ord("0"), ord("9") + 1))
+
+
+def digit_blind(pattern: str) -> bool:
+    """Whether ``pattern`` cannot tell one ASCII digit from another: it matches a text exactly when
+    it matches the text with every ASCII digit made ``0``. ``False`` when in doubt.
+
+    So no literal digit (``503``), and no class that holds some digits but not all (``5[0-4]``);
+    ``\\d``, ``\\w``, ``.``, ``[0-9]`` and word boundaries treat every digit alike. RE2 syntax that
+    Python's parser does not read (``\\pN``, ``\\Q..\\E``, ``\\x{31}``) counts as telling them apart.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "possible nested set" for RE2's [[:digit:]]
+            tree = _sre_parser.parse(_without_flag_groups(pattern))
+    except Exception:  # any pattern Python cannot read is "in doubt"
+        return False
+    return _blind(tree)
+
+
+_FLAG_GROUP = re2.compile(r"\(\?[imsU]+(?:-[imsU]+)?\)")
+
+
+def _without_flag_groups(pattern: str) -> str:
+    """``pattern`` without its ``(?i)``-like groups: RE2 takes them anywhere, Python only first.
+    Flags change nothing about digits. A group written after a backslash is left alone."""
+    out, last = [], 0
+    for m in _FLAG_GROUP.finditer(pattern):
+        start = m.start()
+        backslashes = len(pattern[:start]) - len(pattern[:start].rstrip("\\"))
+        if backslashes % 2:
+            continue
+        out.append(pattern[last:start])
+        last = m.end()
+    out.append(pattern[last:])
+    return "".join(out)
+
+
+def _blind(items: Any) -> bool:
+    c = _sre_constants
+    for op, arg in items:
+        if op in (c.LITERAL, c.NOT_LITERAL):
+            if arg in _DIGIT_CODES:
+                return False
+        elif op is c.IN:
+            if len({_in_class(arg, d) for d in _DIGIT_CODES}) > 1:
+                return False
+        elif op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
+            if not _blind(arg[2]):
+                return False
+        elif op is c.SUBPATTERN:
+            if not _blind(arg[3]):
+                return False
+        elif op is c.BRANCH:
+            if not all(_blind(branch) for branch in arg[1]):
+                return False
+        elif op in (c.ASSERT, c.ASSERT_NOT):
+            if not _blind(arg[1]):
+                return False
+        elif op is c.ATOMIC_GROUP:
+            if not _blind(arg):
+                return False
+        elif op not in (c.ANY, c.AT, c.CATEGORY):
+            return False  # back-references, conditionals, anything else: in doubt
+    return True
+
+
+def _in_class(items: Any, code: int) -> bool:
+    """Whether the character ``code`` (an ASCII digit) is in a parsed ``[...]`` class."""
+    c = _sre_constants
+    negate, found = False, False
+    for op, arg in items:
+        if op is c.NEGATE:
+            negate = True
+        elif op is c.LITERAL:
+            found = found or arg == code
+        elif op is c.RANGE:
+            found = found or arg[0] <= code <= arg[1]
+        elif op is c.CATEGORY:  # \d, \w hold every digit; \s, \D, \W none
+            found = found or arg in (c.CATEGORY_DIGIT, c.CATEGORY_WORD, c.CATEGORY_UNI_DIGIT, c.CATEGORY_UNI_WORD)
+    return found != negate
+
+
+_QUANTIFIER = re2.compile(r"\{[0-9]+(?:,[0-9]*)?\}")
+_CLASS_ESCAPE = re2.compile(r"\\.")
+_PLAIN_CLASS_ESCAPES = frozenset("dDwWsSntrfv\\]-.^[/")  # escapes in a class that name no digit
+
+
+def digit_superset(pattern: str) -> str | None:
+    """A :func:`digit_blind` pattern that matches ``zero_digits(text)`` whenever ``pattern``
+    matches ``text``: each literal digit becomes ``\\d``, a class holding a digit takes all ten,
+    a negated one holding a digit takes any character. For a cheap "can any line of this form
+    match?" before the exact pattern. ``None`` when the pattern is beyond this (escapes that
+    spell a character by number, ``\\Q..\\E``, ``\\p`` classes).
+    """
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        ch = pattern[i]
+        if ch == "\\":
+            nxt = pattern[i + 1 : i + 2]
+            if not nxt or nxt in "xQpPC" or nxt.isdigit():
+                return None
+            out.append(pattern[i : i + 2])
+            i += 2
+        elif ch == "{":
+            q = _QUANTIFIER.match(pattern[i:])
+            end = i + len(q.group(0)) if q else i + 1
+            out.append(pattern[i:end])
+            i = end
+        elif ch == "(" and pattern.startswith("(?P<", i):
+            end = pattern.find(">", i)
+            if end < 0:
+                return None
+            out.append(pattern[i : end + 1])
+            i = end + 1
+        elif ch == "[":
+            end = _class_end(pattern, i)
+            if end < 0:
+                return None
+            body = pattern[i + 1 : end]
+            escapes = _CLASS_ESCAPE.findall(body)
+            if any(e[1] not in _PLAIN_CLASS_ESCAPES for e in escapes):
+                return None  # an escape that may spell a character by number: beyond this
+            has_digit = any(c in "0123456789" for c in _CLASS_ESCAPE.sub("", body))
+            if not has_digit:
+                out.append(pattern[i : end + 1])
+            elif body.startswith("^"):
+                out.append(r"[\s\S]")
+            else:
+                out.append("[" + body + "0-9]")
+            i = end + 1
+        elif ch.isdigit() and ch.isascii():
+            out.append(r"\d")
+            i += 1
+        else:
+            out.append(ch)
+            i += 1
+    general = "".join(out)
+    return general if digit_blind(general) else None
+
+
+def _class_end(pattern: str, start: int) -> int:
+    """The index of the ``]`` closing the class that opens at ``start``; -1 if it is not closed."""
+    i = start + 1
+    if pattern[i : i + 1] == "^":
+        i += 1
+    if pattern[i : i + 1] == "]":
+        i += 1  # a leading ] is a member
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "[" and pattern[i + 1 : i + 2] == ":":
+            close = pattern.find(":]", i + 2)
+            if close < 0:
+                return -1
+            i = close + 2
+            continue
+        if c == "]":
+            return i
+        i += 1
+    return -1
+
+
+@dataclass(frozen=True, slots=True)
+class DigitSplit:
+    """A rule set split by whether a rule's match can depend on which digits a line holds.
+
+    ``blind``'s first rule is the same for every line of one form (``zero_digits`` of the line);
+    ``sensitive``'s (``None`` if empty) must be judged per line, but only on forms where
+    :meth:`first_possible` says one of its rules could come first. Each rule is judged alone,
+    so a line's first rule is the earlier of the two sets' first rules.
+    """
+
+    blind: RuleSet
+    sensitive: RuleSet | None
+    could: Any = None  # RE2 set match over the sensitive rules' digit_superset patterns, or None
+    could_positions: tuple[int, ...] = ()  # its slot -> the rule's position in the whole set
+    unfiltered: int = MAX_RULES  # the first position of a sensitive rule without such a pattern
+
+    def first_possible(self, zeroed_line: str) -> int:
+        """The earliest position (in the whole set) of a sensitive rule that some line of this
+        form could match; :data:`MAX_RULES` when none can."""
+        first = self.unfiltered
+        if self.could is not None:
+            for slot in self.could(zeroed_line.encode("utf-8", "surrogatepass")):
+                first = min(first, self.could_positions[slot])
+        return first
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,9 +419,54 @@ class RuleSet:
         ]
         self.uses_levels = any(r.levels for r in self.rules)
         self.uses_message = "message" in self._sets or any(r.on == "message" for r in self.rules)
+        self._digit_split: DigitSplit | None = None
 
     def __len__(self) -> int:
         return len(self.rules)
+
+    def digit_split(self) -> DigitSplit:
+        """The rules whose match cannot depend on which digits a line holds (:func:`digit_blind`
+        patterns, keywords without digits) apart from those whose match can (see
+        :class:`DigitSplit`). Built once, on first use."""
+        split = self._digit_split
+        if split is None:
+            split = self._digit_split = self._split_by_digits()
+        return split
+
+    def _split_by_digits(self) -> DigitSplit:
+        sensitive = [
+            (i, r)
+            for i, r in enumerate(self.rules)
+            if (r.pattern and not digit_blind(r.pattern)) or any(ch in "0123456789" for k in r.keywords for ch in k)
+        ]
+        if not sensitive:
+            return DigitSplit(self, None)
+        apart = {i for i, _r in sensitive}
+        blind = RuleSet([r for i, r in enumerate(self.rules) if i not in apart], source=self.source)
+        general: list[tuple[int, str]] = []
+        unfiltered = MAX_RULES
+        for i, r in sensitive:
+            # keywords, and patterns on the message, see other text than the line: judged on every line
+            superset = digit_superset(r.pattern) if r.pattern and r.on == "line" and not r.keywords else None
+            if superset is None:
+                unfiltered = min(unfiltered, i)
+            else:
+                general.append((i, superset))
+        could = None
+        if general:
+            s = re2.Set.SearchSet(_SET_OPTIONS)
+            for _i, pattern in general:
+                s.Add(pattern)
+            s.Compile()
+            inner = getattr(s, "_set", None)
+            could = inner.Match if inner is not None else s.Match
+        return DigitSplit(
+            blind,
+            RuleSet([r for _i, r in sensitive], source=self.source),
+            could,
+            tuple(i for i, _p in general),
+            unfiltered,
+        )
 
     def line_matcher(self) -> tuple[Any, list[int]] | None:
         """For hot loops, when every enabled rule is a bare pattern on the raw line (the Go tool's

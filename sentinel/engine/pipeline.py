@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sentinel.core.fingerprint import Fingerprinter
+from sentinel.core.fingerprint import Fingerprinter, zero_digits
 from sentinel.core.model import Fingerprint, GroupDelta, LogEntry
 from sentinel.core.parsing import LineParser, Subject, parse_line, workload_of
 from sentinel.core.rules import DEFAULT, Rule, RuleSet
@@ -23,6 +23,8 @@ MAX_SAMPLES_PER_DELTA = 5
 CACHE_LIMIT = 200_000
 KEYS_PER_STREAM_LIMIT = 10_000
 SLOTS_LIMIT = 100_000  # slots a batch keeps (a poll of a million distinct lines must not keep them all)
+
+_ZEROS = bytes.maketrans(b"0123456789", b"0000000000")
 
 
 @contextmanager
@@ -146,6 +148,11 @@ class Pipeline:
         # the message's fingerprint id (``Fingerprinter.fingerprint_id``)
         self._lines: dict[str, tuple[str, str, int, Subject | None, int]] = {}
         self._parser = LineParser(limit=CACHE_LIMIT)  # parses each statement once, not each line
+        # A form (zero_digits of a line that has a cut, see LineParser) -> where its message is, its
+        # level, the position of its first digit-blind rule (-1: look at the labels), its message's
+        # fingerprint id, and whether a rule that tells digits apart could come first (then each
+        # line is judged by those rules): a new line of a known form costs a lookup and a slice.
+        self._forms: dict[str, tuple[int, int, str, int, int, bool]] = {}
         # How urgent each rule is: (priority rank, position in the file); a group takes the most
         # urgent rule any of its lines matched, so the result does not depend on line order.
         self._urgency = {r.name: (r.priority.rank, i) for i, r in enumerate(rules.rules)}
@@ -206,6 +213,13 @@ class Pipeline:
         fingerprint_id = fingerprinter.fingerprint_id
         fingerprint_id_zeroed = fingerprinter.fingerprint_id_zeroed
         parse = self._parser.parse
+        cut_of = self._parser.cut
+        forms_get = self._forms.get
+        forms = self._forms
+        split = self.rules.digit_split()
+        blind_classify = split.blind.classify
+        digits_apart = split.sensitive is not None  # some rule tells one digit from another
+        digit_classify = (split.sensitive or split.blind).classify
         fps = fingerprinter.fingerprints
         contextual = self._contextual
         urgency = self._urgency
@@ -248,30 +262,54 @@ class Pipeline:
             slot = by_line.get(line)
             if slot is None:  # the first time this line is seen in its stream in this batch
                 _labels, stream, by_template = context[id(labels)]
-                hit = lines_get(line)
-                if hit is None:
-                    if len(lines) > CACHE_LIMIT:
-                        lines.clear()
-                    message, level, subject, zeroed = parse(line)
-                    if subject is not None:  # a Kubernetes event: grouped under what it is about
-                        subject = self._subject(subject)
-                    # the rule sees the raw line, as the Go tool's did (and the message and level)
-                    if match is not None:
-                        hits = match(line.encode("utf-8", "surrogatepass"))
-                        position = slot_position[min(hits)] if hits else no_rule
-                    elif contextual:
-                        position = -1
-                    else:
-                        position = position_of[id(classify(line, message=message, level=level))]
-                    mid = fingerprint_id(message) if zeroed is None else fingerprint_id_zeroed(message, zeroed)
-                    lines[line] = (message, level, position, subject, mid)
+                # zero_digits, inlined: lines equal but for their digits are one form of one statement
+                zeroed = line.encode("ascii").translate(_ZEROS).decode("ascii") if line.isascii() else zero_digits(line)
+                form = forms_get(zeroed)
+                if form is not None:  # a known form: its message's place, level, template and rule are known
+                    start, end, level, position, mid, check = form
+                    message = line[start:end]
+                    subject = None
+                    if check:  # a rule that tells digits apart could come first: judge this line
+                        other = position_of[id(digit_classify(line, message=message, level=level))]
+                        if other < position:
+                            position = other
                 else:
-                    message, level, position, subject, mid = hit
+                    hit = lines_get(line)
+                    if hit is None:
+                        message, level, subject, zeroed_message = parse(line, zeroed)
+                        if subject is not None:  # a Kubernetes event: grouped under what it is about
+                            subject = self._subject(subject)
+                        # the rule sees the raw line, as the Go tool's did (and the message and level)
+                        if match is not None:
+                            hits = match(line.encode("utf-8", "surrogatepass"))
+                            position = slot_position[min(hits)] if hits else no_rule
+                        elif contextual:
+                            position = -1
+                        else:
+                            position = position_of[id(classify(line, message=message, level=level))]
+                        if zeroed_message is None:
+                            mid = fingerprint_id(message)
+                            if len(lines) > CACHE_LIMIT:
+                                lines.clear()
+                            lines[line] = (message, level, position, subject, mid)
+                        else:  # the first line of a form: what holds for every line of it
+                            mid = fingerprint_id_zeroed(message, zeroed_message)
+                            blind, check = position, False
+                            if digits_apart and position >= 0:
+                                blind = position_of[id(blind_classify(line, message=message, level=level))]
+                                check = split.first_possible(zeroed) < blind
+                            cut = cut_of(zeroed)  # the parser has just learned it
+                            if cut is not None:
+                                if len(forms) > CACHE_LIMIT:
+                                    forms.clear()
+                                forms[zeroed] = (cut[0], cut[1], level, blind, mid, check)
+                        if fingerprinter.merges != seen.merges:  # templates changed: slots may name stale deltas
+                            seen.merges = fingerprinter.merges
+                            seen.drop()
+                    else:
+                        message, level, position, subject, mid = hit
                 rule = rule_list[position] if position >= 0 else self._classify(line, message, level, stream)
                 f = fps[mid]
-                if fingerprinter.merges != seen.merges:  # templates changed: slots may name stale deltas
-                    seen.merges = fingerprinter.merges
-                    seen.drop()
                 ts = ts_ns / 1e9
                 if subject is not None:
                     d = self._event_delta(deltas, subject, f, rule, ts, level, message)

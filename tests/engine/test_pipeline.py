@@ -298,3 +298,57 @@ def test_a_batch_keeps_a_bounded_number_of_slots(monkeypatch: pytest.MonkeyPatch
         assert sum(len(by_line) for _s, _t, by_line in seen.streams.values()) <= 50
     want = reference([RULES] * len(pages), pages)
     assert {k: v[:6] for k, v in summary(batch).items()} == {k: v[:6] for k, v in want.items()}
+
+
+def test_rules_that_tell_digits_apart_are_judged_on_every_line_of_a_form() -> None:
+    """Lines of one form (equal once their digits are zeroed) share their message, level and
+    template, but not always their rule: " 503 " is not " 200 ", "x509" is not "x123"."""
+    from collections import Counter
+
+    from sentinel.config_rules import parse_rules
+
+    rules = parse_rules(
+        {
+            "rules": [
+                {"name": "upstream-5xx", "priority": "P1", "match": {"pattern": '" 50[234] '}},
+                {"name": "x509", "priority": "P2", "match": {"pattern": "x509"}},
+                {"name": "status-429", "priority": "P2", "match": {"keywords": ["status 429"]}},
+                {"name": "connection", "priority": "P3", "match": {"pattern": "(?i)connection refused"}},
+                {"name": "generic", "priority": "P3", "match": {"pattern": r"(?i)\berror\b"}},
+            ]
+        },
+        source="digit-rules",
+    ).ruleset
+    split = rules.digit_split()
+    assert split.sensitive is not None and {r.name for r in split.sensitive.rules} == {
+        "upstream-5xx",
+        "x509",
+        "status-429",
+    }
+    rng = random.Random(3)
+    shapes = [
+        lambda: f'10.0.0.{rng.randint(1, 9)} - - "GET /api HTTP/1.1" {rng.choice([200, 502, 503, 404, 504])} 12 error',
+        lambda: f"tls: x{rng.choice([509, 123, 500])}: certificate error {rng.randint(1, 99)}",
+        lambda: f"request failed with status {rng.choice([429, 500, 428])} error",
+        lambda: f"dial tcp 10.0.0.{rng.randint(1, 9)}:5432: connect: connection refused",
+    ]
+    pages = []
+    t = T0
+    for _ in range(3):
+        page = []
+        for _ in range(300):
+            t += rng.randint(0, 2_000_000_000)
+            page.append(LogEntry(t, dict(API0), rng.choice(shapes)()))
+        pages.append(page)
+    p = Pipeline(rules=rules)
+    batch = None
+    for page in pages:
+        batch = p.process(page, into=batch)
+    assert batch is not None
+    every = [e for page in pages for e in page]
+    want_hits = Counter(rules.classify(e.line, message=e.line, level="error").name for e in every)
+    assert {"upstream-5xx", "x509", "status-429", "generic", "connection"} <= want_hits.keys()
+    assert batch.rule_hits == dict(want_hits)
+    want = reference([rules] * len(pages), pages)
+    assert {k: v[:6] for k, v in summary(batch).items()} == {k: v[:6] for k, v in want.items()}
+    assert len(p._forms) < len({e.line for e in every}) / 5  # the lines did share forms

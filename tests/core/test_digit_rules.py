@@ -1,0 +1,144 @@
+"""Which rules can tell one digit from another (digit_blind), and the digit-blind superset of those
+that can (digit_superset): the pipeline judges a rule once per form of line (the line with its
+digits zeroed) only where these say that is exact.
+
+Both are checked against RE2 itself on the patterns of the shipped and the Go tool's rule files,
+on generated patterns, and on texts whose digits are drawn again and again.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+
+import re2
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sentinel.config import load_rules
+from sentinel.core.fingerprint import zero_digits
+from sentinel.core.model import Priority
+from sentinel.core.rules import MAX_RULES, Rule, RuleSet, digit_blind, digit_superset
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = load_rules(ROOT / "config" / "rules.yaml").ruleset
+UPSTREAM = load_rules(ROOT / "tests" / "fixtures" / "upstream" / "upstream-rules.yaml").ruleset
+DIGIT = re.compile("[0-9]")
+
+
+def test_blind_and_sensitive_patterns() -> None:
+    blind = [r"HikariPool-\d+ - Connection", r"(?i)\berror\b", r"[^0-9]x", r"a{3}", r"[0-9a-f]+ at term", r"\w+\.\w+"]
+    sensitive = [r'" 50[234] ', r"x509", r"[^1]", r"5[0-9][0-9]", r"\x31", r"\pN", r"(a)\1", r"\Q1\E", r"[1-9]"]
+    assert all(digit_blind(p) for p in blind)
+    assert not any(digit_blind(p) for p in sensitive)
+
+
+def test_superset_examples() -> None:
+    assert digit_superset(r"x509") == r"x\d\d\d"
+    assert digit_superset(r'" 50[234] (?:UF|UT)') == r'" \d\d[2340-9] (?:UF|UT)'
+    assert digit_superset(r"a{3}b1") == r"a{3}b\d"  # a count is not a digit of the text
+    assert digit_superset(r"[^1]x") == r"[\s\S]x"
+    assert digit_superset(r"(?P<n1>a)2") == r"(?P<n1>a)\d"
+    for beyond in (r"\x31", r"[\x31]", r"\Q1\E", r"\p{Nd}", r"\1"):
+        assert digit_superset(beyond) is None
+
+
+def texts_for(pattern: str, rng: random.Random) -> list[str]:
+    """Texts with digits in them that the pattern matches or nearly matches."""
+    base = [
+        'GET /x HTTP/1.1" 503 UF 12 "-"',
+        'GET /x HTTP/1.1" 200 - 3',
+        "x509: certificate signed by unknown authority 2",
+        "HikariPool-1 - Connection is not available, request timed out after 30000ms",
+        "Node.js v18.19.0",
+        "lost leader 8e9e05c52164694d at term 5",
+        '"reason":"FailedMount" 0/9 nodes are available: 3 Insufficient cpu',
+        "limiting requests, excess: 10.500 by zone 429",
+        " 429 Too Many Requests",
+        "error 1 x 22 y 333",
+    ]
+    out = []
+    for text in base:
+        out.append(text)
+        out += [DIGIT.sub(lambda _m: str(rng.randrange(10)), text) for _ in range(6)]
+    return out
+
+
+def every_pattern() -> list[str]:
+    return [r.pattern for rs in (SHIPPED, UPSTREAM) for r in rs.rules if r.pattern]
+
+
+def test_on_the_rule_files_blind_means_blind_and_the_superset_holds() -> None:
+    rng = random.Random(5)
+    checked = 0
+    for pattern in every_pattern():
+        rx = re2.compile(pattern)
+        texts = texts_for(pattern, rng)
+        if digit_blind(pattern):
+            for text in texts:
+                assert bool(rx.search(text)) == bool(rx.search(zero_digits(text))), (pattern, text)
+            continue
+        superset = digit_superset(pattern)
+        assert superset is not None, pattern  # every sensitive pattern of our files has one
+        assert digit_blind(superset)
+        general = re2.compile(superset)
+        for text in texts:
+            if rx.search(text):
+                checked += 1
+                assert general.search(zero_digits(text)), (pattern, superset, text)
+    assert checked > 10
+
+
+PIECES = [
+    "a",
+    "1",
+    "5",
+    "0",
+    r"\d",
+    "[0-4]",
+    "[^3]",
+    "[a1]",
+    "[^a]",
+    ".",
+    "x",
+    "(?:1|b)",
+    "{2}",
+    r"\b",
+    "+",
+    "?",
+    "[0-9]",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(PIECES), min_size=1, max_size=7), st.text(alphabet="ab1x0532 ", max_size=12))
+def test_generated_patterns(pieces: list[str], text: str) -> None:
+    pattern = "".join(pieces)
+    try:
+        rx = re2.compile(pattern)
+    except re2.error:
+        return
+    if digit_blind(pattern):
+        assert bool(rx.search(text)) == bool(rx.search(zero_digits(text))), (pattern, text)
+    superset = digit_superset(pattern)
+    if superset is not None and rx.search(text):
+        assert re2.compile(superset).search(zero_digits(text)), (pattern, superset, text)
+
+
+def test_the_split_of_a_rule_set() -> None:
+    split = SHIPPED.digit_split()
+    assert split.sensitive is not None
+    names = {r.name for r in split.sensitive.rules}
+    assert {r.name for r in split.blind.rules} | names == {r.name for r in SHIPPED.rules}
+    assert not names & {r.name for r in split.blind.rules}
+    assert all(not digit_blind(r.pattern) for r in split.sensitive.rules)
+    assert UPSTREAM.digit_split().sensitive is not None  # tls-error's "x509"
+    rules = RuleSet([Rule(name="plain", priority=Priority.P2, pattern="refused", regex=re2.compile("refused"))])
+    assert rules.digit_split().sensitive is None and rules.digit_split().blind is rules
+    # a keyword with a digit is judged on every line: no superset can stand for it
+    keyworded = RuleSet([Rule(name="k", priority=Priority.P2, keywords=("http 503",))])
+    assert keyworded.digit_split().first_possible("anything") == 0
+    assert UPSTREAM.digit_split().first_possible("connection refused") == MAX_RULES
+    position = [r.name for r in UPSTREAM.rules].index("tls-error")
+    assert UPSTREAM.digit_split().first_possible("x000: certificate signed by unknown authority") == position
