@@ -26,6 +26,7 @@ import json
 import re
 from collections.abc import Mapping
 
+import orjson
 import re2
 
 from sentinel.core.fingerprint import zero_digits
@@ -221,9 +222,12 @@ def _subject_of(obj: dict[str, object]) -> Subject | None:
 
 def _from_json(line: str) -> tuple[str, str, Subject | None] | None:
     try:
-        obj = json.loads(line)
-    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the interpreter's stack
-        return None
+        obj = orjson.loads(line)  # 3x json's speed; what it refuses, json reads as it always did
+    except orjson.JSONDecodeError:
+        try:
+            obj = json.loads(line)  # NaN, lone surrogates, numbers beyond a double, deep nesting
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than the interpreter's stack
+            return None
     if not isinstance(obj, dict):
         return None
     event = obj.get("event")

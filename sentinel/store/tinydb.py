@@ -54,6 +54,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import orjson
 from tinydb import TinyDB
 from tinydb.storages import Storage
 
@@ -125,6 +126,17 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def dumps(value: Any) -> bytes:
+    """Compact JSON as UTF-8: orjson (several times json's speed on a poll's group files), and json
+    for what orjson refuses (a lone surrogate in a sample, an integer beyond 64 bits). What they
+    write reads back the same, but for NaN and infinities, which orjson writes as null: the
+    documents written here hold times, counts and scores, never those."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    except (orjson.JSONEncodeError, TypeError):
+        return json.dumps(value, separators=(",", ":")).encode()
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a crash leaves the old file or the new one: temp + fsync + rename."""
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
@@ -167,7 +179,7 @@ class AtomicJSONStorage(Storage):
 
     def write(self, data: dict[str, dict[str, Any]]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.path, json.dumps(data, separators=(",", ":")).encode())
+        write_atomic(self.path, dumps(data))
 
     def close(self) -> None:
         pass
@@ -799,7 +811,7 @@ class TinyDBStore(LoadingStore):
         for s, docs in plan["shards"].items():
             if docs:
                 body = {"groups": {str(i): d for i, d in enumerate(docs, 1)}}
-                files.append((self._shard_path(s, gen), json.dumps(body, separators=(",", ":")).encode()))
+                files.append((self._shard_path(s, gen), dumps(body)))
                 manifest[s] = gen
             else:
                 manifest.pop(s, None)
@@ -816,7 +828,7 @@ class TinyDBStore(LoadingStore):
                 "groups": {str(i): d for i, d in enumerate(plan["delta_docs"], 1)},
                 "removed": {str(i): {"id": gid} for i, gid in enumerate(plan["delta_removed"], 1)},
             }
-            files.append((self._delta_path(gen), json.dumps(body, separators=(",", ":")).encode()))
+            files.append((self._delta_path(gen), dumps(body)))
             for gid in plan["delta_ids"]:
                 was = overlay.get(gid)
                 if was is not None:

@@ -395,3 +395,22 @@ def test_corrupt_store_in_a_read_only_folder_is_one_clear_line(tmp_path: Path) -
         shutil.rmtree(tmp_path)
     assert "\n" not in message and "cannot be moved aside" in message and "db.json" in message
     assert content == "{not json"
+
+
+def test_what_the_fast_encoder_refuses_is_written_by_json_and_reads_back_the_same(tmp_path: Path) -> None:
+    """Group files are written by orjson; a lone surrogate (a JSON log line's "\\ud800" decodes to
+    one) makes it refuse, and json writes that file instead: nothing is lost, both read back alike."""
+    from sentinel.store.tinydb import dumps
+
+    odd = delta("odd")
+    odd.samples = ["bad \ud800 byte", "ünïcode ✓"]
+    plain = delta("plain")
+    plain.samples = ["ünïcode ✓"]
+    assert json.loads(dumps({"k": "\ud800"})) == {"k": "\ud800"}
+    assert json.loads(dumps({1: "a", "b": [1.5, 2**70]})) == {"1": "a", "b": [1.5, 2**70]}
+    s = TinyDBStore(tmp_path / "db.json")
+    s.record([odd, plain], now=NOW)
+    s.flush()
+    again = TinyDBStore(tmp_path / "db.json")
+    assert again.get_group("odd").samples == ["bad \ud800 byte", "ünïcode ✓"]  # type: ignore[union-attr]
+    assert again.get_group("plain").samples == ["ünïcode ✓"]  # type: ignore[union-attr]
