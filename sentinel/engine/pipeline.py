@@ -141,7 +141,7 @@ class Pipeline:
         self.rules = rules
         self.fingerprinter = fingerprinter or Fingerprinter()
         self.workloads = workloads or workload_of
-        self._streams: dict[frozenset[tuple[str, str]], _Stream] = {}
+        self._streams: dict[tuple[tuple[str, str], ...], _Stream] = {}
         # Caches hold only strings and ints (rule positions in ``_rule_list``, -1 = look at the
         # labels), so the garbage collector untracks them instead of scanning them again and again.
         # raw line -> message, level, rule position, what an event is about (else None), and
@@ -167,8 +167,10 @@ class Pipeline:
         return Pipeline(rules=rules, fingerprinter=self.fingerprinter, workloads=self.workloads)
 
     def _stream(self, labels: Mapping[str, str]) -> _Stream:
-        """The stream for a label set, by content: each Loki page brings new label dicts."""
-        content = frozenset(labels.items())
+        """The stream for a label set, by content: each Loki page brings new label dicts. (Keyed in
+        the labels' order, which Loki keeps for a stream: the same labels in another order make
+        another stream object with the same namespace, workload and container, so the same groups.)"""
+        content = tuple(labels.items())
         s = self._streams.get(content)
         if s is None:
             if len(self._streams) > CACHE_LIMIT:
@@ -233,11 +235,10 @@ class Pipeline:
         if seen is None or seen.owner is not self or seen.merges != fingerprinter.merges:
             seen = batch._seen = _Seen(self, fingerprinter.merges)
         streams = seen.streams
-        # id(labels) -> raw line -> slot, and id(labels) -> (labels, stream, template key +
-        # level -> delta) for this call; the labels are held, so an id cannot be reused meanwhile.
-        local: dict[int, dict[str, _Slot]] = {}
+        # id(labels) -> (raw line -> slot, stream, template key + level -> delta, labels) for this
+        # call; the labels are held, so an id cannot be reused meanwhile.
+        local: dict[int, tuple[dict[str, _Slot], _Stream, dict[str, GroupDelta], Mapping[str, str]]] = {}
         local_get = local.get
-        context: dict[int, tuple[Mapping[str, str], _Stream, dict[str, GroupDelta]]] = {}
         lines = self._lines
         lines_get = lines.get
         classify = self.rules.classify
@@ -251,17 +252,16 @@ class Pipeline:
         add_rule = rule_names.append
         last = 0
         for ts_ns, labels, line in entries:
-            by_line = local_get(id(labels))
-            if by_line is None:
+            here = local_get(id(labels))
+            if here is None:
                 stream = self._stream(labels)
                 kept = streams.get(id(stream))
                 if kept is None:
                     kept = streams[id(stream)] = (stream, {}, {})
-                by_line = local[id(labels)] = kept[2]
-                context[id(labels)] = (labels, stream, kept[1])
+                here = local[id(labels)] = (kept[2], stream, kept[1], labels)
+            by_line, stream, by_template, _labels = here
             slot = by_line.get(line)
             if slot is None:  # the first time this line is seen in its stream in this batch
-                _labels, stream, by_template = context[id(labels)]
                 # zero_digits, inlined: lines equal but for their digits are one form of one statement
                 zeroed = line.encode("ascii").translate(_ZEROS).decode("ascii") if line.isascii() else zero_digits(line)
                 form = forms_get(zeroed)
@@ -456,7 +456,7 @@ class Pipeline:
         """Why ``entry`` lands where it does. ``learn=False`` (testers, previews) changes no state:
         the fingerprinter is only peeked at and no cache is filled."""
         labels = entry.labels
-        stream = self._streams.get(frozenset(labels.items())) or _Stream.of(labels, self.workloads)
+        stream = self._streams.get(tuple(labels.items())) or _Stream.of(labels, self.workloads)
         message, level, subject = parse_line(entry.line)
         rule = self.rules.classify(entry.line, message=message, level=level, namespace=stream.namespace, labels=labels)
         f = self.fingerprinter.fingerprint(message) if learn else self.fingerprinter.peek(message)
