@@ -74,20 +74,25 @@ _Slot = tuple[GroupDelta, str, str]
 class _Seen:
     """A batch's slots per stream, valid for one pipeline while no template merges.
 
-    ``streams``: id(stream) -> (stream, template key + level -> delta, raw line -> slot); the
-    stream is held so that its id cannot be reused.
+    ``streams``: id(stream) -> (stream, template key + level -> delta, raw line -> slot, form ->
+    slot); the stream is held so that its id cannot be reused. A form (``zero_digits`` of a line)
+    has a slot when every line of it goes the same way: same message place, level, template and
+    rule (no rule that tells digits apart could come first).
     """
 
     owner: object
     merges: int
-    streams: dict[int, tuple[_Stream, dict[str, GroupDelta], dict[str, _Slot]]] = field(default_factory=dict)
+    streams: dict[int, tuple[_Stream, dict[str, GroupDelta], dict[str, _Slot], dict[str, _Slot]]] = field(
+        default_factory=dict
+    )
     slots: int = 0  # how many slots the per-stream dicts hold (at most SLOTS_LIMIT)
 
     def drop(self) -> None:
         """Forget every slot (in place: a running loop holds the per-stream dicts)."""
-        for _stream, by_template, by_line in self.streams.values():
+        for _stream, by_template, by_line, by_form in self.streams.values():
             by_template.clear()
             by_line.clear()
+            by_form.clear()
         self.slots = 0
 
 
@@ -235,9 +240,11 @@ class Pipeline:
         if seen is None or seen.owner is not self or seen.merges != fingerprinter.merges:
             seen = batch._seen = _Seen(self, fingerprinter.merges)
         streams = seen.streams
-        # id(labels) -> (raw line -> slot, stream, template key + level -> delta, labels) for this
-        # call; the labels are held, so an id cannot be reused meanwhile.
-        local: dict[int, tuple[dict[str, _Slot], _Stream, dict[str, GroupDelta], Mapping[str, str]]] = {}
+        # id(labels) -> (raw line -> slot, stream, template key + level -> delta, form -> slot,
+        # labels) for this call; the labels are held, so an id cannot be reused meanwhile.
+        local: dict[
+            int, tuple[dict[str, _Slot], _Stream, dict[str, GroupDelta], dict[str, _Slot], Mapping[str, str]]
+        ] = {}
         local_get = local.get
         lines = self._lines
         lines_get = lines.get
@@ -257,18 +264,22 @@ class Pipeline:
                 stream = self._stream(labels)
                 kept = streams.get(id(stream))
                 if kept is None:
-                    kept = streams[id(stream)] = (stream, {}, {})
-                here = local[id(labels)] = (kept[2], stream, kept[1], labels)
-            by_line, stream, by_template, _labels = here
+                    kept = streams[id(stream)] = (stream, {}, {}, {})
+                here = local[id(labels)] = (kept[2], stream, kept[1], kept[3], labels)
+            by_line, stream, by_template, by_form, _labels = here
             slot = by_line.get(line)
-            if slot is None:  # the first time this line is seen in its stream in this batch
-                # zero_digits, inlined: lines equal but for their digits are one form of one statement
+            # zero_digits, inlined: lines equal but for their digits are one form of one statement
+            if slot is None:
                 zeroed = line.encode("ascii").translate(_ZEROS).decode("ascii") if line.isascii() else zero_digits(line)
+                slot = by_form.get(zeroed)
+            if slot is None:  # the first line of its form (or one judged alone) in its stream in this batch
                 form = forms_get(zeroed)
+                same = False  # whether every line of this form in this stream takes the slot made below
                 if form is not None:  # a known form: its message's place, level, template and rule are known
                     start, end, level, position, mid, check = form
                     message = line[start:end]
                     subject = None
+                    same = not check and position >= 0
                     if check:  # a rule that tells digits apart could come first: judge this line
                         other = position_of[id(digit_classify(line, message=message, level=level))]
                         if other < position:
@@ -357,7 +368,11 @@ class Pipeline:
                 if seen.slots >= SLOTS_LIMIT:
                     seen.drop()  # a cache: every slot can be made again, to the same delta
                 seen.slots += 1
-                slot = by_line[line] = (d, pod, rname)
+                slot = (d, pod, rname)
+                if same:
+                    by_form[zeroed] = slot
+                else:
+                    by_line[line] = slot
             d, pod, rname = slot
             ts = ts_ns / 1e9
             if ts_ns > last:

@@ -329,14 +329,20 @@ def _cumulative(n: int, s: float = 0.9) -> list[float]:
     return out
 
 
-def pages(n_lines: int, *, page_size: int = PAGE_SIZE, seed: int = SEED) -> Iterator[bytes]:
-    """``n_lines`` lines over one hour as Loki ``query_range`` bodies of at most ``page_size`` entries."""
+def pages(n_lines: int, *, page_size: int = PAGE_SIZE, seed: int = SEED, hour: int = 0) -> Iterator[bytes]:
+    """``n_lines`` lines over one hour as Loki ``query_range`` bodies of at most ``page_size`` entries.
+
+    ``hour`` > 0: a later hour of the same cluster (the same workloads, formats and loud groups,
+    other draws), as the polls after the first one see it."""
     rnd = random.Random(seed)
     cs = combos(seed)
     order = list(range(len(cs)))
     rnd.shuffle(order)  # which combos are loud is random, not namespace order
+    if hour:
+        rnd = random.Random(f"{seed}/{hour}")
     cum = _cumulative(len(cs))
     step = HOUR_NS // max(1, n_lines)
+    start = T0_NS + hour * HOUR_NS
     done = 0
     while done < n_lines:
         k = min(page_size, n_lines - done)
@@ -344,7 +350,7 @@ def pages(n_lines: int, *, page_size: int = PAGE_SIZE, seed: int = SEED) -> Iter
         streams: dict[tuple[str, str, str], dict[str, object]] = {}
         for j, ci in enumerate(picks):
             c = cs[ci]
-            ts = T0_NS + (done + j) * step + rnd.randrange(step or 1)
+            ts = start + (done + j) * step + rnd.randrange(step or 1)
             pod = c.pods[rnd.randrange(3)]
             if rnd.random() < 0.3:  # an exact repeat of the shape with a fixed argument set
                 r = random.Random(ci)

@@ -448,8 +448,12 @@ def section_parsing(repeat: int = 3) -> dict[str, Any]:
 # --- 3. whole pipeline ------------------------------------------------------------------------------
 
 
-def pipeline_child(n: int, *, trace: bool = False) -> dict[str, Any]:
-    """In a fresh process: Loki bodies -> parse_streams -> process -> settle -> TinyDB record -> flush."""
+def pipeline_child(n: int, *, trace: bool = False, steady: bool = False) -> dict[str, Any]:
+    """In a fresh process: Loki bodies -> parse_streams -> process -> settle -> TinyDB record -> flush.
+
+    ``steady``: first an hour of the same cluster is read, grouped and committed (not timed), then
+    the next hour is timed, as every poll after a start sees it: the pipeline knows the statements
+    and the store holds the groups. Otherwise the timed hour is the first one after a start."""
     cpu = pin_one_core()
     from sentinel.config import load_rules
     from sentinel.core.impact import LifecycleSettings
@@ -465,31 +469,46 @@ def pipeline_child(n: int, *, trace: bool = False) -> dict[str, Any]:
     ruleset = load_rules(RULES).ruleset
     rss_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     pipe = Pipeline(rules=ruleset)
-    batch = Batch()
-    wall = cpu_t = 0.0
-    bytes_in = 0
-    with paused_gc():  # as PollCycle.poll_once reads and groups a window
-        for body in pages(n):  # generating a page is not timed; only one page is alive at a time
-            bytes_in += len(body)
-            t0, c0 = time.perf_counter(), time.process_time()
-            pipe.process(parse_streams(body), into=batch)
-            wall += time.perf_counter() - t0
-            cpu_t += time.process_time() - c0
-            del body
+    hour = 1 if steady else 0
     with tempfile.TemporaryDirectory() as tmp:
-        t0, c0 = time.perf_counter(), time.process_time()
         store = TinyDBStore(Path(tmp) / "sentinel.json")
+        if steady:
+            first = Batch()
+            with paused_gc():
+                for body in pages(n):
+                    pipe.process(parse_streams(body), into=first)
+            pipe.settle(first)
+            store.record(list(first.deltas.values()), now=(T0_NS + HOUR_NS) / 1e9, lifecycle=LifecycleSettings())
+            store.flush()
+            del first
+        batch = Batch()
+        wall = cpu_t = 0.0
+        bytes_in = 0
+        with paused_gc():  # as PollCycle.poll_once reads and groups a window
+            for body in pages(n, hour=hour):  # generating a page is not timed; one page is alive at a time
+                bytes_in += len(body)
+                t0, c0 = time.perf_counter(), time.process_time()
+                pipe.process(parse_streams(body), into=batch)
+                wall += time.perf_counter() - t0
+                cpu_t += time.process_time() - c0
+                del body
+        t0, c0 = time.perf_counter(), time.process_time()
         pipe.settle(batch)
-        store.record(list(batch.deltas.values()), now=(T0_NS + HOUR_NS) / 1e9, lifecycle=LifecycleSettings())
-        store.flush()
+        now = (T0_NS + (hour + 1) * HOUR_NS) / 1e9
+        with paused_gc():  # as PollCycle.poll_once records and flushes
+            store.record(list(batch.deltas.values()), now=now, lifecycle=LifecycleSettings())
+            store.flush()
         t_store = time.perf_counter() - t0
         c_store = time.process_time() - c0
         wall += t_store
         cpu_t += c_store
-        file_bytes = (Path(tmp) / "sentinel.json").stat().st_size
+        file_bytes = sum(f.stat().st_size for f in Path(tmp).rglob("*") if f.is_file())
+        stored = len(store.all_groups())
     out = {
         "lines": n,
+        "steady": steady,
         "groups": len(batch.deltas),
+        "stored_groups": stored,
         "batch_lines": batch.lines,
         "wall_s": wall,
         "cpu_s": cpu_t,
@@ -1361,6 +1380,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--notes", default=str(HERE / "NOTES.md"), help="closing note appended to the report")
     ap.add_argument("--pipeline-child", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--steady", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--api-server", help=argparse.SUPPRESS)
     ap.add_argument("--console-child", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--decisions-child", type=int, help=argparse.SUPPRESS)
@@ -1376,7 +1396,7 @@ def main(argv: list[str] | None = None) -> None:
         out.with_suffix(".md").write_text(markdown(rep), encoding="utf-8")
         return
     if a.pipeline_child:
-        print(json.dumps(pipeline_child(a.pipeline_child, trace=a.trace)))
+        print(json.dumps(pipeline_child(a.pipeline_child, trace=a.trace, steady=a.steady)))
         return
     if a.api_server:
         api_server_child(a.api_server)

@@ -295,7 +295,7 @@ def test_a_batch_keeps_a_bounded_number_of_slots(monkeypatch: pytest.MonkeyPatch
         batch = p.process(page, into=batch)
         seen = batch._seen
         assert seen is not None and seen.slots <= 50
-        assert sum(len(by_line) for _s, _t, by_line in seen.streams.values()) <= 50
+        assert sum(len(by_line) + len(by_form) for _s, _t, by_line, by_form in seen.streams.values()) <= 50
     want = reference([RULES] * len(pages), pages)
     assert {k: v[:6] for k, v in summary(batch).items()} == {k: v[:6] for k, v in want.items()}
 
