@@ -207,6 +207,10 @@ def digit_superset(pattern: str) -> str | None:
             out.append(ch)
             i += 1
     general = "".join(out)
+    try:
+        re2.compile(general, options=_OPTIONS)
+    except re2.error:
+        return None  # e.g. a group name holding a digit, now "\\d": RE2 refuses it
     return general if digit_blind(general) else None
 
 
@@ -455,11 +459,16 @@ class RuleSet:
         could = None
         if general:
             s = re2.Set.SearchSet(_SET_OPTIONS)
-            for _i, pattern in general:
-                s.Add(pattern)
-            s.Compile()
-            inner = getattr(s, "_set", None)
-            could = inner.Match if inner is not None else s.Match
+            try:
+                for _i, pattern in general:
+                    s.Add(pattern)
+                s.Compile()
+            except re2.error:  # too big for one set: every sensitive rule is judged on every line
+                unfiltered = min(unfiltered, *(i for i, _p in general))
+                general = []
+            else:
+                inner = getattr(s, "_set", None)
+                could = inner.Match if inner is not None else s.Match
         return DigitSplit(
             blind,
             RuleSet([r for _i, r in sensitive], source=self.source),
