@@ -167,7 +167,7 @@ def _entries(doc: Any, report: FetchReport | None, *, fast: bool = False) -> lis
         make = partial(tuple.__new__, LogEntry)
         for stream in data["result"]:
             raw = stream["stream"]
-            if type(raw) is not dict or not all(type(v) is str for v in raw.values()):
+            if type(raw) is not dict or not set(map(type, raw.values())) <= _STR:
                 if fast:
                     raise _Inexact
                 fixed = coerce_labels(raw, report)  # the slow path: once per stream, never per line
@@ -198,6 +198,7 @@ def _entries(doc: Any, report: FetchReport | None, *, fast: bool = False) -> lis
 
 
 ts_key = operator.itemgetter(0)  # LogEntry.ts_ns
+_STR = frozenset({str})
 _ts_of, _line_of = operator.itemgetter(0), operator.itemgetter(1)  # of Loki's [ts, line, ...]
 
 
