@@ -387,7 +387,7 @@ class Pipeline:
             samples = d.samples
             if len(samples) < MAX_SAMPLES_PER_DELTA:
                 samples.append(line)
-            minute = ts_ns // 60_000_000_000
+            minute = (ts_ns >> 11) // 29_296_875  # = ts_ns // 60e9 (60e9 = 2**11 * 29,296,875): a fast divisor
             counts = d.minute_counts
             counts[minute] = counts.get(minute, 0) + 1
             add_rule(rname)

@@ -530,7 +530,7 @@ def pipeline_child(n: int, *, trace: bool = False, steady: bool = False) -> dict
 
 
 def section_pipeline(
-    sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), repeats: tuple[int, ...] = (5, 3, 1)
+    sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), repeats: tuple[int, ...] = (5, 5, 1)
 ) -> dict[str, Any]:
     rows = []
     for n, rep in zip(sizes, repeats, strict=True):
@@ -561,7 +561,7 @@ def section_pipeline(
         r["rss_growth_mb"] = r["peak_rss_mb"] - r["rss_after_imports_mb"]
     traced = child(["--pipeline-child", "100000", "--trace"], timeout=1200)
     # a later hour of the same cluster, after the first was committed: what every poll after a start sees
-    steady_runs = [child(["--pipeline-child", "100000", "--steady"], timeout=1200) for _ in range(3)]
+    steady_runs = [child(["--pipeline-child", "100000", "--steady"], timeout=1200) for _ in range(5)]
     steady = min(steady_runs, key=lambda r: r["cpu_s"])
     by_n = {r["lines"]: r for r in rows}
     main = by_n.get(100_000, rows[-1])
