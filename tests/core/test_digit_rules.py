@@ -142,3 +142,95 @@ def test_the_split_of_a_rule_set() -> None:
     assert UPSTREAM.digit_split().first_possible("connection refused") == MAX_RULES
     position = [r.name for r in UPSTREAM.rules].index("tls-error")
     assert UPSTREAM.digit_split().first_possible("x000: certificate signed by unknown authority") == position
+
+
+# --- adversarial: RE2 syntax Python's parser reads another way ----------------------------------
+
+# Each pattern tells digits apart in RE2: it matches the text but not the text with its digits zeroed.
+RE2_LITERAL_DIGITS = [
+    (r"code{,5}", "code{,5}"),  # RE2: "{,5}" is literal text (a count needs a digit after "{"); Python: {0,5}
+    (r"x{,3}y", "x{,3}y"),
+    (r"retry{,12}", "retry{,12}"),
+    (r"a{(?i)3}", "a{3}"),  # a flag group between "{" and "3}": no count in RE2
+    (r"a{(?s),2}", "a{,2}"),
+    (r"[ -(?i)9]", "9"),  # in a class "(?i)" is four members, and " -(" a range ending at "("
+]
+
+
+def test_re2_literal_braces_and_flag_groups_are_not_blind() -> None:
+    for pattern, text in RE2_LITERAL_DIGITS:
+        rx = re2.compile(pattern)
+        assert rx.search(text) and not rx.search(zero_digits(text)), pattern  # RE2 itself tells them apart
+        assert not digit_blind(pattern), pattern
+        superset = digit_superset(pattern)
+        assert superset is not None and digit_blind(superset), pattern
+        assert re2.compile(superset).search(zero_digits(text)), (pattern, superset)
+
+
+ADVERSARIAL_PIECES = [
+    "a",
+    "1",
+    "5",
+    r"\d",
+    "{",
+    "}",
+    ",",
+    "{,2}",
+    "{2}",
+    "{1,}",
+    "(?i)",
+    "(?s)",
+    "(?U)",
+    "(?i-s)",
+    "[",
+    "]",
+    "[ -(",
+    ")-9]",
+    "[[:digit:]]",
+    "[[:alpha:]",
+    "[^",
+    "-",
+    "(?P<g>",
+    "(",
+    ")",
+    "|",
+    "*",
+    r"\b",
+    r"\{",
+    "\\",
+    r"\z",
+    r"\C",
+    r"\061",
+    r"\0",
+    ".",
+    "?",
+]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.lists(st.sampled_from(ADVERSARIAL_PIECES), min_size=1, max_size=8),
+    st.lists(st.text(alphabet="a15{},( -9\t", max_size=10), min_size=1, max_size=4),
+)
+def test_generated_re2_syntax_against_re2(pieces: list[str], texts: list[str]) -> None:
+    """Patterns RE2 takes, built from the pieces Python reads another way; texts drawn from their
+    characters. A blind pattern matches a text iff it matches the zeroed text; a superset matches
+    the zeroed text of every text the pattern matches."""
+    pattern = "".join(pieces)
+    try:
+        rx = re2.compile(pattern)
+    except re2.error:
+        return
+    superset = digit_superset(pattern)
+    general = re2.compile(superset) if superset is not None else None
+    blind = digit_blind(pattern)
+    if superset is not None:
+        assert digit_blind(superset), (pattern, superset)
+    for drawn in texts:
+        # the pattern's own text is the likeliest to match it literally
+        for text in (drawn, pattern.replace("\\", ""), drawn + "".join(pieces[:2])):
+            hit = bool(rx.search(text))
+            if blind:
+                assert hit == bool(rx.search(zero_digits(text))), (pattern, text)
+            if general is not None and hit:
+                assert general.search(zero_digits(text)), (pattern, superset, text)
