@@ -82,7 +82,7 @@ def digit_blind(pattern: str) -> bool:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "possible nested set" for RE2's [[:digit:]]
-            tree = _sre_parser.parse(_without_flag_groups(pattern))
+            tree = _sre_parser.parse(_as_python(pattern))
     except Exception:  # any pattern Python cannot read is "in doubt"
         return False
     return _blind(tree)
@@ -91,18 +91,30 @@ def digit_blind(pattern: str) -> bool:
 _FLAG_GROUP = re2.compile(r"\(\?[imsU]+(?:-[imsU]+)?\)")
 
 
-def _without_flag_groups(pattern: str) -> str:
-    """``pattern`` without its ``(?i)``-like groups: RE2 takes them anywhere, Python only first.
-    Flags change nothing about digits. A group written after a backslash is left alone."""
-    out, last = [], 0
-    for m in _FLAG_GROUP.finditer(pattern):
-        start = m.start()
-        backslashes = len(pattern[:start]) - len(pattern[:start].rstrip("\\"))
-        if backslashes % 2:
-            continue
-        out.append(pattern[last:start])
-        last = m.end()
-    out.append(pattern[last:])
+def _as_python(pattern: str) -> str:
+    """``pattern`` as Python's parser must read it to see RE2's digits.
+
+    RE2 takes ``(?i)``-like groups anywhere, Python only first: each becomes ``(?:)``, an empty
+    group of the same ends, not nothing (``a{(?i)3}`` is no count in RE2, and in a class
+    ``[ -(?i)9]`` the range `` -(`` must keep its end). Flags change nothing about digits.
+    RE2 reads ``{,n}`` as literal text (a count starts with a digit), Python as ``{0,n}``: that
+    ``{`` is escaped. What follows a backslash is left alone."""
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        ch = pattern[i]
+        if ch == "\\":
+            out.append(pattern[i : i + 2])
+            i += 2
+        elif ch == "{" and pattern[i + 1 : i + 2] == ",":
+            out.append("\\{")
+            i += 1
+        elif ch == "(" and (m := _FLAG_GROUP.match(pattern, i)) is not None:
+            out.append("(?:)")
+            i = m.end()
+        else:
+            out.append(ch)
+            i += 1
     return "".join(out)
 
 
