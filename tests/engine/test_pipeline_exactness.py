@@ -334,3 +334,129 @@ def test_lines_of_few_forms_in_any_order(name: str, drawn: list[tuple[str, list[
         page.append(LogEntry(t, dict(streams[stream]), template.format(*digits)))
     rules = RULE_SETS[name]
     check_exact(rules, [page[: len(page) // 2], page[len(page) // 2 :]])
+
+
+# --- the decoders in front of and behind the pipeline: orjson first, json's result exactly -----------
+
+from sentinel.errors import LokiError  # noqa: E402
+from sentinel.sources.loki_json import FetchReport, _decode, _entries, parse_streams  # noqa: E402
+from sentinel.store.tinydb import dumps  # noqa: E402
+
+
+def _body(stream: str, values: str) -> bytes:
+    return (
+        '{"status":"success","data":{"resultType":"streams","result":[{"stream":' + stream + ',"values":' + values + "}]}}"
+    ).encode()
+
+
+def _json_only(body: bytes) -> tuple[object, FetchReport]:
+    """What parse_streams gives when json decodes the body (its path for what orjson refuses)."""
+    report = FetchReport()
+    try:
+        out: object = [(e.ts_ns, dict(e.labels), e.line) for e in _entries(_decode(body), report)]
+    except LokiError as err:
+        out = ("LokiError", str(err))
+    return out, report
+
+
+def _fast(body: bytes) -> tuple[object, FetchReport]:
+    report = FetchReport()
+    try:
+        out: object = [(e.ts_ns, dict(e.labels), e.line) for e in parse_streams(body, report)]
+    except LokiError as err:
+        out = ("LokiError", str(err))
+    return out, report
+
+
+def test_parse_streams_reads_numbers_beyond_64_bits_as_json_does() -> None:
+    # orjson reads an integer literal beyond 64 bits as a float: 2**64 + 1 would become 2**64
+    for ts in ("18446744073709551617", "-9223372036854775809", "123456789012345678901234567890"):
+        body = _body('{"app":"a"}', f'[[{ts},"x"]]')
+        assert _fast(body) == _json_only(body), ts
+        assert _fast(body)[0] == [(int(ts), {"app": "a"}, "x")]
+
+
+def test_parse_streams_refuses_hostile_bodies_with_one_line_errors() -> None:
+    for body in (
+        _body('{"app":"a"}', '[[1e400,"x"]]'),  # a timestamp json reads as infinity
+        b"[" * 100_000 + b"]" * 100_000,  # nesting deeper than json's recursion
+    ):
+        with pytest.raises(LokiError) as err:
+            parse_streams(body)
+        assert "\n" not in str(err.value) and str(err.value).startswith("Loki answered with"), str(err.value)[:200]
+
+
+_LABEL_VALUES = st.one_of(
+    st.text(max_size=6),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.booleans(),
+    st.none(),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(  # mostly strings (orjson's own path), sometimes values json must coerce
+                st.dictionaries(st.sampled_from(["app", "pod", "namespace", "x"]), st.text(max_size=6), max_size=3),
+                st.dictionaries(st.sampled_from(["app", "pod", "namespace", "x"]), _LABEL_VALUES, max_size=3),
+            ),
+            st.lists(
+                st.tuples(
+                    st.one_of(
+                        st.integers(min_value=0, max_value=2**66).map(str),
+                        st.integers(min_value=-(2**66), max_value=2**66),
+                        st.sampled_from([2**64 + 1, -(2**63) - 1, 7]),
+                    ),
+                    st.text(max_size=8),  # lone surrogates included: orjson refuses, json reads them
+                ),
+                max_size=4,
+            ),
+        ),
+        max_size=3,
+    ),
+    st.booleans(),
+)
+def test_parse_streams_equals_its_json_path(streams: list[tuple[dict[str, object], list[tuple[object, str]]]], ascii_only: bool) -> None:
+    import json
+
+    doc = {
+        "status": "success",
+        "data": {
+            "resultType": "streams",
+            "result": [{"stream": labels, "values": [list(v) for v in values]} for labels, values in streams],
+        },
+    }
+    body = json.dumps(doc, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    fast, fast_report = _fast(body)
+    slow, slow_report = _json_only(body)
+    assert fast == slow
+    assert fast_report == slow_report
+
+
+_JSONISH = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(2**70), max_value=2**70),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(max_size=8),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(st.one_of(st.text(max_size=4), st.integers(-(2**70), 2**70)), inner, max_size=4),
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_JSONISH)
+def test_store_dumps_reads_back_as_json_dumps(value: object) -> None:
+    import json
+
+    written = dumps(value)
+    assert isinstance(written, bytes)
+    assert json.loads(written) == json.loads(json.dumps(value, separators=(",", ":")))
