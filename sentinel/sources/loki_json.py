@@ -131,8 +131,8 @@ def parse_streams(body: bytes, report: FetchReport | None = None) -> list[LogEnt
     strings are coerced or their stream refused (counted in ``report``).
 
     The body is decoded by orjson (twice json's speed). A body it refuses (NaN, lone surrogates,
-    a byte-order mark...), one whose labels hold numbers (orjson reads an integer beyond 64 bits
-    as a float, and a label's text is its JSON) and one of the wrong shape are decoded by json,
+    a byte-order mark...), one whose labels or timestamps hold numbers (orjson reads an integer
+    beyond 64 bits as a float, and a label's text is its JSON) and one of the wrong shape are decoded by json,
     so the result and every error are exactly json's.
     """
     try:
@@ -146,13 +146,13 @@ def parse_streams(body: bytes, report: FetchReport | None = None) -> list[LogEnt
 
 
 class _Inexact(Exception):
-    """A label value that is not a string was decoded by orjson: decode the body again with json."""
+    """A label value or a timestamp that is not a string was decoded by orjson: decode the body again with json."""
 
 
 def _decode(body: bytes) -> Any:
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as err:
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:  # RecursionError: nesting deeper than the stack
         raise LokiError(f"Loki answered with a body that is not JSON ({cap(err)}): {cap(body[:200])}") from err
 
 
@@ -187,10 +187,13 @@ def _entries(doc: Any, report: FetchReport | None, *, fast: bool = False) -> lis
             for kind in set(map(type, lines)):
                 if kind is not str:
                     raise TypeError("line")
-            extend(map(make, zip(map(int, map(_ts_of, values)), repeat(labels, len(lines)), lines, strict=True)))
+            stamps = list(map(_ts_of, values))
+            if fast and not set(map(type, stamps)) <= _STR:
+                raise _Inexact  # a number: orjson reads an integer beyond 64 bits as a float, json exactly
+            extend(map(make, zip(map(int, stamps), repeat(labels, len(lines)), lines, strict=True)))
     except (LokiError, _Inexact):
         raise
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as err:  # 1e400: infinity
         raise LokiError(_describe_shape_problem(doc)) from err
     # Each stream is already in order: timsort merges the sorted runs in linear-ish time.
     entries.sort(key=ts_key)
