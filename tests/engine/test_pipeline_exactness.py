@@ -151,13 +151,17 @@ def _line(rng: random.Random, reach: int) -> str:
         line = f"[WARN] {body}"
     else:
         line = body
-    pad = rng.randrange(5)
+    pad = rng.randrange(7)
     if pad == 1:
         line = "  " + line
     elif pad == 2:
         line = line + " \t"
     elif pad == 3:
         line = "\u00a0" + line + "\u2003"  # Unicode blanks: str.strip() takes them
+    elif pad == 4:
+        line = "\n" + line + "\r\n"  # newlines only at the ends: stripped, the line is still cut
+    elif pad == 5:
+        line = line + " \ud800"  # a lone surrogate, as json decodes one from Loki's body
     return line
 
 
@@ -343,7 +347,7 @@ from sentinel.sources.loki_json import FetchReport, _decode, _entries, parse_str
 from sentinel.store.tinydb import dumps  # noqa: E402
 
 
-def _body(stream: str, values: str) -> bytes:
+def _loki_body(stream: str, values: str) -> bytes:
     return (
         '{"status":"success","data":{"resultType":"streams","result":[{"stream":' + stream + ',"values":' + values + "}]}}"
     ).encode()
@@ -371,14 +375,14 @@ def _fast(body: bytes) -> tuple[object, FetchReport]:
 def test_parse_streams_reads_numbers_beyond_64_bits_as_json_does() -> None:
     # orjson reads an integer literal beyond 64 bits as a float: 2**64 + 1 would become 2**64
     for ts in ("18446744073709551617", "-9223372036854775809", "123456789012345678901234567890"):
-        body = _body('{"app":"a"}', f'[[{ts},"x"]]')
+        body = _loki_body('{"app":"a"}', f'[[{ts},"x"]]')
         assert _fast(body) == _json_only(body), ts
         assert _fast(body)[0] == [(int(ts), {"app": "a"}, "x")]
 
 
 def test_parse_streams_refuses_hostile_bodies_with_one_line_errors() -> None:
     for body in (
-        _body('{"app":"a"}', '[[1e400,"x"]]'),  # a timestamp json reads as infinity
+        _loki_body('{"app":"a"}', '[[1e400,"x"]]'),  # a timestamp json reads as infinity
         b"[" * 100_000 + b"]" * 100_000,  # nesting deeper than json's recursion
     ):
         with pytest.raises(LokiError) as err:
