@@ -188,7 +188,10 @@ def _pages(seed: int, n_pages: int, per_page: int, *, streams: int = 6) -> list[
             else:
                 line = _line(rng, min(reach, len(WORDS)))
                 pool.append(line)
-            labels = dict(rng.choice(labels_of))  # a fresh dict, as each Loki page brings
+            items = list(rng.choice(labels_of).items())
+            if rng.random() < 0.2:
+                rng.shuffle(items)  # the same labels in another order: another stream object, the same groups
+            labels = dict(items)  # a fresh dict, as each Loki page brings
             page.append(LogEntry(t, labels, line))
         pages.append(page)
     return pages
@@ -464,3 +467,13 @@ def test_store_dumps_reads_back_as_json_dumps(value: object) -> None:
     written = dumps(value)
     assert isinstance(written, bytes)
     assert json.loads(written) == json.loads(json.dumps(value, separators=(",", ":")))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=-(2**70), max_value=2**70), min_size=1, max_size=6))
+def test_minute_counts_for_any_timestamp(stamps: list[int]) -> None:
+    """The minute of a line without a division by 60e9: equal to ``ts_ns // 60e9`` for every
+    integer the source can give (negative, beyond 64 bits, on a minute's edge)."""
+    edges = [s - s % 60_000_000_000 + k for s in stamps for k in (-1, 0, 1)]
+    page = [LogEntry(ts, {"pod": "db-0"}, "port 5432 refused") for ts in stamps + edges]
+    check_exact(BARE_DIGITS, [page])
