@@ -352,7 +352,11 @@ from sentinel.store.tinydb import dumps  # noqa: E402
 
 def _loki_body(stream: str, values: str) -> bytes:
     return (
-        '{"status":"success","data":{"resultType":"streams","result":[{"stream":' + stream + ',"values":' + values + "}]}}"
+        '{"status":"success","data":{"resultType":"streams","result":[{"stream":'
+        + stream
+        + ',"values":'
+        + values
+        + "}]}}"
     ).encode()
 
 
@@ -426,7 +430,9 @@ _LABEL_VALUES = st.one_of(
     ),
     st.booleans(),
 )
-def test_parse_streams_equals_its_json_path(streams: list[tuple[dict[str, object], list[tuple[object, str]]]], ascii_only: bool) -> None:
+def test_parse_streams_equals_its_json_path(
+    streams: list[tuple[dict[str, object], list[tuple[object, str]]]], ascii_only: bool
+) -> None:
     import json
 
     doc = {
