@@ -23,6 +23,9 @@ from sentinel.core.model import LogEntry
 from sentinel.core.parsing import parse_line
 from sentinel.core.rules import RuleSet
 from sentinel.engine.pipeline import Pipeline
+from sentinel.errors import LokiError
+from sentinel.sources.loki_json import FetchReport, _decode, _entries, parse_streams
+from sentinel.store.tinydb import dumps
 from tests.engine.test_pipeline import reference, summary
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -344,10 +347,6 @@ def test_lines_of_few_forms_in_any_order(name: str, drawn: list[tuple[str, list[
 
 
 # --- the decoders in front of and behind the pipeline: orjson first, json's result exactly -----------
-
-from sentinel.errors import LokiError  # noqa: E402
-from sentinel.sources.loki_json import FetchReport, _decode, _entries, parse_streams  # noqa: E402
-from sentinel.store.tinydb import dumps  # noqa: E402
 
 
 def _loki_body(stream: str, values: str) -> bytes:
