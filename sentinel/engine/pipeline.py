@@ -116,6 +116,40 @@ class _Stream:
         )
 
 
+def _delta(
+    deltas: dict[str, GroupDelta],
+    key: str,
+    namespace: str,
+    workload: str,
+    container: str,
+    pod: str,
+    f: Fingerprint,
+    rule: Rule,
+    ts: float,
+    level: str,
+    message: str,
+) -> GroupDelta:
+    """The batch's delta under ``key``, made from its first line if the batch has none yet."""
+    d = deltas.get(key)
+    if d is None:
+        d = deltas[key] = GroupDelta(
+            key=key,
+            namespace=namespace,
+            workload=workload,
+            container=container,
+            template=f.template,
+            rule=rule.name,
+            priority=rule.priority,
+            first_seen=ts,
+            last_seen=ts,
+            level=level,
+            template_key=f.key,
+            message=message,
+            last_pod=pod,
+        )
+    return d
+
+
 @dataclass(frozen=True, slots=True)
 class Explained:
     """Why one line landed where it did (``analyze --explain``, the rule tester)."""
@@ -340,25 +374,10 @@ class Pipeline:
                             key = known[tkey] = group_key(
                                 stream.namespace, stream.workload, stream.container, f.key, level
                             )
-                        known_d = deltas.get(key)
-                        if known_d is not None:
-                            d = known_d
-                        else:
-                            d = deltas[key] = GroupDelta(
-                                key=key,
-                                namespace=stream.namespace,
-                                workload=stream.workload,
-                                container=stream.container,
-                                template=f.template,
-                                rule=rule.name,
-                                priority=rule.priority,
-                                first_seen=ts,
-                                last_seen=ts,
-                                level=level,
-                                template_key=f.key,
-                                message=message,
-                                last_pod=stream.pod,
-                            )
+                        d = _delta(
+                            deltas, key, stream.namespace, stream.workload, stream.container, stream.pod,
+                            f, rule, ts, level, message,
+                        )  # fmt: skip
                         by_template[tkey] = d
                     pod = stream.pod
                 rname = rule.name
@@ -412,24 +431,7 @@ class Pipeline:
         """The delta of an event's group: its subject's namespace and workload, no container."""
         namespace, workload, pod = subject
         key = group_key(namespace, workload, "", f.key, level)
-        d = deltas.get(key)
-        if d is None:
-            d = deltas[key] = GroupDelta(
-                key=key,
-                namespace=namespace,
-                workload=workload,
-                container="",
-                template=f.template,
-                rule=rule.name,
-                priority=rule.priority,
-                first_seen=ts,
-                last_seen=ts,
-                level=level,
-                template_key=f.key,
-                message=message,
-                last_pod=pod,
-            )
-        return d
+        return _delta(deltas, key, namespace, workload, "", pod, f, rule, ts, level, message)
 
     def settle(self, batch: Batch) -> None:
         """Templates that merged while the batch ran: re-key its deltas, report the aliases."""

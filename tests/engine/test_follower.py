@@ -281,19 +281,28 @@ def test_a_followers_action_is_refused_by_the_leaders_limits_with_the_same_code(
     assert pod_deletes(kube_peer) == 1
 
 
-def test_an_expired_action_is_not_run(
+def queue_a_restart(
     pair: tuple[Runtime, Runtime], kube_peer: KubePeer, loki_peer: LokiPeer, clock: FakeClock
-) -> None:
+) -> Queued:
+    """A restart asked on the follower b, queued for the leader a (b does not wait for it)."""
     a, b = pair
     gid = web_group(a, kube_peer, loki_peer, clock)
     assert b.commands.relay is not None
     b.commands.relay.wait = 0.0
     with pytest.raises(Queued) as queued:
         b.request_action(gid, action="restart-pod", by="carl")
+    return queued.value
+
+
+def test_an_expired_action_is_not_run(
+    pair: tuple[Runtime, Runtime], kube_peer: KubePeer, loki_peer: LokiPeer, clock: FakeClock
+) -> None:
+    a, _b = pair
+    queued = queue_a_restart(pair, kube_peer, loki_peer, clock)
     time_passes(a, clock, EXPIRES_AFTER + 5)
     assert a.run_commands() == 1
     assert pod_deletes(kube_peer) == 0
-    cmd = queue_of(a).command(queued.value.command.id)
+    cmd = queue_of(a).command(queued.command.id)
     assert cmd is not None and cmd.state == "refused" and cmd.result is not None and cmd.result["error"] == "expired"
     assert a.store.list_remediations(RecordQuery(action="restart-pod")).total == 0
 
@@ -303,12 +312,8 @@ def test_a_command_taken_by_a_leader_that_died_is_never_run_again(
 ) -> None:
     """Taken is committed before acting: a leader that dies after taking leaves it "running", never re-run."""
     a, b = pair
-    gid = web_group(a, kube_peer, loki_peer, clock)
-    assert b.commands.relay is not None
-    b.commands.relay.wait = 0.0
-    with pytest.raises(Queued) as queued:
-        b.request_action(gid, action="restart-pod", by="carl")
-    cmd_id = queued.value.command.id
+    queued = queue_a_restart(pair, kube_peer, loki_peer, clock)
+    cmd_id = queued.command.id
     (taken,) = queue_of(a).take_commands(by="a-before-the-crash", now=clock())  # ... and then it died
     assert taken.id == cmd_id and taken.state == "running"
     assert a.run_commands() == 0  # the next round (or the next leader) does not take it again
