@@ -481,9 +481,6 @@ class LineParser:
         (``zero_digits(message)``) when the line's form has a cut (see :meth:`cut`), else ``None``.
         ``zeroed`` is ``zero_digits(line)`` when the caller has it."""
         if zeroed is None:
-            if line[:1] == "{":  # JSON: parsed in full, always
-                message, level, subject = parse_line(line)
-                return message, level, subject, None
             zeroed = line.encode("ascii").translate(_ZEROS).decode("ascii") if line.isascii() else zero_digits(line)
         cut = self._cuts.get(zeroed)
         if cut is not None:

@@ -302,13 +302,12 @@ class Pipeline:
                 here = local[id(labels)] = (kept[2], stream, kept[1], kept[3], labels)
             by_line, stream, by_template, by_form, _labels = here
             slot = by_line.get(line)
-            zeroed = ""  # a JSON line has no form: each is parsed in full
             # zero_digits, inlined: lines equal but for their digits are one form of one statement
-            if slot is None and line[:1] != "{":
+            if slot is None:
                 zeroed = line.encode("ascii").translate(_ZEROS).decode("ascii") if line.isascii() else zero_digits(line)
                 slot = by_form.get(zeroed)
             if slot is None:  # the first line of its form (or one judged alone) in its stream in this batch
-                form = forms_get(zeroed) if zeroed else None
+                form = forms_get(zeroed)
                 same = False  # whether every line of this form in this stream takes the slot made below
                 if form is not None:  # a known form: its message's place, level, template and rule are known
                     start, end, level, position, mid, check = form
@@ -322,7 +321,7 @@ class Pipeline:
                 else:
                     hit = lines_get(line)
                     if hit is None:
-                        message, level, subject, zeroed_message = parse(line, zeroed or None)
+                        message, level, subject, zeroed_message = parse(line, zeroed)
                         if subject is not None:  # a Kubernetes event: grouped under what it is about
                             subject = self._subject(subject)
                         # the rule sees the raw line, as the Go tool's did (and the message and level)
