@@ -266,6 +266,11 @@ class DigitSplit:
     could_positions: tuple[int, ...] = ()  # its slot -> the rule's position in the whole set
     unfiltered: int = MAX_RULES  # the first position of a sensitive rule without such a pattern
 
+    @property
+    def earliest(self) -> int:
+        """The earliest position :meth:`first_possible` can answer, whatever the line."""
+        return min((self.unfiltered, *self.could_positions))
+
     def first_possible(self, zeroed_line: str) -> int:
         """The earliest position (in the whole set) of a sensitive rule that some line of this
         form could match; :data:`MAX_RULES` when none can."""

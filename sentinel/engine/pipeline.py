@@ -116,6 +116,12 @@ class _Stream:
         )
 
 
+def _content(labels: Mapping[str, str]) -> tuple[str, ...]:
+    """A label set as one flat tuple, its names then its values: unambiguous (the names are half
+    of it), and a third of the cost of a tuple of pairs (one tuple, not one per label)."""
+    return (*labels, *labels.values())
+
+
 def _delta(
     deltas: dict[str, GroupDelta],
     key: str,
@@ -180,7 +186,7 @@ class Pipeline:
         self.rules = rules
         self.fingerprinter = fingerprinter or Fingerprinter()
         self.workloads = workloads or workload_of
-        self._streams: dict[tuple[tuple[str, str], ...], _Stream] = {}
+        self._streams: dict[tuple[str, ...], _Stream] = {}
         # Caches hold only strings and ints (rule positions in ``_rule_list``, -1 = look at the
         # labels), so the garbage collector untracks them instead of scanning them again and again.
         # raw line -> message, level, rule position, what an event is about (else None), and
@@ -209,7 +215,7 @@ class Pipeline:
         """The stream for a label set, by content: each Loki page brings new label dicts. (Keyed in
         the labels' order, which Loki keeps for a stream: the same labels in another order make
         another stream object with the same namespace, workload and container, so the same groups.)"""
-        content = tuple(labels.items())
+        content = _content(labels)
         s = self._streams.get(content)
         if s is None:
             if len(self._streams) > CACHE_LIMIT:
@@ -261,6 +267,8 @@ class Pipeline:
         blind_classify = split.blind.classify
         digits_apart = split.sensitive is not None  # some rule tells one digit from another
         digit_classify = (split.sensitive or split.blind).classify
+        first_possible = split.first_possible
+        earliest_sensitive = split.earliest
         fps = fingerprinter.fingerprints
         contextual = self._contextual
         urgency = self._urgency
@@ -289,6 +297,9 @@ class Pipeline:
         # Only bare patterns on the raw line: the first rule is the smallest position matched.
         matcher = self.rules.line_matcher()
         match, slot_position = matcher if matcher is not None else (None, [])
+        # set slot -> its rule's position if the rule is digit-blind, else DEFAULT's (no rule)
+        sensitive = {position_of[id(r)] for r in split.sensitive.rules} if split.sensitive is not None else set()
+        blind_position = [no_rule if p in sensitive else p for p in slot_position]
         rule_names: list[str] = []
         add_rule = rule_names.append
         last = 0
@@ -301,11 +312,13 @@ class Pipeline:
                     kept = streams[id(stream)] = (stream, {}, {}, {})
                 here = local[id(labels)] = (kept[2], stream, kept[1], kept[3], labels)
             by_line, stream, by_template, by_form, _labels = here
-            slot = by_line.get(line)
-            # zero_digits, inlined: lines equal but for their digits are one form of one statement
+            # zero_digits, inlined: lines equal but for their digits are one form of one statement.
+            # The form first: most lines take their form's slot, and a line's slot, when it has
+            # one beside its form's, names the same delta, pod and rule (see _Seen).
+            zeroed = line.encode("ascii").translate(_ZEROS).decode("ascii") if line.isascii() else zero_digits(line)
+            slot = by_form.get(zeroed)
             if slot is None:
-                zeroed = line.encode("ascii").translate(_ZEROS).decode("ascii") if line.isascii() else zero_digits(line)
-                slot = by_form.get(zeroed)
+                slot = by_line.get(line)
             if slot is None:  # the first line of its form (or one judged alone) in its stream in this batch
                 form = forms_get(zeroed)
                 same = False  # whether every line of this form in this stream takes the slot made below
@@ -326,7 +339,7 @@ class Pipeline:
                             subject = self._subject(subject)
                         # the rule sees the raw line, as the Go tool's did (and the message and level)
                         if match is not None:
-                            hits = match(line.encode("utf-8", "surrogatepass"))
+                            hits = match(line.encode("utf-8", "surrogatepass"))  # every rule that matched
                             position = slot_position[min(hits)] if hits else no_rule
                         elif contextual:
                             position = -1
@@ -341,8 +354,12 @@ class Pipeline:
                             mid = fingerprint_id_zeroed(message, zeroed_message)
                             blind, check = position, False
                             if digits_apart and position >= 0:
-                                blind = position_of[id(blind_classify(line, message=message, level=level))]
-                                check = split.first_possible(zeroed) < blind
+                                if match is not None:  # the first digit-blind rule among those that matched
+                                    blind = min(map(blind_position.__getitem__, hits), default=no_rule)
+                                else:
+                                    blind = position_of[id(blind_classify(line, message=message, level=level))]
+                                # no sensitive rule can come before ``blind``: no need to look
+                                check = blind > earliest_sensitive and first_possible(zeroed) < blind
                             cut = cut_of(zeroed)  # the parser has just learned it
                             if cut is not None:
                                 if len(forms) > CACHE_LIMIT:
@@ -473,7 +490,7 @@ class Pipeline:
         """Why ``entry`` lands where it does. ``learn=False`` (testers, previews) changes no state:
         the fingerprinter is only peeked at and no cache is filled."""
         labels = entry.labels
-        stream = self._streams.get(tuple(labels.items())) or _Stream.of(labels, self.workloads)
+        stream = self._streams.get(_content(labels)) or _Stream.of(labels, self.workloads)
         message, level, subject = parse_line(entry.line)
         rule = self.rules.classify(entry.line, message=message, level=level, namespace=stream.namespace, labels=labels)
         f = self.fingerprinter.fingerprint(message) if learn else self.fingerprinter.peek(message)
