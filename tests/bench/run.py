@@ -20,7 +20,6 @@ import os
 import platform
 import random
 import re
-import resource
 import socket
 import statistics
 import subprocess
@@ -461,13 +460,14 @@ def pipeline_child(n: int, *, trace: bool = False, steady: bool = False) -> dict
     from sentinel.sources.loki_json import parse_streams
     from sentinel.store.tinydb import TinyDBStore
     from tests.bench.k8s_mix import HOUR_NS, T0_NS, pages
+    from tests.bench.persistence import peak_rss_mib
 
     if trace:
         import tracemalloc
 
         tracemalloc.start()
     ruleset = load_rules(RULES).ruleset
-    rss_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_start = peak_rss_mib() * 1024
     pipe = Pipeline(rules=ruleset)
     hour = 1 if steady else 0
     with tempfile.TemporaryDirectory() as tmp:
@@ -518,7 +518,7 @@ def pipeline_child(n: int, *, trace: bool = False, steady: bool = False) -> dict
         "bytes_in": bytes_in,
         "store_file_bytes": file_bytes,
         "rss_after_imports_kb": rss_start,
-        "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "peak_rss_kb": peak_rss_mib() * 1024,
         "cpu_pinned": cpu,
     }
     if trace:
@@ -1206,7 +1206,7 @@ def markdown(rep: dict[str, Any]) -> str:
         )
         L += [
             f"Each run is a fresh subprocess pinned to one CPU; bodies of 5,000 entries (Loki's maximum per "
-            f"query) are generated outside the timer, one at a time. Peak RSS is the child's `ru_maxrss` "
+            f"query) are generated outside the timer, one at a time. Peak RSS is the child's `VmHWM` "
             f"(whole process, interpreter and imports included, nothing subtracted). tracemalloc peak of "
             f"the 100k run: {p['tracemalloc_peak_mb_100k']:.0f} MB. Per-line CPU time at the largest size is "
             f"{p['per_line_time_growth_10k_to_max']:.2f}x that at 10k "

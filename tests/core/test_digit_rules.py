@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from sentinel.config import load_rules
 from sentinel.core.fingerprint import zero_digits
 from sentinel.core.model import Priority
-from sentinel.core.rules import MAX_RULES, Rule, RuleSet, digit_blind, digit_superset
+from sentinel.core.rules import MAX_RULES, DigitSplit, Rule, RuleSet, digit_blind, digit_superset
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = load_rules(ROOT / "config" / "rules.yaml").ruleset
@@ -142,6 +142,11 @@ def test_the_split_of_a_rule_set() -> None:
     assert UPSTREAM.digit_split().first_possible("connection refused") == MAX_RULES
     position = [r.name for r in UPSTREAM.rules].index("tls-error")
     assert UPSTREAM.digit_split().first_possible("x000: certificate signed by unknown authority") == position
+    # the earliest position first_possible can give, whatever the line (the pipeline skips the scan
+    # when the first digit-blind rule comes before it)
+    assert UPSTREAM.digit_split().earliest == position
+    assert keyworded.digit_split().earliest == 0
+    assert DigitSplit(rules, None).earliest == MAX_RULES
 
 
 # --- adversarial: RE2 syntax Python's parser reads another way ----------------------------------

@@ -6,6 +6,8 @@
   so a text that fails the gate has nothing for the pattern to mask.
 * The literal-led quoted-word pattern masks exactly what its first form
   ``(?<![\\w"\\\\=])(\\\\?")...\\1`` masked.
+* The piece mask started at the word of the first digit masks what ``_PIECE`` over the whole text
+  masks.
 """
 
 from __future__ import annotations
@@ -123,3 +125,18 @@ def test_quoted_word_masks_what_its_first_form_masked() -> None:
         assert new == FIRST_QUOTED_WORD.sub(old_mask, text), text
         changed += new != text
     assert changed > 1000
+
+
+def test_the_piece_mask_from_the_first_digit_masks_what_the_whole_text_masks() -> None:
+    # normalised texts (ASCII digits are 0), with every delimiter, variables, a digit of another
+    # script (Python's \d matches it), other whitespace and other non-ASCII letters
+    pieces = ["a", "b0", "0", " ", "  ", "\t", ",", ":", ";", "=", "|", "(", ")", "[", "]", "{", "}", "<", ">", '"', "'"]
+    pieces += [fp._V, "\u0663", "\u2003", "é", "-", "x", "word", "0x0f"]
+    skipped = 0
+    for text in random_texts(pieces):
+        whole = fp._PIECE.sub(fp._V, text)
+        assert fp._pieces(text) == whole, repr(text)
+        i, j = text.find("0"), text.find(fp._V)
+        first = min(k for k in (i, j, len(text)) if k >= 0)
+        skipped += text.rfind(" ", 0, first) >= 0 and text[:first].isascii()
+    assert skipped > 3000  # the texts do exercise the shortcut

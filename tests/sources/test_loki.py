@@ -445,3 +445,26 @@ def test_parsing_a_large_body_merges_streams_in_time_order(peer: LokiPeer) -> No
     assert len(entries) == n
     assert entries[0].ts_ns == BASE and entries[1].labels["pod"] == "web-1"
     assert all(a.ts_ns <= b.ts_ns for a, b in zip(entries, entries[1:], strict=False))
+
+
+@pytest.mark.parametrize(
+    "stamp, line, labels, expected",
+    [
+        pytest.param('"12"', '"l"', '{"a":"b"}', (12, "l", {"a": "b"}), id="strings"),
+        # numbers where Loki writes strings: json reads them (orjson reads 2**64 and more as a float)
+        pytest.param("12", '"l"', '{"a":"b"}', (12, "l", {"a": "b"}), id="number-stamp"),
+        pytest.param("123456789012345678901234567890", '"l"', "{}", (123456789012345678901234567890, "l", {}),
+                     id="stamp-beyond-64-bits"),
+        pytest.param('"12"', '"l"', '{"a":1,"b":true}', (12, "l", {"a": "1", "b": "true"}), id="coerced-labels"),
+        pytest.param('"12"', '"NaN \\ud800"', '{"a":"b"}', (12, "NaN \ud800", {"a": "b"}), id="lone-surrogate"),
+    ],
+)  # fmt: skip
+def test_entries_are_exact_whichever_decoder_reads_the_body(
+    stamp: str, line: str, labels: str, expected: tuple[int, str, dict[str, str]]
+) -> None:
+    body = f'{{"status":"success","data":{{"resultType":"streams","result":[{{"stream":{labels},"values":[[{stamp},{line}]]}}]}}}}'
+
+    [entry] = parse_streams(body.encode())
+
+    assert (entry.ts_ns, entry.line, dict(entry.labels)) == expected
+    assert type(entry) is LogEntry and type(entry.ts_ns) is int
