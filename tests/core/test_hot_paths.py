@@ -130,7 +130,29 @@ def test_quoted_word_masks_what_its_first_form_masked() -> None:
 def test_the_piece_mask_from_the_first_digit_masks_what_the_whole_text_masks() -> None:
     # normalised texts (ASCII digits are 0), with every delimiter, variables, a digit of another
     # script (Python's \d matches it), other whitespace and other non-ASCII letters
-    pieces = ["a", "b0", "0", " ", "  ", "\t", ",", ":", ";", "=", "|", "(", ")", "[", "]", "{", "}", "<", ">", '"', "'"]
+    pieces = [
+        "a",
+        "b0",
+        "0",
+        " ",
+        "  ",
+        "\t",
+        ",",
+        ":",
+        ";",
+        "=",
+        "|",
+        "(",
+        ")",
+        "[",
+        "]",
+        "{",
+        "}",
+        "<",
+        ">",
+        '"',
+        "'",
+    ]
     pieces += [fp._V, "\u0663", "\u2003", "é", "-", "x", "word", "0x0f"]
     skipped = 0
     for text in random_texts(pieces):
