@@ -335,21 +335,18 @@ class Fingerprinter:
             mid = self._intern(message)
         return self._fps[mid]
 
-    def fingerprint_id(self, message: str) -> int:
+    def fingerprint_id(self, message: str, normal: str | None = None) -> int:
         """What :meth:`fingerprint` learns, as an id: ``fingerprints[id]`` is the message's
-        fingerprint from then on (it follows merges). For hot loops that remember the id."""
+        fingerprint from then on (it follows merges). For hot loops that remember the id.
+        ``normal``: ``zero_digits(message)``, when the caller has it."""
         mid = self._by_message.get(message)
-        return self._intern(message) if mid is None else mid
+        return self._intern(message, normal) if mid is None else mid
 
     def fingerprint_id_zeroed(self, message: str, zeroed: str) -> int:
         """:meth:`fingerprint_id` for a caller that knows ``zeroed == zero_digits(message)``: the
         template follows from the zeroed text alone, so a known one needs no other work."""
         mid = self._by_normal.get(zeroed)
-        if mid is None:
-            mid = self._by_message.get(message)
-            if mid is None:
-                mid = self._intern(message, zeroed)
-        return mid
+        return self.fingerprint_id(message, zeroed) if mid is None else mid
 
     @property
     def fingerprints(self) -> list[Fingerprint]:

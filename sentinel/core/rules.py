@@ -265,6 +265,9 @@ class DigitSplit:
     could: Any = None  # RE2 set match over the sensitive rules' digit_superset patterns, or None
     could_positions: tuple[int, ...] = ()  # its slot -> the rule's position in the whole set
     unfiltered: int = MAX_RULES  # the first position of a sensitive rule without such a pattern
+    # the whole set's line-pattern slot -> its rule's position if digit-blind, else len(rules) (no
+    # rule): a line's first digit-blind rule is read off the hits of the one scan of the line
+    blind_slots: tuple[int, ...] = ()
 
     @property
     def earliest(self) -> int:
@@ -486,12 +489,14 @@ class RuleSet:
             else:
                 inner = getattr(s, "_set", None)
                 could = inner.Match if inner is not None else s.Match
+        slots = self._line_set[1] if self._line_set is not None else []
         return DigitSplit(
             blind,
             RuleSet([r for _i, r in sensitive], source=self.source),
             could,
             tuple(i for i, _p in general),
             unfiltered,
+            tuple(len(self.rules) if p in apart else p for p in slots),
         )
 
     def line_matcher(self) -> tuple[Any, list[int]] | None:

@@ -297,9 +297,7 @@ class Pipeline:
         # Only bare patterns on the raw line: the first rule is the smallest position matched.
         matcher = self.rules.line_matcher()
         match, slot_position = matcher if matcher is not None else (None, [])
-        # set slot -> its rule's position if the rule is digit-blind, else DEFAULT's (no rule)
-        sensitive = {position_of[id(r)] for r in split.sensitive.rules} if split.sensitive is not None else set()
-        blind_position = [no_rule if p in sensitive else p for p in slot_position]
+        blind_position = split.blind_slots  # set slot -> its rule's position if digit-blind, else no_rule
         rule_names: list[str] = []
         add_rule = rule_names.append
         last = 0

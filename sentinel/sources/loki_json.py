@@ -186,7 +186,8 @@ def _entries(doc: Any, report: FetchReport | None, *, fast: bool = False) -> lis
             # Per stream, in C loops (map, zip, itemgetter): a Python loop per entry costs twice as much.
             values = stream["values"]
             lines = list(map(_line_of, values))
-            _join(lines)  # TypeError if a line is not a string
+            if not _all_str(lines):
+                raise TypeError("line")
             stamps = list(map(_ts_of, values))
             if fast and not _all_str(stamps):
                 raise _Inexact  # a number: orjson reads an integer beyond 64 bits as a float, json exactly
@@ -201,12 +202,11 @@ def _entries(doc: Any, report: FetchReport | None, *, fast: bool = False) -> lis
 
 
 ts_key = operator.itemgetter(0)  # LogEntry.ts_ns
-_join = "".join
 
 
 def _all_str(values: Iterable[object]) -> bool:
     try:
-        _join(values)  # type: ignore[arg-type]  # the check itself: str.join refuses what is not a string
+        "".join(values)  # type: ignore[arg-type]  # the check itself: str.join refuses what is not a string
     except TypeError:
         return False
     return True

@@ -57,8 +57,9 @@ def _rss_mib(pid: int | str = "self") -> float:
 def peak_rss_mib() -> float:
     """This process's peak RSS since it started: ``VmHWM``. Not ``ru_maxrss``, which Linux carries
     over an ``exec`` from the process that forked it (a child of a big bench runner starts "big")."""
-    peak = _status_mib("VmHWM") if Path("/proc/self/status").exists() else float("nan")
-    return peak if peak == peak else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if Path("/proc/self/status").exists():
+        return _status_mib("VmHWM")
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _ms(values: list[float]) -> dict[str, float]:

@@ -147,6 +147,10 @@ def test_the_split_of_a_rule_set() -> None:
     assert UPSTREAM.digit_split().earliest == position
     assert keyworded.digit_split().earliest == 0
     assert DigitSplit(rules, None).earliest == MAX_RULES
+    # each line-pattern slot names its rule's position, or no rule for a digit-sensitive one
+    assert UPSTREAM.digit_split().blind_slots == tuple(
+        len(UPSTREAM.rules) if i == position else i for i in range(len(UPSTREAM.rules))
+    )
 
 
 # --- adversarial: RE2 syntax Python's parser reads another way ----------------------------------
